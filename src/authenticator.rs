@@ -1,0 +1,703 @@
+//! The [`Authenticator`]: turns presented credentials into a [`Principal`], as in the request
+//! flow of the crate docs.
+//!
+//! - **Hot path** ([`Authenticator::authenticate_cached`], synchronous): one cache read by
+//!   client id, a keyed BLAKE3 digest of the presented secret compared in constant time with
+//!   the digest of the secret argon2 accepted, and an expiry re-check. No store call, no
+//!   argon2, no allocation.
+//! - **Cold path**: the token record is fetched once per client id however many requests
+//!   wait for it (coalesced in a moka cache), then the secret is checked with argon2id on a
+//!   blocking thread, bounded by a semaphore; concurrent requests with the same id *and*
+//!   secret share one verification, and its verdict is cached briefly, so repeating a wrong
+//!   secret costs no argon2.
+//!
+//! # Staleness
+//!
+//! Every cached record carries the revocation epoch of its client id as it was *before* the
+//! store was read. [`Authenticator::invalidate`] bumps that epoch (after the store changed),
+//! and every use of a cached entry compares epochs, so a lookup or verification that was in
+//! flight during a revoke can never re-admit the token, even if it lands in the cache late.
+//! Epochs are striped (1024 stripes), so an invalidation costs other tokens in its stripe at
+//! most one extra store lookup (no argon2: the verdict for the unchanged hash is reused).
+
+use std::{
+    fmt,
+    hash::BuildHasher,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use moka::Expiry;
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+use tracing::Level;
+
+use crate::{
+    clock::{Clock, SystemClock},
+    credentials::Credentials,
+    error::{AuthError, StoreError},
+    metrics::{Counters, MetricsSnapshot},
+    principal::Principal,
+    store::{ResolvedToken, TokenStore},
+    token::{ClientId, SecretHash, SecretKey, TokenKind},
+    verify::{DigestKey, SecretDigest, SecretHasher, Verification, digests_equal},
+};
+
+const STRIPES: usize = 1024;
+
+/// Authenticates credentials against a [`TokenStore`], with caching. Cheap to clone (one
+/// `Arc`); clones share caches and counters.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use finout_auth::{Authenticator, Credentials, NewToken, Role, TokenAdmin};
+/// use finout_auth::store::MemoryTokenStore;
+///
+/// let store = Arc::new(MemoryTokenStore::new());
+/// let auth = Authenticator::builder(store.clone()).build();
+/// let admin = TokenAdmin::new(store).with_authenticator(auth.clone());
+///
+/// let account = admin.create_account("Acme").await?;
+/// let token = admin.issue_api_token(account.id, None, NewToken::new("ci", Role::ReadOnly)).await?;
+///
+/// let creds = Credentials::new(token.client_id.as_str(), token.secret_key.expose_secret())?;
+/// let principal = auth.authenticate(creds).await?;
+/// assert_eq!(principal.account_id(), account.id);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Authenticator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn TokenStore>,
+    hasher: SecretHasher,
+    digest_key: DigestKey,
+    clock: Arc<dyn Clock>,
+    verified: moka::sync::Cache<ClientId, Arc<VerifiedEntry>>,
+    records: moka::future::Cache<ClientId, Arc<Fetched>>,
+    verdicts: moka::future::Cache<(ClientId, SecretDigest), Arc<Verdict>>,
+    epochs: Box<[AtomicU64]>,
+    stripe_hasher: std::hash::RandomState,
+    permits: Arc<Semaphore>,
+    verification_wait: Duration,
+    failures: Option<FailureThrottle>,
+    counters: Arc<Counters>,
+}
+
+/// Counts failed attempts per client id in fixed windows.
+struct FailureThrottle {
+    limit: u32,
+    window: Duration,
+    windows: moka::sync::Cache<ClientId, Arc<FailureWindow>>,
+}
+
+struct FailureWindow {
+    opened: Instant,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+impl FailureThrottle {
+    /// `Some(retry_after)` when `client_id` has used up its failures for this window.
+    fn check(&self, client_id: &ClientId) -> Option<Duration> {
+        let window = self.windows.get(client_id)?;
+        let left = self.window.checked_sub(window.opened.elapsed())?;
+        (window.failures.load(Ordering::Relaxed) >= self.limit).then_some(left)
+    }
+
+    fn record_failure(&self, client_id: &ClientId) {
+        self.windows
+            .get_with_by_ref(client_id, || {
+                Arc::new(FailureWindow {
+                    opened: Instant::now(),
+                    failures: Default::default(),
+                })
+            })
+            .failures
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What the store said about a client id, and the epoch it said it in.
+struct Fetched {
+    token: Option<ResolvedToken>,
+    /// `None` when the record cannot authenticate (e.g. a personal token without its user).
+    principal: Option<Principal>,
+    stripe: usize,
+    epoch: u64,
+}
+
+/// A token whose secret argon2 accepted.
+struct VerifiedEntry {
+    fetched: Arc<Fetched>,
+    digest: SecretDigest,
+    principal: Principal,
+    expires_at: Option<OffsetDateTime>,
+}
+
+/// The outcome of one argon2 verification, for the hash it was made against.
+struct Verdict {
+    hash: SecretHash,
+    ok: bool,
+}
+
+/// No verification capacity in time, or the blocking task died: either way, try later.
+#[derive(Debug, Clone, Copy)]
+struct VerifyFailed;
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("store", &self.inner.store)
+            .field("cached_tokens", &self.inner.verified.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures an [`Authenticator`].
+#[must_use]
+pub struct AuthenticatorBuilder {
+    store: Arc<dyn TokenStore>,
+    hasher: SecretHasher,
+    clock: Arc<dyn Clock>,
+    cache_capacity: u64,
+    cache_ttl: Duration,
+    verdict_ttl: Duration,
+    max_concurrent_verifications: usize,
+    verification_wait: Duration,
+    failure_limit: Option<(u32, Duration)>,
+}
+
+impl fmt::Debug for AuthenticatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthenticatorBuilder")
+            .field("cache_capacity", &self.cache_capacity)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("verdict_ttl", &self.verdict_ttl)
+            .field(
+                "max_concurrent_verifications",
+                &self.max_concurrent_verifications,
+            )
+            .field("verification_wait", &self.verification_wait)
+            .field("failure_limit", &self.failure_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthenticatorBuilder {
+    /// How many tokens each cache holds at most. Default 10,000.
+    pub fn cache_capacity(mut self, entries: u64) -> Self {
+        self.cache_capacity = entries;
+        self
+    }
+
+    /// How long a verified token or a fetched record is trusted without asking the store
+    /// again: the bound on staleness when an invalidation is missed. Default 60 s.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// How long the outcome of an argon2 verification is remembered per (client id, secret),
+    /// so that repeating a wrong secret costs no argon2. Default 60 s.
+    pub fn verdict_ttl(mut self, ttl: Duration) -> Self {
+        self.verdict_ttl = ttl;
+        self
+    }
+
+    /// How many argon2 verifications may run at once. Default: the number of CPUs.
+    pub fn max_concurrent_verifications(mut self, n: usize) -> Self {
+        self.max_concurrent_verifications = n.max(1);
+        self
+    }
+
+    /// How long a request waits for verification capacity before `auth_busy`. Default 2 s.
+    pub fn verification_wait(mut self, wait: Duration) -> Self {
+        self.verification_wait = wait;
+        self
+    }
+
+    /// Allow at most `failures` failed attempts per client id in each `window`; further
+    /// attempts answer `too_many_attempts` until the window closes. A secret already known
+    /// good (cached) keeps working. Default: 20 per 60 s.
+    pub fn failure_limit(mut self, failures: u32, window: Duration) -> Self {
+        self.failure_limit = Some((failures.max(1), window));
+        self
+    }
+
+    /// Turn the per-client-id failure throttle off.
+    pub fn no_failure_limit(mut self) -> Self {
+        self.failure_limit = None;
+        self
+    }
+
+    /// The hasher whose caps apply to stored hashes (and whose parameters the dummy
+    /// verification for unknown ids uses). Default: argon2id m=19456, t=2, p=1.
+    pub fn hasher(mut self, hasher: SecretHasher) -> Self {
+        self.hasher = hasher;
+        self
+    }
+
+    /// Where "now" comes from. Default: the system clock.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Build the authenticator.
+    pub fn build(self) -> Authenticator {
+        let expiry = EntryExpiry {
+            ttl: self.cache_ttl,
+            clock: self.clock.clone(),
+        };
+        Authenticator {
+            inner: Arc::new(Inner {
+                store: self.store,
+                hasher: self.hasher,
+                digest_key: DigestKey::random(),
+                clock: self.clock,
+                verified: moka::sync::Cache::builder()
+                    .max_capacity(self.cache_capacity)
+                    .expire_after(expiry)
+                    .build(),
+                records: moka::future::Cache::builder()
+                    .max_capacity(self.cache_capacity)
+                    .time_to_live(self.cache_ttl)
+                    .build(),
+                verdicts: moka::future::Cache::builder()
+                    .max_capacity(self.cache_capacity)
+                    .time_to_live(self.verdict_ttl)
+                    .build(),
+                epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+                stripe_hasher: std::hash::RandomState::new(),
+                permits: Arc::new(Semaphore::new(self.max_concurrent_verifications)),
+                verification_wait: self.verification_wait,
+                failures: self.failure_limit.map(|(limit, window)| FailureThrottle {
+                    limit,
+                    window,
+                    windows: moka::sync::Cache::builder()
+                        .max_capacity(self.cache_capacity)
+                        .time_to_live(window)
+                        .build(),
+                }),
+                counters: Arc::default(),
+            }),
+        }
+    }
+}
+
+/// Cached verified tokens live for the TTL, but never past their token's expiry.
+struct EntryExpiry {
+    ttl: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl Expiry<ClientId, Arc<VerifiedEntry>> for EntryExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &ClientId,
+        entry: &Arc<VerifiedEntry>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        let left = entry
+            .expires_at
+            .map(|at| Duration::try_from(at - self.clock.now()).unwrap_or(Duration::ZERO));
+        Some(left.map_or(self.ttl, |left| left.min(self.ttl)))
+    }
+}
+
+impl Authenticator {
+    /// Start configuring an authenticator over `store`.
+    pub fn builder(store: Arc<dyn TokenStore>) -> AuthenticatorBuilder {
+        AuthenticatorBuilder {
+            store,
+            hasher: SecretHasher::default(),
+            clock: Arc::new(SystemClock),
+            cache_capacity: 10_000,
+            cache_ttl: Duration::from_secs(60),
+            verdict_ttl: Duration::from_secs(60),
+            max_concurrent_verifications: std::thread::available_parallelism()
+                .map_or(1, |n| n.get()),
+            verification_wait: Duration::from_secs(2),
+            failure_limit: Some((20, Duration::from_secs(60))),
+        }
+    }
+
+    /// An authenticator over `store` with every default.
+    pub fn new(store: Arc<dyn TokenStore>) -> Self {
+        Self::builder(store).build()
+    }
+
+    /// The counters so far.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.counters.snapshot()
+    }
+
+    /// The clock this authenticator reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Authenticate credentials: the hot path if the token is cached, else the cold path.
+    pub async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Principal, AuthError> {
+        if let Some(outcome) = self.authenticate_cached(credentials) {
+            return outcome;
+        }
+        self.authenticate_uncached(
+            ClientId::from(credentials.client_id()),
+            SecretKey::new(credentials.secret()),
+        )
+        .await
+    }
+
+    /// The hot path alone: `Some` when the cache can answer (a verified token with this exact
+    /// secret: admitted, or `token_expired`); `None` when the cold path must run.
+    ///
+    /// Synchronous and allocation-free, so a layer can answer without boxing a future.
+    pub fn authenticate_cached(
+        &self,
+        credentials: Credentials<'_>,
+    ) -> Option<Result<Principal, AuthError>> {
+        let inner = &*self.inner;
+        let entry = inner.verified.get(credentials.client_id())?;
+        if !inner.is_current(&entry.fetched) {
+            return None;
+        }
+        let digest = inner.digest_key.digest(credentials.secret().as_bytes());
+        if !digests_equal(&digest, &entry.digest) {
+            return None;
+        }
+        let outcome = match entry.expires_at {
+            Some(at) if inner.clock.now() >= at => Err(AuthError::TokenExpired),
+            _ => Ok(entry.principal.clone()),
+        };
+        inner.counters.cache_hit();
+        inner.finish(credentials.client_id(), &outcome, "cache", None);
+        Some(outcome)
+    }
+
+    /// The cold path: look the token up (coalesced), verify the secret with argon2id
+    /// (bounded, coalesced per secret) and cache the result.
+    pub async fn authenticate_uncached(
+        &self,
+        client_id: ClientId,
+        secret: SecretKey,
+    ) -> Result<Principal, AuthError> {
+        let inner = &*self.inner;
+        let started = Instant::now();
+        inner.counters.cache_miss();
+        let outcome = inner.cold_throttled(&client_id, &secret).await;
+        inner.finish(client_id.as_str(), &outcome, "store", Some(started));
+        outcome
+    }
+
+    /// Forget everything cached about `client_id`, here and now: call it *after* the store
+    /// changed (revoke, user removal, role change). In-flight lookups and verifications that
+    /// started before cannot put the token back.
+    pub async fn invalidate(&self, client_id: &ClientId) {
+        let inner = &*self.inner;
+        inner.epochs[inner.stripe_of(client_id.as_str())].fetch_add(1, Ordering::AcqRel);
+        inner.verified.invalidate(client_id);
+        inner.records.invalidate(client_id).await;
+    }
+
+    /// Forget every cached token and record (verdicts stay: they are bound to hashes).
+    pub fn invalidate_all(&self) {
+        let inner = &*self.inner;
+        for epoch in inner.epochs.iter() {
+            epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        inner.verified.invalidate_all();
+        inner.records.invalidate_all();
+    }
+
+    /// Count a rejection decided outside the authenticator (e.g. unparsable headers, a
+    /// failed role requirement), so the counters cover every outcome.
+    pub fn record_rejection(&self, error: &AuthError) {
+        self.inner.finish("", &Err(error), "request", None);
+    }
+}
+
+/// Borrowed view of an outcome, so callers need not clone principals to report them.
+trait OutcomeRef {
+    fn as_outcome(&self) -> Result<&Principal, &AuthError>;
+}
+
+impl OutcomeRef for Result<Principal, AuthError> {
+    fn as_outcome(&self) -> Result<&Principal, &AuthError> {
+        self.as_ref()
+    }
+}
+
+impl OutcomeRef for Result<&Principal, &AuthError> {
+    fn as_outcome(&self) -> Result<&Principal, &AuthError> {
+        *self
+    }
+}
+
+impl Inner {
+    fn stripe_of(&self, client_id: &str) -> usize {
+        (self.stripe_hasher.hash_one(client_id) as usize) % STRIPES
+    }
+
+    fn is_current(&self, fetched: &Fetched) -> bool {
+        self.epochs[fetched.stripe].load(Ordering::Acquire) == fetched.epoch
+    }
+
+    fn finish(
+        &self,
+        client_id: &str,
+        outcome: &(impl OutcomeRef + ?Sized),
+        path: &'static str,
+        started: Option<Instant>,
+    ) {
+        match outcome.as_outcome() {
+            Ok(_) => self.counters.authenticated(),
+            Err(e) => self.counters.rejected(e.code()),
+        }
+        if !tracing::enabled!(target: "finout_auth", Level::DEBUG) {
+            return;
+        }
+        let latency_us = started.map(|s| s.elapsed().as_micros() as u64);
+        match outcome.as_outcome() {
+            Ok(p) => tracing::debug!(
+                target: "finout_auth",
+                outcome = "ok",
+                client_id,
+                account_id = %p.account_id(),
+                path,
+                latency_us,
+                "authenticated"
+            ),
+            Err(e) => tracing::debug!(
+                target: "finout_auth",
+                outcome = e.code().as_str(),
+                client_id,
+                path,
+                latency_us,
+                error = %e,
+                "rejected"
+            ),
+        }
+    }
+
+    async fn cold_throttled(
+        &self,
+        client_id: &ClientId,
+        secret: &SecretKey,
+    ) -> Result<Principal, AuthError> {
+        let digest = self.digest_key.digest(secret.expose_secret().as_bytes());
+        let Some(throttle) = &self.failures else {
+            return self.cold(client_id, secret, digest).await;
+        };
+        if let Some(retry_after) = throttle.check(client_id) {
+            // A secret argon2 already accepted is never locked out by others' failures.
+            let known_good = self
+                .verdicts
+                .get(&(client_id.clone(), digest))
+                .await
+                .is_some_and(|v| v.ok);
+            if !known_good {
+                return Err(AuthError::TooManyAttempts { retry_after });
+            }
+        }
+        let outcome = self.cold(client_id, secret, digest).await;
+        if matches!(outcome, Err(AuthError::InvalidCredentials)) {
+            throttle.record_failure(client_id);
+        }
+        outcome
+    }
+
+    async fn cold(
+        &self,
+        client_id: &ClientId,
+        secret: &SecretKey,
+        digest: SecretDigest,
+    ) -> Result<Principal, AuthError> {
+        // A retry happens only when the token changed while we looked at it; a client id
+        // invalidated on every attempt is as good as gone.
+        for _ in 0..3 {
+            let fetched = self.fetch(client_id).await?;
+            if !self.is_current(&fetched) {
+                self.records.invalidate(client_id).await;
+                continue;
+            }
+            let (Some(token), Some(principal)) = (&fetched.token, &fetched.principal) else {
+                // Unknown id (or an owner-less personal token): spend what a wrong secret
+                // would, so timing does not tell which ids exist.
+                self.verdict(client_id, digest, None, secret).await?;
+                return Err(AuthError::InvalidCredentials);
+            };
+            let hash = &token.record.secret_hash;
+            if !self.verdict(client_id, digest, Some(hash), secret).await? {
+                return Err(AuthError::InvalidCredentials);
+            }
+            if !self.is_current(&fetched) {
+                // Revoked or changed while argon2 ran: look again; the verdict is reused if
+                // the hash did not change.
+                continue;
+            }
+            // Expiry is checked only now, so only the holder of the secret learns it.
+            if token.record.is_expired_at(self.clock.now()) {
+                return Err(AuthError::TokenExpired);
+            }
+            self.verified.insert(
+                client_id.clone(),
+                Arc::new(VerifiedEntry {
+                    fetched: fetched.clone(),
+                    digest,
+                    principal: principal.clone(),
+                    expires_at: token.record.expires_at,
+                }),
+            );
+            return Ok(principal.clone());
+        }
+        Err(AuthError::InvalidCredentials)
+    }
+
+    /// The store's answer for `client_id`, fetched once for all concurrent callers.
+    async fn fetch(&self, client_id: &ClientId) -> Result<Arc<Fetched>, AuthError> {
+        let load = async {
+            let stripe = self.stripe_of(client_id.as_str());
+            // Read the epoch *before* the store: an invalidation after this point makes the
+            // result stale even if it lands in the cache later.
+            let epoch = self.epochs[stripe].load(Ordering::Acquire);
+            self.counters.store_lookup();
+            let token = self.store.find_token(client_id).await?;
+            let principal = token.as_ref().and_then(|t| principal_for(client_id, t));
+            Ok::<_, StoreError>(Arc::new(Fetched {
+                token,
+                principal,
+                stripe,
+                epoch,
+            }))
+        };
+        self.records
+            .try_get_with(client_id.clone(), load)
+            .await
+            .map_err(|e| {
+                tracing::warn!(target: "finout_auth", client_id = %client_id, error = %e, "token store lookup failed");
+                AuthError::AuthUnavailable(shared(e))
+            })
+    }
+
+    /// Whether `secret` matches `hash` (`None`: no token, run a dummy verification). One
+    /// argon2 run serves every concurrent caller with the same id and secret, and its outcome
+    /// is remembered for the verdict TTL.
+    async fn verdict(
+        &self,
+        client_id: &ClientId,
+        digest: SecretDigest,
+        hash: Option<&SecretHash>,
+        secret: &SecretKey,
+    ) -> Result<bool, AuthError> {
+        let key = (client_id.clone(), digest);
+        let unknown = SecretHash::from_phc("");
+        let hash = hash.unwrap_or(&unknown);
+        for _ in 0..2 {
+            let verdict = self
+                .verdicts
+                .try_get_with(key.clone(), self.run_verification(client_id, hash, secret))
+                .await
+                .map_err(|_: Arc<VerifyFailed>| AuthError::AuthBusy {
+                    retry_after: Duration::from_secs(1),
+                })?;
+            if verdict.hash == *hash {
+                return Ok(verdict.ok);
+            }
+            // Remembered for another hash (the id was reissued): decide afresh.
+            self.verdicts.invalidate(&key).await;
+        }
+        Ok(false)
+    }
+
+    async fn run_verification(
+        &self,
+        client_id: &ClientId,
+        hash: &SecretHash,
+        secret: &SecretKey,
+    ) -> Result<Arc<Verdict>, VerifyFailed> {
+        let permit =
+            tokio::time::timeout(self.verification_wait, self.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| VerifyFailed)?
+                .map_err(|_| VerifyFailed)?;
+        let hasher = self.hasher.clone();
+        let counters = self.counters.clone();
+        let (secret, stored) = (secret.clone(), hash.clone());
+        let verification = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            counters.secret_verification();
+            if stored.as_phc().is_empty() {
+                hasher.dummy_verify(secret.expose_secret().as_bytes());
+                Verification::Mismatch
+            } else {
+                hasher.verify(secret.expose_secret().as_bytes(), &stored)
+            }
+        })
+        .await
+        .map_err(|_| VerifyFailed)?;
+        let ok = match verification {
+            Verification::Match => true,
+            Verification::Mismatch => false,
+            Verification::Refused(why) => {
+                tracing::warn!(target: "finout_auth", %client_id, reason = why, "stored secret hash refused");
+                false
+            }
+        };
+        Ok(Arc::new(Verdict {
+            hash: hash.clone(),
+            ok,
+        }))
+    }
+}
+
+/// moka shares one error among all waiters; keep it as the source without stringifying.
+fn shared(e: Arc<StoreError>) -> StoreError {
+    #[derive(Debug)]
+    struct Shared(Arc<StoreError>);
+    impl fmt::Display for Shared {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Display::fmt(&self.0, f)
+        }
+    }
+    impl std::error::Error for Shared {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            std::error::Error::source(&*self.0)
+        }
+    }
+    StoreError::backend(Shared(e))
+}
+
+/// The principal a resolved token authenticates as; `None` if the record is inconsistent.
+fn principal_for(client_id: &ClientId, token: &ResolvedToken) -> Option<Principal> {
+    let record = &token.record;
+    if record.client_id != *client_id {
+        return None;
+    }
+    match (record.kind, record.user_id, &token.user) {
+        (TokenKind::Api, None, None) => Some(Principal::account(
+            record.account_id,
+            record.role.clone(),
+            client_id.clone(),
+        )),
+        (TokenKind::Personal, Some(user_id), Some(user))
+            if user.id == user_id && user.account_id == record.account_id =>
+        {
+            Some(Principal::user(
+                record.account_id,
+                user_id,
+                user.roles.clone(),
+                record.role.clone(),
+                client_id.clone(),
+            ))
+        }
+        _ => None,
+    }
+}

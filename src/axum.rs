@@ -1,0 +1,76 @@
+//! axum integration (feature `axum`): [`Principal`] and `Option<Principal>` extractors, and
+//! [`AuthError`] as a response.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use finout_auth::Principal;
+//!
+//! async fn whoami(principal: Principal) -> String {
+//!     format!("account {}", principal.account_id())
+//! }
+//!
+//! async fn maybe(principal: Option<Principal>) -> &'static str {
+//!     if principal.is_some() { "signed in" } else { "anonymous" }
+//! }
+//!
+//! let app: Router = Router::new().route("/whoami", get(whoami)).route("/maybe", get(maybe));
+//! ```
+//!
+//! Extracting `Principal` where no [`AuthLayer`](crate::AuthLayer) ran is a server bug, and
+//! answers a clear 500 rather than a silent default.
+
+use axum_core::{
+    body::Body,
+    extract::{FromRequestParts, OptionalFromRequestParts},
+    response::{IntoResponse, Response},
+};
+use http::{StatusCode, request::Parts};
+
+use crate::{error::AuthError, layer::json_error_response, principal::Principal};
+
+/// The rejection of the [`Principal`] extractor: the layer did not run.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("no Principal in request extensions: is finout_auth::AuthLayer installed on this route?")]
+pub struct MissingPrincipal;
+
+impl IntoResponse for MissingPrincipal {
+    fn into_response(self) -> Response {
+        tracing::error!(target: "finout_auth", "{self}");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            r#"{"error":"internal_error","message":"authentication layer missing"}"#,
+        )
+            .into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = MissingPrincipal;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or(MissingPrincipal)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Principal>().cloned())
+    }
+}
+
+/// Handlers can return `Err(AuthError::Forbidden)` and get the standard JSON rejection.
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        json_error_response(&self).map(Body::new)
+    }
+}

@@ -1,0 +1,416 @@
+//! The tower middleware: [`AuthLayer`] → [`AuthService`] → [`ResponseFuture`].
+//!
+//! For each request it reads the two credential headers, authenticates them with an
+//! [`Authenticator`], removes the secret header, inserts the [`Principal`] into the request
+//! extensions and calls the inner service; or answers the rejection itself, by default with
+//! the JSON body `{"error","message","requestId"}`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::{convert::Infallible, sync::Arc};
+//! use finout_auth::{AuthLayer, Authenticator, Principal, store::MemoryTokenStore};
+//! use http::{Request, Response, StatusCode};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! let auth = Authenticator::new(Arc::new(MemoryTokenStore::new()));
+//! let service = ServiceBuilder::new()
+//!     .layer(AuthLayer::new(auth))
+//!     .service(service_fn(|req: Request<String>| async move {
+//!         let principal = req.extensions().get::<Principal>().expect("set by the layer");
+//!         Ok::<_, Infallible>(Response::new(principal.account_id().to_string()))
+//!     }));
+//!
+//! // No credentials: the layer answers 401 itself.
+//! let response = service.oneshot(Request::new(String::new())).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! # Ok(()) }
+//! ```
+
+use std::{
+    convert::Infallible,
+    fmt,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use pin_project_lite::pin_project;
+use serde::Serialize;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{
+    authenticator::Authenticator,
+    credentials::{Credentials, SECRET_KEY_HEADER},
+    error::AuthError,
+    principal::Principal,
+    token::{ClientId, SecretKey},
+};
+
+/// Turns a rejection into a response. Implement it (or pass a closure
+/// `Fn(&AuthError) -> Response<Full<Bytes>>`) to answer in another shape, e.g. a gRPC
+/// status for tonic.
+pub trait RejectionResponse: Clone + Send + Sync + 'static {
+    /// The response for `error`.
+    fn response(&self, error: &AuthError) -> Response<Full<Bytes>>;
+}
+
+impl<F> RejectionResponse for F
+where
+    F: Fn(&AuthError) -> Response<Full<Bytes>> + Clone + Send + Sync + 'static,
+{
+    fn response(&self, error: &AuthError) -> Response<Full<Bytes>> {
+        self(error)
+    }
+}
+
+/// The default rejection: the code's status, `Retry-After` where meaningful, and the JSON
+/// body `{"error": "<code>", "message": "<text>", "requestId": "<uuid>"}`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonRejection;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+    request_id: uuid::Uuid,
+}
+
+impl RejectionResponse for JsonRejection {
+    fn response(&self, error: &AuthError) -> Response<Full<Bytes>> {
+        json_error_response(error)
+    }
+}
+
+/// The default JSON rejection response for `error` (what [`JsonRejection`] answers).
+pub fn json_error_response(error: &AuthError) -> Response<Full<Bytes>> {
+    let code = error.code();
+    let body = ErrorBody {
+        error: code.as_str(),
+        message: code.message(),
+        request_id: uuid::Uuid::new_v4(),
+    };
+    // Serializing two static strings and a UUID cannot fail.
+    let body = serde_json::to_vec(&body).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = code.status();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(after) = error.retry_after() {
+        headers.insert(header::RETRY_AFTER, retry_after_value(after));
+    }
+    response
+}
+
+fn retry_after_value(after: Duration) -> HeaderValue {
+    let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+    HeaderValue::from(secs.max(1))
+}
+
+/// Applies [`AuthService`]: authenticate every request with an [`Authenticator`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct AuthLayer<R = JsonRejection> {
+    authenticator: Authenticator,
+    rejection: R,
+}
+
+impl AuthLayer {
+    /// Authenticate with `authenticator`, rejecting with [`JsonRejection`].
+    pub fn new(authenticator: Authenticator) -> Self {
+        AuthLayer {
+            authenticator,
+            rejection: JsonRejection,
+        }
+    }
+}
+
+impl<R> AuthLayer<R> {
+    /// Answer rejections with `rejection` instead.
+    pub fn rejection<R2: RejectionResponse>(self, rejection: R2) -> AuthLayer<R2> {
+        AuthLayer {
+            authenticator: self.authenticator,
+            rejection,
+        }
+    }
+}
+
+impl<S, R: Clone> Layer<S> for AuthLayer<R> {
+    type Service = AuthService<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            authenticator: self.authenticator.clone(),
+            rejection: self.rejection.clone(),
+        }
+    }
+}
+
+/// Middleware that authenticates requests before they reach `S`. See [`AuthLayer`].
+#[derive(Debug, Clone)]
+pub struct AuthService<S, R = JsonRejection> {
+    inner: S,
+    authenticator: Authenticator,
+    rejection: R,
+}
+
+impl<S, R> AuthService<S, R> {
+    /// The authenticator this service uses.
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.authenticator
+    }
+}
+
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    ReqBody: Send + 'static,
+    R: RejectionResponse,
+{
+    type Response = Response<AuthBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, R>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        // The clone may not be ready: keep the ready service for this request and leave the
+        // clone behind (tower's "be careful when cloning inner services").
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+
+        let cold = match Credentials::from_headers(request.headers()) {
+            Err(error) => {
+                self.authenticator.record_rejection(&error);
+                return ResponseFuture::rejected(self.rejection.response(&error));
+            }
+            Ok(credentials) => match self.authenticator.authenticate_cached(credentials) {
+                Some(Ok(principal)) => {
+                    admit(&mut request, principal);
+                    return ResponseFuture::calling(inner.call(request));
+                }
+                Some(Err(error)) => {
+                    return ResponseFuture::rejected(self.rejection.response(&error));
+                }
+                None => (
+                    ClientId::from(credentials.client_id()),
+                    SecretKey::new(credentials.secret()),
+                ),
+            },
+        };
+        let authenticator = self.authenticator.clone();
+        let (client_id, secret) = cold;
+        ResponseFuture {
+            state: State::Authenticating {
+                authentication: Box::pin(async move {
+                    authenticator.authenticate_uncached(client_id, secret).await
+                }),
+                pending: Some((inner, request)),
+                rejection: self.rejection.clone(),
+            },
+        }
+    }
+}
+
+fn admit<B>(request: &mut Request<B>, principal: Principal) {
+    request.headers_mut().remove(SECRET_KEY_HEADER);
+    request.extensions_mut().insert(principal);
+}
+
+type Authentication = Pin<Box<dyn Future<Output = Result<Principal, AuthError>> + Send>>;
+
+pin_project! {
+    /// The future of [`AuthService`]: authenticating (cold path only), then the inner call,
+    /// or a ready rejection.
+    pub struct ResponseFuture<S, ReqBody, R>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody, R>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody, R>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Authenticating {
+            authentication: Authentication,
+            pending: Option<(S, Request<ReqBody>)>,
+            rejection: R,
+        },
+        Calling {
+            #[pin]
+            future: S::Future,
+        },
+        Rejected {
+            response: Option<Response<Full<Bytes>>>,
+        },
+    }
+}
+
+impl<S, ReqBody, R> ResponseFuture<S, ReqBody, R>
+where
+    S: Service<Request<ReqBody>>,
+{
+    fn rejected(response: Response<Full<Bytes>>) -> Self {
+        ResponseFuture {
+            state: State::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+
+    fn calling(future: S::Future) -> Self {
+        ResponseFuture {
+            state: State::Calling { future },
+        }
+    }
+}
+
+impl<S, ReqBody, R> fmt::Debug for ResponseFuture<S, ReqBody, R>
+where
+    S: Service<Request<ReqBody>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody, R> Future for ResponseFuture<S, ReqBody, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: RejectionResponse,
+{
+    type Output = Result<Response<AuthBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Authenticating {
+                    authentication,
+                    pending,
+                    rejection,
+                } => {
+                    let outcome = ready!(authentication.as_mut().poll(cx));
+                    match (outcome, pending.take()) {
+                        (Ok(principal), Some((mut inner, mut request))) => {
+                            admit(&mut request, principal);
+                            let future = inner.call(request);
+                            this.state.set(State::Calling { future });
+                        }
+                        (Err(error), _) => {
+                            let response = rejection.response(&error);
+                            this.state.set(State::Rejected {
+                                response: Some(response),
+                            });
+                        }
+                        (Ok(_), None) => panic!("ResponseFuture polled after completion"),
+                    }
+                }
+                StateProj::Calling { future } => {
+                    let response = ready!(future.poll(cx))?;
+                    return Poll::Ready(Ok(response.map(AuthBody::inner)));
+                }
+                StateProj::Rejected { response } => {
+                    let response = response
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(response.map(AuthBody::rejection)));
+                }
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The response body of [`AuthService`]: the inner service's body, or a rejection's.
+    pub struct AuthBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        Rejection { body: Full<Bytes> },
+    }
+}
+
+impl<B> AuthBody<B> {
+    /// Wrap the inner service's body.
+    pub fn inner(body: B) -> Self {
+        AuthBody {
+            kind: Kind::Inner { body },
+        }
+    }
+
+    /// A rejection's body.
+    pub fn rejection(body: Full<Bytes>) -> Self {
+        AuthBody {
+            kind: Kind::Rejection { body },
+        }
+    }
+}
+
+impl<B> fmt::Debug for AuthBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            Kind::Inner { .. } => "AuthBody::Inner",
+            Kind::Rejection { .. } => "AuthBody::Rejection",
+        })
+    }
+}
+
+impl<B> Body for AuthBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.project().kind.project() {
+            KindProj::Inner { body } => body.poll_frame(cx),
+            KindProj::Rejection { body } => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|never: Infallible| match never {}),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Rejection { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Rejection { body } => body.size_hint(),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! # finout-auth
+//!
+//! Authenticate HTTP requests the way the [Finout] API does: every call carries two
+//! headers, `x-finout-client-id` and `x-finout-secret-key`, issued as **API tokens**
+//! (account-level, created by Admins) or **personal tokens** (acting as one user, never
+//! with more access than that user has *now*).
+//!
+//! - [`AuthLayer`]: a tower layer for axum, hyper or any tower stack. It authenticates each
+//!   request, removes the secret header, and puts the [`Principal`] in the request
+//!   extensions, or answers `401`/`429`/`503` with a JSON error.
+//! - [`Authenticator`]: the engine. Secrets are stored only as argon2id hashes and verified
+//!   off the async threads, bounded and coalesced; verified tokens are cached in moka, and a
+//!   cached request costs a keyed BLAKE3 digest and a constant-time compare, not argon2.
+//! - [`TokenAdmin`]: issue, list and revoke tokens; add, remove and re-role users. Changes
+//!   take effect on the next request.
+//! - [`store`]: the pluggable async [`TokenStore`](store::TokenStore) and an in-memory
+//!   implementation.
+//! - [`RequireLayer`]: require a role or permission (403 `forbidden`).
+//!
+//! [Finout]: https://www.finout.io
+//!
+//! # Quick start
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::{convert::Infallible, sync::Arc};
+//! use finout_auth::{
+//!     AuthLayer, Authenticator, NewToken, Principal, Role, TokenAdmin,
+//!     CLIENT_ID_HEADER, SECRET_KEY_HEADER, store::MemoryTokenStore,
+//! };
+//! use http::{Request, Response, StatusCode};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! // One store, one authenticator (cache + counters), one admin that invalidates it.
+//! let store = Arc::new(MemoryTokenStore::new());
+//! let authenticator = Authenticator::new(store.clone());
+//! let admin = TokenAdmin::new(store).with_authenticator(authenticator.clone());
+//!
+//! let account = admin.create_account("Acme").await?;
+//! let issued = admin
+//!     .issue_api_token(account.id, None, NewToken::new("billing export", Role::ReadOnly))
+//!     .await?;
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(AuthLayer::new(authenticator))
+//!     .service(service_fn(|request: Request<String>| async move {
+//!         let principal = request.extensions().get::<Principal>().unwrap();
+//!         // The secret never reaches the inner service.
+//!         assert!(request.headers().get("x-finout-secret-key").is_none());
+//!         Ok::<_, Infallible>(Response::new(principal.account_id().to_string()))
+//!     }));
+//!
+//! let request = Request::builder()
+//!     .header(CLIENT_ID_HEADER, issued.client_id.as_str())
+//!     .header(SECRET_KEY_HEADER, issued.secret_key.expose_secret())
+//!     .body(String::new())?;
+//! let response = service.oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! # Ok(()) }
+//! ```
+//!
+//! # Errors
+//!
+//! Rejections carry a fixed code ([`ErrorCode`]) and the body
+//! `{"error": "<code>", "message": "<text>", "requestId": "<uuid>"}`:
+//!
+//! | code | status | when |
+//! | --- | --- | --- |
+//! | `missing_credentials` | 401 | one or both headers absent |
+//! | `malformed_credentials` | 401 | duplicate header, empty, over 256 bytes, bytes outside visible ASCII |
+//! | `invalid_credentials` | 401 | unknown id, wrong secret, revoked, deleted, user removed |
+//! | `token_expired` | 401 | right secret, past its expiry |
+//! | `forbidden` | 403 | authenticated, but the role does not allow it |
+//! | `too_many_attempts` | 429 | failure throttle for a client id |
+//! | `too_many_requests` | 429 | a rate or concurrency limit |
+//! | `auth_busy` | 503 | no verification capacity in time |
+//! | `auth_unavailable` | 503 | the store failed (fail closed) |
+//!
+//! # Features
+//!
+//! | feature | adds |
+//! | --- | --- |
+//! | `axum` | `Principal` / `Option<Principal>` extractors, `AuthError: IntoResponse` |
+//! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade |
+//! | `testing` | reserved for the store conformance suite |
+//! | `sqlite`, `postgres`, `mock` | reserved for the SQL stores and the Finout mock |
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod admin;
+mod authenticator;
+#[cfg(feature = "axum")]
+pub mod axum;
+pub mod clock;
+pub mod credentials;
+pub mod error;
+pub mod layer;
+pub mod limit;
+pub mod metrics;
+pub mod principal;
+pub mod require;
+pub mod store;
+pub mod token;
+mod verify;
+
+pub use admin::{AdminSession, TokenAdmin};
+pub use authenticator::{Authenticator, AuthenticatorBuilder};
+pub use credentials::{CLIENT_ID_HEADER, Credentials, MAX_CREDENTIAL_LEN, SECRET_KEY_HEADER};
+pub use error::{AdminError, AuthError, ErrorCode, StoreError};
+pub use layer::{
+    AuthBody, AuthLayer, AuthService, JsonRejection, RejectionResponse, ResponseFuture,
+};
+pub use metrics::MetricsSnapshot;
+pub use principal::{Account, AccountId, Permission, Principal, Role, User, UserId};
+pub use require::RequireLayer;
+pub use token::{ClientId, IssuedToken, NewToken, SecretKey, TokenInfo, TokenKind, TokenRecord};
+pub use verify::{CostCaps, SecretHasher};

@@ -1,0 +1,99 @@
+//! Counters kept by the [`Authenticator`](crate::Authenticator), readable as a
+//! [`MetricsSnapshot`] and, with the `metrics` feature, reported through the `metrics`
+//! facade as:
+//!
+//! | name | labels |
+//! | --- | --- |
+//! | `finout_auth_requests_total` | `outcome` = `ok` or an error code |
+//! | `finout_auth_cache_hits_total` | |
+//! | `finout_auth_cache_misses_total` | |
+//! | `finout_auth_store_lookups_total` | |
+//! | `finout_auth_secret_verifications_total` | (argon2 runs, dummy ones included) |
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::error::ErrorCode;
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    authenticated: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    store_lookups: AtomicU64,
+    secret_verifications: AtomicU64,
+    rejections: [AtomicU64; ErrorCode::ALL.len()],
+}
+
+impl Counters {
+    pub(crate) fn authenticated(&self) {
+        self.authenticated.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("finout_auth_requests_total", "outcome" => "ok").increment(1);
+    }
+
+    pub(crate) fn rejected(&self, code: ErrorCode) {
+        self.rejections[code.index()].fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("finout_auth_requests_total", "outcome" => code.as_str()).increment(1);
+    }
+
+    pub(crate) fn cache_hit(&self) {
+        self.cache_hits.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("finout_auth_cache_hits_total").increment(1);
+    }
+
+    pub(crate) fn cache_miss(&self) {
+        self.cache_misses.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("finout_auth_cache_misses_total").increment(1);
+    }
+
+    pub(crate) fn store_lookup(&self) {
+        self.store_lookups.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("finout_auth_store_lookups_total").increment(1);
+    }
+
+    pub(crate) fn secret_verification(&self) {
+        self.secret_verifications.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("finout_auth_secret_verifications_total").increment(1);
+    }
+
+    pub(crate) fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            authenticated: self.authenticated.load(Relaxed),
+            cache_hits: self.cache_hits.load(Relaxed),
+            cache_misses: self.cache_misses.load(Relaxed),
+            store_lookups: self.store_lookups.load(Relaxed),
+            secret_verifications: self.secret_verifications.load(Relaxed),
+            rejections: ErrorCode::ALL.map(|c| (c, self.rejections[c.index()].load(Relaxed))),
+        }
+    }
+}
+
+/// A point-in-time copy of the authenticator's counters (all monotonic since start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MetricsSnapshot {
+    /// Requests authenticated.
+    pub authenticated: u64,
+    /// Requests answered from the verified-token cache (no store call, no argon2).
+    pub cache_hits: u64,
+    /// Requests that needed the cold path.
+    pub cache_misses: u64,
+    /// Calls to the token store.
+    pub store_lookups: u64,
+    /// argon2 verifications run (including dummy ones for unknown ids).
+    pub secret_verifications: u64,
+    /// Rejections, by code.
+    pub rejections: [(ErrorCode, u64); ErrorCode::ALL.len()],
+}
+
+impl MetricsSnapshot {
+    /// Rejections with `code`.
+    pub fn rejections_of(&self, code: ErrorCode) -> u64 {
+        self.rejections[code.index()].1
+    }
+}

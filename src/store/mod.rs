@@ -1,0 +1,122 @@
+//! Token stores: where tokens, users and accounts live.
+//!
+//! Two object-safe traits, shaped like `tower-sessions`' `SessionStore` so that
+//! `Arc<dyn TokenStore>` works:
+//!
+//! - [`TokenStore`], the read side the [`Authenticator`](crate::Authenticator) needs: one
+//!   lookup by client id.
+//! - [`TokenAdminStore`], the write side [`TokenAdmin`](crate::TokenAdmin) needs: accounts,
+//!   users with roles, inserting, listing and deleting tokens.
+//!
+//! [`MemoryTokenStore`] implements both.
+
+mod memory;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+
+pub use memory::MemoryTokenStore;
+
+use crate::{
+    error::StoreError,
+    principal::{Account, AccountId, Role, User, UserId},
+    token::{ClientId, TokenInfo, TokenRecord},
+};
+
+/// A token as found by its client id, with its owner's *current* state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResolvedToken {
+    /// The stored token.
+    pub record: TokenRecord,
+    /// For a personal token, its user as they are now (current roles); `None` for API
+    /// tokens. A personal token whose user is gone must not be returned at all.
+    pub user: Option<User>,
+}
+
+impl ResolvedToken {
+    /// Pair a record with its owner.
+    pub fn new(record: TokenRecord, user: Option<User>) -> Self {
+        ResolvedToken { record, user }
+    }
+}
+
+/// The read side: resolve a client id.
+#[async_trait]
+pub trait TokenStore: Debug + Send + Sync + 'static {
+    /// The token with this client id, with (for a personal token) its user's current roles;
+    /// `None` when there is no such token. Errors mean "could not tell", and make the
+    /// authenticator fail closed with `auth_unavailable`.
+    async fn find_token(&self, client_id: &ClientId) -> Result<Option<ResolvedToken>, StoreError>;
+}
+
+/// Which tokens a listing returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenFilter {
+    /// Every token of the account.
+    All,
+    /// The account's API tokens.
+    Api,
+    /// One user's personal tokens.
+    PersonalOf(UserId),
+}
+
+/// The write side: accounts, users and tokens.
+///
+/// Methods that change who may authenticate return the client ids they affected, so the
+/// caller can invalidate caches.
+#[async_trait]
+pub trait TokenAdminStore: TokenStore {
+    /// Add an account. `Conflict` if the id exists.
+    async fn insert_account(&self, account: Account) -> Result<(), StoreError>;
+
+    /// An account by id.
+    async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError>;
+
+    /// Add a user. `NotFound` without the account; `Conflict` if the id or the email (within
+    /// the account) is taken.
+    async fn insert_user(&self, user: User) -> Result<(), StoreError>;
+
+    /// A user of an account.
+    async fn get_user(&self, account: AccountId, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// All users of an account.
+    async fn list_users(&self, account: AccountId) -> Result<Vec<User>, StoreError>;
+
+    /// Replace a user's roles. Returns the user's personal tokens (whose effective access
+    /// changed), or `None` if there is no such user in the account.
+    async fn set_user_roles(
+        &self,
+        account: AccountId,
+        id: UserId,
+        roles: Vec<Role>,
+    ) -> Result<Option<Vec<ClientId>>, StoreError>;
+
+    /// Remove a user and, atomically, delete all of their personal tokens. Returns the
+    /// deleted tokens' ids, or `None` if there is no such user in the account.
+    async fn remove_user(
+        &self,
+        account: AccountId,
+        id: UserId,
+    ) -> Result<Option<Vec<ClientId>>, StoreError>;
+
+    /// Store a new token. `Conflict` if the client id exists; `NotFound` if the account or
+    /// (for a personal token) the user does not.
+    async fn insert_token(&self, record: TokenRecord) -> Result<(), StoreError>;
+
+    /// Delete a token of an account, returning it; `None` if it was not there (idempotent).
+    async fn delete_token(
+        &self,
+        account: AccountId,
+        client_id: &ClientId,
+    ) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// List an account's tokens (never a hash), oldest first.
+    async fn list_tokens(
+        &self,
+        account: AccountId,
+        filter: TokenFilter,
+    ) -> Result<Vec<TokenInfo>, StoreError>;
+}

@@ -1,0 +1,243 @@
+//! Secret hashing and verification: argon2id for what is stored, a keyed BLAKE3 digest for
+//! what is cached.
+
+use std::sync::OnceLock;
+
+use argon2::{
+    ARGON2ID_IDENT, Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier,
+    Version,
+};
+use subtle::ConstantTimeEq;
+
+use crate::token::{SecretHash, SecretKey};
+
+/// The most expensive argon2 parameters a stored hash may ask for before it is refused.
+///
+/// A hash is attacker-influenced data if a store row can be tampered with; without caps one
+/// row asking for `m=4 GiB` could exhaust the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CostCaps {
+    /// Memory, in KiB.
+    pub max_memory_kib: u32,
+    /// Iterations.
+    pub max_iterations: u32,
+    /// Lanes.
+    pub max_parallelism: u32,
+}
+
+impl Default for CostCaps {
+    /// 64 MiB, 8 iterations, 4 lanes: comfortably above the defaults.
+    fn default() -> Self {
+        CostCaps {
+            max_memory_kib: 64 * 1024,
+            max_iterations: 8,
+            max_parallelism: 4,
+        }
+    }
+}
+
+/// Hashes new secrets with argon2id and verifies presented ones against stored hashes.
+///
+/// Defaults: argon2id, m = 19456 KiB, t = 2, p = 1 (the OWASP recommendation).
+#[derive(Debug, Clone)]
+pub struct SecretHasher {
+    params: Params,
+    caps: CostCaps,
+    dummy: std::sync::Arc<OnceLock<String>>,
+}
+
+/// An argon2 parameter set was rejected.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid argon2 parameters: {0}")]
+pub struct InvalidParams(String);
+
+/// Hashing a secret failed.
+#[derive(Debug, thiserror::Error)]
+#[error("argon2 hashing failed: {0}")]
+pub struct HashError(String);
+
+/// The outcome of checking a secret against a stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verification {
+    Match,
+    Mismatch,
+    /// The stored hash is not an acceptable argon2id PHC string, or exceeds the caps.
+    Refused(&'static str),
+}
+
+impl Default for SecretHasher {
+    fn default() -> Self {
+        SecretHasher {
+            params: Params::DEFAULT,
+            caps: CostCaps::default(),
+            dummy: Default::default(),
+        }
+    }
+}
+
+impl SecretHasher {
+    /// A hasher with explicit argon2id cost parameters (memory in KiB, iterations, lanes).
+    pub fn with_params(
+        memory_kib: u32,
+        iterations: u32,
+        parallelism: u32,
+    ) -> Result<Self, InvalidParams> {
+        let params = Params::new(memory_kib, iterations, parallelism, None)
+            .map_err(|e| InvalidParams(e.to_string()))?;
+        Ok(SecretHasher {
+            params,
+            ..SecretHasher::default()
+        })
+    }
+
+    /// Replace the caps applied to stored hashes.
+    pub fn with_caps(mut self, caps: CostCaps) -> Self {
+        self.caps = caps;
+        self
+    }
+
+    /// The caps applied to stored hashes.
+    pub fn caps(&self) -> CostCaps {
+        self.caps
+    }
+
+    fn argon2(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    /// Hash a secret with a fresh random salt. Takes about as long as one verification.
+    pub fn hash(&self, secret: &SecretKey) -> Result<SecretHash, HashError> {
+        let hash = self
+            .argon2()
+            .hash_password(secret.expose_secret().as_bytes())
+            .map_err(|e| HashError(e.to_string()))?;
+        Ok(SecretHash::from_phc(hash.to_string()))
+    }
+
+    /// Check `secret` against a stored hash. CPU-heavy: call from a blocking thread.
+    pub(crate) fn verify(&self, secret: &[u8], stored: &SecretHash) -> Verification {
+        let Ok(parsed) = PasswordHash::new(stored.as_phc()) else {
+            return Verification::Refused("not a PHC string");
+        };
+        if parsed.algorithm != ARGON2ID_IDENT {
+            return Verification::Refused("not argon2id");
+        }
+        let Ok(params) = Params::try_from(&parsed) else {
+            return Verification::Refused("bad argon2 parameters");
+        };
+        if params.m_cost() > self.caps.max_memory_kib
+            || params.t_cost() > self.caps.max_iterations
+            || params.p_cost() > self.caps.max_parallelism
+        {
+            return Verification::Refused("argon2 cost above the caps");
+        }
+        match self.argon2().verify_password(secret, &parsed) {
+            Ok(()) => Verification::Match,
+            Err(argon2::password_hash::Error::PasswordInvalid) => Verification::Mismatch,
+            Err(_) => Verification::Refused("argon2 rejected the hash"),
+        }
+    }
+
+    /// Spend the same work as a real verification, for unknown client ids, so that their
+    /// timing matches a wrong secret's.
+    pub(crate) fn dummy_verify(&self, secret: &[u8]) {
+        let phc = self.dummy.get_or_init(|| {
+            self.hash(&SecretKey::new("00000000-0000-4000-8000-000000000000"))
+                .map(|h| h.as_phc().to_owned())
+                .unwrap_or_default()
+        });
+        let _ = self.verify(secret, &SecretHash::from_phc(phc.as_str()));
+    }
+}
+
+/// A keyed BLAKE3 digest of a verified secret, for the cache: comparing digests in constant
+/// time is how a cached token is checked without argon2. The key is random per process, so a
+/// memory dump of the cache reveals nothing usable elsewhere.
+#[derive(Clone)]
+pub(crate) struct DigestKey([u8; 32]);
+
+pub(crate) type SecretDigest = [u8; 32];
+
+impl DigestKey {
+    pub(crate) fn random() -> Self {
+        let mut key = [0u8; 32];
+        // The OS RNG failing is unrecoverable and would make every digest predictable.
+        getrandom::fill(&mut key).expect("the OS random number generator failed");
+        DigestKey(key)
+    }
+
+    pub(crate) fn digest(&self, secret: &[u8]) -> SecretDigest {
+        *blake3::keyed_hash(&self.0, secret).as_bytes()
+    }
+}
+
+pub(crate) fn digests_equal(a: &SecretDigest, b: &SecretDigest) -> bool {
+    a.ct_eq(b).into()
+}
+
+impl Drop for DigestKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fast() -> SecretHasher {
+        SecretHasher::with_params(1024, 1, 1).unwrap()
+    }
+
+    #[test]
+    fn hash_then_verify() {
+        let h = fast();
+        let hash = h.hash(&SecretKey::new("right")).unwrap();
+        assert!(hash.as_phc().starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
+        assert_eq!(h.verify(b"right", &hash), Verification::Match);
+        assert_eq!(h.verify(b"wrong", &hash), Verification::Mismatch);
+    }
+
+    #[test]
+    fn default_params_are_owasp() {
+        let h = SecretHasher::default();
+        assert_eq!(
+            (h.params.m_cost(), h.params.t_cost(), h.params.p_cost()),
+            (19456, 2, 1)
+        );
+    }
+
+    #[test]
+    fn hashes_over_the_caps_are_refused() {
+        let h = fast().with_caps(CostCaps {
+            max_memory_kib: 512,
+            ..CostCaps::default()
+        });
+        let hash = fast().hash(&SecretKey::new("s")).unwrap();
+        assert!(matches!(h.verify(b"s", &hash), Verification::Refused(_)));
+    }
+
+    #[test]
+    fn garbage_and_other_algorithms_are_refused() {
+        let h = fast();
+        for bad in [
+            "",
+            "nonsense",
+            "$argon2i$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaA",
+        ] {
+            assert!(matches!(
+                h.verify(b"s", &SecretHash::from_phc(bad)),
+                Verification::Refused(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn digests_are_keyed() {
+        let (a, b) = (DigestKey::random(), DigestKey::random());
+        assert_eq!(a.digest(b"s"), a.digest(b"s"));
+        assert_ne!(a.digest(b"s"), b.digest(b"s"));
+        assert!(digests_equal(&a.digest(b"s"), &a.digest(b"s")));
+        assert!(!digests_equal(&a.digest(b"s"), &a.digest(b"t")));
+    }
+}
