@@ -365,6 +365,8 @@ impl Authenticator {
         credentials: Credentials<'_>,
     ) -> Option<Result<Principal, AuthError>> {
         let inner = &*self.inner;
+        // Timing costs two clock reads: only when someone listens.
+        let started = tracing::enabled!(target: "finout_auth", Level::DEBUG).then(Instant::now);
         let entry = inner.verified.get(credentials.client_id())?;
         if !inner.is_current(&entry.fetched) {
             return None;
@@ -378,7 +380,7 @@ impl Authenticator {
             _ => Ok(entry.principal.clone()),
         };
         inner.counters.cache_hit();
-        inner.finish(credentials.client_id(), &outcome, "cache", None);
+        inner.finish(Some(credentials.client_id()), &outcome, "cache", started);
         Some(outcome)
     }
 
@@ -393,7 +395,7 @@ impl Authenticator {
         let started = Instant::now();
         inner.counters.cache_miss();
         let outcome = inner.cold_throttled(&client_id, &secret).await;
-        inner.finish(client_id.as_str(), &outcome, "store", Some(started));
+        inner.finish(Some(client_id.as_str()), &outcome, "store", Some(started));
         outcome
     }
 
@@ -420,7 +422,7 @@ impl Authenticator {
     /// Count a rejection decided outside the authenticator (e.g. unparsable headers, a
     /// failed role requirement), so the counters cover every outcome.
     pub fn record_rejection(&self, error: &AuthError) {
-        self.inner.finish("", &Err(error), "request", None);
+        self.inner.finish(None, &Err(error), "request", None);
     }
 }
 
@@ -452,7 +454,7 @@ impl Inner {
 
     fn finish(
         &self,
-        client_id: &str,
+        client_id: Option<&str>,
         outcome: &(impl OutcomeRef + ?Sized),
         path: &'static str,
         started: Option<Instant>,

@@ -83,8 +83,6 @@
 //! | --- | --- |
 //! | `axum` | `Principal` / `Option<Principal>` extractors, `AuthError: IntoResponse` |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade |
-//! | `testing` | reserved for the store conformance suite |
-//! | `sqlite`, `postgres`, `mock` | reserved for the SQL stores and the Finout mock |
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
@@ -118,3 +116,8 @@ pub use principal::{Account, AccountId, Permission, Principal, Role, User, UserI
 pub use require::RequireLayer;
 pub use token::{ClientId, IssuedToken, NewToken, SecretKey, TokenInfo, TokenKind, TokenRecord};
 pub use verify::{CostCaps, SecretHasher};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
