@@ -394,16 +394,11 @@ impl AdminSession<'_> {
     async fn revoke_matching(
         &self,
         client_id: &ClientId,
-        allowed: impl Fn(&TokenInfo) -> bool,
+        allowed: impl Fn(&TokenRecord) -> bool,
     ) -> Result<(), AdminError> {
-        let tokens = self
-            .admin
-            .list_tokens(self.account(), TokenFilter::All)
-            .await?;
-        if !tokens
-            .iter()
-            .any(|t| t.client_id == *client_id && allowed(t))
-        {
+        let found = self.admin.store.find_token(client_id).await?;
+        // Another account's token, or one the caller may not touch, does not exist for them.
+        if !found.is_some_and(|t| t.record.account_id == self.account() && allowed(&t.record)) {
             return Err(AdminError::NotFound("token"));
         }
         self.admin.revoke_token(self.account(), client_id).await?;

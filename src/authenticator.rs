@@ -380,7 +380,12 @@ impl Authenticator {
             _ => Ok(entry.principal.clone()),
         };
         inner.counters.cache_hit();
-        inner.finish(Some(credentials.client_id()), &outcome, "cache", started);
+        inner.finish(
+            Some(credentials.client_id()),
+            outcome.as_ref(),
+            "cache",
+            started,
+        );
         Some(outcome)
     }
 
@@ -395,7 +400,12 @@ impl Authenticator {
         let started = Instant::now();
         inner.counters.cache_miss();
         let outcome = inner.cold_throttled(&client_id, &secret).await;
-        inner.finish(Some(client_id.as_str()), &outcome, "store", Some(started));
+        inner.finish(
+            Some(client_id.as_str()),
+            outcome.as_ref(),
+            "store",
+            Some(started),
+        );
         outcome
     }
 
@@ -422,24 +432,7 @@ impl Authenticator {
     /// Count a rejection decided outside the authenticator (e.g. unparsable headers, a
     /// failed role requirement), so the counters cover every outcome.
     pub fn record_rejection(&self, error: &AuthError) {
-        self.inner.finish(None, &Err(error), "request", None);
-    }
-}
-
-/// Borrowed view of an outcome, so callers need not clone principals to report them.
-trait OutcomeRef {
-    fn as_outcome(&self) -> Result<&Principal, &AuthError>;
-}
-
-impl OutcomeRef for Result<Principal, AuthError> {
-    fn as_outcome(&self) -> Result<&Principal, &AuthError> {
-        self.as_ref()
-    }
-}
-
-impl OutcomeRef for Result<&Principal, &AuthError> {
-    fn as_outcome(&self) -> Result<&Principal, &AuthError> {
-        *self
+        self.inner.finish(None, Err(error), "request", None);
     }
 }
 
@@ -455,11 +448,11 @@ impl Inner {
     fn finish(
         &self,
         client_id: Option<&str>,
-        outcome: &(impl OutcomeRef + ?Sized),
+        outcome: Result<&Principal, &AuthError>,
         path: &'static str,
         started: Option<Instant>,
     ) {
-        match outcome.as_outcome() {
+        match outcome {
             Ok(_) => self.counters.authenticated(),
             Err(e) => self.counters.rejected(e.code()),
         }
@@ -467,7 +460,7 @@ impl Inner {
             return;
         }
         let latency_us = started.map(|s| s.elapsed().as_micros() as u64);
-        match outcome.as_outcome() {
+        match outcome {
             Ok(p) => tracing::debug!(
                 target: "finout_auth",
                 outcome = "ok",

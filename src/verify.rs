@@ -39,7 +39,7 @@ impl Default for CostCaps {
 /// Hashes new secrets with argon2id and verifies presented ones against stored hashes.
 ///
 /// Defaults: argon2id, m = 19456 KiB, t = 2, p = 1 (the OWASP recommendation).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SecretHasher {
     params: Params,
     caps: CostCaps,
@@ -63,6 +63,17 @@ pub(crate) enum Verification {
     Mismatch,
     /// The stored hash is not an acceptable argon2id PHC string, or exceeds the caps.
     Refused(&'static str),
+}
+
+impl std::fmt::Debug for SecretHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretHasher")
+            .field("memory_kib", &self.params.m_cost())
+            .field("iterations", &self.params.t_cost())
+            .field("parallelism", &self.params.p_cost())
+            .field("caps", &self.caps)
+            .finish()
+    }
 }
 
 impl Default for SecretHasher {
