@@ -43,7 +43,7 @@ use crate::{
     principal::Principal,
     store::{ResolvedToken, TokenStore},
     token::{ClientId, SecretHash, SecretKey, TokenKind},
-    verify::{DigestKey, SecretDigest, SecretHasher, Verification, digests_equal},
+    verify::{DigestKey, SecretDigest, SecretHasher, digests_equal},
 };
 
 const STRIPES: usize = 1024;
@@ -86,6 +86,8 @@ struct Inner {
     epochs: Box<[AtomicU64]>,
     stripe_hasher: std::hash::RandomState,
     permits: Arc<Semaphore>,
+    /// Places in line for a permit (running + waiting): beyond them, `auth_busy` at once.
+    queue: Semaphore,
     verification_wait: Duration,
     failures: Option<FailureThrottle>,
     counters: Arc<Counters>,
@@ -170,6 +172,7 @@ pub struct AuthenticatorBuilder {
     cache_ttl: Duration,
     verdict_ttl: Duration,
     max_concurrent_verifications: usize,
+    max_waiting_verifications: usize,
     verification_wait: Duration,
     failure_limit: Option<(u32, Duration)>,
 }
@@ -184,6 +187,7 @@ impl fmt::Debug for AuthenticatorBuilder {
                 "max_concurrent_verifications",
                 &self.max_concurrent_verifications,
             )
+            .field("max_waiting_verifications", &self.max_waiting_verifications)
             .field("verification_wait", &self.verification_wait)
             .field("failure_limit", &self.failure_limit)
             .finish_non_exhaustive()
@@ -211,9 +215,17 @@ impl AuthenticatorBuilder {
         self
     }
 
-    /// How many argon2 verifications may run at once. Default: the number of CPUs.
+    /// How many argon2 verifications may run at once. Default: one less than the number of
+    /// CPUs (at least 1), so that a flood of cold requests leaves a core for cached ones.
     pub fn max_concurrent_verifications(mut self, n: usize) -> Self {
         self.max_concurrent_verifications = n.max(1);
+        self
+    }
+
+    /// How many verifications may wait for a free slot; past that, `auth_busy` at once
+    /// instead of piling up. Default 64.
+    pub fn max_waiting_verifications(mut self, n: usize) -> Self {
+        self.max_waiting_verifications = n;
         self
     }
 
@@ -277,6 +289,9 @@ impl AuthenticatorBuilder {
                 epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
                 stripe_hasher: std::hash::RandomState::new(),
                 permits: Arc::new(Semaphore::new(self.max_concurrent_verifications)),
+                queue: Semaphore::new(
+                    self.max_concurrent_verifications + self.max_waiting_verifications,
+                ),
                 verification_wait: self.verification_wait,
                 failures: self.failure_limit.map(|(limit, window)| FailureThrottle {
                     limit,
@@ -323,7 +338,8 @@ impl Authenticator {
             cache_ttl: Duration::from_secs(60),
             verdict_ttl: Duration::from_secs(60),
             max_concurrent_verifications: std::thread::available_parallelism()
-                .map_or(1, |n| n.get()),
+                .map_or(1, |n| n.get().saturating_sub(1).max(1)),
+            max_waiting_verifications: 64,
             verification_wait: Duration::from_secs(2),
             failure_limit: Some((20, Duration::from_secs(60))),
         }
@@ -618,6 +634,9 @@ impl Inner {
         hash: &SecretHash,
         secret: &SecretKey,
     ) -> Result<Arc<Verdict>, VerifyFailed> {
+        // Held until the verification is done: running and waiting verifications together
+        // never exceed the line's length, so a flood cannot pile up waiting tasks.
+        let _in_line = self.queue.try_acquire().map_err(|_| VerifyFailed)?;
         let permit =
             tokio::time::timeout(self.verification_wait, self.permits.clone().acquire_owned())
                 .await
@@ -631,21 +650,17 @@ impl Inner {
             counters.secret_verification();
             if stored.as_phc().is_empty() {
                 hasher.dummy_verify(secret.expose_secret().as_bytes());
-                Verification::Mismatch
+                Ok(false)
             } else {
                 hasher.verify(secret.expose_secret().as_bytes(), &stored)
             }
         })
         .await
         .map_err(|_| VerifyFailed)?;
-        let ok = match verification {
-            Verification::Match => true,
-            Verification::Mismatch => false,
-            Verification::Refused(why) => {
-                tracing::warn!(target: "finout_auth", %client_id, reason = why, "stored secret hash refused");
-                false
-            }
-        };
+        let ok = verification.unwrap_or_else(|refused| {
+            tracing::warn!(target: "finout_auth", %client_id, reason = refused.0, "stored secret hash refused");
+            false
+        });
         Ok(Arc::new(Verdict {
             hash: hash.clone(),
             ok,

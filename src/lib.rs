@@ -115,7 +115,7 @@ pub use metrics::MetricsSnapshot;
 pub use principal::{Account, AccountId, Permission, Principal, Role, User, UserId};
 pub use require::RequireLayer;
 pub use token::{ClientId, IssuedToken, NewToken, SecretKey, TokenInfo, TokenKind, TokenRecord};
-pub use verify::{CostCaps, SecretHasher};
+pub use verify::{CostCaps, HashError, InvalidParams, RefusedHash, SecretHasher};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

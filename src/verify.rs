@@ -56,14 +56,11 @@ pub struct InvalidParams(String);
 #[error("argon2 hashing failed: {0}")]
 pub struct HashError(String);
 
-/// The outcome of checking a secret against a stored hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verification {
-    Match,
-    Mismatch,
-    /// The stored hash is not an acceptable argon2id PHC string, or exceeds the caps.
-    Refused(&'static str),
-}
+/// A stored hash was not checked: it is not an argon2id PHC string, or its cost parameters
+/// exceed the [`CostCaps`]. The token cannot authenticate; the reason is for logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("stored secret hash refused: {0}")]
+pub struct RefusedHash(pub &'static str);
 
 impl std::fmt::Debug for SecretHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -125,27 +122,27 @@ impl SecretHasher {
         Ok(SecretHash::from_phc(hash.to_string()))
     }
 
-    /// Check `secret` against a stored hash. CPU-heavy: call from a blocking thread.
-    pub(crate) fn verify(&self, secret: &[u8], stored: &SecretHash) -> Verification {
-        let Ok(parsed) = PasswordHash::new(stored.as_phc()) else {
-            return Verification::Refused("not a PHC string");
-        };
+    /// Check `secret` against a stored hash: `Ok(true)` on a match. The hash is parsed and
+    /// its parameters checked against the caps before any work is done. CPU-heavy (one
+    /// argon2 run): call it from a blocking thread.
+    pub fn verify(&self, secret: &[u8], stored: &SecretHash) -> Result<bool, RefusedHash> {
+        let parsed =
+            PasswordHash::new(stored.as_phc()).map_err(|_| RefusedHash("not a PHC string"))?;
         if parsed.algorithm != ARGON2ID_IDENT {
-            return Verification::Refused("not argon2id");
+            return Err(RefusedHash("not argon2id"));
         }
-        let Ok(params) = Params::try_from(&parsed) else {
-            return Verification::Refused("bad argon2 parameters");
-        };
+        let params =
+            Params::try_from(&parsed).map_err(|_| RefusedHash("bad argon2 parameters"))?;
         if params.m_cost() > self.caps.max_memory_kib
             || params.t_cost() > self.caps.max_iterations
             || params.p_cost() > self.caps.max_parallelism
         {
-            return Verification::Refused("argon2 cost above the caps");
+            return Err(RefusedHash("argon2 cost above the caps"));
         }
         match self.argon2().verify_password(secret, &parsed) {
-            Ok(()) => Verification::Match,
-            Err(argon2::password_hash::Error::PasswordInvalid) => Verification::Mismatch,
-            Err(_) => Verification::Refused("argon2 rejected the hash"),
+            Ok(()) => Ok(true),
+            Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
+            Err(_) => Err(RefusedHash("argon2 rejected the hash")),
         }
     }
 
@@ -205,8 +202,8 @@ mod tests {
         let h = fast();
         let hash = h.hash(&SecretKey::new("right")).unwrap();
         assert!(hash.as_phc().starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
-        assert_eq!(h.verify(b"right", &hash), Verification::Match);
-        assert_eq!(h.verify(b"wrong", &hash), Verification::Mismatch);
+        assert_eq!(h.verify(b"right", &hash), Ok(true));
+        assert_eq!(h.verify(b"wrong", &hash), Ok(false));
     }
 
     #[test]
@@ -225,7 +222,7 @@ mod tests {
             ..CostCaps::default()
         });
         let hash = fast().hash(&SecretKey::new("s")).unwrap();
-        assert!(matches!(h.verify(b"s", &hash), Verification::Refused(_)));
+        assert!(h.verify(b"s", &hash).is_err());
     }
 
     #[test]
@@ -236,10 +233,7 @@ mod tests {
             "nonsense",
             "$argon2i$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaA",
         ] {
-            assert!(matches!(
-                h.verify(b"s", &SecretHash::from_phc(bad)),
-                Verification::Refused(_)
-            ));
+            assert!(h.verify(b"s", &SecretHash::from_phc(bad)).is_err());
         }
     }
 

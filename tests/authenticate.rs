@@ -422,3 +422,59 @@ async fn personal_token_without_its_user_in_the_store_is_invalid() {
         ErrorCode::InvalidCredentials
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_line_for_verification_answers_auth_busy_at_once() {
+    let slow_hasher = SecretHasher::with_params(19456, 8, 1).unwrap();
+    let h = Harness::with(|b| {
+        b.hasher(slow_hasher.clone())
+            .max_concurrent_verifications(1)
+            .max_waiting_verifications(0)
+            .verification_wait(Duration::from_secs(30))
+    })
+    .await;
+    let admin = h.admin.clone().with_hasher(slow_hasher);
+    let a = admin
+        .issue_api_token(h.account.id, None, NewToken::new("a", Role::Basic))
+        .await
+        .unwrap();
+    let b = admin
+        .issue_api_token(h.account.id, None, NewToken::new("b", Role::Basic))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (ra, rb) = tokio::join!(h.authenticate(&a), h.authenticate(&b));
+    let mut codes = [ra.err().map(|e| e.code()), rb.err().map(|e| e.code())];
+    codes.sort_by_key(|c| c.is_some());
+    assert_eq!(codes, [None, Some(ErrorCode::AuthBusy)]);
+    // Nobody waited the 30 s allowed: no place in line means no waiting.
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn a_stored_hash_above_the_cost_caps_is_refused_without_running_it() {
+    use finout_auth::{ClientId, TokenRecord, store::TokenAdminStore, token::SecretHash};
+    let h = Harness::new().await;
+    // 4 GiB of memory, if anyone ran it.
+    let greedy = SecretHash::from_phc(
+        "$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+    );
+    let id = ClientId::from("tampered-row");
+    let record = TokenRecord::new(
+        id.clone(),
+        TokenKind::Api,
+        h.account.id,
+        None,
+        "tampered",
+        Role::Admin,
+        greedy,
+        time::OffsetDateTime::UNIX_EPOCH,
+        None,
+        None,
+    );
+    h.store.insert_token(record).await.unwrap();
+    let started = std::time::Instant::now();
+    let r = authenticate(&h.auth, &id, "anything").await;
+    assert_eq!(code(r), ErrorCode::InvalidCredentials);
+    assert!(started.elapsed() < Duration::from_secs(1), "argon2 must not have run");
+}
