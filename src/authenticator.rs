@@ -40,6 +40,7 @@ use crate::{
     credentials::Credentials,
     error::{AuthError, StoreError},
     metrics::{Counters, MetricsSnapshot},
+    pool::VerifierPool,
     principal::Principal,
     store::{ResolvedToken, TokenStore},
     token::{ClientId, SecretHash, SecretKey, TokenKind},
@@ -86,6 +87,7 @@ struct Inner {
     epochs: Box<[AtomicU64]>,
     stripe_hasher: std::hash::RandomState,
     permits: Arc<Semaphore>,
+    pool: VerifierPool,
     /// Places in line for a permit (running + waiting): beyond them, `auth_busy` at once.
     queue: Semaphore,
     verification_wait: Duration,
@@ -173,6 +175,7 @@ pub struct AuthenticatorBuilder {
     verdict_ttl: Duration,
     max_concurrent_verifications: usize,
     max_waiting_verifications: usize,
+    low_priority_verification: bool,
     verification_wait: Duration,
     failure_limit: Option<(u32, Duration)>,
 }
@@ -188,6 +191,7 @@ impl fmt::Debug for AuthenticatorBuilder {
                 &self.max_concurrent_verifications,
             )
             .field("max_waiting_verifications", &self.max_waiting_verifications)
+            .field("low_priority_verification", &self.low_priority_verification)
             .field("verification_wait", &self.verification_wait)
             .field("failure_limit", &self.failure_limit)
             .finish_non_exhaustive()
@@ -219,6 +223,14 @@ impl AuthenticatorBuilder {
     /// CPUs (at least 1), so that a flood of cold requests leaves a core for cached ones.
     pub fn max_concurrent_verifications(mut self, n: usize) -> Self {
         self.max_concurrent_verifications = n.max(1);
+        self
+    }
+
+    /// Run argon2 on dedicated threads at the lowest OS priority (the default), so that a
+    /// flood of verifications yields the CPU to cached requests; `false` keeps them at
+    /// normal priority.
+    pub fn low_priority_verification(mut self, low: bool) -> Self {
+        self.low_priority_verification = low;
         self
     }
 
@@ -289,6 +301,10 @@ impl AuthenticatorBuilder {
                 epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
                 stripe_hasher: std::hash::RandomState::new(),
                 permits: Arc::new(Semaphore::new(self.max_concurrent_verifications)),
+                pool: VerifierPool::new(
+                    self.max_concurrent_verifications,
+                    self.low_priority_verification,
+                ),
                 queue: Semaphore::new(
                     self.max_concurrent_verifications + self.max_waiting_verifications,
                 ),
@@ -340,6 +356,7 @@ impl Authenticator {
             max_concurrent_verifications: std::thread::available_parallelism()
                 .map_or(1, |n| n.get().saturating_sub(1).max(1)),
             max_waiting_verifications: 64,
+            low_priority_verification: true,
             verification_wait: Duration::from_secs(2),
             failure_limit: Some((20, Duration::from_secs(60))),
         }
@@ -645,18 +662,20 @@ impl Inner {
         let hasher = self.hasher.clone();
         let counters = self.counters.clone();
         let (secret, stored) = (secret.clone(), hash.clone());
-        let verification = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            counters.secret_verification();
-            if stored.as_phc().is_empty() {
-                hasher.dummy_verify(secret.expose_secret().as_bytes());
-                Ok(false)
-            } else {
-                hasher.verify(secret.expose_secret().as_bytes(), &stored)
-            }
-        })
-        .await
-        .map_err(|_| VerifyFailed)?;
+        let verification = self
+            .pool
+            .run(move || {
+                let _permit = permit;
+                let _running = counters.secret_verification();
+                if stored.as_phc().is_empty() {
+                    hasher.dummy_verify(secret.expose_secret().as_bytes());
+                    Ok(false)
+                } else {
+                    hasher.verify(secret.expose_secret().as_bytes(), &stored)
+                }
+            })
+            .await
+            .ok_or(VerifyFailed)?;
         let ok = verification.unwrap_or_else(|refused| {
             tracing::warn!(target: "finout_auth", %client_id, reason = refused.0, "stored secret hash refused");
             false

@@ -98,6 +98,7 @@ pub mod error;
 pub mod layer;
 pub mod limit;
 pub mod metrics;
+mod pool;
 pub mod principal;
 pub mod require;
 pub mod store;

@@ -21,6 +21,7 @@ pub(crate) struct Counters {
     cache_misses: AtomicU64,
     store_lookups: AtomicU64,
     secret_verifications: AtomicU64,
+    verifications_in_flight: AtomicU64,
     rejections: [AtomicU64; ErrorCode::ALL.len()],
 }
 
@@ -55,10 +56,13 @@ impl Counters {
         metrics::counter!("finout_auth_store_lookups_total").increment(1);
     }
 
-    pub(crate) fn secret_verification(&self) {
+    /// Count an argon2 run; it is "in flight" until the guard drops.
+    pub(crate) fn secret_verification(&self) -> InFlight<'_> {
         self.secret_verifications.fetch_add(1, Relaxed);
+        self.verifications_in_flight.fetch_add(1, Relaxed);
         #[cfg(feature = "metrics")]
         metrics::counter!("finout_auth_secret_verifications_total").increment(1);
+        InFlight(&self.verifications_in_flight)
     }
 
     pub(crate) fn snapshot(&self) -> MetricsSnapshot {
@@ -68,8 +72,17 @@ impl Counters {
             cache_misses: self.cache_misses.load(Relaxed),
             store_lookups: self.store_lookups.load(Relaxed),
             secret_verifications: self.secret_verifications.load(Relaxed),
+            verifications_in_flight: self.verifications_in_flight.load(Relaxed),
             rejections: ErrorCode::ALL.map(|c| (c, self.rejections[c.index()].load(Relaxed))),
         }
+    }
+}
+
+pub(crate) struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 
@@ -87,6 +100,8 @@ pub struct MetricsSnapshot {
     pub store_lookups: u64,
     /// argon2 verifications run (including dummy ones for unknown ids).
     pub secret_verifications: u64,
+    /// argon2 verifications running right now (never above the configured concurrency).
+    pub verifications_in_flight: u64,
     /// Rejections, by code.
     pub rejections: [(ErrorCode, u64); ErrorCode::ALL.len()],
 }

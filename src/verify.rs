@@ -131,8 +131,7 @@ impl SecretHasher {
         if parsed.algorithm != ARGON2ID_IDENT {
             return Err(RefusedHash("not argon2id"));
         }
-        let params =
-            Params::try_from(&parsed).map_err(|_| RefusedHash("bad argon2 parameters"))?;
+        let params = Params::try_from(&parsed).map_err(|_| RefusedHash("bad argon2 parameters"))?;
         if params.m_cost() > self.caps.max_memory_kib
             || params.t_cost() > self.caps.max_iterations
             || params.p_cost() > self.caps.max_parallelism

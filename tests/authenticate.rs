@@ -476,5 +476,8 @@ async fn a_stored_hash_above_the_cost_caps_is_refused_without_running_it() {
     let started = std::time::Instant::now();
     let r = authenticate(&h.auth, &id, "anything").await;
     assert_eq!(code(r), ErrorCode::InvalidCredentials);
-    assert!(started.elapsed() < Duration::from_secs(1), "argon2 must not have run");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "argon2 must not have run"
+    );
 }

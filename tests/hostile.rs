@@ -21,7 +21,9 @@ async fn serve(h: &Harness) -> SocketAddr {
         .layer(AuthLayer::new(h.auth.clone()))
         .service(service_fn(|req: Request<Incoming>| async move {
             let p = req.extensions().get::<Principal>().cloned().unwrap();
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(p.client_id().to_string()))))
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(
+                p.client_id().to_string(),
+            ))))
         }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -94,34 +96,90 @@ async fn hostile_headers_get_their_documented_answers_and_the_server_keeps_servi
 
     // (what, header lines, expected status, expected code or "" for a non-auth answer)
     let cases: Vec<(&str, Vec<Vec<u8>>, u16, &str)> = vec![
-        ("valid", vec![header(cid, id(&a)), header(sk, secret(&a))], 200, ""),
+        (
+            "valid",
+            vec![header(cid, id(&a)), header(sk, secret(&a))],
+            200,
+            "",
+        ),
         (
             "mixed-case names",
-            vec![header("X-Finout-Client-ID", id(&a)), header("X-FINOUT-SECRET-KEY", secret(&a))],
+            vec![
+                header("X-Finout-Client-ID", id(&a)),
+                header("X-FINOUT-SECRET-KEY", secret(&a)),
+            ],
             200,
             "",
         ),
         ("no headers", vec![], 401, "missing_credentials"),
-        ("only the id", vec![header(cid, id(&a))], 401, "missing_credentials"),
+        (
+            "only the id",
+            vec![header(cid, id(&a))],
+            401,
+            "missing_credentials",
+        ),
         (
             "duplicate id",
-            vec![header(cid, id(&a)), header(cid, id(&a)), header(sk, secret(&a))],
+            vec![
+                header(cid, id(&a)),
+                header(cid, id(&a)),
+                header(sk, secret(&a)),
+            ],
             401,
             "malformed_credentials",
         ),
         (
             "duplicate secret",
-            vec![header(cid, id(&a)), header(sk, secret(&a)), header(sk, secret(&a))],
+            vec![
+                header(cid, id(&a)),
+                header(sk, secret(&a)),
+                header(sk, secret(&a)),
+            ],
             401,
             "malformed_credentials",
         ),
-        ("empty id", vec![header(cid, b""), header(sk, secret(&a))], 401, "malformed_credentials"),
-        ("empty secret", vec![header(cid, id(&a)), header(sk, b"")], 401, "malformed_credentials"),
-        ("256-byte id", vec![header(cid, &long_256), header(sk, secret(&a))], 401, "invalid_credentials"),
-        ("257-byte id", vec![header(cid, &long_257), header(sk, secret(&a))], 401, "malformed_credentials"),
-        ("257-byte secret", vec![header(cid, id(&a)), header(sk, &long_257)], 401, "malformed_credentials"),
-        ("8 KiB id", vec![header(cid, &huge), header(sk, secret(&a))], 401, "malformed_credentials"),
-        ("8 KiB secret", vec![header(cid, id(&a)), header(sk, &huge)], 401, "malformed_credentials"),
+        (
+            "empty id",
+            vec![header(cid, b""), header(sk, secret(&a))],
+            401,
+            "malformed_credentials",
+        ),
+        (
+            "empty secret",
+            vec![header(cid, id(&a)), header(sk, b"")],
+            401,
+            "malformed_credentials",
+        ),
+        (
+            "256-byte id",
+            vec![header(cid, &long_256), header(sk, secret(&a))],
+            401,
+            "invalid_credentials",
+        ),
+        (
+            "257-byte id",
+            vec![header(cid, &long_257), header(sk, secret(&a))],
+            401,
+            "malformed_credentials",
+        ),
+        (
+            "257-byte secret",
+            vec![header(cid, id(&a)), header(sk, &long_257)],
+            401,
+            "malformed_credentials",
+        ),
+        (
+            "8 KiB id",
+            vec![header(cid, &huge), header(sk, secret(&a))],
+            401,
+            "malformed_credentials",
+        ),
+        (
+            "8 KiB secret",
+            vec![header(cid, id(&a)), header(sk, &huge)],
+            401,
+            "malformed_credentials",
+        ),
         (
             "obs-text in the secret",
             vec![header(cid, id(&a)), header(sk, b"caf\xe9-\xff\x80")],
@@ -134,16 +192,36 @@ async fn hostile_headers_get_their_documented_answers_and_the_server_keeps_servi
             401,
             "malformed_credentials",
         ),
-        ("tab inside", vec![header(cid, b"a\tb"), header(sk, secret(&a))], 401, "malformed_credentials"),
-        ("space inside", vec![header(cid, b"a b"), header(sk, secret(&a))], 401, "malformed_credentials"),
-        ("comma-joined ids", vec![header(cid, &joined), header(sk, secret(&a))], 401, "malformed_credentials"),
+        (
+            "tab inside",
+            vec![header(cid, b"a\tb"), header(sk, secret(&a))],
+            401,
+            "malformed_credentials",
+        ),
+        (
+            "space inside",
+            vec![header(cid, b"a b"), header(sk, secret(&a))],
+            401,
+            "malformed_credentials",
+        ),
+        (
+            "comma-joined ids",
+            vec![header(cid, &joined), header(sk, secret(&a))],
+            401,
+            "malformed_credentials",
+        ),
         (
             "comma-joined ids, no space",
             vec![header(cid, &joined_tight), header(sk, secret(&a))],
             401,
             "invalid_credentials",
         ),
-        ("headers swapped", vec![header(cid, secret(&a)), header(sk, id(&a))], 401, "invalid_credentials"),
+        (
+            "headers swapped",
+            vec![header(cid, secret(&a)), header(sk, id(&a))],
+            401,
+            "invalid_credentials",
+        ),
         (
             "another token's secret",
             vec![header(cid, id(&a)), header(sk, secret(&b))],
@@ -152,9 +230,24 @@ async fn hostile_headers_get_their_documented_answers_and_the_server_keeps_servi
         ),
         // httparse refuses control characters in header values: hyper answers 400 itself and
         // the request never reaches the layer.
-        ("control character", vec![header(cid, b"a\x01b"), header(sk, secret(&a))], 400, ""),
-        ("NUL", vec![header(cid, id(&a)), header(sk, b"ab\x00cd")], 400, ""),
-        ("DEL", vec![header(cid, b"ab\x7f"), header(sk, secret(&a))], 400, ""),
+        (
+            "control character",
+            vec![header(cid, b"a\x01b"), header(sk, secret(&a))],
+            400,
+            "",
+        ),
+        (
+            "NUL",
+            vec![header(cid, id(&a)), header(sk, b"ab\x00cd")],
+            400,
+            "",
+        ),
+        (
+            "DEL",
+            vec![header(cid, b"ab\x7f"), header(sk, secret(&a))],
+            400,
+            "",
+        ),
     ];
 
     for (what, lines, status, code) in &cases {
