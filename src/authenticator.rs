@@ -91,6 +91,7 @@ struct Inner {
     /// Places in line for a permit (running + waiting): beyond them, `auth_busy` at once.
     queue: Semaphore,
     verification_wait: Duration,
+    dummy_verification: bool,
     failures: Option<FailureThrottle>,
     counters: Arc<Counters>,
 }
@@ -176,6 +177,7 @@ pub struct AuthenticatorBuilder {
     max_concurrent_verifications: usize,
     max_waiting_verifications: usize,
     low_priority_verification: bool,
+    dummy_verification: bool,
     verification_wait: Duration,
     failure_limit: Option<(u32, Duration)>,
 }
@@ -192,6 +194,7 @@ impl fmt::Debug for AuthenticatorBuilder {
             )
             .field("max_waiting_verifications", &self.max_waiting_verifications)
             .field("low_priority_verification", &self.low_priority_verification)
+            .field("dummy_verification", &self.dummy_verification)
             .field("verification_wait", &self.verification_wait)
             .field("failure_limit", &self.failure_limit)
             .finish_non_exhaustive()
@@ -231,6 +234,15 @@ impl AuthenticatorBuilder {
     /// normal priority.
     pub fn low_priority_verification(mut self, low: bool) -> Self {
         self.low_priority_verification = low;
+        self
+    }
+
+    /// Run a dummy argon2 verification for unknown client ids (the default), so that their
+    /// answer takes as long as a wrong secret's and timing does not tell which ids exist.
+    /// `false` answers unknown ids at once: cheaper under a flood of invented ids, at the
+    /// cost of revealing which ids exist.
+    pub fn dummy_verification(mut self, on: bool) -> Self {
+        self.dummy_verification = on;
         self
     }
 
@@ -309,6 +321,7 @@ impl AuthenticatorBuilder {
                     self.max_concurrent_verifications + self.max_waiting_verifications,
                 ),
                 verification_wait: self.verification_wait,
+                dummy_verification: self.dummy_verification,
                 failures: self.failure_limit.map(|(limit, window)| FailureThrottle {
                     limit,
                     window,
@@ -357,6 +370,7 @@ impl Authenticator {
                 .map_or(1, |n| n.get().saturating_sub(1).max(1)),
             max_waiting_verifications: 64,
             low_priority_verification: true,
+            dummy_verification: true,
             verification_wait: Duration::from_secs(2),
             failure_limit: Some((20, Duration::from_secs(60))),
         }
@@ -559,7 +573,9 @@ impl Inner {
             let (Some(token), Some(principal)) = (&fetched.token, &fetched.principal) else {
                 // Unknown id (or an owner-less personal token): spend what a wrong secret
                 // would, so timing does not tell which ids exist.
-                self.verdict(client_id, digest, None, secret).await?;
+                if self.dummy_verification {
+                    self.verdict(client_id, digest, None, secret).await?;
+                }
                 return Err(AuthError::InvalidCredentials);
             };
             let hash = &token.record.secret_hash;

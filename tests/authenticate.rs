@@ -481,3 +481,11 @@ async fn a_stored_hash_above_the_cost_caps_is_refused_without_running_it() {
         "argon2 must not have run"
     );
 }
+
+#[tokio::test]
+async fn dummy_verification_can_be_turned_off() {
+    let h = Harness::with(|b| b.dummy_verification(false)).await;
+    let r = authenticate(&h.auth, &"no-such-id".into(), "whatever").await;
+    assert_eq!(code(r), ErrorCode::InvalidCredentials);
+    assert_eq!(h.auth.metrics().secret_verifications, 0);
+}
