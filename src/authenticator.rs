@@ -44,6 +44,7 @@ use crate::{
     principal::Principal,
     store::{ResolvedToken, TokenStore},
     token::{ClientId, SecretHash, SecretKey, TokenKind},
+    usage::UsageRecorder,
     verify::{DigestKey, SecretDigest, SecretHasher, digests_equal},
 };
 
@@ -93,6 +94,7 @@ struct Inner {
     verification_wait: Duration,
     dummy_verification: bool,
     failures: Option<FailureThrottle>,
+    usage: Option<UsageRecorder>,
     counters: Arc<Counters>,
 }
 
@@ -144,6 +146,8 @@ struct VerifiedEntry {
     digest: SecretDigest,
     principal: Principal,
     expires_at: Option<OffsetDateTime>,
+    /// When use of this token was last reported for `last_used_at` (coarse seconds).
+    last_reported: AtomicU64,
 }
 
 /// The outcome of one argon2 verification, for the hash it was made against.
@@ -180,6 +184,7 @@ pub struct AuthenticatorBuilder {
     dummy_verification: bool,
     verification_wait: Duration,
     failure_limit: Option<(u32, Duration)>,
+    usage_interval: Option<Duration>,
 }
 
 impl fmt::Debug for AuthenticatorBuilder {
@@ -197,6 +202,7 @@ impl fmt::Debug for AuthenticatorBuilder {
             .field("dummy_verification", &self.dummy_verification)
             .field("verification_wait", &self.verification_wait)
             .field("failure_limit", &self.failure_limit)
+            .field("usage_interval", &self.usage_interval)
             .finish_non_exhaustive()
     }
 }
@@ -273,6 +279,20 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// Record each token's `last_used_at` at most once per `interval` (default 60 s), off
+    /// the hot path and in batches, through [`TokenStore::record_usage`]. Needs a tokio
+    /// runtime when [`build`](Self::build) is called.
+    pub fn usage_interval(mut self, interval: Duration) -> Self {
+        self.usage_interval = Some(interval);
+        self
+    }
+
+    /// Do not record `last_used_at`.
+    pub fn no_usage_recording(mut self) -> Self {
+        self.usage_interval = None;
+        self
+    }
+
     /// The hasher whose caps apply to stored hashes (and whose parameters the dummy
     /// verification for unknown ids uses). Default: argon2id m=19456, t=2, p=1.
     pub fn hasher(mut self, hasher: SecretHasher) -> Self {
@@ -288,6 +308,9 @@ impl AuthenticatorBuilder {
 
     /// Build the authenticator.
     pub fn build(self) -> Authenticator {
+        let usage = self
+            .usage_interval
+            .and_then(|every| UsageRecorder::start(self.store.clone(), self.clock.clone(), every));
         let expiry = EntryExpiry {
             ttl: self.cache_ttl,
             clock: self.clock.clone(),
@@ -330,6 +353,7 @@ impl AuthenticatorBuilder {
                         .time_to_live(window)
                         .build(),
                 }),
+                usage,
                 counters: Arc::default(),
             }),
         }
@@ -373,6 +397,7 @@ impl Authenticator {
             dummy_verification: true,
             verification_wait: Duration::from_secs(2),
             failure_limit: Some((20, Duration::from_secs(60))),
+            usage_interval: Some(Duration::from_secs(60)),
         }
     }
 
@@ -424,7 +449,12 @@ impl Authenticator {
         }
         let outcome = match entry.expires_at {
             Some(at) if inner.clock.now() >= at => Err(AuthError::TokenExpired),
-            _ => Ok(entry.principal.clone()),
+            _ => {
+                if let Some(usage) = &inner.usage {
+                    usage.used(entry.principal.client_id(), &entry.last_reported);
+                }
+                Ok(entry.principal.clone())
+            }
         };
         inner.counters.cache_hit();
         inner.finish(
@@ -591,15 +621,17 @@ impl Inner {
             if token.record.is_expired_at(self.clock.now()) {
                 return Err(AuthError::TokenExpired);
             }
-            self.verified.insert(
-                client_id.clone(),
-                Arc::new(VerifiedEntry {
-                    fetched: fetched.clone(),
-                    digest,
-                    principal: principal.clone(),
-                    expires_at: token.record.expires_at,
-                }),
-            );
+            let entry = Arc::new(VerifiedEntry {
+                fetched: fetched.clone(),
+                digest,
+                principal: principal.clone(),
+                expires_at: token.record.expires_at,
+                last_reported: AtomicU64::new(0),
+            });
+            if let Some(usage) = &self.usage {
+                usage.used(client_id, &entry.last_reported);
+            }
+            self.verified.insert(client_id.clone(), entry);
             return Ok(principal.clone());
         }
         Err(AuthError::InvalidCredentials)

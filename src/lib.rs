@@ -103,6 +103,7 @@ pub mod principal;
 pub mod require;
 pub mod store;
 pub mod token;
+mod usage;
 mod verify;
 
 pub use admin::{AdminSession, TokenAdmin};

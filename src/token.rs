@@ -154,6 +154,8 @@ pub struct TokenRecord {
     pub expires_at: Option<OffsetDateTime>,
     /// Who issued it (`None` when issued by the system, e.g. a seed).
     pub created_by: Option<UserId>,
+    /// When it was last used, to the resolution of the authenticator's usage interval.
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 impl TokenRecord {
@@ -182,6 +184,7 @@ impl TokenRecord {
             created_at,
             expires_at,
             created_by,
+            last_used_at: None,
         }
     }
 
@@ -202,6 +205,7 @@ impl TokenRecord {
             created_at: self.created_at,
             expires_at: self.expires_at,
             created_by: self.created_by,
+            last_used_at: self.last_used_at,
         }
     }
 }
@@ -234,6 +238,9 @@ pub struct TokenInfo {
     /// Who issued it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub created_by: Option<UserId>,
+    /// When it was last used (`null` = never), recorded at most once per usage interval.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 /// The longest description accepted, in bytes.

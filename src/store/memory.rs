@@ -4,6 +4,7 @@ use std::{
 };
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 use super::{ResolvedToken, TokenAdminStore, TokenFilter, TokenStore};
 use crate::{
@@ -81,6 +82,16 @@ impl TokenStore for MemoryTokenStore {
             },
         };
         Ok(Some(ResolvedToken::new(record.clone(), user)))
+    }
+
+    async fn record_usage(&self, used: &[(ClientId, OffsetDateTime)]) -> Result<(), StoreError> {
+        let mut state = self.write();
+        for (client_id, at) in used {
+            if let Some(token) = state.tokens.get_mut(client_id) {
+                token.last_used_at = Some(token.last_used_at.map_or(*at, |t| t.max(*at)));
+            }
+        }
+        Ok(())
     }
 }
 

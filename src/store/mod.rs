@@ -15,6 +15,7 @@ mod memory;
 use std::fmt::Debug;
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 pub use memory::MemoryTokenStore;
 
@@ -49,6 +50,14 @@ pub trait TokenStore: Debug + Send + Sync + 'static {
     /// `None` when there is no such token. Errors mean "could not tell", and make the
     /// authenticator fail closed with `auth_unavailable`.
     async fn find_token(&self, client_id: &ClientId) -> Result<Option<ResolvedToken>, StoreError>;
+
+    /// Record when tokens were last used. The authenticator calls it off the hot path, in
+    /// batches, at most once per token per usage interval. Unknown ids are ignored. The
+    /// default does nothing (a store that does not track usage).
+    async fn record_usage(&self, used: &[(ClientId, OffsetDateTime)]) -> Result<(), StoreError> {
+        let _ = used;
+        Ok(())
+    }
 }
 
 /// Which tokens a listing returns.
