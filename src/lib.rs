@@ -13,8 +13,8 @@
 //!   cached request costs a keyed BLAKE3 digest and a constant-time compare, not argon2.
 //! - [`TokenAdmin`]: issue, list and revoke tokens; add, remove and re-role users. Changes
 //!   take effect on the next request.
-//! - [`store`]: the pluggable async [`TokenStore`](store::TokenStore) and an in-memory
-//!   implementation.
+//! - [`store`]: the pluggable async [`TokenStore`](store::TokenStore): in memory, SQLite or
+//!   PostgreSQL (features `sqlite`, `postgres`).
 //! - [`RequireLayer`]: require a role or permission (403 `forbidden`).
 //!
 //! [Finout]: https://www.finout.io
@@ -82,6 +82,9 @@
 //! | feature | adds |
 //! | --- | --- |
 //! | `axum` | `Principal` / `Option<Principal>` extractors, `AuthError: IntoResponse` |
+//! | `sqlite` | [`store::SqliteTokenStore`], an embedded SQLite file |
+//! | `postgres` | [`store::PostgresTokenStore`], shared by replicas, with a change feed |
+//! | `testing` | [`testing`]: the store conformance suite, for your own stores |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade |
 
 #![forbid(unsafe_code)]
@@ -102,6 +105,8 @@ mod pool;
 pub mod principal;
 pub mod require;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod token;
 mod usage;
 mod verify;

@@ -8,9 +8,17 @@
 //! - [`TokenAdminStore`], the write side [`TokenAdmin`](crate::TokenAdmin) needs: accounts,
 //!   users with roles, inserting, listing and deleting tokens.
 //!
-//! [`MemoryTokenStore`] implements both.
+//! [`MemoryTokenStore`] implements both, and so do `SqliteTokenStore` (feature `sqlite`)
+//! and `PostgresTokenStore` (feature `postgres`). The conformance suite in
+//! `finout_auth::testing` (feature `testing`) checks any implementation.
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::fmt::Debug;
 
@@ -18,6 +26,10 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 pub use memory::MemoryTokenStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{CHANGE_CHANNEL, ChangeListener, PostgresTokenStore};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteTokenStore;
 
 use crate::{
     error::StoreError,

@@ -1,0 +1,477 @@
+//! The store conformance suite (feature `testing`): every behaviour the authenticator and
+//! the admin rely on, as async checks that panic on failure. Run it against your own
+//! [`TokenAdminStore`] with [`token_store_conformance!`](crate::token_store_conformance):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use finout_auth::store::{MemoryTokenStore, TokenAdminStore};
+//!
+//! finout_auth::token_store_conformance!(memory, async {
+//!     Some(Arc::new(MemoryTokenStore::new()) as Arc<dyn TokenAdminStore>)
+//! });
+//! # fn main() {}
+//! ```
+//!
+//! The factory returns `None` to skip (e.g. when a database is not configured). Every
+//! check uses fresh random ids, so one database can serve them all at once.
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use time::{Duration, OffsetDateTime, macros::datetime};
+
+use crate::{
+    error::StoreError,
+    principal::{Account, AccountId, Permission, Role, User, UserId},
+    store::{TokenAdminStore, TokenFilter},
+    token::{ClientId, SecretHash, TokenKind, TokenRecord},
+};
+
+/// A store under test.
+pub type Store = Arc<dyn TokenAdminStore>;
+
+const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00.123456 UTC);
+
+fn hash(n: u32) -> SecretHash {
+    SecretHash::from_phc(format!("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ${n:0>43}"))
+}
+
+async fn account(store: &Store) -> Account {
+    let account = Account {
+        id: AccountId::new_v4(),
+        name: "Conformance".into(),
+    };
+    store
+        .insert_account(account.clone())
+        .await
+        .expect("insert account");
+    account
+}
+
+async fn user(store: &Store, account: AccountId, roles: Vec<Role>) -> User {
+    let id = UserId::new_v4();
+    let user = User {
+        id,
+        account_id: account,
+        email: format!("{id}@conformance.test"),
+        roles,
+    };
+    store.insert_user(user.clone()).await.expect("insert user");
+    user
+}
+
+fn api_record(account: AccountId, n: u32) -> TokenRecord {
+    TokenRecord::new(
+        ClientId::from(uuid::Uuid::new_v4().to_string()),
+        TokenKind::Api,
+        account,
+        None,
+        format!("api token {n}"),
+        Role::ReadOnly,
+        hash(n),
+        T0 + Duration::seconds(i64::from(n)),
+        None,
+        None,
+    )
+}
+
+fn personal_record(user: &User, n: u32) -> TokenRecord {
+    TokenRecord::new(
+        ClientId::from(uuid::Uuid::new_v4().to_string()),
+        TokenKind::Personal,
+        user.account_id,
+        Some(user.id),
+        format!("personal token {n}"),
+        Role::Basic,
+        hash(n),
+        T0 + Duration::seconds(i64::from(n)),
+        Some(T0 + Duration::days(30)),
+        Some(user.id),
+    )
+}
+
+async fn insert(store: &Store, record: &TokenRecord) {
+    store
+        .insert_token(record.clone())
+        .await
+        .expect("insert token");
+}
+
+/// Accounts: insert, read back, duplicate id refused.
+pub async fn accounts(store: Store) {
+    let a = account(&store).await;
+    assert_eq!(store.get_account(a.id).await.unwrap(), Some(a.clone()));
+    assert!(
+        store
+            .get_account(AccountId::new_v4())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let again = store.insert_account(a).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+}
+
+/// Users: insert, read, list (sorted by email), duplicates and missing accounts refused,
+/// custom roles kept.
+pub async fn users(store: Store) {
+    let a = account(&store).await;
+    let custom = Role::custom("FinOps", [Permission::from("fin.megabill.write.views")]);
+    let u = user(&store, a.id, vec![Role::Basic, custom]).await;
+    assert_eq!(store.get_user(a.id, u.id).await.unwrap(), Some(u.clone()));
+    let other = account(&store).await;
+    assert!(
+        store.get_user(other.id, u.id).await.unwrap().is_none(),
+        "scoped to the account"
+    );
+
+    let dup_id = store.insert_user(u.clone()).await;
+    assert!(matches!(dup_id, Err(StoreError::Conflict(_))), "{dup_id:?}");
+    let dup_email = User {
+        id: UserId::new_v4(),
+        ..u.clone()
+    };
+    let r = store.insert_user(dup_email.clone()).await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    // The same email in another account is another user.
+    store
+        .insert_user(User {
+            account_id: other.id,
+            ..dup_email
+        })
+        .await
+        .expect("same email, other account");
+    let nowhere = store
+        .insert_user(User {
+            id: UserId::new_v4(),
+            account_id: AccountId::new_v4(),
+            email: "x@y.test".into(),
+            roles: vec![Role::Basic],
+        })
+        .await;
+    assert!(
+        matches!(nowhere, Err(StoreError::NotFound(_))),
+        "{nowhere:?}"
+    );
+
+    let second = user(&store, a.id, vec![Role::Admin]).await;
+    let listed = store.list_users(a.id).await.unwrap();
+    let mut expected = vec![u, second];
+    expected.sort_by(|x, y| x.email.cmp(&y.email));
+    assert_eq!(listed, expected);
+}
+
+/// A token reads back exactly as written (timestamps to the microsecond, UTC).
+pub async fn token_round_trip(store: Store) {
+    let a = account(&store).await;
+    let u = user(&store, a.id, vec![Role::Basic]).await;
+    let mut api = api_record(a.id, 1);
+    api.role = Role::custom("Exporter", [Permission::from("fin.*.read.*")]);
+    let personal = personal_record(&u, 2);
+    insert(&store, &api).await;
+    insert(&store, &personal).await;
+
+    let found = store
+        .find_token(&api.client_id)
+        .await
+        .unwrap()
+        .expect("api token");
+    assert_eq!(found.record, api);
+    assert_eq!(found.user, None);
+    let found = store
+        .find_token(&personal.client_id)
+        .await
+        .unwrap()
+        .expect("personal token");
+    assert_eq!(found.record, personal);
+    assert_eq!(found.user, Some(u));
+    assert!(store.find_token(&"unknown".into()).await.unwrap().is_none());
+}
+
+/// A personal token's lookup carries its user's roles as they are now.
+pub async fn personal_lookup_has_current_roles(store: Store) {
+    let a = account(&store).await;
+    let u = user(&store, a.id, vec![Role::Admin]).await;
+    let t = personal_record(&u, 1);
+    insert(&store, &t).await;
+    let ids = store
+        .set_user_roles(a.id, u.id, vec![Role::ReadOnly])
+        .await
+        .unwrap()
+        .expect("user exists");
+    assert_eq!(ids, vec![t.client_id.clone()]);
+    let found = store.find_token(&t.client_id).await.unwrap().unwrap();
+    assert_eq!(found.user.unwrap().roles, vec![Role::ReadOnly]);
+    let other = account(&store).await;
+    assert!(
+        store
+            .set_user_roles(other.id, u.id, vec![])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .set_user_roles(a.id, UserId::new_v4(), vec![])
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Inserting refuses a taken client id, a missing account, and a user of another account.
+pub async fn insert_refusals(store: Store) {
+    let a = account(&store).await;
+    let t = api_record(a.id, 1);
+    insert(&store, &t).await;
+    let dup = store
+        .insert_token(api_record(a.id, 2).with_client_id(&t.client_id))
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    let nowhere = store.insert_token(api_record(AccountId::new_v4(), 3)).await;
+    assert!(
+        matches!(nowhere, Err(StoreError::NotFound(_))),
+        "{nowhere:?}"
+    );
+    let other = account(&store).await;
+    let stranger = user(&store, other.id, vec![Role::Basic]).await;
+    let mut cross = personal_record(&stranger, 4);
+    cross.account_id = a.id;
+    let r = store.insert_token(cross).await;
+    assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    // The first token is untouched.
+    assert_eq!(
+        store
+            .find_token(&t.client_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .record,
+        t
+    );
+}
+
+/// Revoking returns the token once, is scoped to its account, and is idempotent.
+pub async fn revoke_is_idempotent_and_scoped(store: Store) {
+    let a = account(&store).await;
+    let other = account(&store).await;
+    let t = api_record(a.id, 1);
+    insert(&store, &t).await;
+    assert!(
+        store
+            .delete_token(other.id, &t.client_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.delete_token(a.id, &t.client_id).await.unwrap(),
+        Some(t.clone())
+    );
+    assert!(
+        store
+            .delete_token(a.id, &t.client_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.find_token(&t.client_id).await.unwrap().is_none());
+}
+
+/// Concurrent revokes of one token: exactly one of them deletes it.
+pub async fn revoke_is_atomic(store: Store) {
+    let a = account(&store).await;
+    let t = api_record(a.id, 1);
+    insert(&store, &t).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (store, id) = (store.clone(), t.client_id.clone());
+            tokio::spawn(async move { store.delete_token(a.id, &id).await })
+        })
+        .collect();
+    let mut deleted = 0;
+    for task in tasks {
+        if task.await.unwrap().expect("delete").is_some() {
+            deleted += 1;
+        }
+    }
+    assert_eq!(deleted, 1);
+}
+
+/// Removing a user deletes exactly their personal tokens (not other users', not API
+/// tokens), returns their ids, and the user is gone.
+pub async fn remove_user_deletes_exactly_their_tokens(store: Store) {
+    let a = account(&store).await;
+    let leaving = user(&store, a.id, vec![Role::Basic]).await;
+    let staying = user(&store, a.id, vec![Role::Basic]).await;
+    let theirs = [personal_record(&leaving, 1), personal_record(&leaving, 2)];
+    let kept = [personal_record(&staying, 3), api_record(a.id, 4)];
+    for t in theirs.iter().chain(&kept) {
+        insert(&store, t).await;
+    }
+    let other = account(&store).await;
+    assert!(
+        store
+            .remove_user(other.id, leaving.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let removed: BTreeSet<_> = store
+        .remove_user(a.id, leaving.id)
+        .await
+        .unwrap()
+        .expect("user exists")
+        .into_iter()
+        .collect();
+    let expected: BTreeSet<_> = theirs.iter().map(|t| t.client_id.clone()).collect();
+    assert_eq!(removed, expected);
+    for t in &theirs {
+        assert!(store.find_token(&t.client_id).await.unwrap().is_none());
+    }
+    for t in &kept {
+        assert!(store.find_token(&t.client_id).await.unwrap().is_some());
+    }
+    assert!(store.get_user(a.id, leaving.id).await.unwrap().is_none());
+    assert!(store.remove_user(a.id, leaving.id).await.unwrap().is_none());
+}
+
+/// Listings filter by kind and owner, come oldest first, and never carry a hash.
+pub async fn listing(store: Store) {
+    let a = account(&store).await;
+    let u = user(&store, a.id, vec![Role::Basic]).await;
+    let api = [api_record(a.id, 2), api_record(a.id, 1)];
+    let personal = personal_record(&u, 3);
+    for t in api.iter().chain([&personal]) {
+        insert(&store, t).await;
+    }
+    insert(&store, &api_record(account(&store).await.id, 0)).await; // another account
+
+    let all = store.list_tokens(a.id, TokenFilter::All).await.unwrap();
+    let ids =
+        |v: &[crate::token::TokenInfo]| v.iter().map(|t| t.client_id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&all),
+        vec![
+            api[1].client_id.clone(),
+            api[0].client_id.clone(),
+            personal.client_id.clone()
+        ]
+    );
+    assert_eq!(all[2], personal.info());
+    let only_api = store.list_tokens(a.id, TokenFilter::Api).await.unwrap();
+    assert_eq!(
+        ids(&only_api),
+        vec![api[1].client_id.clone(), api[0].client_id.clone()]
+    );
+    let mine = store
+        .list_tokens(a.id, TokenFilter::PersonalOf(u.id))
+        .await
+        .unwrap();
+    assert_eq!(ids(&mine), vec![personal.client_id.clone()]);
+    let json = serde_json::to_string(&all).unwrap();
+    assert!(!json.contains("argon2"), "a listing carries a hash: {json}");
+}
+
+/// Concurrent inserts: one winner per client id, and distinct ids all succeed.
+pub async fn concurrent_inserts(store: Store) {
+    let a = account(&store).await;
+    let contested = api_record(a.id, 1);
+    let tasks: Vec<_> = (0..16)
+        .map(|n| {
+            let store = store.clone();
+            let record = api_record(a.id, n).with_client_id(&contested.client_id);
+            tokio::spawn(async move { store.insert_token(record).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("unexpected error: {e:?}"),
+        }
+    }
+    assert_eq!(ok, 1);
+
+    let distinct: Vec<_> = (0..32).map(|n| api_record(a.id, n)).collect();
+    let tasks: Vec<_> = distinct
+        .iter()
+        .cloned()
+        .map(|record| {
+            let store = store.clone();
+            tokio::spawn(async move { store.insert_token(record).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().expect("distinct ids never collide");
+    }
+    let listed = store.list_tokens(a.id, TokenFilter::Api).await.unwrap();
+    assert_eq!(listed.len(), 33);
+}
+
+/// `record_usage` sets `last_used_at`, never moves it back, and ignores unknown ids.
+pub async fn usage(store: Store) {
+    let a = account(&store).await;
+    let t = api_record(a.id, 1);
+    insert(&store, &t).await;
+    let later = T0 + Duration::hours(1);
+    store
+        .record_usage(&[(t.client_id.clone(), later), ("unknown".into(), later)])
+        .await
+        .unwrap();
+    store
+        .record_usage(&[(t.client_id.clone(), T0)])
+        .await
+        .unwrap();
+    let found = store.find_token(&t.client_id).await.unwrap().unwrap();
+    if let Some(at) = found.record.last_used_at {
+        // A store may not track usage at all; if it does, it must keep the latest.
+        assert_eq!(at, later);
+        let listed = store.list_tokens(a.id, TokenFilter::All).await.unwrap();
+        assert_eq!(listed[0].last_used_at, Some(later));
+    }
+}
+
+impl TokenRecord {
+    fn with_client_id(mut self, id: &ClientId) -> Self {
+        self.client_id = id.clone();
+        self
+    }
+}
+
+/// Generates one `#[tokio::test]` per conformance check, in a module `$name`, for the
+/// store the async block `$make` yields (`Option<Arc<dyn TokenAdminStore>>`; `None`
+/// skips, printing why is the factory's job).
+#[macro_export]
+macro_rules! token_store_conformance {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            macro_rules! check {
+                ($check:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $check() {
+                        if let Some(store) = $make.await {
+                            $crate::testing::$check(store).await;
+                        }
+                    }
+                };
+            }
+
+            check!(accounts);
+            check!(users);
+            check!(token_round_trip);
+            check!(personal_lookup_has_current_roles);
+            check!(insert_refusals);
+            check!(revoke_is_idempotent_and_scoped);
+            check!(revoke_is_atomic);
+            check!(remove_user_deletes_exactly_their_tokens);
+            check!(listing);
+            check!(concurrent_inserts);
+            check!(usage);
+        }
+    };
+}

@@ -1,0 +1,411 @@
+//! The store conformance suite against every store, and what only persistent and shared
+//! stores can show: durability, cross-replica invalidation, outages and recovery.
+//!
+//! PostgreSQL tests run when `FINOUT_AUTH_TEST_DATABASE_URL` is set (`.ci/run` sets it)
+//! and print why they skip otherwise.
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use finout_auth::{
+    AuthError, Authenticator, ErrorCode, NewToken, Role, TokenAdmin,
+    store::{MemoryTokenStore, PostgresTokenStore, SqliteTokenStore, TokenAdminStore},
+};
+
+fn database_url() -> Option<String> {
+    match std::env::var("FINOUT_AUTH_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!(
+                "skipped: FINOUT_AUTH_TEST_DATABASE_URL is not set (no PostgreSQL to test against)"
+            );
+            None
+        }
+    }
+}
+
+async fn postgres() -> Option<PostgresTokenStore> {
+    let url = database_url()?;
+    Some(
+        PostgresTokenStore::connect(&url)
+            .await
+            .expect("connect to PostgreSQL"),
+    )
+}
+
+/// A fresh SQLite file that lives as long as the returned directory.
+async fn sqlite_file() -> (tempfile::TempDir, String, SqliteTokenStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
+    let store = SqliteTokenStore::connect(&url).await.unwrap();
+    (dir, url, store)
+}
+
+finout_auth::token_store_conformance!(memory, async {
+    Some(Arc::new(MemoryTokenStore::new()) as Arc<dyn TokenAdminStore>)
+});
+
+finout_auth::token_store_conformance!(sqlite, async {
+    // Leak the directory: the test process ends soon, and the OS cleans its temp dir.
+    let (dir, _, store) = sqlite_file().await;
+    std::mem::forget(dir);
+    Some(Arc::new(store) as Arc<dyn TokenAdminStore>)
+});
+
+finout_auth::token_store_conformance!(postgres_store, async {
+    postgres()
+        .await
+        .map(|s| Arc::new(s) as Arc<dyn TokenAdminStore>)
+});
+
+fn fast_admin(store: Arc<dyn TokenAdminStore>) -> TokenAdmin {
+    TokenAdmin::new(store).with_hasher(common::fast_hasher())
+}
+
+fn fast_auth(store: Arc<dyn finout_auth::store::TokenStore>) -> Authenticator {
+    Authenticator::builder(store)
+        .hasher(common::fast_hasher())
+        .build()
+}
+
+#[tokio::test]
+async fn sqlite_issued_tokens_survive_a_restart() {
+    let (_dir, url, store) = sqlite_file().await;
+    let admin = fast_admin(Arc::new(store.clone()));
+    let account = admin.create_account("Durable").await.unwrap();
+    let token = admin
+        .issue_api_token(account.id, None, NewToken::new("durable", Role::Basic))
+        .await
+        .unwrap();
+    store.pool().close().await;
+    drop(admin);
+
+    let reopened = SqliteTokenStore::connect(&url).await.unwrap();
+    let auth = fast_auth(Arc::new(reopened));
+    let p = common::authenticate(&auth, &token.client_id, token.secret_key.expose_secret())
+        .await
+        .expect("the token is still there");
+    assert_eq!(p.account_id(), account.id);
+}
+
+#[tokio::test]
+async fn sqlite_migrations_are_idempotent() {
+    let (_dir, url, store) = sqlite_file().await;
+    store.migrate().await.unwrap();
+    SqliteTokenStore::connect(&url)
+        .await
+        .unwrap()
+        .migrate()
+        .await
+        .unwrap();
+}
+
+/// Poll until `check` holds, for at most `within`.
+async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn rejected(auth: &Authenticator, token: &finout_auth::IssuedToken) -> Option<ErrorCode> {
+    common::authenticate(auth, &token.client_id, token.secret_key.expose_secret())
+        .await
+        .err()
+        .map(|e: AuthError| e.code())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_revoke_on_one_replica_is_seen_by_the_other_within_a_second() {
+    let (Some(one), Some(two)) = (postgres().await, postgres().await) else {
+        return;
+    };
+    // Two replicas: separate pools, separate authenticators, a long cache TTL, so only the
+    // change feed can explain a quick rejection.
+    let build = |store: &PostgresTokenStore| {
+        Authenticator::builder(Arc::new(store.clone()))
+            .hasher(common::fast_hasher())
+            .cache_ttl(Duration::from_secs(3600))
+            .build()
+    };
+    let (auth_one, auth_two) = (build(&one), build(&two));
+    let _feed_one = one.listen([auth_one.clone()]).await.unwrap();
+    let _feed_two = two.listen([auth_two.clone()]).await.unwrap();
+    let admin_one = fast_admin(Arc::new(one.clone())).with_authenticator(auth_one.clone());
+
+    let account = admin_one.create_account("Replicas").await.unwrap();
+    let user = admin_one
+        .add_user(account.id, "r@replicas.test", vec![Role::Admin])
+        .await
+        .unwrap();
+    let revoked = admin_one
+        .issue_api_token(account.id, None, NewToken::new("revoked", Role::Basic))
+        .await
+        .unwrap();
+    let personal = admin_one
+        .issue_personal_token(account.id, user.id, NewToken::new("p", Role::Admin))
+        .await
+        .unwrap();
+    for auth in [&auth_one, &auth_two] {
+        for token in [&revoked, &personal] {
+            assert_eq!(rejected(auth, token).await, None, "cached on both replicas");
+        }
+    }
+
+    admin_one
+        .revoke_token(account.id, &revoked.client_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        rejected(&auth_one, &revoked).await,
+        Some(ErrorCode::InvalidCredentials)
+    );
+    assert!(
+        eventually(Duration::from_secs(1), async || rejected(
+            &auth_two, &revoked
+        )
+        .await
+            == Some(ErrorCode::InvalidCredentials))
+        .await,
+        "the other replica still admits a revoked token after 1 s"
+    );
+
+    // A role change reaches the other replica too.
+    admin_one
+        .set_user_roles(account.id, user.id, vec![Role::ReadOnly])
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(1), async || {
+            let p = common::authenticate(
+                &auth_two,
+                &personal.client_id,
+                personal.secret_key.expose_secret(),
+            )
+            .await
+            .unwrap();
+            !p.is_admin_user()
+        })
+        .await,
+        "the other replica still sees the old roles after 1 s"
+    );
+
+    // And a user removal.
+    admin_one.remove_user(account.id, user.id).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(1), async || rejected(
+            &auth_two, &personal
+        )
+        .await
+            == Some(ErrorCode::InvalidCredentials))
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_change_feed_reconnects_after_its_connection_is_killed() {
+    let (Some(one), Some(two)) = (postgres().await, postgres().await) else {
+        return;
+    };
+    let auth_two = Authenticator::builder(Arc::new(two.clone()))
+        .hasher(common::fast_hasher())
+        .cache_ttl(Duration::from_secs(3600))
+        .build();
+    let feed = two.listen([auth_two.clone()]).await.unwrap();
+    let admin = fast_admin(Arc::new(one.clone()));
+    let account = admin.create_account("Reconnect").await.unwrap();
+    let token = admin
+        .issue_api_token(account.id, None, NewToken::new("t", Role::Basic))
+        .await
+        .unwrap();
+    assert_eq!(rejected(&auth_two, &token).await, None);
+
+    // Kill the change feed's connection, as a network blip or a failover would.
+    let killed: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(feed.application_name())
+    .fetch_all(one.pool())
+    .await
+    .unwrap();
+    assert_eq!(killed, vec![(true,)], "exactly the listener's connection");
+
+    // The listener reconnects (within about a second) and later revokes get through.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rejected(&auth_two, &token).await, None);
+    admin
+        .revoke_token(account.id, &token.client_id)
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(3), async || rejected(&auth_two, &token)
+            .await
+            == Some(ErrorCode::InvalidCredentials))
+        .await,
+        "a revoke after the reconnect did not reach the replica"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_issuing_from_two_replicas_never_collides() {
+    let (Some(one), Some(two)) = (postgres().await, postgres().await) else {
+        return;
+    };
+    let admin_one = fast_admin(Arc::new(one));
+    let admin_two = fast_admin(Arc::new(two));
+    let account = admin_one.create_account("Concurrent").await.unwrap();
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let admin = if i % 2 == 0 {
+                admin_one.clone()
+            } else {
+                admin_two.clone()
+            };
+            tokio::spawn(async move {
+                admin
+                    .issue_api_token(
+                        account.id,
+                        None,
+                        NewToken::new(format!("t{i}"), Role::Basic),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for task in tasks {
+        ids.insert(task.await.unwrap().expect("issued").client_id);
+    }
+    assert_eq!(ids.len(), 40);
+    let listed = admin_one
+        .list_tokens(account.id, finout_auth::store::TokenFilter::Api)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_change_feed_the_cache_ttl_bounds_staleness() {
+    let (Some(one), Some(two)) = (postgres().await, postgres().await) else {
+        return;
+    };
+    let auth_two = Authenticator::builder(Arc::new(two))
+        .hasher(common::fast_hasher())
+        .cache_ttl(Duration::from_millis(300))
+        .build();
+    let admin = fast_admin(Arc::new(one));
+    let account = admin.create_account("Ttl").await.unwrap();
+    let token = admin
+        .issue_api_token(account.id, None, NewToken::new("t", Role::Basic))
+        .await
+        .unwrap();
+    assert_eq!(rejected(&auth_two, &token).await, None);
+    admin
+        .revoke_token(account.id, &token.client_id)
+        .await
+        .unwrap();
+    // No listener on replica two: it learns only when its cached entry expires.
+    assert!(
+        eventually(Duration::from_secs(2), async || rejected(&auth_two, &token)
+            .await
+            == Some(ErrorCode::InvalidCredentials))
+        .await
+    );
+}
+
+/// A TCP proxy to PostgreSQL that can be cut, to play an unreachable database.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    down: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (down, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut watch = watch.clone();
+                if *watch.borrow() {
+                    continue; // refused: dropped at once
+                }
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = watch.wait_for(|down| *down) => {} // cut: both ends dropped
+                    }
+                });
+            }
+        });
+        Proxy { addr, down }
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.send_replace(down);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_fails_closed_keeps_cached_tokens_and_recovers() {
+    let Some(url) = database_url() else { return };
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_with(options.clone().host("127.0.0.1").port(proxy.addr.port()))
+        .await
+        .unwrap();
+    let store = PostgresTokenStore::from_pool(pool);
+    store.migrate().await.unwrap();
+    let auth = Authenticator::builder(Arc::new(store.clone()))
+        .hasher(common::fast_hasher())
+        .build();
+    let admin = fast_admin(Arc::new(store));
+    let account = admin.create_account("Outage").await.unwrap();
+    let cached = admin
+        .issue_api_token(account.id, None, NewToken::new("cached", Role::Basic))
+        .await
+        .unwrap();
+    let uncached = admin
+        .issue_api_token(account.id, None, NewToken::new("uncached", Role::Basic))
+        .await
+        .unwrap();
+    assert_eq!(rejected(&auth, &cached).await, None);
+
+    proxy.set_down(true);
+    assert_eq!(
+        rejected(&auth, &uncached).await,
+        Some(ErrorCode::AuthUnavailable)
+    );
+    assert_eq!(
+        rejected(&auth, &cached).await,
+        None,
+        "cached tokens keep working"
+    );
+
+    proxy.set_down(false);
+    assert!(
+        eventually(Duration::from_secs(10), async || rejected(&auth, &uncached)
+            .await
+            .is_none())
+        .await,
+        "did not recover after the database came back"
+    );
+}
