@@ -30,7 +30,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use moka::Expiry;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tracing::Level;
@@ -49,6 +48,8 @@ use crate::{
 };
 
 const STRIPES: usize = 1024;
+
+type FastHash = foldhash::fast::RandomState;
 
 /// Authenticates credentials against a [`TokenStore`], with caching. Cheap to clone (one
 /// `Arc`); clones share caches and counters.
@@ -82,9 +83,14 @@ struct Inner {
     hasher: SecretHasher,
     digest_key: DigestKey,
     clock: Arc<dyn Clock>,
-    verified: moka::sync::Cache<ClientId, Arc<VerifiedEntry>>,
+    /// Keys are ids of tokens whose secret argon2 accepted (never attacker-chosen), so a
+    /// fast hasher is safe here.
+    verified: moka::sync::Cache<ClientId, Arc<VerifiedEntry>, FastHash>,
     records: moka::future::Cache<ClientId, Arc<Fetched>>,
     verdicts: moka::future::Cache<(ClientId, SecretDigest), Arc<Verdict>>,
+    /// Attempts known to fail, by attempt digest: answered synchronously, like the hot path.
+    /// Keys are keyed digests: uniformly random to anyone without the key.
+    rejected: moka::sync::Cache<SecretDigest, Epoch, FastHash>,
     epochs: Box<[AtomicU64]>,
     stripe_hasher: std::hash::RandomState,
     permits: Arc<Semaphore>,
@@ -136,6 +142,30 @@ struct Fetched {
     token: Option<ResolvedToken>,
     /// `None` when the record cannot authenticate (e.g. a personal token without its user).
     principal: Option<Principal>,
+    stripe: usize,
+    epoch: u64,
+}
+
+/// Where a log line's client id comes from, read only if the line is written.
+trait ClientIdText {
+    fn text(&self) -> &str;
+}
+
+impl ClientIdText for ClientId {
+    fn text(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl ClientIdText for Credentials<'_> {
+    fn text(&self) -> &str {
+        self.client_id()
+    }
+}
+
+/// A revocation epoch as read for one stripe.
+#[derive(Clone, Copy)]
+struct Epoch {
     stripe: usize,
     epoch: u64,
 }
@@ -311,10 +341,6 @@ impl AuthenticatorBuilder {
         let usage = self
             .usage_interval
             .and_then(|every| UsageRecorder::start(self.store.clone(), self.clock.clone(), every));
-        let expiry = EntryExpiry {
-            ttl: self.cache_ttl,
-            clock: self.clock.clone(),
-        };
         Authenticator {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -323,8 +349,8 @@ impl AuthenticatorBuilder {
                 clock: self.clock,
                 verified: moka::sync::Cache::builder()
                     .max_capacity(self.cache_capacity)
-                    .expire_after(expiry)
-                    .build(),
+                    .time_to_live(self.cache_ttl)
+                    .build_with_hasher(FastHash::default()),
                 records: moka::future::Cache::builder()
                     .max_capacity(self.cache_capacity)
                     .time_to_live(self.cache_ttl)
@@ -333,6 +359,10 @@ impl AuthenticatorBuilder {
                     .max_capacity(self.cache_capacity)
                     .time_to_live(self.verdict_ttl)
                     .build(),
+                rejected: moka::sync::Cache::builder()
+                    .max_capacity(self.cache_capacity)
+                    .time_to_live(self.verdict_ttl)
+                    .build_with_hasher(FastHash::default()),
                 epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
                 stripe_hasher: std::hash::RandomState::new(),
                 permits: Arc::new(Semaphore::new(self.max_concurrent_verifications)),
@@ -357,26 +387,6 @@ impl AuthenticatorBuilder {
                 counters: Arc::default(),
             }),
         }
-    }
-}
-
-/// Cached verified tokens live for the TTL, but never past their token's expiry.
-struct EntryExpiry {
-    ttl: Duration,
-    clock: Arc<dyn Clock>,
-}
-
-impl Expiry<ClientId, Arc<VerifiedEntry>> for EntryExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &ClientId,
-        entry: &Arc<VerifiedEntry>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        let left = entry
-            .expires_at
-            .map(|at| Duration::try_from(at - self.clock.now()).unwrap_or(Duration::ZERO));
-        Some(left.map_or(self.ttl, |left| left.min(self.ttl)))
     }
 }
 
@@ -439,16 +449,24 @@ impl Authenticator {
         let inner = &*self.inner;
         // Timing costs two clock reads: only when someone listens.
         let started = tracing::enabled!(target: "finout_auth", Level::DEBUG).then(Instant::now);
-        let entry = inner.verified.get(credentials.client_id())?;
-        if !inner.is_current(&entry.fetched) {
-            return None;
-        }
-        let digest = inner.digest_key.digest(credentials.secret().as_bytes());
-        if !digests_equal(&digest, &entry.digest) {
-            return None;
-        }
+        let admitted = inner
+            .verified
+            .get(credentials.client_id_bytes())
+            .filter(|entry| inner.is_current(&entry.fetched))
+            .filter(|entry| {
+                let digest = inner.digest_key.digest(credentials.secret_bytes());
+                digests_equal(&digest, &entry.digest)
+            });
+        let Some(entry) = admitted else {
+            return inner.cached_rejection(credentials, started);
+        };
         let outcome = match entry.expires_at {
-            Some(at) if inner.clock.now() >= at => Err(AuthError::TokenExpired),
+            Some(at) if inner.clock.now() >= at => {
+                // Past its expiry a cached token admits nobody: drop it now rather than at
+                // the TTL (a per-entry moka expiry would cost every hit a clock read).
+                inner.verified.invalidate(credentials.client_id_bytes());
+                Err(AuthError::TokenExpired)
+            }
             _ => {
                 if let Some(usage) = &inner.usage {
                     usage.used(entry.principal.client_id(), &entry.last_reported);
@@ -456,13 +474,7 @@ impl Authenticator {
                 Ok(entry.principal.clone())
             }
         };
-        inner.counters.cache_hit();
-        inner.finish(
-            Some(credentials.client_id()),
-            outcome.as_ref(),
-            "cache",
-            started,
-        );
+        inner.finish(Some(&credentials), outcome.as_ref(), "cache", started);
         Some(outcome)
     }
 
@@ -477,12 +489,7 @@ impl Authenticator {
         let started = Instant::now();
         inner.counters.cache_miss();
         let outcome = inner.cold_throttled(&client_id, &secret).await;
-        inner.finish(
-            Some(client_id.as_str()),
-            outcome.as_ref(),
-            "store",
-            Some(started),
-        );
+        inner.finish(Some(&client_id), outcome.as_ref(), "store", Some(started));
         outcome
     }
 
@@ -514,6 +521,39 @@ impl Authenticator {
 }
 
 impl Inner {
+    /// An attempt that already failed (same id, same secret, token unchanged since):
+    /// `invalid_credentials` at once, without the store or argon2.
+    fn cached_rejection(
+        &self,
+        credentials: Credentials<'_>,
+        started: Option<Instant>,
+    ) -> Option<Result<Principal, AuthError>> {
+        let attempt = self
+            .digest_key
+            .attempt(credentials.client_id_bytes(), credentials.secret_bytes());
+        let seen = self.rejected.get(&attempt)?;
+        if self.epochs[seen.stripe].load(Ordering::Acquire) != seen.epoch {
+            return None; // the token changed since: decide afresh
+        }
+        let outcome = Err(AuthError::InvalidCredentials);
+        self.finish(Some(&credentials), outcome.as_ref(), "cache", started);
+        Some(outcome)
+    }
+
+    fn remember_rejection(&self, client_id: &ClientId, secret: &SecretKey, fetched: &Fetched) {
+        let attempt = self.digest_key.attempt(
+            client_id.as_str().as_bytes(),
+            secret.expose_secret().as_bytes(),
+        );
+        self.rejected.insert(
+            attempt,
+            Epoch {
+                stripe: fetched.stripe,
+                epoch: fetched.epoch,
+            },
+        );
+    }
+
     fn stripe_of(&self, client_id: &str) -> usize {
         (self.stripe_hasher.hash_one(client_id) as usize) % STRIPES
     }
@@ -524,19 +564,21 @@ impl Inner {
 
     fn finish(
         &self,
-        client_id: Option<&str>,
+        client_id: Option<&dyn ClientIdText>,
         outcome: Result<&Principal, &AuthError>,
         path: &'static str,
         started: Option<Instant>,
     ) {
+        let from_cache = path == "cache";
         match outcome {
-            Ok(_) => self.counters.authenticated(),
-            Err(e) => self.counters.rejected(e.code()),
+            Ok(_) => self.counters.admitted(from_cache),
+            Err(e) => self.counters.rejected(e.code(), from_cache),
         }
         if !tracing::enabled!(target: "finout_auth", Level::DEBUG) {
             return;
         }
         let latency_us = started.map(|s| s.elapsed().as_micros() as u64);
+        let client_id = client_id.map(|c| c.text());
         match outcome {
             Ok(p) => tracing::debug!(
                 target: "finout_auth",
@@ -606,10 +648,12 @@ impl Inner {
                 if self.dummy_verification {
                     self.verdict(client_id, digest, None, secret).await?;
                 }
+                self.remember_rejection(client_id, secret, &fetched);
                 return Err(AuthError::InvalidCredentials);
             };
             let hash = &token.record.secret_hash;
             if !self.verdict(client_id, digest, Some(hash), secret).await? {
+                self.remember_rejection(client_id, secret, &fetched);
                 return Err(AuthError::InvalidCredentials);
             }
             if !self.is_current(&fetched) {

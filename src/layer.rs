@@ -32,12 +32,16 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
+    sync::OnceLock,
     task::{Context, Poll, ready},
     time::Duration,
 };
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, header};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Request, Response,
+    header::{self, Entry},
+};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
@@ -47,8 +51,8 @@ use tower_service::Service;
 
 use crate::{
     authenticator::Authenticator,
-    credentials::{Credentials, SECRET_KEY_HEADER},
-    error::AuthError,
+    credentials::{self, CLIENT_ID_HEADER, Credentials, SECRET_KEY_HEADER},
+    error::{AuthError, ErrorCode},
     principal::Principal,
     token::{ClientId, SecretKey},
 };
@@ -92,13 +96,36 @@ impl RejectionResponse for JsonRejection {
 /// The default JSON rejection response for `error` (what [`JsonRejection`] answers).
 pub fn json_error_response(error: &AuthError) -> Response<Full<Bytes>> {
     let code = error.code();
-    let body = ErrorBody {
-        error: code.as_str(),
-        message: code.message(),
-        request_id: uuid::Uuid::new_v4(),
-    };
-    // Serializing two static strings and a UUID cannot fail.
-    let body = serde_json::to_vec(&body).unwrap_or_default();
+    // `{"error":"<code>","message":"<text>","requestId":"` is fixed per code: serialize it
+    // once, then append only the request id, so a rejection costs no escaping.
+    static PREFIXES: OnceLock<Vec<String>> = OnceLock::new();
+    let prefixes = PREFIXES.get_or_init(|| {
+        ErrorCode::ALL
+            .iter()
+            .map(|code| {
+                let mut json = serde_json::to_string(&ErrorBody {
+                    error: code.as_str(),
+                    message: code.message(),
+                    request_id: uuid::Uuid::nil(),
+                })
+                .unwrap_or_default();
+                // Drop the placeholder id and the closing `"}`.
+                json.truncate(json.len() - uuid::fmt::Hyphenated::LENGTH - 2);
+                json
+            })
+            .collect()
+    });
+    let prefix = prefixes.get(code.index()).map_or("", String::as_str);
+    let mut body = Vec::with_capacity(prefix.len() + uuid::fmt::Hyphenated::LENGTH + 2);
+    body.extend_from_slice(prefix.as_bytes());
+    let mut id = uuid::Uuid::encode_buffer();
+    body.extend_from_slice(
+        uuid::Uuid::new_v4()
+            .hyphenated()
+            .encode_lower(&mut id)
+            .as_bytes(),
+    );
+    body.extend_from_slice(b"\"}");
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = code.status();
     let headers = response.headers_mut();
@@ -192,14 +219,21 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
 
-        let cold = match Credentials::from_headers(request.headers()) {
+        // The secret leaves the headers first, in the same lookup that reads it, so the
+        // inner service never sees it whatever the outcome.
+        let secret = take(request.headers_mut(), &SECRET_KEY_HEADER);
+        let parsed = Credentials::from_values(
+            credentials::single(request.headers().get_all(CLIENT_ID_HEADER).iter()),
+            secret.as_ref().map(|(value, repeated)| (value, *repeated)),
+        );
+        let cold = match parsed {
             Err(error) => {
                 self.authenticator.record_rejection(&error);
                 return ResponseFuture::rejected(self.rejection.response(&error));
             }
             Ok(credentials) => match self.authenticator.authenticate_cached(credentials) {
                 Some(Ok(principal)) => {
-                    admit(&mut request, principal);
+                    request.extensions_mut().insert(principal);
                     return ResponseFuture::calling(inner.call(request));
                 }
                 Some(Err(error)) => {
@@ -225,9 +259,16 @@ where
     }
 }
 
-fn admit<B>(request: &mut Request<B>, principal: Principal) {
-    request.headers_mut().remove(SECRET_KEY_HEADER);
-    request.extensions_mut().insert(principal);
+/// Remove every value of `name`; answer the first, and whether there were more.
+fn take(headers: &mut HeaderMap, name: &HeaderName) -> Option<(HeaderValue, bool)> {
+    match headers.entry(name) {
+        Entry::Vacant(_) => None,
+        Entry::Occupied(entry) => {
+            let (_, mut values) = entry.remove_entry_mult();
+            let first = values.next()?;
+            Some((first, values.next().is_some()))
+        }
+    }
 }
 
 type Authentication = Pin<Box<dyn Future<Output = Result<Principal, AuthError>> + Send>>;
@@ -312,7 +353,7 @@ where
                     let outcome = ready!(authentication.as_mut().poll(cx));
                     match (outcome, pending.take()) {
                         (Ok(principal), Some((mut inner, mut request))) => {
-                            admit(&mut request, principal);
+                            request.extensions_mut().insert(principal);
                             let future = inner.call(request);
                             this.state.set(State::Calling { future });
                         }

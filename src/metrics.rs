@@ -16,8 +16,11 @@ use crate::error::ErrorCode;
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    authenticated: AtomicU64,
-    cache_hits: AtomicU64,
+    // The hot path touches one counter per request: admissions from cache and other
+    // admissions are counted apart and added up in the snapshot.
+    admitted_from_cache: AtomicU64,
+    admitted_otherwise: AtomicU64,
+    rejected_from_cache: AtomicU64,
     cache_misses: AtomicU64,
     store_lookups: AtomicU64,
     secret_verifications: AtomicU64,
@@ -26,22 +29,36 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub(crate) fn authenticated(&self) {
-        self.authenticated.fetch_add(1, Relaxed);
+    /// A request admitted; `from_cache` when the hot path answered.
+    pub(crate) fn admitted(&self, from_cache: bool) {
+        if from_cache {
+            self.admitted_from_cache.fetch_add(1, Relaxed);
+        } else {
+            self.admitted_otherwise.fetch_add(1, Relaxed);
+        }
         #[cfg(feature = "metrics")]
-        metrics::counter!("finout_auth_requests_total", "outcome" => "ok").increment(1);
+        {
+            metrics::counter!("finout_auth_requests_total", "outcome" => "ok").increment(1);
+            if from_cache {
+                metrics::counter!("finout_auth_cache_hits_total").increment(1);
+            }
+        }
     }
 
-    pub(crate) fn rejected(&self, code: ErrorCode) {
+    /// A request rejected with `code`; `from_cache` when the hot path answered.
+    pub(crate) fn rejected(&self, code: ErrorCode, from_cache: bool) {
         self.rejections[code.index()].fetch_add(1, Relaxed);
+        if from_cache {
+            self.rejected_from_cache.fetch_add(1, Relaxed);
+        }
         #[cfg(feature = "metrics")]
-        metrics::counter!("finout_auth_requests_total", "outcome" => code.as_str()).increment(1);
-    }
-
-    pub(crate) fn cache_hit(&self) {
-        self.cache_hits.fetch_add(1, Relaxed);
-        #[cfg(feature = "metrics")]
-        metrics::counter!("finout_auth_cache_hits_total").increment(1);
+        {
+            metrics::counter!("finout_auth_requests_total", "outcome" => code.as_str())
+                .increment(1);
+            if from_cache {
+                metrics::counter!("finout_auth_cache_hits_total").increment(1);
+            }
+        }
     }
 
     pub(crate) fn cache_miss(&self) {
@@ -67,8 +84,10 @@ impl Counters {
 
     pub(crate) fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
-            authenticated: self.authenticated.load(Relaxed),
-            cache_hits: self.cache_hits.load(Relaxed),
+            authenticated: self.admitted_from_cache.load(Relaxed)
+                + self.admitted_otherwise.load(Relaxed),
+            cache_hits: self.admitted_from_cache.load(Relaxed)
+                + self.rejected_from_cache.load(Relaxed),
             cache_misses: self.cache_misses.load(Relaxed),
             store_lookups: self.store_lookups.load(Relaxed),
             secret_verifications: self.secret_verifications.load(Relaxed),
@@ -92,7 +111,8 @@ impl Drop for InFlight<'_> {
 pub struct MetricsSnapshot {
     /// Requests authenticated.
     pub authenticated: u64,
-    /// Requests answered from the verified-token cache (no store call, no argon2).
+    /// Requests answered from cache (a verified token, or an attempt that already failed):
+    /// no store call, no argon2.
     pub cache_hits: u64,
     /// Requests that needed the cold path.
     pub cache_misses: u64,

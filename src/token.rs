@@ -13,9 +13,17 @@ use crate::principal::{AccountId, Role, UserId};
 /// A token's public identifier (Finout's "Client ID"), sent in `x-finout-client-id`.
 ///
 /// Not a secret: it may be logged. Cheap to clone.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ClientId(Arc<str>);
+
+/// Hashed as its bytes, so that maps keyed by `ClientId` can be searched with the `&[u8]`
+/// of a header value (see the `Borrow<[u8]>` impl) without building a `ClientId`.
+impl std::hash::Hash for ClientId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.as_bytes().hash(state);
+    }
+}
 
 impl ClientId {
     /// The id as a string.
@@ -36,9 +44,9 @@ impl From<String> for ClientId {
     }
 }
 
-impl Borrow<str> for ClientId {
-    fn borrow(&self) -> &str {
-        &self.0
+impl Borrow<[u8]> for ClientId {
+    fn borrow(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 

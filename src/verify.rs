@@ -176,10 +176,37 @@ impl DigestKey {
     pub(crate) fn digest(&self, secret: &[u8]) -> SecretDigest {
         *blake3::keyed_hash(&self.0, secret).as_bytes()
     }
+
+    /// A digest of one (client id, secret) attempt. `0xff` cannot occur in a credential
+    /// (visible ASCII only), so the boundary between the two is unambiguous.
+    pub(crate) fn attempt(&self, client_id: &[u8], secret: &[u8]) -> SecretDigest {
+        // One contiguous input for blake3's one-shot path (cheaper than incremental updates
+        // for inputs this short). Credentials are at most 256 bytes each.
+        let mut input = [0u8; 2 * crate::credentials::MAX_CREDENTIAL_LEN + 1];
+        let (id_len, len) = (client_id.len(), client_id.len() + 1 + secret.len());
+        if len > input.len() {
+            let mut hasher = blake3::Hasher::new_keyed(&self.0);
+            hasher.update(client_id).update(&[0xff]).update(secret);
+            return *hasher.finalize().as_bytes();
+        }
+        input[..id_len].copy_from_slice(client_id);
+        input[id_len] = 0xff;
+        input[id_len + 1..len].copy_from_slice(secret);
+        let digest = *blake3::keyed_hash(&self.0, &input[..len]).as_bytes();
+        zeroize::Zeroize::zeroize(&mut input[..len]);
+        digest
+    }
 }
 
+/// Constant-time equality, a 64-bit word at a time (four `subtle` comparisons, not 32).
 pub(crate) fn digests_equal(a: &SecretDigest, b: &SecretDigest) -> bool {
-    a.ct_eq(b).into()
+    let word = |d: &SecretDigest, i: usize| {
+        u64::from_ne_bytes(d[i * 8..i * 8 + 8].try_into().unwrap_or_default())
+    };
+    (0..4)
+        .map(|i| word(a, i).ct_eq(&word(b, i)))
+        .fold(subtle::Choice::from(1), |all, eq| all & eq)
+        .into()
 }
 
 impl Drop for DigestKey {

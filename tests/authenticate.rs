@@ -489,3 +489,27 @@ async fn dummy_verification_can_be_turned_off() {
     assert_eq!(code(r), ErrorCode::InvalidCredentials);
     assert_eq!(h.auth.metrics().secret_verifications, 0);
 }
+
+#[tokio::test]
+async fn a_failed_attempt_is_answered_from_cache_until_the_token_changes() {
+    use finout_auth::Credentials;
+    let h = Harness::new().await;
+    let token = h.api_token(Role::Basic).await;
+    let creds = Credentials::new(token.client_id.as_str(), "wrong").unwrap();
+    assert!(h.auth.authenticate_cached(creds).is_none(), "not seen yet");
+    assert_eq!(
+        code(h.auth.authenticate(creds).await),
+        ErrorCode::InvalidCredentials
+    );
+    let cached = h
+        .auth
+        .authenticate_cached(creds)
+        .expect("answered from cache");
+    assert_eq!(code(cached), ErrorCode::InvalidCredentials);
+    // Another secret for the same id is a new attempt.
+    let other = Credentials::new(token.client_id.as_str(), "wrong-too").unwrap();
+    assert!(h.auth.authenticate_cached(other).is_none());
+    // Any change to the token forgets its failed attempts.
+    h.auth.invalidate(&token.client_id).await;
+    assert!(h.auth.authenticate_cached(creds).is_none());
+}

@@ -1,0 +1,84 @@
+//! Shared bench fixtures: a memory store with one account, requests, and a way to drive a
+//! service future without an executor when it is ready at once (the hot path is).
+#![allow(dead_code)]
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::pin,
+    sync::Arc,
+    task::{Context, Poll, Waker},
+};
+
+use bytes::Bytes;
+use finout_auth::{
+    AccountId, Authenticator, CLIENT_ID_HEADER, IssuedToken, NewToken, Role, SECRET_KEY_HEADER,
+    TokenAdmin, store::MemoryTokenStore,
+};
+use http::{Request, Response};
+use http_body_util::Full;
+use tower::Service;
+
+pub struct Fixture {
+    pub store: Arc<MemoryTokenStore>,
+    pub auth: Authenticator,
+    pub admin: TokenAdmin,
+    pub account: AccountId,
+}
+
+impl Fixture {
+    /// Default (production) argon2 parameters unless `hasher` says otherwise.
+    pub async fn new() -> Self {
+        let store = Arc::new(MemoryTokenStore::new());
+        let auth = Authenticator::new(store.clone());
+        let admin = TokenAdmin::new(store.clone()).with_authenticator(auth.clone());
+        let account = admin.create_account("bench").await.unwrap().id;
+        Fixture {
+            store,
+            auth,
+            admin,
+            account,
+        }
+    }
+
+    pub async fn token(&self) -> IssuedToken {
+        self.admin
+            .issue_api_token(self.account, None, NewToken::new("bench", Role::Basic))
+            .await
+            .unwrap()
+    }
+}
+
+pub fn request(id: &str, secret: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .uri("/v1/view")
+        .header(CLIENT_ID_HEADER, id)
+        .header(SECRET_KEY_HEADER, secret)
+        .body(Full::default())
+        .unwrap()
+}
+
+pub fn with_token(token: &IssuedToken) -> Request<Full<Bytes>> {
+    request(token.client_id.as_str(), token.secret_key.expose_secret())
+}
+
+/// The trivial inner service every bench wraps.
+pub async fn ok(_: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(Response::new(Full::default()))
+}
+
+/// Call a service and poll its future once: the hot path and cached rejections answer at
+/// once, so no executor (and none of its cost) is involved. Panics if it would wait.
+pub fn call_now<S, R>(service: &mut S, request: R) -> S::Response
+where
+    S: Service<R>,
+    S::Error: std::fmt::Debug,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(service.poll_ready(&mut cx).is_ready());
+    let mut future = pin!(service.call(request));
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(response) => response.unwrap(),
+        Poll::Pending => panic!("not answered at once"),
+    }
+}

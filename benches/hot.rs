@@ -1,0 +1,59 @@
+//! The hot path: a request with a cached valid token through the layer, beside the same
+//! request through the bare inner service. Both include building the request.
+//!
+//! ```sh
+//! cargo bench --bench hot
+//! ```
+
+#[path = "common/mod.rs"]
+mod common;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use finout_auth::AuthLayer;
+use tower::{Layer, service_fn};
+
+fn hot(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let (fixture, token) = rt.block_on(async {
+        let f = common::Fixture::new().await;
+        let t = f.token().await;
+        (f, t)
+    });
+    let mut bare = service_fn(common::ok);
+    let mut layered = AuthLayer::new(fixture.auth.clone()).layer(service_fn(common::ok));
+    // Warm: the first request runs argon2 and caches the token.
+    rt.block_on(async {
+        use tower::ServiceExt;
+        let r = layered
+            .clone()
+            .oneshot(common::with_token(&token))
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    });
+
+    let mut group = c.benchmark_group("hot");
+    group.bench_function("bare", |b| {
+        b.iter(|| common::call_now(&mut bare, common::with_token(&token)))
+    });
+    group.bench_function("layered", |b| {
+        b.iter(|| {
+            let r = common::call_now(&mut layered, common::with_token(&token));
+            debug_assert!(r.status().is_success());
+            r
+        })
+    });
+    group.finish();
+    let m = fixture.auth.metrics();
+    assert_eq!(
+        m.secret_verifications, 1,
+        "every measured request was a cache hit"
+    );
+}
+
+criterion_group!(benches, hot);
+criterion_main!(benches);

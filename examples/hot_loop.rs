@@ -1,0 +1,90 @@
+//! A tight loop over the hot path, for profilers:
+//!
+//! ```sh
+//! cargo build --release --example hot_loop
+//! valgrind --tool=callgrind --callgrind-out-file=hot.callgrind target/release/examples/hot_loop
+//! callgrind_annotate hot.callgrind | head -40
+//! ```
+//!
+//! `MODE=hot` (default) sends a cached valid token, `MODE=reject` a cached wrong secret,
+//! `MODE=bare` the valid request to the inner service without the layer (the baseline);
+//! `N` requests (default 100,000) after one warm-up request.
+
+use std::{
+    convert::Infallible,
+    pin::pin,
+    sync::Arc,
+    task::{Context, Poll, Waker},
+};
+
+use bytes::Bytes;
+use finout_auth::{
+    AuthLayer, Authenticator, CLIENT_ID_HEADER, NewToken, Role, SECRET_KEY_HEADER, TokenAdmin,
+    store::MemoryTokenStore,
+};
+use http::{Request, Response};
+use http_body_util::Full;
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+fn main() {
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mode = std::env::var("MODE").unwrap_or_default();
+    let reject = mode == "reject";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let store = Arc::new(MemoryTokenStore::new());
+    let auth = Authenticator::new(store.clone());
+    let admin = TokenAdmin::new(store).with_authenticator(auth.clone());
+    let token = rt.block_on(async {
+        let account = admin.create_account("profile").await.unwrap();
+        admin
+            .issue_api_token(account.id, None, NewToken::new("p", Role::Basic))
+            .await
+            .unwrap()
+    });
+    let secret = if reject {
+        "wrong-secret"
+    } else {
+        token.secret_key.expose_secret()
+    };
+    let request = || {
+        Request::builder()
+            .header(CLIENT_ID_HEADER, token.client_id.as_str())
+            .header(SECRET_KEY_HEADER, secret)
+            .body(Full::<Bytes>::default())
+            .unwrap()
+    };
+    let inner = service_fn(|_: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
+    });
+    let layered = AuthLayer::new(auth.clone()).layer(inner);
+    rt.block_on(layered.clone().oneshot(request())).unwrap();
+    if mode == "bare" {
+        run(inner, request, n);
+    } else {
+        run(layered, request, n);
+    }
+}
+
+fn run<S, B>(mut service: S, request: impl Fn() -> Request<Full<Bytes>>, n: usize)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut statuses = 0u64;
+    for _ in 0..n {
+        let _ = service.poll_ready(&mut cx);
+        let mut future = pin!(service.call(request()));
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(response)) => statuses += u64::from(response.status().as_u16()),
+            _ => panic!("the hot path must answer at once"),
+        }
+    }
+    println!("{n} requests, mean status {}", statuses / n as u64);
+}
