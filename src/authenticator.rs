@@ -4,12 +4,12 @@
 //! - **Hot path** ([`Authenticator::authenticate_cached`], synchronous): one cache read by
 //!   client id, a keyed BLAKE3 digest of the presented secret compared in constant time with
 //!   the digest of the secret argon2 accepted, and an expiry re-check. No store call, no
-//!   argon2, no allocation.
+//!   argon2, no allocation. An attempt that already failed is refused as cheaply.
 //! - **Cold path**: the token record is fetched once per client id however many requests
 //!   wait for it (coalesced in a moka cache), then the secret is checked with argon2id on a
-//!   blocking thread, bounded by a semaphore; concurrent requests with the same id *and*
-//!   secret share one verification, and its verdict is cached briefly, so repeating a wrong
-//!   secret costs no argon2.
+//!   dedicated low-priority thread, bounded by a semaphore; concurrent requests with the same
+//!   id *and* secret share one verification, and its verdict is cached briefly, so repeating
+//!   a wrong secret costs no argon2.
 //!
 //! # Staleness
 //!
@@ -178,6 +178,8 @@ struct VerifiedEntry {
     expires_at: Option<OffsetDateTime>,
     /// When use of this token was last reported for `last_used_at` (coarse seconds).
     last_reported: AtomicU64,
+    /// The keyed mask of the client id, for the keys of failed attempts.
+    id_mask: SecretDigest,
 }
 
 /// The outcome of one argon2 verification, for the hash it was made against.
@@ -449,16 +451,23 @@ impl Authenticator {
         let inner = &*self.inner;
         // Timing costs two clock reads: only when someone listens.
         let started = tracing::enabled!(target: "finout_auth", Level::DEBUG).then(Instant::now);
-        let admitted = inner
-            .verified
-            .get(credentials.client_id_bytes())
-            .filter(|entry| inner.is_current(&entry.fetched))
-            .filter(|entry| {
-                let digest = inner.digest_key.digest(credentials.secret_bytes());
-                digests_equal(&digest, &entry.digest)
-            });
-        let Some(entry) = admitted else {
-            return inner.cached_rejection(credentials, started);
+        let secret_digest;
+        let entry = match inner.verified.get(credentials.client_id_bytes()) {
+            Some(entry) if inner.is_current(&entry.fetched) => {
+                secret_digest = inner.digest_key.digest(credentials.secret_bytes());
+                if !digests_equal(&secret_digest, &entry.digest) {
+                    let attempt = DigestKey::attempt(&secret_digest, &entry.id_mask);
+                    return inner.cached_rejection(credentials, attempt, started);
+                }
+                entry
+            }
+            _ => {
+                let attempt = DigestKey::attempt(
+                    &inner.digest_key.digest(credentials.secret_bytes()),
+                    &inner.digest_key.id_mask(credentials.client_id_bytes()),
+                );
+                return inner.cached_rejection(credentials, attempt, started);
+            }
         };
         let outcome = match entry.expires_at {
             Some(at) if inner.clock.now() >= at => {
@@ -526,11 +535,9 @@ impl Inner {
     fn cached_rejection(
         &self,
         credentials: Credentials<'_>,
+        attempt: SecretDigest,
         started: Option<Instant>,
     ) -> Option<Result<Principal, AuthError>> {
-        let attempt = self
-            .digest_key
-            .attempt(credentials.client_id_bytes(), credentials.secret_bytes());
         let seen = self.rejected.get(&attempt)?;
         if self.epochs[seen.stripe].load(Ordering::Acquire) != seen.epoch {
             return None; // the token changed since: decide afresh
@@ -540,10 +547,10 @@ impl Inner {
         Some(outcome)
     }
 
-    fn remember_rejection(&self, client_id: &ClientId, secret: &SecretKey, fetched: &Fetched) {
-        let attempt = self.digest_key.attempt(
-            client_id.as_str().as_bytes(),
-            secret.expose_secret().as_bytes(),
+    fn remember_rejection(&self, client_id: &ClientId, digest: &SecretDigest, fetched: &Fetched) {
+        let attempt = DigestKey::attempt(
+            digest,
+            &self.digest_key.id_mask(client_id.as_str().as_bytes()),
         );
         self.rejected.insert(
             attempt,
@@ -648,12 +655,12 @@ impl Inner {
                 if self.dummy_verification {
                     self.verdict(client_id, digest, None, secret).await?;
                 }
-                self.remember_rejection(client_id, secret, &fetched);
+                self.remember_rejection(client_id, &digest, &fetched);
                 return Err(AuthError::InvalidCredentials);
             };
             let hash = &token.record.secret_hash;
             if !self.verdict(client_id, digest, Some(hash), secret).await? {
-                self.remember_rejection(client_id, secret, &fetched);
+                self.remember_rejection(client_id, &digest, &fetched);
                 return Err(AuthError::InvalidCredentials);
             }
             if !self.is_current(&fetched) {
@@ -671,6 +678,7 @@ impl Inner {
                 principal: principal.clone(),
                 expires_at: token.record.expires_at,
                 last_reported: AtomicU64::new(0),
+                id_mask: self.digest_key.id_mask(client_id.as_str().as_bytes()),
             });
             if let Some(usage) = &self.usage {
                 usage.used(client_id, &entry.last_reported);

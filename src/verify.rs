@@ -157,44 +157,55 @@ impl SecretHasher {
     }
 }
 
-/// A keyed BLAKE3 digest of a verified secret, for the cache: comparing digests in constant
-/// time is how a cached token is checked without argon2. The key is random per process, so a
-/// memory dump of the cache reveals nothing usable elsewhere.
+/// Keyed BLAKE3 digests of secrets and client ids, for the caches: comparing digests in
+/// constant time is how a cached token is checked without argon2. The keys are random per
+/// process, so a memory dump of the caches reveals nothing usable elsewhere.
 #[derive(Clone)]
-pub(crate) struct DigestKey([u8; 32]);
+pub(crate) struct DigestKey {
+    secrets: [u8; 32],
+    ids: [u8; 32],
+}
 
 pub(crate) type SecretDigest = [u8; 32];
 
 impl DigestKey {
     pub(crate) fn random() -> Self {
-        let mut key = [0u8; 32];
+        let mut keys = [0u8; 64];
         // The OS RNG failing is unrecoverable and would make every digest predictable.
-        getrandom::fill(&mut key).expect("the OS random number generator failed");
-        DigestKey(key)
+        getrandom::fill(&mut keys).expect("the OS random number generator failed");
+        let mut key = DigestKey {
+            secrets: [0; 32],
+            ids: [0; 32],
+        };
+        key.secrets.copy_from_slice(&keys[..32]);
+        key.ids.copy_from_slice(&keys[32..]);
+        zeroize::Zeroize::zeroize(&mut keys);
+        key
     }
 
+    /// The digest of a secret.
     pub(crate) fn digest(&self, secret: &[u8]) -> SecretDigest {
-        *blake3::keyed_hash(&self.0, secret).as_bytes()
+        *blake3::keyed_hash(&self.secrets, secret).as_bytes()
     }
 
-    /// A digest of one (client id, secret) attempt. `0xff` cannot occur in a credential
-    /// (visible ASCII only), so the boundary between the two is unambiguous.
-    pub(crate) fn attempt(&self, client_id: &[u8], secret: &[u8]) -> SecretDigest {
-        // One contiguous input for blake3's one-shot path (cheaper than incremental updates
-        // for inputs this short). Credentials are at most 256 bytes each.
-        let mut input = [0u8; 2 * crate::credentials::MAX_CREDENTIAL_LEN + 1];
-        let (id_len, len) = (client_id.len(), client_id.len() + 1 + secret.len());
-        if len > input.len() {
-            let mut hasher = blake3::Hasher::new_keyed(&self.0);
-            hasher.update(client_id).update(&[0xff]).update(secret);
-            return *hasher.finalize().as_bytes();
-        }
-        input[..id_len].copy_from_slice(client_id);
-        input[id_len] = 0xff;
-        input[id_len + 1..len].copy_from_slice(secret);
-        let digest = *blake3::keyed_hash(&self.0, &input[..len]).as_bytes();
-        zeroize::Zeroize::zeroize(&mut input[..len]);
-        digest
+    /// A mask for a client id, under an independent key.
+    pub(crate) fn id_mask(&self, client_id: &[u8]) -> SecretDigest {
+        *blake3::keyed_hash(&self.ids, client_id).as_bytes()
+    }
+
+    /// The key of one (client id, secret) attempt: the secret's digest masked with the id's.
+    /// Both are outputs of independently keyed PRFs, so without the keys no one can aim an
+    /// attempt at another's key; and a cached token, which keeps its id's mask, gets the key
+    /// of a wrong secret from the digest it computes anyway.
+    pub(crate) fn attempt(secret_digest: &SecretDigest, id_mask: &SecretDigest) -> SecretDigest {
+        std::array::from_fn(|i| secret_digest[i] ^ id_mask[i])
+    }
+}
+
+impl Drop for DigestKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secrets);
+        zeroize::Zeroize::zeroize(&mut self.ids);
     }
 }
 
@@ -207,12 +218,6 @@ pub(crate) fn digests_equal(a: &SecretDigest, b: &SecretDigest) -> bool {
         .map(|i| word(a, i).ct_eq(&word(b, i)))
         .fold(subtle::Choice::from(1), |all, eq| all & eq)
         .into()
-}
-
-impl Drop for DigestKey {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
-    }
 }
 
 #[cfg(test)]
@@ -270,5 +275,16 @@ mod tests {
         assert_ne!(a.digest(b"s"), b.digest(b"s"));
         assert!(digests_equal(&a.digest(b"s"), &a.digest(b"s")));
         assert!(!digests_equal(&a.digest(b"s"), &a.digest(b"t")));
+        assert_ne!(a.id_mask(b"s"), a.digest(b"s"), "independent keys");
+    }
+
+    #[test]
+    fn attempts_differ_by_id_and_by_secret() {
+        let k = DigestKey::random();
+        let attempt =
+            |id: &[u8], secret: &[u8]| DigestKey::attempt(&k.digest(secret), &k.id_mask(id));
+        assert_eq!(attempt(b"id", b"s"), attempt(b"id", b"s"));
+        assert_ne!(attempt(b"id", b"s"), attempt(b"id", b"t"));
+        assert_ne!(attempt(b"id", b"s"), attempt(b"ie", b"s"));
     }
 }

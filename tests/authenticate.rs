@@ -513,3 +513,26 @@ async fn a_failed_attempt_is_answered_from_cache_until_the_token_changes() {
     h.auth.invalidate(&token.client_id).await;
     assert!(h.auth.authenticate_cached(creds).is_none());
 }
+
+#[tokio::test]
+async fn a_failed_attempt_on_a_cached_token_is_answered_from_cache() {
+    use finout_auth::Credentials;
+    let h = Harness::new().await;
+    let token = h.api_token(Role::Basic).await;
+    h.authenticate(&token).await.unwrap(); // the token is cached now
+    let wrong = Credentials::new(token.client_id.as_str(), "wrong").unwrap();
+    assert!(h.auth.authenticate_cached(wrong).is_none(), "not seen yet");
+    assert_eq!(
+        code(h.auth.authenticate(wrong).await),
+        ErrorCode::InvalidCredentials
+    );
+    let runs = h.auth.metrics().secret_verifications;
+    let cached = h
+        .auth
+        .authenticate_cached(wrong)
+        .expect("answered from cache");
+    assert_eq!(code(cached), ErrorCode::InvalidCredentials);
+    assert_eq!(h.auth.metrics().secret_verifications, runs);
+    // The right secret is unaffected.
+    h.authenticate(&token).await.unwrap();
+}

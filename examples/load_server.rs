@@ -1,0 +1,71 @@
+//! The server behind `benches/load.sh`: hyper 1 on loopback answering `200 ok`, with the
+//! layer (default) or without it (`--no-auth`), for a load generator to compare.
+//!
+//! Prints one line, `<addr> <client id> <secret>`, then serves until killed.
+
+use std::{convert::Infallible, sync::Arc};
+
+use bytes::Bytes;
+use finout_auth::{AuthLayer, Authenticator, NewToken, Role, TokenAdmin, store::MemoryTokenStore};
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+use tower::{Layer, Service, service_fn};
+
+async fn ok(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
+}
+
+// One worker: the server gets one core (benches/load.sh pins it to CPU 0).
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let with_auth = !std::env::args().any(|a| a == "--no-auth");
+    let store = Arc::new(MemoryTokenStore::new());
+    let authenticator = Authenticator::new(store.clone());
+    let admin = TokenAdmin::new(store).with_authenticator(authenticator.clone());
+    let account = admin.create_account("load").await?;
+    let token = admin
+        .issue_api_token(account.id, None, NewToken::new("load", Role::Basic))
+        .await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!(
+        "{} {} {}",
+        listener.local_addr()?,
+        token.client_id,
+        token.secret_key.expose_secret()
+    );
+    if with_auth {
+        serve(
+            listener,
+            AuthLayer::new(authenticator).layer(service_fn(ok)),
+        )
+        .await
+    } else {
+        serve(listener, service_fn(ok)).await
+    }
+}
+
+async fn serve<S, B>(
+    listener: tokio::net::TcpListener,
+    service: S,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let service = TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
