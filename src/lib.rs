@@ -85,6 +85,7 @@
 //! | `sqlite` | [`store::SqliteTokenStore`], an embedded SQLite file |
 //! | `postgres` | [`store::PostgresTokenStore`], shared by replicas, with a change feed |
 //! | `testing` | [`testing`]: the store conformance suite, for your own stores |
+//! | `mock` | [`mock`]: a Finout-compatible mock API router, and the `finout-mock` binary |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade |
 
 #![forbid(unsafe_code)]
@@ -101,6 +102,8 @@ pub mod error;
 pub mod layer;
 pub mod limit;
 pub mod metrics;
+#[cfg(feature = "mock")]
+pub mod mock;
 mod pool;
 pub mod principal;
 pub mod require;

@@ -1,0 +1,171 @@
+//! `finout-mock`: a Finout-compatible mock API server, a thin main over `finout_auth::mock`.
+//!
+//! ```sh
+//! cargo run --release --features mock --bin finout-mock
+//! ```
+//!
+//! Serves on 127.0.0.1:8080 with its tokens in `./finout-mock.db` (SQLite). On a store
+//! without its account, it creates one with an Admin user and a personal token, and prints
+//! that token's client id and secret once.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use finout_auth::{
+    Account, AccountId, Authenticator, NewToken, Role, TokenAdmin,
+    mock::Mock,
+    store::{MemoryTokenStore, PostgresTokenStore, SqliteTokenStore, TokenAdminStore},
+};
+
+/// A Finout-compatible mock API server.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the mock API (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Token store: `sqlite://PATH`, `memory` or `postgres://...`.
+    #[arg(
+        long,
+        env = "FINOUT_MOCK_STORE",
+        default_value = "sqlite://finout-mock.db"
+    )]
+    store: String,
+    /// Extra delay added to every /v1 response, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+}
+
+/// The account created on a store that has none of ours.
+const MOCK_ACCOUNT: AccountId = AccountId(uuid::uuid!("f1a70c4e-0000-4000-8000-000000000001"));
+
+async fn open(url: &str) -> Result<(Arc<dyn TokenAdminStore>, Option<PostgresTokenStore>), String> {
+    if url == "memory" {
+        Ok((Arc::new(MemoryTokenStore::new()), None))
+    } else if url.starts_with("sqlite:") {
+        let store = SqliteTokenStore::connect(url)
+            .await
+            .map_err(|e| format!("cannot open {url}: {e}"))?;
+        Ok((Arc::new(store), None))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = PostgresTokenStore::connect(url)
+            .await
+            .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+        Ok((Arc::new(store.clone()), Some(store)))
+    } else {
+        Err(format!(
+            "--store {url:?}: expected sqlite://PATH, memory or postgres://..."
+        ))
+    }
+}
+
+/// Create the mock account, an Admin user and a personal token, unless they exist.
+async fn bootstrap(admin: &TokenAdmin) -> Result<(), Box<dyn std::error::Error>> {
+    if admin.store().get_account(MOCK_ACCOUNT).await?.is_some() {
+        return Ok(());
+    }
+    admin
+        .store()
+        .insert_account(Account {
+            id: MOCK_ACCOUNT,
+            name: "finout-mock".into(),
+        })
+        .await?;
+    let user = admin
+        .add_user(MOCK_ACCOUNT, "admin@finout-mock.local", vec![Role::Admin])
+        .await?;
+    let token = admin
+        .issue_personal_token(
+            MOCK_ACCOUNT,
+            user.id,
+            NewToken::new("finout-mock bootstrap", Role::Admin),
+        )
+        .await?;
+    // Printed once, on stdout; the logs (stderr) never carry a secret.
+    println!(
+        "finout-mock: created account {MOCK_ACCOUNT} and Admin user {} with a personal token:",
+        user.email
+    );
+    println!("  x-finout-client-id: {}", token.client_id);
+    println!(
+        "  x-finout-secret-key: {}",
+        token.secret_key.expose_secret()
+    );
+    println!("  (the secret is shown only now)");
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let (store, postgres) = open(&args.store).await?;
+    let authenticator = Authenticator::new(store.clone());
+    let admin = TokenAdmin::new(store).with_authenticator(authenticator.clone());
+    let _feed = match postgres {
+        Some(pg) => Some(pg.listen([authenticator.clone()]).await?),
+        None => None,
+    };
+    bootstrap(&admin).await?;
+    let app = Mock::new(admin, authenticator)
+        .latency(Duration::from_millis(args.latency_ms))
+        .router();
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, store = %args.store, "finout-mock listening");
+    println!(
+        "finout-mock: listening on http://{}",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    tracing::info!("finout-mock stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,finout_auth=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    if let Err(e) = serve(args).await {
+        eprintln!("finout-mock: {e}");
+        std::process::exit(1);
+    }
+}

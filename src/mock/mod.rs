@@ -1,0 +1,539 @@
+//! Building blocks for Finout-compatible mock servers (feature `mock`), and what the
+//! `finout-mock` binary is made of.
+//!
+//! [`Mock::router`] answers like Finout's API: the two credential headers, the same token
+//! rules and error shapes, and deterministic fixture data per account.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use finout_auth::{Authenticator, TokenAdmin, mock::Mock, store::MemoryTokenStore};
+//!
+//! let store = Arc::new(MemoryTokenStore::new());
+//! let authenticator = Authenticator::new(store.clone());
+//! let admin = TokenAdmin::new(store).with_authenticator(authenticator.clone());
+//! let app: axum::Router = Mock::new(admin, authenticator).router();
+//! // axum::serve(listener, app).await?;
+//! # let _ = app; Ok(()) }
+//! ```
+//!
+//! Routes: `GET /healthz` and `GET /metrics` (Prometheus text) without credentials;
+//! `GET /admin/whoami`; `POST|GET /admin/api-tokens`, `DELETE /admin/api-tokens/{clientId}`;
+//! `POST|GET /admin/personal-tokens`, `DELETE /admin/personal-tokens/{clientId}`;
+//! `POST /admin/users`, `PUT /admin/users/{id}/roles`, `DELETE /admin/users/{id}`;
+//! `GET /v1/view`, `POST /v1/cost/query-by-view`. At most 5 requests per token are in flight
+//! on `/v1` (configurable); the next gets 429 `too_many_requests`.
+
+pub mod fixtures;
+
+use std::{fmt::Write as _, sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::{FromRequest, Path, Request, State, rejection::JsonRejection},
+    http::StatusCode,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post, put},
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use time::OffsetDateTime;
+
+use crate::{
+    AdminError, AuthLayer, Authenticator, ClientId, ErrorCode, NewToken, Principal, Role,
+    StoreError, TokenAdmin, TokenInfo, UserId, limit::TokenConcurrencyLimitLayer,
+};
+
+/// A Finout-compatible mock API over a token store.
+#[derive(Debug, Clone)]
+pub struct Mock {
+    inner: Arc<MockInner>,
+}
+
+#[derive(Debug)]
+struct MockInner {
+    admin: TokenAdmin,
+    authenticator: Authenticator,
+    latency: Duration,
+    max_in_flight: usize,
+}
+
+impl Mock {
+    /// A mock over `admin`'s store, authenticating with `authenticator` (register it with
+    /// the admin, so revocations take effect at once).
+    pub fn new(admin: TokenAdmin, authenticator: Authenticator) -> Self {
+        Mock {
+            inner: Arc::new(MockInner {
+                admin,
+                authenticator,
+                latency: Duration::ZERO,
+                max_in_flight: 5,
+            }),
+        }
+    }
+
+    fn with(self, f: impl FnOnce(&mut MockInner)) -> Self {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| MockInner {
+            admin: shared.admin.clone(),
+            authenticator: shared.authenticator.clone(),
+            latency: shared.latency,
+            max_in_flight: shared.max_in_flight,
+        });
+        f(&mut inner);
+        Mock {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Delay every `/v1` response by `latency` (to test clients against a slow API).
+    #[must_use]
+    pub fn latency(self, latency: Duration) -> Self {
+        self.with(|m| m.latency = latency)
+    }
+
+    /// Requests in flight per token on `/v1` (Finout allows 5).
+    #[must_use]
+    pub fn max_in_flight(self, n: usize) -> Self {
+        self.with(|m| m.max_in_flight = n)
+    }
+
+    /// The admin behind this mock.
+    pub fn admin(&self) -> &TokenAdmin {
+        &self.inner.admin
+    }
+
+    /// The axum router: every route of the module docs.
+    pub fn router(&self) -> Router {
+        let admin = Router::new()
+            .route("/admin/whoami", get(whoami))
+            .route(
+                "/admin/api-tokens",
+                post(create_api_token).get(list_api_tokens),
+            )
+            .route("/admin/api-tokens/{client_id}", delete(revoke_api_token))
+            .route(
+                "/admin/personal-tokens",
+                post(create_personal_token).get(list_personal_tokens),
+            )
+            .route(
+                "/admin/personal-tokens/{client_id}",
+                delete(revoke_personal_token),
+            )
+            .route("/admin/users", post(add_user))
+            .route("/admin/users/{id}/roles", put(set_user_roles))
+            .route("/admin/users/{id}", delete(remove_user));
+        let v1 = Router::new()
+            .route("/v1/view", get(views))
+            .route("/v1/cost/query-by-view", post(query_by_view))
+            .layer(middleware::from_fn_with_state(self.clone(), delay))
+            .layer(TokenConcurrencyLimitLayer::new(self.inner.max_in_flight));
+        let open = Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/metrics", get(metrics));
+        admin
+            .merge(v1)
+            .layer(AuthLayer::new(self.inner.authenticator.clone()))
+            .merge(open)
+            .with_state(self.clone())
+    }
+}
+
+async fn delay(State(mock): State<Mock>, request: Request, next: Next) -> Response {
+    if !mock.inner.latency.is_zero() {
+        tokio::time::sleep(mock.inner.latency).await;
+    }
+    next.run(request).await
+}
+
+/// An error answer in Finout's shape: `{"error","message","requestId"}`.
+#[derive(Debug)]
+pub struct MockError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl MockError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        MockError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn auth(code: ErrorCode) -> Self {
+        MockError::new(code.status(), code.as_str(), code.message())
+    }
+
+    fn not_found(what: &str) -> Self {
+        MockError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        MockError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+}
+
+impl IntoResponse for MockError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": self.code,
+            "message": self.message,
+            "requestId": uuid::Uuid::new_v4(),
+        });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<AdminError> for MockError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Forbidden(why) => {
+                MockError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden.as_str(), why)
+            }
+            AdminError::NotFound(what) => MockError::not_found(what),
+            AdminError::Invalid(why) => MockError::invalid(why),
+            AdminError::Store(StoreError::Conflict(what)) => MockError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{what} already exists"),
+            ),
+            AdminError::Store(StoreError::NotFound(what)) => MockError::not_found(what),
+            other => {
+                tracing::warn!(target: "finout_auth::mock", error = %other, "admin operation failed");
+                MockError::auth(ErrorCode::AuthUnavailable)
+            }
+        }
+    }
+}
+
+/// A JSON body whose rejection is a 400 in Finout's shape rather than axum's plain text.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = MockError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Json::<T>::from_request(request, state)
+            .await
+            .map(|Json(t)| Body(t))
+            .map_err(|e: JsonRejection| MockError::invalid(e.body_text()))
+    }
+}
+
+type Answer<T> = Result<T, MockError>;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WhoAmI {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    account_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
+    roles: Vec<Role>,
+    token_role: Role,
+    client_id: ClientId,
+}
+
+async fn whoami(principal: Principal) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        kind: match principal.user_id() {
+            Some(_) => "user",
+            None => "account",
+        },
+        account_id: principal.account_id().to_string(),
+        user_id: principal.user_id().map(|u| u.to_string()),
+        roles: principal
+            .user_roles()
+            .map_or_else(|| vec![principal.token_role().clone()], <[Role]>::to_vec),
+        token_role: principal.token_role().clone(),
+        client_id: principal.client_id().clone(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateToken {
+    description: String,
+    role: Role,
+    #[serde(default)]
+    expires_in_minutes: Option<u32>,
+}
+
+impl CreateToken {
+    fn into_new(self) -> NewToken {
+        let new = NewToken::new(self.description, self.role);
+        match self.expires_in_minutes {
+            Some(minutes) => new.expires_in_minutes(minutes),
+            None => new,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreatedToken {
+    client_id: ClientId,
+    secret_key: String,
+    #[serde(rename = "type")]
+    kind: crate::TokenKind,
+    description: String,
+    role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+}
+
+fn created(issued: crate::IssuedToken) -> (StatusCode, Json<CreatedToken>) {
+    let info = issued.info;
+    (
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            client_id: issued.client_id,
+            secret_key: issued.secret_key.expose_secret().to_owned(),
+            kind: info.kind,
+            description: info.description,
+            role: info.role,
+            created_at: info.created_at,
+            expires_at: info.expires_at,
+        }),
+    )
+}
+
+#[derive(Serialize)]
+struct TokenList {
+    tokens: Vec<TokenInfo>,
+}
+
+async fn create_api_token(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Body(body): Body<CreateToken>,
+) -> Answer<impl IntoResponse> {
+    let session = mock.inner.admin.acting_as(&principal);
+    Ok(created(session.issue_api_token(body.into_new()).await?))
+}
+
+async fn list_api_tokens(
+    State(mock): State<Mock>,
+    principal: Principal,
+) -> Answer<Json<TokenList>> {
+    let tokens = mock
+        .inner
+        .admin
+        .acting_as(&principal)
+        .list_api_tokens()
+        .await?;
+    Ok(Json(TokenList { tokens }))
+}
+
+async fn revoke_api_token(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(client_id): Path<String>,
+) -> Answer<StatusCode> {
+    let session = mock.inner.admin.acting_as(&principal);
+    session.revoke_api_token(&ClientId::from(client_id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn create_personal_token(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Body(body): Body<CreateToken>,
+) -> Answer<impl IntoResponse> {
+    let session = mock.inner.admin.acting_as(&principal);
+    Ok(created(
+        session.issue_personal_token(body.into_new()).await?,
+    ))
+}
+
+async fn list_personal_tokens(
+    State(mock): State<Mock>,
+    principal: Principal,
+) -> Answer<Json<TokenList>> {
+    let tokens = mock
+        .inner
+        .admin
+        .acting_as(&principal)
+        .list_personal_tokens()
+        .await?;
+    Ok(Json(TokenList { tokens }))
+}
+
+async fn revoke_personal_token(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(client_id): Path<String>,
+) -> Answer<StatusCode> {
+    let session = mock.inner.admin.acting_as(&principal);
+    session
+        .revoke_personal_token(&ClientId::from(client_id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewUser {
+    email: String,
+    roles: Vec<Role>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Roles {
+    roles: Vec<Role>,
+}
+
+#[derive(Serialize)]
+struct UserView {
+    id: String,
+    email: String,
+    roles: Vec<Role>,
+}
+
+fn user_id(id: &str) -> Answer<UserId> {
+    id.parse().map_err(|_| MockError::not_found("user"))
+}
+
+async fn add_user(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Body(body): Body<NewUser>,
+) -> Answer<impl IntoResponse> {
+    let session = mock.inner.admin.acting_as(&principal);
+    let user = session.add_user(body.email, body.roles).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(UserView {
+            id: user.id.to_string(),
+            email: user.email,
+            roles: user.roles,
+        }),
+    ))
+}
+
+async fn set_user_roles(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Body(body): Body<Roles>,
+) -> Answer<Json<serde_json::Value>> {
+    let id = user_id(&id)?;
+    let session = mock.inner.admin.acting_as(&principal);
+    session.set_user_roles(id, body.roles.clone()).await?;
+    Ok(Json(
+        serde_json::json!({ "id": id.to_string(), "roles": body.roles }),
+    ))
+}
+
+async fn remove_user(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Answer<StatusCode> {
+    let id = user_id(&id)?;
+    mock.inner
+        .admin
+        .acting_as(&principal)
+        .remove_user(id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn views(principal: Principal) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "data": fixtures::default_views(principal.account_id()),
+        "requestId": uuid::Uuid::new_v4(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryByView {
+    view_id: String,
+    date: DateRange,
+    #[serde(default)]
+    #[allow(dead_code)]
+    cost_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DateRange {
+    unix_time_mill_seconds_start: i64,
+    unix_time_mill_seconds_end: i64,
+}
+
+const MAX_RANGE_MS: i64 = 90 * 86_400_000;
+
+async fn query_by_view(
+    principal: Principal,
+    Body(query): Body<QueryByView>,
+) -> Answer<Json<serde_json::Value>> {
+    let (start, end) = (
+        query.date.unix_time_mill_seconds_start,
+        query.date.unix_time_mill_seconds_end,
+    );
+    if end < start {
+        return Err(MockError::invalid("the range ends before it starts"));
+    }
+    if end - start > MAX_RANGE_MS {
+        return Err(MockError::invalid("the range may not exceed 90 days"));
+    }
+    let views = fixtures::default_views(principal.account_id());
+    // Another account's view does not exist for this caller.
+    if !views.iter().any(|v| v.id == query.view_id) {
+        return Err(MockError::not_found("view"));
+    }
+    Ok(Json(serde_json::json!({
+        "data": fixtures::costs(&query.view_id, start, end),
+        "request": { "viewId": query.view_id },
+        "requestId": uuid::Uuid::new_v4(),
+    })))
+}
+
+async fn metrics(State(mock): State<Mock>) -> impl IntoResponse {
+    let m = mock.inner.authenticator.metrics();
+    let mut text = String::new();
+    let _ = writeln!(text, "# TYPE finout_auth_requests_total counter");
+    let _ = writeln!(
+        text,
+        "finout_auth_requests_total{{outcome=\"ok\"}} {}",
+        m.authenticated
+    );
+    for (code, n) in m.rejections {
+        let _ = writeln!(
+            text,
+            "finout_auth_requests_total{{outcome=\"{}\"}} {n}",
+            code.as_str()
+        );
+    }
+    for (name, value) in [
+        (
+            "finout_auth_secret_verifications_total",
+            m.secret_verifications,
+        ),
+        ("finout_auth_cache_hits_total", m.cache_hits),
+        ("finout_auth_cache_misses_total", m.cache_misses),
+        ("finout_auth_store_lookups_total", m.store_lookups),
+    ] {
+        let _ = writeln!(text, "# TYPE {name} counter\n{name} {value}");
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    )
+}

@@ -1,0 +1,370 @@
+//! finout-mock over a real socket: the library router in process, and the built binary as a
+//! subprocess with a SQLite file, restarted.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use bytes::Bytes;
+use finout_auth::{
+    AccountId, Authenticator, NewToken, Role, TokenAdmin, mock::Mock, store::MemoryTokenStore,
+};
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+/// One request over a fresh connection: status and JSON body (Null if none).
+async fn call(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    creds: Option<(&str, &str)>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "mock");
+    if let Some((id, secret)) = creds {
+        request = request
+            .header("x-finout-client-id", id)
+            .header("x-finout-secret-key", secret);
+    }
+    let body = match body {
+        Some(v) => {
+            request = request.header("content-type", "application/json");
+            Full::new(Bytes::from(v.to_string()))
+        }
+        None => Full::default(),
+    };
+    let response = sender
+        .send_request(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn start_in_process() -> (SocketAddr, String, String, AccountId) {
+    let store = Arc::new(MemoryTokenStore::new());
+    let auth = Authenticator::new(store.clone());
+    let admin = TokenAdmin::new(store).with_authenticator(auth.clone());
+    let account = admin.create_account("Acme").await.unwrap();
+    let user = admin
+        .add_user(account.id, "admin@acme.test", vec![Role::Admin])
+        .await
+        .unwrap();
+    let token = admin
+        .issue_personal_token(account.id, user.id, NewToken::new("admin", Role::Admin))
+        .await
+        .unwrap();
+    let app = Mock::new(admin, auth).router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (
+        addr,
+        token.client_id.to_string(),
+        token.secret_key.expose_secret().to_owned(),
+        account.id,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_created_used_listed_and_revoked_like_finout() {
+    let (addr, id, secret, account) = start_in_process().await;
+    let admin = Some((id.as_str(), secret.as_str()));
+
+    assert_eq!(call(addr, Method::GET, "/healthz", None, None).await.0, 200);
+    let (status, body) = call(addr, Method::GET, "/admin/whoami", None, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("missing_credentials"))
+    );
+
+    let (status, me) = call(addr, Method::GET, "/admin/whoami", admin, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["type"], "user");
+    assert_eq!(me["accountId"], account.to_string());
+    assert_eq!(me["tokenRole"], "Admin");
+
+    let (status, created) = call(
+        addr,
+        Method::POST,
+        "/admin/api-tokens",
+        admin,
+        Some(json!({"description": "reporting", "role": "Read-only", "expiresInMinutes": 60})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["type"], "api");
+    let (api_id, api_secret) = (
+        created["clientId"].as_str().unwrap().to_owned(),
+        created["secretKey"].as_str().unwrap().to_owned(),
+    );
+    let api = Some((api_id.as_str(), api_secret.as_str()));
+
+    let (status, views) = call(addr, Method::GET, "/v1/view", api, None).await;
+    assert_eq!(status, 200);
+    let view_id = views["data"][0]["id"].as_str().unwrap().to_owned();
+    let (status, costs) = call(
+        addr,
+        Method::POST,
+        "/v1/cost/query-by-view",
+        api,
+        Some(json!({"viewId": view_id, "date": {"unixTimeMillSecondsStart": 1_700_000_000_000i64, "unixTimeMillSecondsEnd": 1_700_259_200_000i64}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{costs}");
+    assert!(
+        costs["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "Total")
+    );
+    assert_eq!(costs["request"]["viewId"], view_id);
+
+    // Read-only API tokens cannot manage tokens.
+    let (status, body) = call(addr, Method::GET, "/admin/api-tokens", api, None).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+
+    // Listing never shows a secret.
+    let (status, list) = call(addr, Method::GET, "/admin/api-tokens", admin, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["tokens"][0]["clientId"], api_id.as_str());
+    assert!(!list.to_string().contains(&api_secret));
+
+    // Revoked: rejected on the very next request; unknown: 404.
+    let path = format!("/admin/api-tokens/{api_id}");
+    assert_eq!(call(addr, Method::DELETE, &path, admin, None).await.0, 204);
+    let (status, body) = call(addr, Method::GET, "/v1/view", api, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_credentials"))
+    );
+    assert_eq!(call(addr, Method::DELETE, &path, admin, None).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_personal_tokens_and_bad_requests() {
+    let (addr, id, secret, _) = start_in_process().await;
+    let admin = Some((id.as_str(), secret.as_str()));
+    let (status, user) = call(
+        addr,
+        Method::POST,
+        "/admin/users",
+        admin,
+        Some(json!({"email": "bob@acme.test", "roles": ["Basic"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{user}");
+    assert_eq!(user["roles"], json!(["Basic"]));
+    let user_id = user["id"].as_str().unwrap().to_owned();
+
+    // The calling Admin may give itself a personal Admin token.
+    let (status, _) = call(
+        addr,
+        Method::POST,
+        "/admin/personal-tokens",
+        admin,
+        Some(json!({"description": "mine", "role": "Admin"})),
+    )
+    .await;
+    assert_eq!(status, 201, "the Admin may have an Admin token");
+
+    let (status, body) = call(
+        addr,
+        Method::POST,
+        "/admin/api-tokens",
+        admin,
+        Some(json!({"description": "x", "role": "Superuser"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, _) = call(
+        addr,
+        Method::POST,
+        "/v1/cost/query-by-view",
+        admin,
+        Some(json!({"viewId": "nope", "date": {"unixTimeMillSecondsStart": 0, "unixTimeMillSecondsEnd": 1}})),
+    )
+    .await;
+    assert_eq!(status, 404, "an unknown view does not exist");
+    let (status, _) = call(
+        addr,
+        Method::POST,
+        "/v1/cost/query-by-view",
+        admin,
+        Some(json!({"viewId": "x", "date": {"unixTimeMillSecondsStart": 0, "unixTimeMillSecondsEnd": 91i64 * 86_400_000}})),
+    )
+    .await;
+    assert_eq!(status, 400, "over 90 days");
+
+    let roles = format!("/admin/users/{user_id}/roles");
+    let (status, _) = call(
+        addr,
+        Method::PUT,
+        &roles,
+        admin,
+        Some(json!({"roles": ["Read-only"]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let path = format!("/admin/users/{user_id}");
+    assert_eq!(call(addr, Method::DELETE, &path, admin, None).await.0, 204);
+    assert_eq!(call(addr, Method::DELETE, &path, admin, None).await.0, 404);
+
+    let (status, metrics) = call(addr, Method::GET, "/metrics", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(metrics, Value::Null, "Prometheus text, not JSON");
+}
+
+/// The built binary, with its stdout lines and stderr (the logs) collected.
+struct Server {
+    child: Child,
+    stdout: Vec<String>,
+}
+
+fn spawn_binary(db: &str, port: u16) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_finout-mock"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--store",
+            db,
+        ])
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdout = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let listening = line.contains("listening on");
+        stdout.push(line);
+        if listening {
+            break;
+        }
+    }
+    Server { child, stdout }
+}
+
+impl Server {
+    /// Stop with SIGTERM; answer everything it logged.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "finout-mock exits cleanly on SIGTERM: {status}"
+        );
+        let mut logs = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut logs)
+            .unwrap();
+        logs
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_keeps_its_tokens_across_a_restart_and_logs_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("mock.db").display());
+    let port = free_port();
+    let first = spawn_binary(&db, port);
+    let field = |name: &str| {
+        first
+            .stdout
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("no {name} in {:?}", first.stdout))
+    };
+    let (id, secret) = (field("x-finout-client-id:"), field("x-finout-secret-key:"));
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let creds = Some((id.as_str(), secret.as_str()));
+    assert_eq!(
+        call(addr, Method::GET, "/admin/whoami", creds, None)
+            .await
+            .0,
+        200
+    );
+    let (status, created) = call(
+        addr,
+        Method::POST,
+        "/admin/api-tokens",
+        creds,
+        Some(json!({"description": "survives", "role": "Basic"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let api_secret = created["secretKey"].as_str().unwrap().to_owned();
+    let api_id = created["clientId"].as_str().unwrap().to_owned();
+    let mut logs = first.stop();
+
+    let second = spawn_binary(&db, port);
+    assert!(
+        !second
+            .stdout
+            .iter()
+            .any(|l| l.contains("x-finout-secret-key")),
+        "no second bootstrap on a store that has its account"
+    );
+    assert_eq!(
+        call(addr, Method::GET, "/admin/whoami", creds, None)
+            .await
+            .0,
+        200
+    );
+    let api = Some((api_id.as_str(), api_secret.as_str()));
+    assert_eq!(call(addr, Method::GET, "/v1/view", api, None).await.0, 200);
+    let (status, _) = call(
+        addr,
+        Method::GET,
+        "/v1/view",
+        Some((api_id.as_str(), "wrong")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    logs += &second.stop();
+
+    assert!(logs.contains(&api_id), "the logs name client ids: {logs}");
+    for s in [&secret, &api_secret] {
+        assert!(!logs.contains(s.as_str()), "a secret is in the logs");
+    }
+}
