@@ -60,6 +60,11 @@ async fn call(
 }
 
 async fn start_in_process() -> (SocketAddr, String, String, AccountId) {
+    let (addr, id, secret, account, _) = start_with_admin().await;
+    (addr, id, secret, account)
+}
+
+async fn start_with_admin() -> (SocketAddr, String, String, AccountId, TokenAdmin) {
     let store = Arc::new(MemoryTokenStore::new());
     let auth = Authenticator::new(store.clone());
     let admin = TokenAdmin::new(store).with_authenticator(auth.clone());
@@ -72,7 +77,7 @@ async fn start_in_process() -> (SocketAddr, String, String, AccountId) {
         .issue_personal_token(account.id, user.id, NewToken::new("admin", Role::Admin))
         .await
         .unwrap();
-    let app = Mock::new(admin, auth).router();
+    let app = Mock::new(admin.clone(), auth).router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -81,6 +86,7 @@ async fn start_in_process() -> (SocketAddr, String, String, AccountId) {
         token.client_id.to_string(),
         token.secret_key.expose_secret().to_owned(),
         account.id,
+        admin,
     )
 }
 
@@ -367,4 +373,86 @@ async fn the_binary_keeps_its_tokens_across_a_restart_and_logs_no_secret() {
     for s in [&secret, &api_secret] {
         assert!(!logs.contains(s.as_str()), "a secret is in the logs");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_tags_need_a_writer_and_never_cross_accounts() {
+    let (addr, id, secret, account, token_admin) = start_with_admin().await;
+    let admin = Some((id.as_str(), secret.as_str()));
+    let (status, tag) = call(
+        addr,
+        Method::POST,
+        "/v1/virtual-tags",
+        admin,
+        Some(json!({"name": "team", "rules": []})),
+    )
+    .await;
+    assert_eq!(status, 201, "{tag}");
+    let tag_id = tag["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/virtual-tags/{tag_id}");
+    let (status, got) = call(addr, Method::GET, &path, admin, None).await;
+    assert_eq!((status, got["name"].as_str()), (200, Some("team")));
+    let (status, list) = call(addr, Method::GET, "/v1/virtual-tags", admin, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["accountId"], account.to_string());
+    assert_eq!(list["virtualTags"][0]["id"], tag_id.as_str());
+
+    // A Read-only API token may read, not write.
+    let (_, reader) = call(
+        addr,
+        Method::POST,
+        "/admin/api-tokens",
+        admin,
+        Some(json!({"description": "reader", "role": "Read-only"})),
+    )
+    .await;
+    let reader = (
+        reader["clientId"].as_str().unwrap().to_owned(),
+        reader["secretKey"].as_str().unwrap().to_owned(),
+    );
+    let reader = Some((reader.0.as_str(), reader.1.as_str()));
+    assert_eq!(call(addr, Method::GET, &path, reader, None).await.0, 200);
+    let (status, body) = call(addr, Method::PUT, &path, reader, Some(json!({"name": "x"}))).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+    assert_eq!(call(addr, Method::DELETE, &path, reader, None).await.0, 403);
+
+    // Another account's token: the tag does not exist for it.
+    let other = token_admin.create_account("Other").await.unwrap();
+    let outsider = token_admin
+        .issue_api_token(other.id, None, NewToken::new("outsider", Role::Admin))
+        .await
+        .unwrap();
+    let outsider = Some((
+        outsider.client_id.as_str(),
+        outsider.secret_key.expose_secret(),
+    ));
+    assert_eq!(call(addr, Method::GET, &path, outsider, None).await.0, 404);
+    assert_eq!(
+        call(addr, Method::DELETE, &path, outsider, None).await.0,
+        404
+    );
+    let (_, theirs) = call(addr, Method::GET, "/v1/virtual-tags", outsider, None).await;
+    assert_eq!(theirs["virtualTags"], json!([]));
+
+    let (status, replaced) = call(
+        addr,
+        Method::PUT,
+        &path,
+        admin,
+        Some(json!({"name": "squad"})),
+    )
+    .await;
+    assert_eq!((status, replaced["name"].as_str()), (200, Some("squad")));
+    let (status, keys) = call(
+        addr,
+        Method::GET,
+        "/v1/megabill/query-language/keys",
+        reader,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(keys["keys"][0]["costCenter"].is_string());
+    assert_eq!(call(addr, Method::DELETE, &path, admin, None).await.0, 204);
+    assert_eq!(call(addr, Method::GET, &path, admin, None).await.0, 404);
 }

@@ -22,12 +22,20 @@
 //! `GET /admin/whoami`; `POST|GET /admin/api-tokens`, `DELETE /admin/api-tokens/{clientId}`;
 //! `POST|GET /admin/personal-tokens`, `DELETE /admin/personal-tokens/{clientId}`;
 //! `POST /admin/users`, `PUT /admin/users/{id}/roles`, `DELETE /admin/users/{id}`;
-//! `GET /v1/view`, `POST /v1/cost/query-by-view`. At most 5 requests per token are in flight
-//! on `/v1` (configurable); the next gets 429 `too_many_requests`.
+//! `GET /v1/view`, `POST /v1/cost/query-by-view`, `GET|POST /v1/virtual-tags`,
+//! `GET|PUT|DELETE /v1/virtual-tags/{id}` (kept in memory), `GET
+//! /v1/megabill/query-language/keys`. Writes under `/v1` need a role other than `Read-only`
+//! (403 otherwise); another account's resources answer 404. At most 5 requests per token
+//! are in flight on `/v1` (configurable); the next gets 429 `too_many_requests`.
 
 pub mod fixtures;
 
-use std::{fmt::Write as _, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt::Write as _,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
     Json, Router,
@@ -38,11 +46,12 @@ use axum::{
     routing::{delete, get, post, put},
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::{
-    AdminError, AuthLayer, Authenticator, ClientId, ErrorCode, NewToken, Principal, Role,
-    StoreError, TokenAdmin, TokenInfo, UserId, limit::TokenConcurrencyLimitLayer,
+    AccountId, AdminError, AuthLayer, Authenticator, ClientId, ErrorCode, NewToken, Principal,
+    Role, StoreError, TokenAdmin, TokenInfo, UserId, limit::TokenConcurrencyLimitLayer,
 };
 
 /// A Finout-compatible mock API over a token store.
@@ -57,6 +66,8 @@ struct MockInner {
     authenticator: Authenticator,
     latency: Duration,
     max_in_flight: usize,
+    /// Virtual tags, per account, by id. Kept in memory: they do not survive a restart.
+    tags: Mutex<HashMap<AccountId, BTreeMap<String, Value>>>,
 }
 
 impl Mock {
@@ -69,6 +80,7 @@ impl Mock {
                 authenticator,
                 latency: Duration::ZERO,
                 max_in_flight: 5,
+                tags: Mutex::default(),
             }),
         }
     }
@@ -79,6 +91,7 @@ impl Mock {
             authenticator: shared.authenticator.clone(),
             latency: shared.latency,
             max_in_flight: shared.max_in_flight,
+            tags: Mutex::new(shared.tags()),
         });
         f(&mut inner);
         Mock {
@@ -126,6 +139,12 @@ impl Mock {
         let v1 = Router::new()
             .route("/v1/view", get(views))
             .route("/v1/cost/query-by-view", post(query_by_view))
+            .route("/v1/virtual-tags", get(list_tags).post(create_tag))
+            .route(
+                "/v1/virtual-tags/{id}",
+                get(get_tag).put(replace_tag).delete(delete_tag),
+            )
+            .route("/v1/megabill/query-language/keys", get(keys))
             .layer(middleware::from_fn_with_state(self.clone(), delay))
             .layer(TokenConcurrencyLimitLayer::new(self.inner.max_in_flight));
         let open = Router::new()
@@ -136,6 +155,12 @@ impl Mock {
             .layer(AuthLayer::new(self.inner.authenticator.clone()))
             .merge(open)
             .with_state(self.clone())
+    }
+}
+
+impl MockInner {
+    fn tags(&self) -> HashMap<AccountId, BTreeMap<String, Value>> {
+        self.tags.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -536,4 +561,118 @@ async fn metrics(State(mock): State<Mock>) -> impl IntoResponse {
         )],
         text,
     )
+}
+
+const WRITE_TAGS: &str = "fin.virtualtags.write.tags";
+
+fn require_write(principal: &Principal) -> Answer<()> {
+    if principal.has_permission(WRITE_TAGS) {
+        Ok(())
+    } else {
+        Err(MockError::auth(ErrorCode::Forbidden))
+    }
+}
+
+fn with_tags<T>(
+    mock: &Mock,
+    account: AccountId,
+    f: impl FnOnce(&mut BTreeMap<String, Value>) -> T,
+) -> T {
+    let mut tags = mock.inner.tags.lock().unwrap_or_else(|e| e.into_inner());
+    f(tags.entry(account).or_default())
+}
+
+async fn list_tags(State(mock): State<Mock>, principal: Principal) -> Json<Value> {
+    let account = principal.account_id();
+    let tags: Vec<Value> = with_tags(&mock, account, |tags| tags.values().cloned().collect());
+    Json(serde_json::json!({
+        "accountId": account.to_string(),
+        "requestId": uuid::Uuid::new_v4(),
+        "virtualTags": tags,
+    }))
+}
+
+/// A tag as stored: the client's fields, then `id` and `accountId` set by the mock.
+fn stamp(body: Value, id: &str, account: AccountId) -> Answer<Value> {
+    let Value::Object(mut fields) = body else {
+        return Err(MockError::invalid("a virtual tag is a JSON object"));
+    };
+    if !fields.get("name").is_some_and(Value::is_string) {
+        return Err(MockError::invalid("a virtual tag needs a string `name`"));
+    }
+    fields.insert("id".into(), Value::String(id.to_owned()));
+    fields.insert("accountId".into(), Value::String(account.to_string()));
+    Ok(Value::Object(fields))
+}
+
+async fn create_tag(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Body(body): Body<Value>,
+) -> Answer<impl IntoResponse> {
+    require_write(&principal)?;
+    let account = principal.account_id();
+    let id = uuid::Uuid::new_v4().to_string();
+    let tag = stamp(body, &id, account)?;
+    with_tags(&mock, account, |tags| tags.insert(id, tag.clone()));
+    Ok((StatusCode::CREATED, Json(tag)))
+}
+
+async fn get_tag(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Answer<Json<Value>> {
+    with_tags(&mock, principal.account_id(), |tags| tags.get(&id).cloned())
+        .map(Json)
+        .ok_or_else(|| MockError::not_found("virtual tag"))
+}
+
+async fn replace_tag(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> Answer<Json<Value>> {
+    require_write(&principal)?;
+    let account = principal.account_id();
+    let tag = stamp(body, &id, account)?;
+    with_tags(&mock, account, |tags| match tags.get_mut(&id) {
+        Some(existing) => {
+            *existing = tag.clone();
+            Ok(Json(tag))
+        }
+        None => Err(MockError::not_found("virtual tag")),
+    })
+}
+
+async fn delete_tag(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Answer<StatusCode> {
+    require_write(&principal)?;
+    with_tags(&mock, principal.account_id(), |tags| tags.remove(&id))
+        .map(|_| StatusCode::NO_CONTENT)
+        .ok_or_else(|| MockError::not_found("virtual tag"))
+}
+
+async fn keys(principal: Principal) -> Json<Value> {
+    let keys: Vec<Value> = [
+        ("AWS", "service", "Service"),
+        ("AWS", "region", "Region"),
+        ("AWS", "account", "Account"),
+        ("Kubernetes", "namespace", "Namespace"),
+        ("Kubernetes", "cluster", "Cluster"),
+    ]
+    .iter()
+    .map(|(cost_center, key, display)| {
+        serde_json::json!({"costCenter": cost_center, "key": key, "displayName": display})
+    })
+    .collect();
+    Json(serde_json::json!({
+        "keys": keys,
+        "requestId": uuid::Uuid::new_v4(),
+        "accountId": principal.account_id().to_string(),
+    }))
 }
