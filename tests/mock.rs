@@ -250,6 +250,10 @@ struct Server {
 }
 
 fn spawn_binary(db: &str, port: u16) -> Server {
+    spawn_binary_with(db, port, &[])
+}
+
+fn spawn_binary_with(db: &str, port: u16, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_finout-mock"))
         .args([
             "serve",
@@ -258,6 +262,7 @@ fn spawn_binary(db: &str, port: u16) -> Server {
             "--store",
             db,
         ])
+        .args(extra)
         .env("RUST_LOG", "trace")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -455,4 +460,90 @@ async fn virtual_tags_need_a_writer_and_never_cross_accounts() {
     assert!(keys["keys"][0]["costCenter"].is_string());
     assert_eq!(call(addr, Method::DELETE, &path, admin, None).await.0, 204);
     assert_eq!(call(addr, Method::GET, &path, admin, None).await.0, 404);
+}
+
+const SEED: &str = r#"{
+  "accounts": [{
+    "id": "2d3f9a4e-6b1c-4f0e-9d2a-7c5b8e1f0a3d",
+    "name": "Seeded",
+    "views": [{"id": "v-everything", "name": "Everything"}],
+    "users": [{"id": "5b0c3f1e-2a4d-4c6b-8e9f-0a1b2c3d4e5f", "email": "ops@acme.test", "roles": ["Admin"]}],
+    "tokens": [
+      {"clientId": "ci-reader", "secretKey": "reader-s3cret", "type": "api",
+       "role": "Read-only", "description": "CI", "expiresAt": null},
+      {"clientId": "ops-laptop", "secretKey": "ops-s3cret", "type": "personal",
+       "user": "ops@acme.test", "role": "Admin", "description": "laptop",
+       "expiresAt": "2099-01-01T00:00:00Z"}
+    ]
+  }]
+}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_declares_known_credentials_and_loads_idempotently() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.json");
+    std::fs::write(&seed, SEED).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("seeded.db").display());
+    let seed_arg = seed.display().to_string();
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    for _ in 0..2 {
+        let server = spawn_binary_with(&db, port, &["--seed", &seed_arg]);
+        assert!(
+            !server
+                .stdout
+                .iter()
+                .any(|l| l.contains("x-finout-secret-key"))
+        );
+        let (status, views) = call(
+            addr,
+            Method::GET,
+            "/v1/view",
+            Some(("ci-reader", "reader-s3cret")),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            views["data"],
+            json!([{"id": "v-everything", "name": "Everything"}])
+        );
+        let (status, me) = call(
+            addr,
+            Method::GET,
+            "/admin/whoami",
+            Some(("ops-laptop", "ops-s3cret")),
+            None,
+        )
+        .await;
+        assert_eq!((status, me["type"].as_str()), (200, Some("user")));
+        let logs = server.stop();
+        assert!(!logs.contains("reader-s3cret") && !logs.contains("ops-s3cret"));
+    }
+}
+
+#[test]
+fn an_invalid_seed_fails_at_start_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("bad.json");
+    let bad = SEED.replace(
+        r#""user": "ops@acme.test""#,
+        r#""user": "nobody@acme.test""#,
+    );
+    std::fs::write(&seed, bad).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_finout-mock"))
+        .args([
+            "serve",
+            "--store",
+            "memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--seed",
+        ])
+        .arg(&seed)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("accounts[0].tokens[1].user"), "{stderr}");
 }

@@ -12,8 +12,8 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use finout_auth::{
-    Account, AccountId, Authenticator, NewToken, Role, TokenAdmin,
-    mock::Mock,
+    Account, AccountId, Authenticator, NewToken, Role, SecretHasher, TokenAdmin,
+    mock::{Mock, seed::Seed},
     store::{MemoryTokenStore, PostgresTokenStore, SqliteTokenStore, TokenAdminStore},
 };
 
@@ -48,6 +48,9 @@ struct ServeArgs {
     /// Extra delay added to every /v1 response, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// A seed file (JSON) of accounts, users and tokens to load (idempotent).
+    #[arg(long)]
+    seed: Option<std::path::PathBuf>,
 }
 
 /// The account created on a store that has none of ours.
@@ -117,10 +120,22 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         Some(pg) => Some(pg.listen([authenticator.clone()]).await?),
         None => None,
     };
-    bootstrap(&admin).await?;
-    let app = Mock::new(admin, authenticator)
-        .latency(Duration::from_millis(args.latency_ms))
-        .router();
+    let mut mock =
+        Mock::new(admin.clone(), authenticator).latency(Duration::from_millis(args.latency_ms));
+    match &args.seed {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the seed {}: {e}", path.display()))?;
+            let seed = Seed::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            seed.load(&admin, &SecretHasher::default()).await?;
+            for (account, views) in seed.views() {
+                mock = mock.views(account, views);
+            }
+            println!("finout-mock: seed {} loaded", path.display());
+        }
+        None => bootstrap(&admin).await?,
+    }
+    let app = mock.router();
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, store = %args.store, "finout-mock listening");
     println!(

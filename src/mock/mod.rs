@@ -29,6 +29,7 @@
 //! are in flight on `/v1` (configurable); the next gets 429 `too_many_requests`.
 
 pub mod fixtures;
+pub mod seed;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -68,6 +69,8 @@ struct MockInner {
     max_in_flight: usize,
     /// Virtual tags, per account, by id. Kept in memory: they do not survive a restart.
     tags: Mutex<HashMap<AccountId, BTreeMap<String, Value>>>,
+    /// Views replacing the fixtures, per account (from a seed).
+    views: HashMap<AccountId, Vec<fixtures::View>>,
 }
 
 impl Mock {
@@ -81,6 +84,7 @@ impl Mock {
                 latency: Duration::ZERO,
                 max_in_flight: 5,
                 tags: Mutex::default(),
+                views: HashMap::new(),
             }),
         }
     }
@@ -92,6 +96,7 @@ impl Mock {
             latency: shared.latency,
             max_in_flight: shared.max_in_flight,
             tags: Mutex::new(shared.tags()),
+            views: shared.views.clone(),
         });
         f(&mut inner);
         Mock {
@@ -109,6 +114,22 @@ impl Mock {
     #[must_use]
     pub fn max_in_flight(self, n: usize) -> Self {
         self.with(|m| m.max_in_flight = n)
+    }
+
+    /// Answer `account`'s views with `views` instead of the fixtures.
+    #[must_use]
+    pub fn views(self, account: AccountId, views: Vec<fixtures::View>) -> Self {
+        self.with(|m| {
+            m.views.insert(account, views);
+        })
+    }
+
+    fn views_of(&self, account: AccountId) -> Vec<fixtures::View> {
+        self.inner
+            .views
+            .get(&account)
+            .cloned()
+            .unwrap_or_else(|| fixtures::default_views(account))
     }
 
     /// The admin behind this mock.
@@ -475,9 +496,9 @@ async fn remove_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn views(principal: Principal) -> Json<serde_json::Value> {
+async fn views(State(mock): State<Mock>, principal: Principal) -> Json<serde_json::Value> {
     Json(serde_json::json!({
-        "data": fixtures::default_views(principal.account_id()),
+        "data": mock.views_of(principal.account_id()),
         "requestId": uuid::Uuid::new_v4(),
     }))
 }
@@ -502,6 +523,7 @@ struct DateRange {
 const MAX_RANGE_MS: i64 = 90 * 86_400_000;
 
 async fn query_by_view(
+    State(mock): State<Mock>,
     principal: Principal,
     Body(query): Body<QueryByView>,
 ) -> Answer<Json<serde_json::Value>> {
@@ -515,7 +537,7 @@ async fn query_by_view(
     if end - start > MAX_RANGE_MS {
         return Err(MockError::invalid("the range may not exceed 90 days"));
     }
-    let views = fixtures::default_views(principal.account_id());
+    let views = mock.views_of(principal.account_id());
     // Another account's view does not exist for this caller.
     if !views.iter().any(|v| v.id == query.view_id) {
         return Err(MockError::not_found("view"));
