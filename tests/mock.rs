@@ -547,3 +547,119 @@ fn an_invalid_seed_fails_at_start_naming_the_field() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("accounts[0].tokens[1].user"), "{stderr}");
 }
+
+fn cli(args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_finout-mock"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "finout-mock {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_manages_users_and_tokens_for_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let port = free_port();
+    spawn_binary(&db, port).stop(); // bootstraps the mock's account
+
+    let user = cli(&[
+        "user",
+        "add",
+        "--store",
+        &db,
+        "--email",
+        "dev@acme.test",
+        "--roles",
+        "Basic,Read-only",
+    ]);
+    let user_id = user["id"].as_str().unwrap().to_owned();
+    assert_eq!(user["roles"], json!(["Basic", "Read-only"]));
+    let personal = cli(&[
+        "token",
+        "create",
+        "--store",
+        &db,
+        "--description",
+        "dev",
+        "--role",
+        "Basic",
+        "--user",
+        &user_id,
+    ]);
+    let api = cli(&[
+        "token",
+        "create",
+        "--store",
+        &db,
+        "--description",
+        "job",
+        "--role",
+        "Read-only",
+    ]);
+    let listed = cli(&["token", "list", "--store", &db]);
+    assert_eq!(listed["tokens"].as_array().unwrap().len(), 3, "{listed}");
+    assert!(
+        !listed
+            .to_string()
+            .contains(api["secretKey"].as_str().unwrap())
+    );
+    cli(&[
+        "token",
+        "revoke",
+        "--store",
+        &db,
+        api["clientId"].as_str().unwrap(),
+    ]);
+    cli(&[
+        "user", "roles", "--store", &db, &user_id, "--roles", "Basic",
+    ]);
+
+    let server = spawn_binary(&db, port);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let creds = |t: &Value| {
+        (
+            t["clientId"].as_str().unwrap().to_owned(),
+            t["secretKey"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (pid, psecret) = creds(&personal);
+    let (status, me) = call(
+        addr,
+        Method::GET,
+        "/admin/whoami",
+        Some((&pid, &psecret)),
+        None,
+    )
+    .await;
+    assert_eq!((status, me["roles"].clone()), (200, json!(["Basic"])));
+    let (aid, asecret) = creds(&api);
+    assert_eq!(
+        call(addr, Method::GET, "/v1/view", Some((&aid, &asecret)), None)
+            .await
+            .0,
+        401
+    );
+
+    cli(&["user", "remove", "--store", &db, &user_id]);
+    server.stop();
+    let server = spawn_binary(&db, port);
+    assert_eq!(
+        call(
+            addr,
+            Method::GET,
+            "/admin/whoami",
+            Some((&pid, &psecret)),
+            None
+        )
+        .await
+        .0,
+        401
+    );
+    server.stop();
+}

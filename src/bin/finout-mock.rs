@@ -12,9 +12,9 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use finout_auth::{
-    Account, AccountId, Authenticator, NewToken, Role, SecretHasher, TokenAdmin,
+    Account, AccountId, Authenticator, ClientId, NewToken, Role, SecretHasher, TokenAdmin, UserId,
     mock::{Mock, seed::Seed},
-    store::{MemoryTokenStore, PostgresTokenStore, SqliteTokenStore, TokenAdminStore},
+    store::{MemoryTokenStore, PostgresTokenStore, SqliteTokenStore, TokenAdminStore, TokenFilter},
 };
 
 /// A Finout-compatible mock API server.
@@ -31,6 +31,158 @@ struct Cli {
 enum Command {
     /// Serve the mock API (the default).
     Serve(ServeArgs),
+    /// Create, list or revoke tokens directly in --store (prints JSON).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Add, remove or re-role users directly in --store (prints JSON).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+struct StoreArgs {
+    /// Token store: `sqlite://PATH` or `postgres://...`.
+    #[arg(
+        long,
+        env = "FINOUT_MOCK_STORE",
+        default_value = "sqlite://finout-mock.db"
+    )]
+    store: String,
+    /// The account to act in (default: the mock's own account).
+    #[arg(long, default_value_t = MOCK_ACCOUNT)]
+    account: AccountId,
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Issue a token; its secret is printed once.
+    Create {
+        #[command(flatten)]
+        at: StoreArgs,
+        /// What the token is for.
+        #[arg(long)]
+        description: String,
+        /// Its role: Admin, Read-only, Basic or "API token role".
+        #[arg(long)]
+        role: Role,
+        /// A personal token for this user id (default: an API token).
+        #[arg(long)]
+        user: Option<UserId>,
+        /// Lifetime in minutes (default: never expires).
+        #[arg(long)]
+        expires_in_minutes: Option<u32>,
+    },
+    /// List the account's tokens (never a secret).
+    List {
+        #[command(flatten)]
+        at: StoreArgs,
+    },
+    /// Revoke a token.
+    Revoke {
+        #[command(flatten)]
+        at: StoreArgs,
+        /// The token's client id.
+        client_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Add a user.
+    Add {
+        #[command(flatten)]
+        at: StoreArgs,
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        /// Comma-separated roles.
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<Role>,
+    },
+    /// Remove a user and delete their personal tokens.
+    Remove {
+        #[command(flatten)]
+        at: StoreArgs,
+        /// The user id.
+        user: UserId,
+    },
+    /// Replace a user's roles.
+    Roles {
+        #[command(flatten)]
+        at: StoreArgs,
+        /// The user id.
+        user: UserId,
+        /// Comma-separated roles.
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<Role>,
+    },
+}
+
+async fn admin_at(at: &StoreArgs) -> Result<TokenAdmin, Box<dyn std::error::Error>> {
+    let (store, _) = open(&at.store).await?;
+    Ok(TokenAdmin::new(store))
+}
+
+async fn token(command: TokenCommand) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    Ok(match command {
+        TokenCommand::Create {
+            at,
+            description,
+            role,
+            user,
+            expires_in_minutes,
+        } => {
+            let admin = admin_at(&at).await?;
+            let mut new = NewToken::new(description, role);
+            if let Some(minutes) = expires_in_minutes {
+                new = new.expires_in_minutes(minutes);
+            }
+            let issued = match user {
+                Some(user) => admin.issue_personal_token(at.account, user, new).await?,
+                None => admin.issue_api_token(at.account, None, new).await?,
+            };
+            serde_json::json!({
+                "clientId": issued.client_id,
+                "secretKey": issued.secret_key.expose_secret(),
+                "token": issued.info,
+            })
+        }
+        TokenCommand::List { at } => {
+            let admin = admin_at(&at).await?;
+            let tokens = admin.list_tokens(at.account, TokenFilter::All).await?;
+            serde_json::json!({ "tokens": tokens })
+        }
+        TokenCommand::Revoke { at, client_id } => {
+            let admin = admin_at(&at).await?;
+            let revoked = admin
+                .revoke_token(at.account, &ClientId::from(client_id))
+                .await?;
+            serde_json::json!({ "revoked": revoked.client_id })
+        }
+    })
+}
+
+async fn user(command: UserCommand) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    Ok(match command {
+        UserCommand::Add { at, email, roles } => {
+            let user = admin_at(&at)
+                .await?
+                .add_user(at.account, email, roles)
+                .await?;
+            serde_json::json!({ "id": user.id, "email": user.email, "roles": user.roles })
+        }
+        UserCommand::Remove { at, user } => {
+            let deleted = admin_at(&at).await?.remove_user(at.account, user).await?;
+            serde_json::json!({ "removed": user, "deletedTokens": deleted })
+        }
+        UserCommand::Roles { at, user, roles } => {
+            admin_at(&at)
+                .await?
+                .set_user_roles(at.account, user, roles.clone())
+                .await?;
+            serde_json::json!({ "id": user, "roles": roles })
+        }
+    })
 }
 
 #[derive(Args, Debug, Clone)]
@@ -175,11 +327,13 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Serve(args)) => args,
-        None => cli.serve,
+    let outcome = match cli.command {
+        Some(Command::Serve(args)) => serve(args).await,
+        None => serve(cli.serve).await,
+        Some(Command::Token(command)) => token(command).await.map(|v| println!("{v:#}")),
+        Some(Command::User(command)) => user(command).await.map(|v| println!("{v:#}")),
     };
-    if let Err(e) = serve(args).await {
+    if let Err(e) = outcome {
         eprintln!("finout-mock: {e}");
         std::process::exit(1);
     }
