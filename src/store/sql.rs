@@ -140,6 +140,13 @@ macro_rules! sql_store {
             })
         }
 
+        fn client_ids(rows: &[<$db as sqlx::Database>::Row]) -> Result<Vec<ClientId>, StoreError> {
+            rows.iter()
+                .map(|row| row.try_get::<String, _>("client_id").map(ClientId::from))
+                .collect::<Result<_, _>>()
+                .map_err(sql::backend)
+        }
+
         fn record(row: &<$db as sqlx::Database>::Row) -> Result<TokenRecord, StoreError> {
             token_row(row).map_err(sql::backend)?.into_record()
         }
@@ -316,11 +323,8 @@ macro_rules! sql_store {
                 .bind(id.to_string())
                 .fetch_all(&mut *tx)
                 .await
-                .map_err(sql::backend)?
-                .iter()
-                .map(|row| row.try_get::<String, _>("client_id").map(ClientId::from))
-                .collect::<Result<_, _>>()
-                .map_err(sql::backend)?;
+                .map_err(sql::backend)
+                .and_then(|rows| client_ids(&rows))?;
                 for client_id in &ids {
                     Self::notify(&mut tx, client_id).await?;
                 }
@@ -342,11 +346,8 @@ macro_rules! sql_store {
                 .bind(account.to_string())
                 .fetch_all(&mut *tx)
                 .await
-                .map_err(sql::backend)?
-                .iter()
-                .map(|row| row.try_get::<String, _>("client_id").map(ClientId::from))
-                .collect::<Result<_, _>>()
-                .map_err(sql::backend)?;
+                .map_err(sql::backend)
+                .and_then(|rows| client_ids(&rows))?;
                 let removed = sqlx::query(
                     "DELETE FROM finout_auth_users WHERE id = $1 AND account_id = $2",
                 )
