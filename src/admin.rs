@@ -40,8 +40,8 @@ use crate::{
     authenticator::Authenticator,
     clock::{Clock, SystemClock},
     error::{AdminError, StoreError},
-    principal::{Account, AccountId, Principal, Role, User, UserId},
-    store::{TokenAdminStore, TokenFilter},
+    principal::{Account, AccountId, DataAccess, Principal, Role, User, UserId},
+    store::{TokenAdminStore, TokenFilter, UserUpdate},
     token::{
         ClientId, CredentialGenerator, IssuedToken, MAX_DESCRIPTION_LEN, NewToken, TokenInfo,
         TokenKind, TokenRecord, UuidV4Generator,
@@ -129,24 +129,33 @@ impl TokenAdmin {
         Ok(account)
     }
 
-    /// Add a user with a new random id.
+    /// Add a user with a new random id and access to all of the account's data.
     pub async fn add_user(
         &self,
         account: AccountId,
         email: impl Into<String>,
         roles: Vec<Role>,
     ) -> Result<User, AdminError> {
+        self.add_user_with_access(account, email, roles, DataAccess::All)
+            .await
+    }
+
+    /// Add a user with a new random id and the given data access.
+    pub async fn add_user_with_access(
+        &self,
+        account: AccountId,
+        email: impl Into<String>,
+        roles: Vec<Role>,
+        data_access: DataAccess,
+    ) -> Result<User, AdminError> {
         let email = email.into();
         if email.trim().is_empty() || email.len() > 320 {
             return Err(AdminError::Invalid("email must be 1-320 characters".into()));
         }
         check_roles(&roles)?;
-        let user = User {
-            id: UserId::new_v4(),
-            account_id: account,
-            email,
-            roles,
-        };
+        check_data_access(&data_access)?;
+        let mut user = User::new(UserId::new_v4(), account, email, roles);
+        user.data_access = data_access;
         self.store
             .insert_user(user.clone())
             .await
@@ -161,10 +170,27 @@ impl TokenAdmin {
         user: UserId,
         roles: Vec<Role>,
     ) -> Result<(), AdminError> {
-        check_roles(&roles)?;
+        self.update_user(account, user, UserUpdate::default().roles(roles))
+            .await
+    }
+
+    /// Change a user's roles and/or data access, atomically; their personal tokens follow
+    /// at once.
+    pub async fn update_user(
+        &self,
+        account: AccountId,
+        user: UserId,
+        update: UserUpdate,
+    ) -> Result<(), AdminError> {
+        if let Some(roles) = &update.roles {
+            check_roles(roles)?;
+        }
+        if let Some(access) = &update.data_access {
+            check_data_access(access)?;
+        }
         let tokens = self
             .store
-            .set_user_roles(account, user, roles)
+            .update_user(account, user, update)
             .await?
             .ok_or(AdminError::NotFound("user"))?;
         self.invalidate(&tokens).await;
@@ -411,8 +437,21 @@ impl AdminSession<'_> {
         email: impl Into<String>,
         roles: Vec<Role>,
     ) -> Result<User, AdminError> {
+        self.add_user_with_access(email, roles, DataAccess::All)
+            .await
+    }
+
+    /// Add a user with the given data access to the caller's account. Admin users only.
+    pub async fn add_user_with_access(
+        &self,
+        email: impl Into<String>,
+        roles: Vec<Role>,
+        data_access: DataAccess,
+    ) -> Result<User, AdminError> {
         self.require_admin_user()?;
-        self.admin.add_user(self.account(), email, roles).await
+        self.admin
+            .add_user_with_access(self.account(), email, roles, data_access)
+            .await
     }
 
     /// Remove a user (and their personal tokens). Admin users only.
@@ -423,14 +462,42 @@ impl AdminSession<'_> {
 
     /// Change a user's roles. Admin users only.
     pub async fn set_user_roles(&self, user: UserId, roles: Vec<Role>) -> Result<(), AdminError> {
+        self.update_user(user, UserUpdate::default().roles(roles))
+            .await
+    }
+
+    /// Change a user's roles and/or data access. Admin users only.
+    pub async fn update_user(&self, user: UserId, update: UserUpdate) -> Result<(), AdminError> {
         self.require_admin_user()?;
-        self.admin.set_user_roles(self.account(), user, roles).await
+        self.admin.update_user(self.account(), user, update).await
     }
 }
 
 fn check_roles(roles: &[Role]) -> Result<(), AdminError> {
     if roles.is_empty() {
         return Err(AdminError::Invalid("a user needs at least one role".into()));
+    }
+    Ok(())
+}
+
+/// The most ids a user's data access may list, and the longest id.
+const MAX_DATA_ACCESS_IDS: usize = 1_000;
+const MAX_DATA_ACCESS_ID_LEN: usize = 256;
+
+fn check_data_access(access: &DataAccess) -> Result<(), AdminError> {
+    let ids = access.ids().unwrap_or_default();
+    if ids.len() > MAX_DATA_ACCESS_IDS {
+        return Err(AdminError::Invalid(format!(
+            "data access lists at most {MAX_DATA_ACCESS_IDS} ids"
+        )));
+    }
+    if ids
+        .iter()
+        .any(|id| id.is_empty() || id.len() > MAX_DATA_ACCESS_ID_LEN)
+    {
+        return Err(AdminError::Invalid(format!(
+            "data access ids must be 1-{MAX_DATA_ACCESS_ID_LEN} characters"
+        )));
     }
     Ok(())
 }

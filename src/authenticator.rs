@@ -819,10 +819,8 @@ fn principal_for(client_id: &ClientId, token: &ResolvedToken) -> Option<Principa
         (TokenKind::Personal, Some(user_id), Some(user))
             if user.id == user_id && user.account_id == record.account_id =>
         {
-            Some(Principal::user(
-                record.account_id,
-                user_id,
-                user.roles.clone(),
+            Some(Principal::for_user(
+                user,
                 record.role.clone(),
                 client_id.clone(),
             ))

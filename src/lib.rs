@@ -122,7 +122,7 @@ pub use layer::{
     AuthBody, AuthLayer, AuthService, JsonRejection, RejectionResponse, ResponseFuture,
 };
 pub use metrics::MetricsSnapshot;
-pub use principal::{Account, AccountId, Permission, Principal, Role, User, UserId};
+pub use principal::{Account, AccountId, DataAccess, Permission, Principal, Role, User, UserId};
 pub use require::RequireLayer;
 pub use token::{ClientId, IssuedToken, NewToken, SecretKey, TokenInfo, TokenKind, TokenRecord};
 pub use verify::{CostCaps, HashError, InvalidParams, RefusedHash, SecretHasher};

@@ -1,5 +1,5 @@
 //! Who a request acts as: [`Principal`], and the account model behind it ([`AccountId`],
-//! [`UserId`], [`Role`], [`User`], [`Account`]).
+//! [`UserId`], [`Role`], [`User`], [`Account`], [`DataAccess`]).
 //!
 //! # Roles and permissions
 //!
@@ -101,12 +101,103 @@ pub struct User {
     pub email: String,
     /// The roles the user holds.
     pub roles: Vec<Role>,
+    /// Which of the account's data the user may see; their personal tokens see no more.
+    /// Serialized as `dataAccess`: `null` (or absent) for everything, else a list of ids.
+    #[serde(default)]
+    pub data_access: DataAccess,
 }
 
 impl User {
+    /// A user with every data access (the usual case); set [`User::data_access`] to narrow.
+    pub fn new(
+        id: UserId,
+        account_id: AccountId,
+        email: impl Into<String>,
+        roles: Vec<Role>,
+    ) -> Self {
+        User {
+            id,
+            account_id,
+            email: email.into(),
+            roles,
+            data_access: DataAccess::All,
+        }
+    }
+
     /// Whether one of the user's roles covers `role` (see [`Role::covers`]).
     pub fn holds(&self, role: &Role) -> bool {
         self.roles.iter().any(|r| r.covers(role))
+    }
+}
+
+/// Which of an account's data a user may see: Finout's *data access* permissions, which a
+/// personal token respects and an API token (account-level) does not have.
+///
+/// In Finout data access is granted per view; the ids here are whatever the application
+/// scopes data by (view ids in `finout-mock`). Roles say what a caller may *do*; data
+/// access says *which data* it may do it to.
+///
+/// ```
+/// use finout_auth::principal::DataAccess;
+/// let some = DataAccess::only(["v-eng", "v-ops"]);
+/// assert!(some.allows("v-eng"));
+/// assert!(!some.allows("v-finance"));
+/// assert!(DataAccess::All.allows("v-finance"));
+/// assert_eq!(serde_json::to_string(&some).unwrap(), r#"["v-eng","v-ops"]"#);
+/// assert_eq!(serde_json::to_string(&DataAccess::All).unwrap(), "null");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(from = "Option<Vec<String>>", into = "Option<Vec<String>>")]
+pub enum DataAccess {
+    /// The whole account.
+    #[default]
+    All,
+    /// Only these ids (sorted, without repeats); empty means nothing at all.
+    Only(Vec<String>),
+}
+
+impl DataAccess {
+    /// Access to exactly these ids (order and repeats do not matter).
+    pub fn only<I, S>(ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut ids: Vec<String> = ids.into_iter().map(Into::into).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        DataAccess::Only(ids)
+    }
+
+    /// Whether data with this id is visible.
+    pub fn allows(&self, id: &str) -> bool {
+        match self {
+            DataAccess::All => true,
+            DataAccess::Only(ids) => ids.iter().any(|i| i == id),
+        }
+    }
+
+    /// The ids, unless access is unrestricted.
+    pub fn ids(&self) -> Option<&[String]> {
+        match self {
+            DataAccess::All => None,
+            DataAccess::Only(ids) => Some(ids),
+        }
+    }
+}
+
+impl From<Option<Vec<String>>> for DataAccess {
+    fn from(ids: Option<Vec<String>>) -> Self {
+        ids.map_or(DataAccess::All, DataAccess::only)
+    }
+}
+
+impl From<DataAccess> for Option<Vec<String>> {
+    fn from(access: DataAccess) -> Self {
+        match access {
+            DataAccess::All => None,
+            DataAccess::Only(ids) => Some(ids),
+        }
     }
 }
 
@@ -306,7 +397,11 @@ pub struct UserPrincipal {
     pub token_role: Role,
     /// The token's client id.
     pub client_id: ClientId,
+    /// The user's data access (as of the token lookup).
+    pub data_access: DataAccess,
 }
+
+static ALL_DATA: DataAccess = DataAccess::All;
 
 impl Principal {
     /// An API token's principal.
@@ -332,6 +427,19 @@ impl Principal {
             roles,
             token_role,
             client_id,
+            data_access: DataAccess::All,
+        }))
+    }
+
+    /// A personal token's principal from its user's current state (roles and data access).
+    pub fn for_user(user: &User, token_role: Role, client_id: ClientId) -> Self {
+        Principal::User(Arc::new(UserPrincipal {
+            account_id: user.account_id,
+            user_id: user.id,
+            roles: user.roles.clone(),
+            token_role,
+            client_id,
+            data_access: user.data_access.clone(),
         }))
     }
 
@@ -372,6 +480,15 @@ impl Principal {
         match self {
             Principal::Account(_) => None,
             Principal::User(u) => Some(&u.roles),
+        }
+    }
+
+    /// Which data the caller may see: everything for an API token, the user's data access
+    /// for a personal token.
+    pub fn data_access(&self) -> &DataAccess {
+        match self {
+            Principal::Account(_) => &ALL_DATA,
+            Principal::User(u) => &u.data_access,
         }
     }
 

@@ -21,8 +21,8 @@ use time::{Duration, OffsetDateTime, macros::datetime};
 
 use crate::{
     error::StoreError,
-    principal::{Account, AccountId, Permission, Role, User, UserId},
-    store::{TokenAdminStore, TokenFilter},
+    principal::{Account, AccountId, DataAccess, Permission, Role, User, UserId},
+    store::{TokenAdminStore, TokenFilter, UserUpdate},
     token::{ClientId, SecretHash, TokenKind, TokenRecord},
 };
 
@@ -49,12 +49,7 @@ async fn account(store: &Store) -> Account {
 
 async fn user(store: &Store, account: AccountId, roles: Vec<Role>) -> User {
     let id = UserId::new_v4();
-    let user = User {
-        id,
-        account_id: account,
-        email: format!("{id}@conformance.test"),
-        roles,
-    };
+    let user = User::new(id, account, format!("{id}@conformance.test"), roles);
     store.insert_user(user.clone()).await.expect("insert user");
     user
 }
@@ -141,12 +136,12 @@ pub async fn users(store: Store) {
         .await
         .expect("same email, other account");
     let nowhere = store
-        .insert_user(User {
-            id: UserId::new_v4(),
-            account_id: AccountId::new_v4(),
-            email: "x@y.test".into(),
-            roles: vec![Role::Basic],
-        })
+        .insert_user(User::new(
+            UserId::new_v4(),
+            AccountId::new_v4(),
+            "x@y.test",
+            vec![Role::Basic],
+        ))
         .await;
     assert!(
         matches!(nowhere, Err(StoreError::NotFound(_))),
@@ -154,8 +149,36 @@ pub async fn users(store: Store) {
     );
 
     let second = user(&store, a.id, vec![Role::Admin]).await;
+    // Data access reads back as written: a list (even empty), or everything.
+    let mut narrow = User::new(
+        UserId::new_v4(),
+        a.id,
+        "narrow@conformance.test",
+        vec![Role::Basic],
+    );
+    narrow.data_access = DataAccess::only(["view-2", "view-1"]);
+    store
+        .insert_user(narrow.clone())
+        .await
+        .expect("insert user");
+    let mut none = User::new(
+        UserId::new_v4(),
+        a.id,
+        "none@conformance.test",
+        vec![Role::Basic],
+    );
+    none.data_access = DataAccess::only(Vec::<String>::new());
+    store.insert_user(none.clone()).await.expect("insert user");
+    assert_eq!(
+        store.get_user(a.id, narrow.id).await.unwrap(),
+        Some(narrow.clone())
+    );
+    assert_eq!(
+        store.get_user(a.id, none.id).await.unwrap(),
+        Some(none.clone())
+    );
     let listed = store.list_users(a.id).await.unwrap();
-    let mut expected = vec![u, second];
+    let mut expected = vec![u, second, narrow, none];
     expected.sort_by(|x, y| x.email.cmp(&y.email));
     assert_eq!(listed, expected);
 }
@@ -187,34 +210,92 @@ pub async fn token_round_trip(store: Store) {
     assert!(store.find_token(&"unknown".into()).await.unwrap().is_none());
 }
 
-/// A personal token's lookup carries its user's roles as they are now.
+/// A personal token's lookup carries its user's roles and data access as they are now;
+/// an update changes only what it names, and only within the account.
 pub async fn personal_lookup_has_current_roles(store: Store) {
     let a = account(&store).await;
     let u = user(&store, a.id, vec![Role::Admin]).await;
     let t = personal_record(&u, 1);
     insert(&store, &t).await;
     let ids = store
-        .set_user_roles(a.id, u.id, vec![Role::ReadOnly])
+        .update_user(
+            a.id,
+            u.id,
+            UserUpdate::default().roles(vec![Role::ReadOnly]),
+        )
         .await
         .unwrap()
         .expect("user exists");
     assert_eq!(ids, vec![t.client_id.clone()]);
     let found = store.find_token(&t.client_id).await.unwrap().unwrap();
-    assert_eq!(found.user.unwrap().roles, vec![Role::ReadOnly]);
+    let found = found.user.unwrap();
+    assert_eq!(found.roles, vec![Role::ReadOnly]);
+    assert_eq!(found.data_access, DataAccess::All);
+
+    let ids = store
+        .update_user(
+            a.id,
+            u.id,
+            UserUpdate::default().data_access(DataAccess::only(["view-1"])),
+        )
+        .await
+        .unwrap()
+        .expect("user exists");
+    assert_eq!(ids, vec![t.client_id.clone()]);
+    let found = store.find_token(&t.client_id).await.unwrap().unwrap();
+    let found = found.user.unwrap();
+    assert_eq!(found.roles, vec![Role::ReadOnly], "roles untouched");
+    assert_eq!(found.data_access, DataAccess::only(["view-1"]));
+
+    store
+        .update_user(
+            a.id,
+            u.id,
+            UserUpdate::default()
+                .roles(vec![Role::Basic])
+                .data_access(DataAccess::All),
+        )
+        .await
+        .unwrap()
+        .expect("user exists");
+    let mut expected = u.clone();
+    expected.roles = vec![Role::Basic];
+    assert_eq!(
+        store.get_user(a.id, u.id).await.unwrap(),
+        Some(expected.clone())
+    );
+    // An empty update changes nothing but still finds the user.
+    let ids = store
+        .update_user(a.id, u.id, UserUpdate::default())
+        .await
+        .unwrap()
+        .expect("user exists");
+    assert_eq!(ids, vec![t.client_id.clone()]);
+    assert_eq!(store.get_user(a.id, u.id).await.unwrap(), Some(expected));
+
     let other = account(&store).await;
+    let everything = UserUpdate::default()
+        .roles(vec![Role::Admin])
+        .data_access(DataAccess::only(["x"]));
     assert!(
         store
-            .set_user_roles(other.id, u.id, vec![])
+            .update_user(other.id, u.id, everything.clone())
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         store
-            .set_user_roles(a.id, UserId::new_v4(), vec![])
+            .update_user(a.id, UserId::new_v4(), everything)
             .await
             .unwrap()
             .is_none()
+    );
+    let unchanged = store.get_user(a.id, u.id).await.unwrap().unwrap();
+    assert_eq!(
+        unchanged.roles,
+        vec![Role::Basic],
+        "another account cannot update"
     );
 }
 

@@ -243,6 +243,209 @@ async fn users_personal_tokens_and_bad_requests() {
     assert_eq!(metrics, Value::Null, "Prometheus text, not JSON");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_access_limits_what_a_personal_token_sees() {
+    let (addr, id, secret, account, admin_api) = start_with_admin().await;
+    let admin = Some((id.as_str(), secret.as_str()));
+    let (status, all) = call(addr, Method::GET, "/v1/view", admin, None).await;
+    assert_eq!(status, 200);
+    let view_ids: Vec<String> = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(view_ids.len(), 3, "{all}");
+
+    let (status, body) = call(
+        addr,
+        Method::POST,
+        "/admin/users",
+        admin,
+        Some(json!({"email": "x@acme.test", "roles": ["Basic"], "dataAccess": ["no-such-view"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("dataAccess"),
+        "{body}"
+    );
+
+    let (status, dev) = call(
+        addr,
+        Method::POST,
+        "/admin/users",
+        admin,
+        Some(json!({"email": "dev@acme.test", "roles": ["Basic"], "dataAccess": [view_ids[1]]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{dev}");
+    assert_eq!(dev["dataAccess"], json!([view_ids[1]]));
+    let (status, open) = call(
+        addr,
+        Method::POST,
+        "/admin/users",
+        admin,
+        Some(json!({"email": "ops@acme.test", "roles": ["Basic"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, &open["dataAccess"]),
+        (201, &Value::Null),
+        "absent: every view"
+    );
+
+    let dev_id: finout_auth::UserId = dev["id"].as_str().unwrap().parse().unwrap();
+    let token = admin_api
+        .issue_personal_token(account, dev_id, NewToken::new("dev", Role::Basic))
+        .await
+        .unwrap();
+    let (dev_client, dev_secret) = (
+        token.client_id.to_string(),
+        token.secret_key.expose_secret().to_owned(),
+    );
+    let dev_creds = Some((dev_client.as_str(), dev_secret.as_str()));
+    let visible = |body: &Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let query = |view: &str| json!({"viewId": view, "date": {"unixTimeMillSecondsStart": 0, "unixTimeMillSecondsEnd": 86_400_000}});
+
+    let (status, body) = call(addr, Method::GET, "/v1/view", dev_creds, None).await;
+    assert_eq!((status, visible(&body)), (200, vec![view_ids[1].clone()]));
+    let (status, _) = call(
+        addr,
+        Method::POST,
+        "/v1/cost/query-by-view",
+        dev_creds,
+        Some(query(&view_ids[1])),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = call(
+        addr,
+        Method::POST,
+        "/v1/cost/query-by-view",
+        dev_creds,
+        Some(query(&view_ids[0])),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("not_found")),
+        "outside data access"
+    );
+
+    // An API token sees the whole account.
+    let (status, api) = call(
+        addr,
+        Method::POST,
+        "/admin/api-tokens",
+        admin,
+        Some(json!({"description": "job", "role": "Read-only"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let api_creds = (
+        api["clientId"].as_str().unwrap(),
+        api["secretKey"].as_str().unwrap(),
+    );
+    let (status, body) = call(addr, Method::GET, "/v1/view", Some(api_creds), None).await;
+    assert_eq!((status, visible(&body)), (200, view_ids.clone()));
+    let (status, _) = call(
+        addr,
+        Method::POST,
+        "/v1/cost/query-by-view",
+        Some(api_creds),
+        Some(query(&view_ids[0])),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // A change applies to the user's very next request (the cached principal is dropped).
+    let roles = format!("/admin/users/{dev_id}/roles");
+    let (status, body) = call(
+        addr,
+        Method::PUT,
+        &roles,
+        admin,
+        Some(json!({"roles": ["Basic"], "dataAccess": [view_ids[2], view_ids[0]]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut expected = vec![view_ids[0].clone(), view_ids[2].clone()];
+    expected.sort();
+    assert_eq!(body["dataAccess"], json!(expected));
+    let (_, body) = call(addr, Method::GET, "/v1/view", dev_creds, None).await;
+    assert_eq!(
+        visible(&body),
+        vec![view_ids[0].clone(), view_ids[2].clone()]
+    );
+    let (status, _) = call(
+        addr,
+        Method::POST,
+        "/v1/cost/query-by-view",
+        dev_creds,
+        Some(query(&view_ids[0])),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Without `dataAccess` a PUT leaves it alone; `null` gives every view back.
+    let (status, body) = call(
+        addr,
+        Method::PUT,
+        &roles,
+        admin,
+        Some(json!({"roles": ["Read-only"]})),
+    )
+    .await;
+    assert_eq!((status, &body["dataAccess"]), (200, &json!(expected)));
+    assert_eq!(body["roles"], json!(["Read-only"]));
+    let (status, body) = call(
+        addr,
+        Method::PUT,
+        &roles,
+        admin,
+        Some(json!({"roles": ["Basic"], "dataAccess": null})),
+    )
+    .await;
+    assert_eq!((status, &body["dataAccess"]), (200, &Value::Null));
+    let (_, body) = call(addr, Method::GET, "/v1/view", dev_creds, None).await;
+    assert_eq!(visible(&body), view_ids);
+
+    // Only an Admin manages users: a non-admin gets 403 (and learns nothing about views).
+    let (status, body) = call(
+        addr,
+        Method::PUT,
+        &roles,
+        dev_creds,
+        Some(json!({"roles": ["Basic"], "dataAccess": ["no-such-view"]})),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+    let (status, body) = call(
+        addr,
+        Method::PUT,
+        &roles,
+        admin,
+        Some(json!({"roles": ["Basic"], "dataAccess": "v-1"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+}
+
 /// The built binary, with its stdout lines and stderr (the logs) collected.
 struct Server {
     child: Child,
@@ -466,9 +669,15 @@ const SEED: &str = r#"{
   "accounts": [{
     "id": "2d3f9a4e-6b1c-4f0e-9d2a-7c5b8e1f0a3d",
     "name": "Seeded",
-    "views": [{"id": "v-everything", "name": "Everything"}],
-    "users": [{"id": "5b0c3f1e-2a4d-4c6b-8e9f-0a1b2c3d4e5f", "email": "ops@acme.test", "roles": ["Admin"]}],
+    "views": [{"id": "v-everything", "name": "Everything"}, {"id": "v-eks", "name": "EKS"}],
+    "users": [
+      {"id": "5b0c3f1e-2a4d-4c6b-8e9f-0a1b2c3d4e5f", "email": "ops@acme.test", "roles": ["Admin"]},
+      {"id": "6c1d4a2f-3b5e-4d7c-9fa0-1b2c3d4e5f60", "email": "dev@acme.test", "roles": ["Basic"],
+       "dataAccess": ["v-eks"]}
+    ],
     "tokens": [
+      {"clientId": "dev-laptop", "secretKey": "dev-s3cret", "type": "personal",
+       "user": "dev@acme.test", "role": "Basic", "expiresAt": null},
       {"clientId": "ci-reader", "secretKey": "reader-s3cret", "type": "api",
        "role": "Read-only", "description": "CI", "expiresAt": null},
       {"clientId": "ops-laptop", "secretKey": "ops-s3cret", "type": "personal",
@@ -506,8 +715,36 @@ async fn a_seed_declares_known_credentials_and_loads_idempotently() {
         assert_eq!(status, 200);
         assert_eq!(
             views["data"],
-            json!([{"id": "v-everything", "name": "Everything"}])
+            json!([{"id": "v-everything", "name": "Everything"}, {"id": "v-eks", "name": "EKS"}]),
+            "an API token sees the whole account"
         );
+        let dev = Some(("dev-laptop", "dev-s3cret"));
+        let (status, views) = call(addr, Method::GET, "/v1/view", dev, None).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            views["data"],
+            json!([{"id": "v-eks", "name": "EKS"}]),
+            "a personal token sees its user's data access"
+        );
+        let query = |view: &str| json!({"viewId": view, "date": {"unixTimeMillSecondsStart": 0, "unixTimeMillSecondsEnd": 86_400_000}});
+        let (status, _) = call(
+            addr,
+            Method::POST,
+            "/v1/cost/query-by-view",
+            dev,
+            Some(query("v-eks")),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, body) = call(
+            addr,
+            Method::POST,
+            "/v1/cost/query-by-view",
+            dev,
+            Some(query("v-everything")),
+        )
+        .await;
+        assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
         let (status, me) = call(
             addr,
             Method::GET,
@@ -518,7 +755,9 @@ async fn a_seed_declares_known_credentials_and_loads_idempotently() {
         .await;
         assert_eq!((status, me["type"].as_str()), (200, Some("user")));
         let logs = server.stop();
-        assert!(!logs.contains("reader-s3cret") && !logs.contains("ops-s3cret"));
+        for secret in ["reader-s3cret", "ops-s3cret", "dev-s3cret"] {
+            assert!(!logs.contains(secret), "{secret} in the logs");
+        }
     }
 }
 
@@ -545,7 +784,31 @@ fn an_invalid_seed_fails_at_start_naming_the_field() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("accounts[0].tokens[1].user"), "{stderr}");
+    assert!(stderr.contains("accounts[0].tokens[2].user"), "{stderr}");
+
+    let bad = SEED.replace(
+        r#""dataAccess": ["v-eks"]"#,
+        r#""dataAccess": ["v-eks", "v-gone"]"#,
+    );
+    std::fs::write(&seed, bad).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_finout-mock"))
+        .args([
+            "serve",
+            "--store",
+            "memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--seed",
+        ])
+        .arg(&seed)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("accounts[0].users[1].dataAccess[1]"),
+        "{stderr}"
+    );
 }
 
 fn cli(args: &[&str]) -> Value {
@@ -616,9 +879,38 @@ async fn the_cli_manages_users_and_tokens_for_scripts() {
         &db,
         api["clientId"].as_str().unwrap(),
     ]);
-    cli(&[
+    let narrowed = cli(&[
+        "user",
+        "roles",
+        "--store",
+        &db,
+        &user_id,
+        "--roles",
+        "Basic",
+        "--data-access",
+        "v-b,v-a",
+    ]);
+    assert_eq!(narrowed["dataAccess"], json!(["v-a", "v-b"]));
+    let kept = cli(&[
         "user", "roles", "--store", &db, &user_id, "--roles", "Basic",
     ]);
+    assert_eq!(
+        kept["dataAccess"],
+        json!(["v-a", "v-b"]),
+        "unchanged without the flag"
+    );
+    let opened = cli(&[
+        "user",
+        "roles",
+        "--store",
+        &db,
+        &user_id,
+        "--roles",
+        "Basic",
+        "--data-access",
+        "all",
+    ]);
+    assert_eq!(opened["dataAccess"], Value::Null);
 
     let server = spawn_binary(&db, port);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();

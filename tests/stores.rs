@@ -101,6 +101,58 @@ async fn sqlite_migrations_are_idempotent() {
         .unwrap();
 }
 
+#[tokio::test]
+async fn a_sqlite_file_of_the_first_schema_upgrades_in_place() {
+    // A database as the first release left it: only the first migration applied, one user.
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("migrations");
+    std::fs::create_dir(&first).unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/store/migrations/sqlite/20261128000001_init.sql"
+        ),
+        first.join("20261128000001_init.sql"),
+    )
+    .unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(first.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    let (account, user) = (
+        finout_auth::AccountId::new_v4(),
+        finout_auth::UserId::new_v4(),
+    );
+    sqlx::query("INSERT INTO finout_auth_accounts (id, name) VALUES ($1, 'Old')")
+        .bind(account.to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO finout_auth_users (id, account_id, email, roles) \
+         VALUES ($1, $2, 'old@acme.test', '[\"Basic\"]')",
+    )
+    .bind(user.to_string())
+    .bind(account.to_string())
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = SqliteTokenStore::connect(&url).await.expect("upgrade");
+    let found = store.get_user(account, user).await.unwrap().expect("kept");
+    assert_eq!(found.roles, vec![Role::Basic]);
+    assert_eq!(
+        found.data_access,
+        finout_auth::DataAccess::All,
+        "old users see everything"
+    );
+}
+
 /// Poll until `check` holds, for at most `within`.
 async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + within;

@@ -12,9 +12,13 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use finout_auth::{
-    Account, AccountId, Authenticator, ClientId, NewToken, Role, SecretHasher, TokenAdmin, UserId,
+    Account, AccountId, Authenticator, ClientId, DataAccess, NewToken, Role, SecretHasher,
+    TokenAdmin, User, UserId,
     mock::{Mock, seed::Seed},
-    store::{MemoryTokenStore, PostgresTokenStore, SqliteTokenStore, TokenAdminStore, TokenFilter},
+    store::{
+        MemoryTokenStore, PostgresTokenStore, SqliteTokenStore, TokenAdminStore, TokenFilter,
+        UserUpdate,
+    },
 };
 
 /// A Finout-compatible mock API server.
@@ -98,6 +102,9 @@ enum UserCommand {
         /// Comma-separated roles.
         #[arg(long, value_delimiter = ',', required = true)]
         roles: Vec<Role>,
+        /// Comma-separated view ids the user may see (default: all).
+        #[arg(long, value_delimiter = ',')]
+        data_access: Option<Vec<String>>,
     },
     /// Remove a user and delete their personal tokens.
     Remove {
@@ -106,7 +113,7 @@ enum UserCommand {
         /// The user id.
         user: UserId,
     },
-    /// Replace a user's roles.
+    /// Replace a user's roles (and, optionally, data access).
     Roles {
         #[command(flatten)]
         at: StoreArgs,
@@ -115,6 +122,10 @@ enum UserCommand {
         /// Comma-separated roles.
         #[arg(long, value_delimiter = ',', required = true)]
         roles: Vec<Role>,
+        /// Comma-separated view ids the user may see; `all` for every view (default:
+        /// unchanged).
+        #[arg(long, value_delimiter = ',')]
+        data_access: Option<Vec<String>>,
     },
 }
 
@@ -164,24 +175,60 @@ async fn token(command: TokenCommand) -> Result<serde_json::Value, Box<dyn std::
 
 async fn user(command: UserCommand) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     Ok(match command {
-        UserCommand::Add { at, email, roles } => {
+        UserCommand::Add {
+            at,
+            email,
+            roles,
+            data_access,
+        } => {
+            let access = data_access.map_or(DataAccess::All, access_from);
             let user = admin_at(&at)
                 .await?
-                .add_user(at.account, email, roles)
+                .add_user_with_access(at.account, email, roles, access)
                 .await?;
-            serde_json::json!({ "id": user.id, "email": user.email, "roles": user.roles })
+            user_json(&user)
         }
         UserCommand::Remove { at, user } => {
             let deleted = admin_at(&at).await?.remove_user(at.account, user).await?;
             serde_json::json!({ "removed": user, "deletedTokens": deleted })
         }
-        UserCommand::Roles { at, user, roles } => {
-            admin_at(&at)
+        UserCommand::Roles {
+            at,
+            user,
+            roles,
+            data_access,
+        } => {
+            let admin = admin_at(&at).await?;
+            let mut update = UserUpdate::default().roles(roles);
+            if let Some(ids) = data_access {
+                update = update.data_access(access_from(ids));
+            }
+            admin.update_user(at.account, user, update).await?;
+            let user = admin
+                .store()
+                .get_user(at.account, user)
                 .await?
-                .set_user_roles(at.account, user, roles.clone())
-                .await?;
-            serde_json::json!({ "id": user, "roles": roles })
+                .ok_or("the user was removed meanwhile")?;
+            user_json(&user)
         }
+    })
+}
+
+/// `--data-access all` means every view; otherwise the listed ids.
+fn access_from(ids: Vec<String>) -> DataAccess {
+    if ids.len() == 1 && ids[0] == "all" {
+        DataAccess::All
+    } else {
+        DataAccess::only(ids)
+    }
+}
+
+fn user_json(user: &User) -> serde_json::Value {
+    serde_json::json!({
+        "id": user.id,
+        "email": user.email,
+        "roles": user.roles,
+        "dataAccess": user.data_access,
     })
 }
 

@@ -25,8 +25,10 @@
 //! `GET /v1/view`, `POST /v1/cost/query-by-view`, `GET|POST /v1/virtual-tags`,
 //! `GET|PUT|DELETE /v1/virtual-tags/{id}` (kept in memory), `GET
 //! /v1/megabill/query-language/keys`. Writes under `/v1` need a role other than `Read-only`
-//! (403 otherwise); another account's resources answer 404. At most 5 requests per token
-//! are in flight on `/v1` (configurable); the next gets 429 `too_many_requests`.
+//! (403 otherwise); another account's resources answer 404. A personal token sees only the
+//! views of its user's data access ([`DataAccess`]): others are missing from `/v1/view` and
+//! answer 404 to `query-by-view`; API tokens see the whole account. At most 5 requests per
+//! token are in flight on `/v1` (configurable); the next gets 429 `too_many_requests`.
 
 pub mod fixtures;
 pub mod seed;
@@ -51,8 +53,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::{
-    AccountId, AdminError, AuthLayer, Authenticator, ClientId, ErrorCode, NewToken, Principal,
-    Role, StoreError, TokenAdmin, TokenInfo, UserId, limit::TokenConcurrencyLimitLayer,
+    AccountId, AdminError, AuthLayer, Authenticator, ClientId, DataAccess, ErrorCode, NewToken,
+    Principal, Role, StoreError, TokenAdmin, TokenInfo, User, UserId,
+    limit::TokenConcurrencyLimitLayer, store::UserUpdate,
 };
 
 /// A Finout-compatible mock API over a token store.
@@ -130,6 +133,28 @@ impl Mock {
             .get(&account)
             .cloned()
             .unwrap_or_else(|| fixtures::default_views(account))
+    }
+
+    /// The views `principal` may see: all of its account's for an API token, those of the
+    /// user's data access for a personal token.
+    fn visible_views(&self, principal: &Principal) -> Vec<fixtures::View> {
+        let access = principal.data_access();
+        let mut views = self.views_of(principal.account_id());
+        views.retain(|v| access.allows(&v.id));
+        views
+    }
+
+    /// Refuse data access naming a view the account does not have.
+    fn check_views(&self, account: AccountId, access: &DataAccess) -> Answer<()> {
+        let views = self.views_of(account);
+        for id in access.ids().unwrap_or_default() {
+            if !views.iter().any(|v| &v.id == id) {
+                return Err(MockError::invalid(format!(
+                    "dataAccess: no view with id {id:?} in this account"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The admin behind this mock.
@@ -432,19 +457,43 @@ async fn revoke_personal_token(
 struct NewUser {
     email: String,
     roles: Vec<Role>,
+    /// Absent or `null`: every view.
+    #[serde(default)]
+    data_access: DataAccess,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Roles {
+struct SetRoles {
     roles: Vec<Role>,
+    /// Absent: unchanged; `null`: every view; a list: those views.
+    #[serde(default, deserialize_with = "present")]
+    data_access: Option<DataAccess>,
+}
+
+/// Tell a field given as `null` (`Some(DataAccess::All)`) from an absent one (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DataAccess>, D::Error> {
+    DataAccess::deserialize(d).map(Some)
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct UserView {
     id: String,
     email: String,
     roles: Vec<Role>,
+    data_access: DataAccess,
+}
+
+impl From<User> for UserView {
+    fn from(user: User) -> Self {
+        UserView {
+            id: user.id.to_string(),
+            email: user.email,
+            roles: user.roles,
+            data_access: user.data_access,
+        }
+    }
 }
 
 fn user_id(id: &str) -> Answer<UserId> {
@@ -457,29 +506,41 @@ async fn add_user(
     Body(body): Body<NewUser>,
 ) -> Answer<impl IntoResponse> {
     let session = mock.inner.admin.acting_as(&principal);
-    let user = session.add_user(body.email, body.roles).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(UserView {
-            id: user.id.to_string(),
-            email: user.email,
-            roles: user.roles,
-        }),
-    ))
+    if principal.is_admin_user() {
+        // Only tell an admin which views exist.
+        mock.check_views(principal.account_id(), &body.data_access)?;
+    }
+    let user = session
+        .add_user_with_access(body.email, body.roles, body.data_access)
+        .await?;
+    Ok((StatusCode::CREATED, Json(UserView::from(user))))
 }
 
 async fn set_user_roles(
     State(mock): State<Mock>,
     principal: Principal,
     Path(id): Path<String>,
-    Body(body): Body<Roles>,
-) -> Answer<Json<serde_json::Value>> {
+    Body(body): Body<SetRoles>,
+) -> Answer<Json<UserView>> {
     let id = user_id(&id)?;
     let session = mock.inner.admin.acting_as(&principal);
-    session.set_user_roles(id, body.roles.clone()).await?;
-    Ok(Json(
-        serde_json::json!({ "id": id.to_string(), "roles": body.roles }),
-    ))
+    let mut update = UserUpdate::default().roles(body.roles);
+    if let Some(access) = body.data_access {
+        if principal.is_admin_user() {
+            mock.check_views(principal.account_id(), &access)?;
+        }
+        update = update.data_access(access);
+    }
+    session.update_user(id, update).await?;
+    let user = mock
+        .inner
+        .admin
+        .store()
+        .get_user(principal.account_id(), id)
+        .await
+        .map_err(AdminError::from)?
+        .ok_or_else(|| MockError::not_found("user"))?;
+    Ok(Json(UserView::from(user)))
 }
 
 async fn remove_user(
@@ -498,7 +559,7 @@ async fn remove_user(
 
 async fn views(State(mock): State<Mock>, principal: Principal) -> Json<serde_json::Value> {
     Json(serde_json::json!({
-        "data": mock.views_of(principal.account_id()),
+        "data": mock.visible_views(&principal),
         "requestId": uuid::Uuid::new_v4(),
     }))
 }
@@ -537,9 +598,13 @@ async fn query_by_view(
     if end - start > MAX_RANGE_MS {
         return Err(MockError::invalid("the range may not exceed 90 days"));
     }
-    let views = mock.views_of(principal.account_id());
-    // Another account's view does not exist for this caller.
-    if !views.iter().any(|v| v.id == query.view_id) {
+    // Another account's view, or one outside the user's data access, does not exist for
+    // this caller.
+    if !mock
+        .visible_views(&principal)
+        .iter()
+        .any(|v| v.id == query.view_id)
+    {
         return Err(MockError::not_found("view"));
     }
     Ok(Json(serde_json::json!({

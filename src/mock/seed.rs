@@ -6,8 +6,11 @@
 //!   "accounts": [{
 //!     "id": "2d3f9a4e-6b1c-4f0e-9d2a-7c5b8e1f0a3d",
 //!     "name": "Acme",
-//!     "views": [{"id": "v-1", "name": "Everything"}],
-//!     "users": [{"id": "5b0c…", "email": "ops@acme.test", "roles": ["Admin"]}],
+//!     "views": [{"id": "v-1", "name": "Everything"}, {"id": "v-2", "name": "EKS"}],
+//!     "users": [
+//!       {"id": "5b0c…", "email": "ops@acme.test", "roles": ["Admin"]},
+//!       {"id": "8e1d…", "email": "dev@acme.test", "roles": ["Basic"], "dataAccess": ["v-2"]}
+//!     ],
 //!     "tokens": [
 //!       {"clientId": "ci-reader", "secretKey": "s3cret-s3cret", "type": "api",
 //!        "role": "Read-only", "description": "CI", "expiresAt": null},
@@ -19,6 +22,10 @@
 //! }
 //! ```
 //!
+//! A user's `dataAccess` lists the view ids their personal tokens may see (absent or `null`:
+//! all of the account's); each must be one of the account's views (its `views`, or the
+//! default fixture views when it declares none).
+//!
 //! Loading hashes the secrets with argon2id and is idempotent: what already exists (same
 //! id) is left as it is. Errors name the offending field.
 
@@ -26,8 +33,9 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::{
-    Account, AccountId, AdminError, ClientId, Role, SecretHasher, SecretKey, TokenAdmin, TokenKind,
-    TokenRecord, User, UserId, mock::fixtures::View,
+    Account, AccountId, AdminError, ClientId, DataAccess, Role, SecretHasher, SecretKey,
+    TokenAdmin, TokenKind, TokenRecord, User, UserId,
+    mock::fixtures::{self, View},
 };
 
 /// A parsed seed file.
@@ -77,6 +85,9 @@ pub struct SeedUser {
     pub email: String,
     /// The user's roles.
     pub roles: Vec<Role>,
+    /// The view ids the user may see (absent or `null`: all of the account's).
+    #[serde(default)]
+    pub data_access: DataAccess,
 }
 
 /// A token of a seed, with its plaintext secret.
@@ -149,6 +160,32 @@ impl Seed {
             })
         };
         for (a, account) in self.accounts.iter().enumerate() {
+            let views = account
+                .views
+                .as_ref()
+                .map(|views| views.iter().map(|v| v.id.clone()).collect::<Vec<_>>())
+                .unwrap_or_else(|| {
+                    fixtures::default_views(account.id)
+                        .into_iter()
+                        .map(|v| v.id)
+                        .collect()
+                });
+            for (u, user) in account.users.iter().enumerate() {
+                for (i, id) in user
+                    .data_access
+                    .ids()
+                    .unwrap_or_default()
+                    .iter()
+                    .enumerate()
+                {
+                    if !views.contains(id) {
+                        return bad(
+                            format!("accounts[{a}].users[{u}].dataAccess[{i}]"),
+                            "no view of this account has that id",
+                        );
+                    }
+                }
+            }
             for (t, token) in account.tokens.iter().enumerate() {
                 let at = |name: &str| format!("accounts[{a}].tokens[{t}].{name}");
                 for (name, value) in [
@@ -224,15 +261,10 @@ impl Seed {
                     .map_err(AdminError::from)?
                     .is_none()
                 {
-                    store
-                        .insert_user(User {
-                            id: user.id,
-                            account_id: account.id,
-                            email: user.email.clone(),
-                            roles: user.roles.clone(),
-                        })
-                        .await
-                        .map_err(AdminError::from)?;
+                    let mut new =
+                        User::new(user.id, account.id, user.email.clone(), user.roles.clone());
+                    new.data_access = user.data_access.clone();
+                    store.insert_user(new).await.map_err(AdminError::from)?;
                 }
             }
             for token in &account.tokens {

@@ -6,10 +6,10 @@ use std::{
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{ResolvedToken, TokenAdminStore, TokenFilter, TokenStore};
+use super::{ResolvedToken, TokenAdminStore, TokenFilter, TokenStore, UserUpdate};
 use crate::{
     error::StoreError,
-    principal::{Account, AccountId, Role, User, UserId},
+    principal::{Account, AccountId, User, UserId},
     token::{ClientId, TokenInfo, TokenKind, TokenRecord},
 };
 
@@ -145,18 +145,18 @@ impl TokenAdminStore for MemoryTokenStore {
         Ok(users)
     }
 
-    async fn set_user_roles(
+    async fn update_user(
         &self,
         account: AccountId,
         id: UserId,
-        roles: Vec<Role>,
+        update: UserUpdate,
     ) -> Result<Option<Vec<ClientId>>, StoreError> {
         let mut state = self.write();
         if state.user_in(account, id).is_none() {
             return Ok(None);
         }
         if let Some(user) = state.users.get_mut(&id) {
-            user.roles = roles;
+            update.apply_to(user);
         }
         Ok(Some(state.personal_tokens_of(id)))
     }

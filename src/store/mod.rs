@@ -33,7 +33,7 @@ pub use sqlite::SqliteTokenStore;
 
 use crate::{
     error::StoreError,
-    principal::{Account, AccountId, Role, User, UserId},
+    principal::{Account, AccountId, DataAccess, Role, User, UserId},
     token::{ClientId, TokenInfo, TokenRecord},
 };
 
@@ -72,6 +72,50 @@ pub trait TokenStore: Debug + Send + Sync + 'static {
     }
 }
 
+/// What [`TokenAdminStore::update_user`] changes; fields left `None` stay as they are.
+///
+/// ```
+/// use finout_auth::{principal::DataAccess, store::UserUpdate, Role};
+/// let update = UserUpdate::default()
+///     .roles(vec![Role::ReadOnly])
+///     .data_access(DataAccess::only(["v-eng"]));
+/// assert!(update.roles.is_some() && update.data_access.is_some());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserUpdate {
+    /// New roles.
+    pub roles: Option<Vec<Role>>,
+    /// New data access.
+    pub data_access: Option<DataAccess>,
+}
+
+impl UserUpdate {
+    /// Also replace the roles.
+    #[must_use]
+    pub fn roles(mut self, roles: Vec<Role>) -> Self {
+        self.roles = Some(roles);
+        self
+    }
+
+    /// Also replace the data access.
+    #[must_use]
+    pub fn data_access(mut self, access: DataAccess) -> Self {
+        self.data_access = Some(access);
+        self
+    }
+
+    /// Apply to a user.
+    pub fn apply_to(&self, user: &mut User) {
+        if let Some(roles) = &self.roles {
+            user.roles.clone_from(roles);
+        }
+        if let Some(access) = &self.data_access {
+            user.data_access.clone_from(access);
+        }
+    }
+}
+
 /// Which tokens a listing returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -106,13 +150,14 @@ pub trait TokenAdminStore: TokenStore {
     /// All users of an account.
     async fn list_users(&self, account: AccountId) -> Result<Vec<User>, StoreError>;
 
-    /// Replace a user's roles. Returns the user's personal tokens (whose effective access
-    /// changed), or `None` if there is no such user in the account.
-    async fn set_user_roles(
+    /// Change a user's roles and/or data access, atomically. Returns the user's personal
+    /// tokens (whose effective access changed), or `None` if there is no such user in the
+    /// account.
+    async fn update_user(
         &self,
         account: AccountId,
         id: UserId,
-        roles: Vec<Role>,
+        update: UserUpdate,
     ) -> Result<Option<Vec<ClientId>>, StoreError>;
 
     /// Remove a user and, atomically, delete all of their personal tokens. Returns the

@@ -6,7 +6,7 @@ use time::{OffsetDateTime, UtcOffset};
 
 use crate::{
     error::StoreError,
-    principal::Role,
+    principal::{DataAccess, Role},
     token::{ClientId, SecretHash, TokenKind, TokenRecord},
 };
 
@@ -55,6 +55,21 @@ pub(super) fn parse_roles(json: &str) -> Result<Vec<Role>, StoreError> {
 
 pub(super) fn roles_json(roles: &[Role]) -> String {
     serde_json::to_string(roles).unwrap_or_else(|_| "[]".into())
+}
+
+pub(super) fn parse_data_access(json: Option<String>) -> Result<DataAccess, StoreError> {
+    match json {
+        None => Ok(DataAccess::All),
+        Some(json) => serde_json::from_str::<Vec<String>>(&json)
+            .map(DataAccess::only)
+            .map_err(|_| corrupt("data access")),
+    }
+}
+
+pub(super) fn data_access_json(access: &DataAccess) -> Option<String> {
+    access
+        .ids()
+        .map(|ids| serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
 }
 
 pub(super) fn role_json(role: &Role) -> String {
@@ -116,9 +131,9 @@ macro_rules! sql_store {
 
         use $crate::{
             error::StoreError,
-            principal::{Account, AccountId, Role, User, UserId},
+            principal::{Account, AccountId, User, UserId},
             store::{
-                ResolvedToken, TokenAdminStore, TokenFilter, TokenStore,
+                ResolvedToken, TokenAdminStore, TokenFilter, TokenStore, UserUpdate,
                 sql::{self, TokenRow},
             },
             token::{ClientId, TokenInfo, TokenKind, TokenRecord},
@@ -155,11 +170,13 @@ macro_rules! sql_store {
             let id: String = row.try_get("id").map_err(sql::backend)?;
             let account_id: String = row.try_get("account_id").map_err(sql::backend)?;
             let roles: String = row.try_get("roles").map_err(sql::backend)?;
+            let data_access: Option<String> = row.try_get("data_access").map_err(sql::backend)?;
             Ok(User {
                 id: sql::parse_id(&id, "user id")?,
                 account_id: sql::parse_id(&account_id, "account id")?,
                 email: row.try_get("email").map_err(sql::backend)?,
                 roles: sql::parse_roles(&roles)?,
+                data_access: sql::parse_data_access(data_access)?,
             })
         }
 
@@ -171,7 +188,7 @@ macro_rules! sql_store {
             ) -> Result<Option<ResolvedToken>, StoreError> {
                 let query = format!(
                     "SELECT {}, u.email AS user_email, u.roles AS user_roles, \
-                     u.account_id AS user_account_id \
+                     u.account_id AS user_account_id, u.data_access AS user_data_access \
                      FROM finout_auth_tokens t \
                      LEFT JOIN finout_auth_users u ON u.id = t.user_id \
                      WHERE t.client_id = $1",
@@ -196,11 +213,14 @@ macro_rules! sql_store {
                         let (Some(email), Some(roles)) = (email, roles) else {
                             return Ok(None); // the user is gone: so is the token
                         };
+                        let data_access: Option<String> =
+                            row.try_get("user_data_access").map_err(sql::backend)?;
                         Some(User {
                             id: user_id,
                             account_id: record.account_id,
                             email,
                             roles: sql::parse_roles(&roles)?,
+                            data_access: sql::parse_data_access(data_access)?,
                         })
                     }
                 };
@@ -256,13 +276,14 @@ macro_rules! sql_store {
 
             async fn insert_user(&self, user: User) -> Result<(), StoreError> {
                 sqlx::query(
-                    "INSERT INTO finout_auth_users (id, account_id, email, roles) \
-                     VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO finout_auth_users (id, account_id, email, roles, data_access) \
+                     VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(user.id.to_string())
                 .bind(user.account_id.to_string())
                 .bind(&user.email)
                 .bind(sql::roles_json(&user.roles))
+                .bind(sql::data_access_json(&user.data_access))
                 .execute(&self.pool)
                 .await
                 .map_err(|e| sql::write_error(e, "user id or email", "account"))?;
@@ -275,7 +296,7 @@ macro_rules! sql_store {
                 id: UserId,
             ) -> Result<Option<User>, StoreError> {
                 let row = sqlx::query(
-                    "SELECT id, account_id, email, roles FROM finout_auth_users \
+                    "SELECT id, account_id, email, roles, data_access FROM finout_auth_users \
                      WHERE id = $1 AND account_id = $2",
                 )
                 .bind(id.to_string())
@@ -288,7 +309,7 @@ macro_rules! sql_store {
 
             async fn list_users(&self, account: AccountId) -> Result<Vec<User>, StoreError> {
                 let rows = sqlx::query(
-                    "SELECT id, account_id, email, roles FROM finout_auth_users \
+                    "SELECT id, account_id, email, roles, data_access FROM finout_auth_users \
                      WHERE account_id = $1 ORDER BY email",
                 )
                 .bind(account.to_string())
@@ -298,22 +319,39 @@ macro_rules! sql_store {
                 rows.iter().map(user).collect()
             }
 
-            async fn set_user_roles(
+            async fn update_user(
                 &self,
                 account: AccountId,
                 id: UserId,
-                roles: Vec<Role>,
+                update: UserUpdate,
             ) -> Result<Option<Vec<ClientId>>, StoreError> {
                 let mut tx = self.pool.begin().await.map_err(sql::backend)?;
-                let updated = sqlx::query(
-                    "UPDATE finout_auth_users SET roles = $1 WHERE id = $2 AND account_id = $3",
-                )
-                .bind(sql::roles_json(&roles))
-                .bind(id.to_string())
-                .bind(account.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(sql::backend)?;
+                // `SET id = id` when nothing changes: still tells whether the user exists.
+                let mut sets = vec!["id = id"];
+                if update.roles.is_some() {
+                    sets.push("roles = $3");
+                }
+                if update.data_access.is_some() {
+                    sets.push(if update.roles.is_some() {
+                        "data_access = $4"
+                    } else {
+                        "data_access = $3"
+                    });
+                }
+                let query = format!(
+                    "UPDATE finout_auth_users SET {} WHERE id = $1 AND account_id = $2",
+                    sets.join(", ")
+                );
+                let mut query = sqlx::query(&query)
+                    .bind(id.to_string())
+                    .bind(account.to_string());
+                if let Some(roles) = &update.roles {
+                    query = query.bind(sql::roles_json(roles));
+                }
+                if let Some(access) = &update.data_access {
+                    query = query.bind(sql::data_access_json(access));
+                }
+                let updated = query.execute(&mut *tx).await.map_err(sql::backend)?;
                 if updated.rows_affected() == 0 {
                     return Ok(None);
                 }
