@@ -592,11 +592,33 @@ async fn virtual_tags_need_a_writer_and_never_cross_accounts() {
         Method::POST,
         "/v1/virtual-tags",
         admin,
-        Some(json!({"name": "team", "rules": []})),
+        Some(json!({"name": "team", "rules": [], "defaultValue": "Untagged"})),
     )
     .await;
     assert_eq!(status, 201, "{tag}");
     let tag_id = tag["id"].as_str().unwrap().to_owned();
+    // Finout's tag object: what was sent, plus the fields it keeps itself.
+    assert_eq!(tag["defaultValue"], "Untagged");
+    assert_eq!(tag["accountId"], account.to_string());
+    assert_eq!(tag["createdBy"], "admin@acme.test");
+    assert_eq!(tag["updatedBy"], "admin@acme.test");
+    let created_at = tag["createdAt"].as_str().unwrap().to_owned();
+    assert!(
+        created_at.ends_with(" GMT+0000 (Greenwich Mean Time)") && created_at.len() == 55,
+        "a JavaScript Date string like Finout's: {created_at}"
+    );
+    let (status, body) = call(
+        addr,
+        Method::POST,
+        "/v1/virtual-tags",
+        admin,
+        Some(json!({"name": "bad", "rules": "all"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
     let path = format!("/v1/virtual-tags/{tag_id}");
     let (status, got) = call(addr, Method::GET, &path, admin, None).await;
     assert_eq!((status, got["name"].as_str()), (200, Some("team")));
@@ -642,15 +664,30 @@ async fn virtual_tags_need_a_writer_and_never_cross_accounts() {
     let (_, theirs) = call(addr, Method::GET, "/v1/virtual-tags", outsider, None).await;
     assert_eq!(theirs["virtualTags"], json!([]));
 
+    // A Basic API token may write; the tag keeps who created it and records who updated it.
+    let (_, writer) = call(
+        addr,
+        Method::POST,
+        "/admin/api-tokens",
+        admin,
+        Some(json!({"description": "writer", "role": "Basic"})),
+    )
+    .await;
+    let writer_id = writer["clientId"].as_str().unwrap();
+    let writer = Some((writer_id, writer["secretKey"].as_str().unwrap()));
     let (status, replaced) = call(
         addr,
         Method::PUT,
         &path,
-        admin,
-        Some(json!({"name": "squad"})),
+        writer,
+        Some(json!({"name": "squad", "createdBy": "someone@else.test"})),
     )
     .await;
     assert_eq!((status, replaced["name"].as_str()), (200, Some("squad")));
+    assert_eq!(replaced["createdBy"], "admin@acme.test");
+    assert_eq!(replaced["createdAt"], created_at.as_str());
+    assert_eq!(replaced["updatedBy"], writer_id);
+    assert_eq!(replaced["rules"], json!([]));
     let (status, keys) = call(
         addr,
         Method::GET,
