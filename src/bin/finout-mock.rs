@@ -372,6 +372,7 @@ async fn main() {
                 .unwrap_or_else(|_| "info,finout_auth=info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let outcome = match cli.command {

@@ -98,3 +98,17 @@ pub fn costs(view_id: &str, start_ms: i64, end_ms: i64) -> Vec<CostSeries> {
     series.push(total);
     series
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bootstrap_accounts_views_are_the_ones_the_readme_shows() {
+        let account: AccountId = "f1a70c4e-0000-4000-8000-000000000001".parse().unwrap();
+        let views = default_views(account);
+        assert_eq!(views[0].id, "8f99c32e-b56d-498b-8f33-66f28aab2d5b");
+        assert_eq!(views, default_views(account), "stable");
+        assert_ne!(views[0].id, default_views(AccountId::new_v4())[0].id);
+    }
+}
