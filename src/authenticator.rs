@@ -38,6 +38,7 @@ use crate::{
     clock::{Clock, SystemClock},
     credentials::Credentials,
     error::{AuthError, StoreError},
+    front,
     metrics::{Counters, MetricsSnapshot},
     pool::VerifierPool,
     principal::Principal,
@@ -86,6 +87,11 @@ struct Inner {
     /// Keys are ids of tokens whose secret argon2 accepted (never attacker-chosen), so a
     /// fast hasher is safe here.
     verified: moka::sync::Cache<ClientId, Arc<VerifiedEntry>, FastHash>,
+    /// This cache's id in the per-thread fronts (see `front`).
+    front_owner: u64,
+    /// The age, in coarse clock ticks, up to which the front may serve an entry: the cache
+    /// TTL less a margin for the coarse clock's resolution (0: the front never serves).
+    front_ttl_ticks: u64,
     records: moka::future::Cache<ClientId, Arc<Fetched>>,
     verdicts: moka::future::Cache<(ClientId, SecretDigest), Arc<Verdict>>,
     /// Attempts known to fail, by attempt digest: answered synchronously, like the hot path.
@@ -171,8 +177,11 @@ struct Epoch {
 }
 
 /// A token whose secret argon2 accepted.
-struct VerifiedEntry {
+pub(crate) struct VerifiedEntry {
     fetched: Arc<Fetched>,
+    /// When it entered the cache, by the coarse monotonic clock: the per-thread front
+    /// serves it only while it is younger than the cache TTL.
+    cached_at: coarsetime::Instant,
     digest: SecretDigest,
     principal: Principal,
     expires_at: Option<OffsetDateTime>,
@@ -180,6 +189,12 @@ struct VerifiedEntry {
     last_reported: AtomicU64,
     /// The keyed mask of the client id, for the keys of failed attempts.
     id_mask: SecretDigest,
+}
+
+impl VerifiedEntry {
+    pub(crate) fn client_id_bytes(&self) -> &[u8] {
+        self.principal.client_id().as_str().as_bytes()
+    }
 }
 
 /// The outcome of one argon2 verification, for the hash it was made against.
@@ -353,6 +368,11 @@ impl AuthenticatorBuilder {
                     .max_capacity(self.cache_capacity)
                     .time_to_live(self.cache_ttl)
                     .build_with_hasher(FastHash::default()),
+                front_owner: front::new_owner(),
+                front_ttl_ticks: self
+                    .cache_ttl
+                    .checked_sub(front::CLOCK_MARGIN)
+                    .map_or(0, |ttl| coarsetime::Duration::from(ttl).as_ticks()),
                 records: moka::future::Cache::builder()
                     .max_capacity(self.cache_capacity)
                     .time_to_live(self.cache_ttl)
@@ -452,8 +472,8 @@ impl Authenticator {
         // Timing costs two clock reads: only when someone listens.
         let started = tracing::enabled!(target: "finout_auth", Level::DEBUG).then(Instant::now);
         let secret_digest;
-        let entry = match inner.verified.get(credentials.client_id_bytes()) {
-            Some(entry) if inner.is_current(&entry.fetched) => {
+        let entry = match inner.verified_entry(credentials.client_id_bytes()) {
+            Some(entry) => {
                 secret_digest = inner.digest_key.digest(credentials.secret_bytes());
                 if !digests_equal(&secret_digest, &entry.digest) {
                     let attempt = DigestKey::attempt(&secret_digest, &entry.id_mask);
@@ -461,7 +481,7 @@ impl Authenticator {
                 }
                 entry
             }
-            _ => {
+            None => {
                 let attempt = DigestKey::attempt(
                     &inner.digest_key.digest(credentials.secret_bytes()),
                     &inner.digest_key.id_mask(credentials.client_id_bytes()),
@@ -563,6 +583,25 @@ impl Inner {
 
     fn stripe_of(&self, client_id: &str) -> usize {
         (self.stripe_hasher.hash_one(client_id) as usize) % STRIPES
+    }
+
+    /// The verified entry for a client id, if there is a current one: from this thread's
+    /// front when it holds one younger than the cache TTL, else from moka (refilling the
+    /// front).
+    fn verified_entry(&self, client_id: &[u8]) -> Option<Arc<VerifiedEntry>> {
+        if let Some(entry) = front::get(self.front_owner, client_id) {
+            let now = coarsetime::Instant::now_without_cache_update();
+            let age = now.as_ticks().saturating_sub(entry.cached_at.as_ticks());
+            if age < self.front_ttl_ticks && self.is_current(&entry.fetched) {
+                return Some(entry);
+            }
+        }
+        let entry = self.verified.get(client_id)?;
+        if !self.is_current(&entry.fetched) {
+            return None;
+        }
+        front::put(self.front_owner, &entry);
+        Some(entry)
     }
 
     fn is_current(&self, fetched: &Fetched) -> bool {
@@ -674,6 +713,7 @@ impl Inner {
             }
             let entry = Arc::new(VerifiedEntry {
                 fetched: fetched.clone(),
+                cached_at: coarsetime::Instant::now_without_cache_update(),
                 digest,
                 principal: principal.clone(),
                 expires_at: token.record.expires_at,

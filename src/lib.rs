@@ -99,6 +99,7 @@ pub mod axum;
 pub mod clock;
 pub mod credentials;
 pub mod error;
+mod front;
 pub mod layer;
 pub mod limit;
 pub mod metrics;

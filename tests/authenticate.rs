@@ -536,3 +536,122 @@ async fn a_failed_attempt_on_a_cached_token_is_answered_from_cache() {
     // The right secret is unaffected.
     h.authenticate(&token).await.unwrap();
 }
+
+/// Ids from a generator that always hands out the same client id (with random secrets).
+#[derive(Debug)]
+struct SameId;
+
+impl finout_auth::token::CredentialGenerator for SameId {
+    fn client_id(&self) -> finout_auth::ClientId {
+        "same-client-id".into()
+    }
+    fn secret_key(&self) -> finout_auth::SecretKey {
+        finout_auth::token::UuidV4Generator.secret_key()
+    }
+}
+
+#[tokio::test]
+async fn two_authenticators_on_one_thread_never_answer_for_each_other() {
+    // The same client id in two stores, with different secrets, on one thread: what one
+    // authenticator cached (on this thread) must not answer for the other.
+    let one = Harness::new().await;
+    let two = Harness::new().await;
+    async fn issue(h: &Harness) -> finout_auth::IssuedToken {
+        h.admin
+            .clone()
+            .with_generator(SameId)
+            .issue_api_token(h.account.id, None, NewToken::new("same", Role::Basic))
+            .await
+            .unwrap()
+    }
+    let (first, second) = (issue(&one).await, issue(&two).await);
+    assert_eq!(first.client_id, second.client_id);
+    assert_eq!(
+        code(one.authenticate(&second).await),
+        ErrorCode::InvalidCredentials
+    );
+    assert_eq!(
+        code(two.authenticate(&first).await),
+        ErrorCode::InvalidCredentials
+    );
+    one.authenticate(&first).await.unwrap();
+    two.authenticate(&second).await.unwrap();
+    let misses = (
+        one.auth.metrics().cache_misses,
+        two.auth.metrics().cache_misses,
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            one.authenticate(&first).await.unwrap().account_id(),
+            one.account.id
+        );
+        assert_eq!(
+            two.authenticate(&second).await.unwrap().account_id(),
+            two.account.id
+        );
+        assert_eq!(
+            code(one.authenticate(&second).await),
+            ErrorCode::InvalidCredentials
+        );
+        assert_eq!(
+            code(two.authenticate(&first).await),
+            ErrorCode::InvalidCredentials
+        );
+    }
+    // Alternating between them, each is answered from its own cache every time.
+    let after = (
+        one.auth.metrics().cache_misses,
+        two.auth.metrics().cache_misses,
+    );
+    assert_eq!(after, misses);
+}
+
+#[tokio::test]
+async fn many_cached_tokens_on_one_thread_each_answer_as_themselves() {
+    // More tokens than a thread's front has slots: collisions must only cost lookups in
+    // the shared cache, never a wrong principal.
+    let h = Harness::new().await;
+    let mut tokens = Vec::new();
+    for _ in 0..150 {
+        tokens.push(h.api_token(Role::Basic).await);
+    }
+    for _ in 0..3 {
+        for token in &tokens {
+            let p = h.authenticate(token).await.unwrap();
+            assert_eq!(p.client_id(), &token.client_id);
+        }
+    }
+    let m = h.auth.metrics();
+    assert_eq!(
+        m.secret_verifications, 150,
+        "one argon2 run per token, then cache hits"
+    );
+    assert_eq!(m.store_lookups, 150);
+}
+
+#[tokio::test]
+async fn a_cached_token_is_trusted_no_longer_than_the_cache_ttl() {
+    // The store changes behind the authenticator's back (as on another replica without a
+    // change feed): the cache answers until its TTL, and not a moment after, on every path
+    // a repeated request takes on one thread.
+    let ttl = Duration::from_millis(400);
+    let h = Harness::with(|b| b.cache_ttl(ttl)).await;
+    let token = h.api_token(Role::Basic).await;
+    h.authenticate(&token).await.unwrap();
+    let cached = std::time::Instant::now();
+    use finout_auth::store::TokenAdminStore;
+    h.store
+        .delete_token(h.account.id, &token.client_id)
+        .await
+        .unwrap()
+        .expect("deleted behind the cache");
+    while cached.elapsed() < ttl / 2 {
+        h.authenticate(&token).await.expect("cached within the TTL");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep((ttl + Duration::from_millis(5)).saturating_sub(cached.elapsed())).await;
+    assert_eq!(
+        code(h.authenticate(&token).await),
+        ErrorCode::InvalidCredentials
+    );
+}
