@@ -264,9 +264,8 @@ fn take(headers: &mut HeaderMap, name: &HeaderName) -> Option<(HeaderValue, bool
     match headers.entry(name) {
         Entry::Vacant(_) => None,
         Entry::Occupied(entry) => {
-            let (_, mut values) = entry.remove_entry_mult();
-            let first = values.next()?;
-            Some((first, values.next().is_some()))
+            let repeated = entry.iter().nth(1).is_some();
+            Some((entry.remove(), repeated))
         }
     }
 }
