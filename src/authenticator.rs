@@ -178,7 +178,10 @@ struct Epoch {
 
 /// A token whose secret argon2 accepted.
 pub(crate) struct VerifiedEntry {
-    fetched: Arc<Fetched>,
+    /// Its client id (the key, compared by the per-thread front).
+    client_id: ClientId,
+    /// The revocation epoch it was fetched in (copied here: a hit reads nothing else).
+    fetched: Epoch,
     /// When it entered the cache, by the coarse monotonic clock: the per-thread front
     /// serves it only while it is younger than the cache TTL.
     cached_at: coarsetime::Instant,
@@ -193,7 +196,7 @@ pub(crate) struct VerifiedEntry {
 
 impl VerifiedEntry {
     pub(crate) fn client_id_bytes(&self) -> &[u8] {
-        self.principal.client_id().as_str().as_bytes()
+        self.client_id.as_str().as_bytes()
     }
 }
 
@@ -592,16 +595,20 @@ impl Inner {
         if let Some(entry) = front::get(self.front_owner, client_id) {
             let now = coarsetime::Instant::now_without_cache_update();
             let age = now.as_ticks().saturating_sub(entry.cached_at.as_ticks());
-            if age < self.front_ttl_ticks && self.is_current(&entry.fetched) {
+            if age < self.front_ttl_ticks && self.is_current_epoch(entry.fetched) {
                 return Some(entry);
             }
         }
         let entry = self.verified.get(client_id)?;
-        if !self.is_current(&entry.fetched) {
+        if !self.is_current_epoch(entry.fetched) {
             return None;
         }
         front::put(self.front_owner, &entry);
         Some(entry)
+    }
+
+    fn is_current_epoch(&self, at: Epoch) -> bool {
+        self.epochs[at.stripe].load(Ordering::Acquire) == at.epoch
     }
 
     fn is_current(&self, fetched: &Fetched) -> bool {
@@ -712,7 +719,11 @@ impl Inner {
                 return Err(AuthError::TokenExpired);
             }
             let entry = Arc::new(VerifiedEntry {
-                fetched: fetched.clone(),
+                client_id: client_id.clone(),
+                fetched: Epoch {
+                    stripe: fetched.stripe,
+                    epoch: fetched.epoch,
+                },
                 cached_at: coarsetime::Instant::now_without_cache_update(),
                 digest,
                 principal: principal.clone(),
