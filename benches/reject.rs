@@ -1,5 +1,6 @@
 //! Cached rejections: a wrong secret for a cached token, an unknown id seen before, and a
-//! malformed header. Each is answered without argon2 and without the store.
+//! malformed header. Each is answered without argon2 and without the store. `bare`, a
+//! valid request through the inner service alone, is the baseline of the same run.
 //!
 //! ```sh
 //! cargo bench --bench reject
@@ -66,6 +67,11 @@ fn reject(c: &mut Criterion) {
         ("cached_unknown_id", &unknown),
         ("malformed_header", &malformed),
     ];
+    // The baseline of this run: a valid request through the bare inner service.
+    let mut bare = service_fn(common::ok);
+    group.bench_function("bare", |b| {
+        b.iter(|| common::call_now(&mut bare, common::with_token(&token)))
+    });
     for (name, make) in cases {
         group.bench_function(name, |b| {
             b.iter(|| {
