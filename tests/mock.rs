@@ -421,6 +421,52 @@ async fn data_access_limits_what_a_personal_token_sees() {
     let (_, body) = call(addr, Method::GET, "/v1/view", dev_creds, None).await;
     assert_eq!(visible(&body), view_ids);
 
+    // A user's personal tokens: never above the user's roles; listed and revoked by their
+    // owner only.
+    let (status, body) = call(
+        addr,
+        Method::POST,
+        "/admin/personal-tokens",
+        dev_creds,
+        Some(json!({"description": "escalate", "role": "Admin"})),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+    let (status, own) = call(
+        addr,
+        Method::POST,
+        "/admin/personal-tokens",
+        dev_creds,
+        Some(json!({"description": "reader", "role": "Read-only", "expiresInMinutes": 5})),
+    )
+    .await;
+    assert_eq!(
+        (status, own["type"].as_str()),
+        (201, Some("personal")),
+        "{own}"
+    );
+    let own_id = own["clientId"].as_str().unwrap();
+    let (status, listed) = call(addr, Method::GET, "/admin/personal-tokens", dev_creds, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["tokens"].as_array().unwrap().len(), 2, "{listed}");
+    assert!(
+        !listed
+            .to_string()
+            .contains(own["secretKey"].as_str().unwrap())
+    );
+    let own_path = format!("/admin/personal-tokens/{own_id}");
+    assert_eq!(
+        call(addr, Method::DELETE, &own_path, admin, None).await.0,
+        404,
+        "not the admin's own"
+    );
+    assert_eq!(
+        call(addr, Method::DELETE, &own_path, dev_creds, None)
+            .await
+            .0,
+        204
+    );
+
     // Only an Admin manages users: a non-admin gets 403 (and learns nothing about views).
     let (status, body) = call(
         addr,
