@@ -2,7 +2,8 @@
 //! flow of the crate docs.
 //!
 //! - **Hot path** ([`Authenticator::authenticate_cached`], synchronous): one cache read by
-//!   client id, a keyed BLAKE3 digest of the presented secret compared in constant time with
+//!   client id (this thread's front of recent entries, else moka; see `front`), a keyed
+//!   BLAKE3 digest of the presented secret compared in constant time with
 //!   the digest of the secret argon2 accepted, and an expiry re-check. No store call, no
 //!   argon2, no allocation. An attempt that already failed is refused as cheaply.
 //! - **Cold path**: the token record is fetched once per client id however many requests
