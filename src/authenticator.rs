@@ -191,8 +191,6 @@ pub(crate) struct VerifiedEntry {
     expires_at: Option<OffsetDateTime>,
     /// When use of this token was last reported for `last_used_at` (coarse seconds).
     last_reported: AtomicU64,
-    /// The keyed mask of the client id, for the keys of failed attempts.
-    id_mask: SecretDigest,
 }
 
 impl VerifiedEntry {
@@ -477,10 +475,19 @@ impl Authenticator {
         let started = tracing::enabled!(target: "finout_auth", Level::DEBUG).then(Instant::now);
         let secret_digest;
         let entry = match inner.verified_entry(credentials.client_id_bytes()) {
-            Some(entry) => {
+            Some((entry, from_front)) => {
                 secret_digest = inner.digest_key.digest(credentials.secret_bytes());
                 if !digests_equal(&secret_digest, &entry.digest) {
-                    let attempt = DigestKey::attempt(&secret_digest, &entry.id_mask);
+                    // A wrong secret for a token in use costs what an unknown id costs (the
+                    // id's keyed mask, a shared-cache probe), so that timing does not tell
+                    // which ids belong to tokens in use.
+                    if from_front {
+                        let _ = inner.verified.contains_key(credentials.client_id_bytes());
+                    }
+                    let attempt = DigestKey::attempt(
+                        &secret_digest,
+                        &inner.digest_key.id_mask(credentials.client_id_bytes()),
+                    );
                     return inner.cached_rejection(credentials, attempt, started);
                 }
                 entry
@@ -590,14 +597,14 @@ impl Inner {
     }
 
     /// The verified entry for a client id, if there is a current one: from this thread's
-    /// front when it holds one younger than the cache TTL, else from moka (refilling the
-    /// front).
-    fn verified_entry(&self, client_id: &[u8]) -> Option<Arc<VerifiedEntry>> {
+    /// front when it holds one younger than the cache TTL (`true`), else from moka,
+    /// refilling the front (`false`).
+    fn verified_entry(&self, client_id: &[u8]) -> Option<(Arc<VerifiedEntry>, bool)> {
         if let Some(entry) = front::get(self.front_owner, client_id) {
             let now = coarsetime::Instant::now_without_cache_update();
             let age = now.as_ticks().saturating_sub(entry.cached_at.as_ticks());
             if age < self.front_ttl_ticks && self.is_current_epoch(entry.fetched) {
-                return Some(entry);
+                return Some((entry, true));
             }
         }
         let entry = self.verified.get(client_id)?;
@@ -605,7 +612,7 @@ impl Inner {
             return None;
         }
         front::put(self.front_owner, &entry);
-        Some(entry)
+        Some((entry, false))
     }
 
     fn is_current_epoch(&self, at: Epoch) -> bool {
@@ -730,7 +737,6 @@ impl Inner {
                 principal: principal.clone(),
                 expires_at: token.record.expires_at,
                 last_reported: AtomicU64::new(0),
-                id_mask: self.digest_key.id_mask(client_id.as_str().as_bytes()),
             });
             if let Some(usage) = &self.usage {
                 usage.used(client_id, &entry.last_reported);
