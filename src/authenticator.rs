@@ -188,7 +188,9 @@ pub(crate) struct VerifiedEntry {
     cached_at: coarsetime::Instant,
     digest: SecretDigest,
     principal: Principal,
-    expires_at: Option<OffsetDateTime>,
+    /// The token's expiry, in nanoseconds since the Unix epoch (compared with
+    /// [`Clock::now_unix_nanos`] on every hit).
+    expires_at: Option<i128>,
     /// When use of this token was last reported for `last_used_at` (coarse seconds).
     last_reported: AtomicU64,
 }
@@ -501,7 +503,7 @@ impl Authenticator {
             }
         };
         let outcome = match entry.expires_at {
-            Some(at) if inner.clock.now() >= at => {
+            Some(at) if inner.clock.now_unix_nanos() >= at => {
                 // Past its expiry a cached token admits nobody: drop it now rather than at
                 // the TTL (a per-entry moka expiry would cost every hit a clock read).
                 inner.verified.invalidate(credentials.client_id_bytes());
@@ -735,7 +737,10 @@ impl Inner {
                 cached_at: coarsetime::Instant::now_without_cache_update(),
                 digest,
                 principal: principal.clone(),
-                expires_at: token.record.expires_at,
+                expires_at: token
+                    .record
+                    .expires_at
+                    .map(OffsetDateTime::unix_timestamp_nanos),
                 last_reported: AtomicU64::new(0),
             });
             if let Some(usage) = &self.usage {

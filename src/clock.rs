@@ -12,6 +12,13 @@ use time::{Duration, OffsetDateTime};
 pub trait Clock: fmt::Debug + Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> OffsetDateTime;
+
+    /// The current time as nanoseconds since the Unix epoch: what a cached request compares
+    /// with its token's expiry. The default converts [`now`](Self::now); a clock that can
+    /// tell it without building a calendar date (as [`SystemClock`] does) should.
+    fn now_unix_nanos(&self) -> i128 {
+        self.now().unix_timestamp_nanos()
+    }
 }
 
 /// The system's clock.
@@ -21,6 +28,14 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
+    }
+
+    fn now_unix_nanos(&self) -> i128 {
+        // As `OffsetDateTime::now_utc` reads it, without the calendar arithmetic.
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(since) => since.as_nanos() as i128,
+            Err(before) => -(before.duration().as_nanos() as i128),
+        }
     }
 }
 
@@ -58,5 +73,29 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_clock_tells_the_same_time_both_ways() {
+        let before = OffsetDateTime::now_utc().unix_timestamp_nanos();
+        let fast = SystemClock.now_unix_nanos();
+        let after = SystemClock.now().unix_timestamp_nanos();
+        assert!(
+            before <= fast && fast <= after,
+            "{before} <= {fast} <= {after}"
+        );
+    }
+
+    #[test]
+    fn a_manual_clock_converts_its_own_time() {
+        let clock = ManualClock::new(OffsetDateTime::UNIX_EPOCH + Duration::seconds(90));
+        assert_eq!(clock.now_unix_nanos(), 90_000_000_000);
+        clock.advance(Duration::nanoseconds(-91_000_000_000));
+        assert_eq!(clock.now_unix_nanos(), -1_000_000_000);
     }
 }
