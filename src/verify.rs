@@ -209,15 +209,14 @@ impl Drop for DigestKey {
     }
 }
 
-/// Constant-time equality, a 64-bit word at a time (four `subtle` comparisons, not 32).
+/// Constant-time equality: the words' differences OR-ed together without a branch, then one
+/// `subtle` comparison with zero (not one per byte, or per word).
 pub(crate) fn digests_equal(a: &SecretDigest, b: &SecretDigest) -> bool {
     let word = |d: &SecretDigest, i: usize| {
         u64::from_ne_bytes(d[i * 8..i * 8 + 8].try_into().unwrap_or_default())
     };
-    (0..4)
-        .map(|i| word(a, i).ct_eq(&word(b, i)))
-        .fold(subtle::Choice::from(1), |all, eq| all & eq)
-        .into()
+    let diff = (0..4).fold(0u64, |diff, i| diff | (word(a, i) ^ word(b, i)));
+    diff.ct_eq(&0).into()
 }
 
 #[cfg(test)]
@@ -276,6 +275,19 @@ mod tests {
         assert!(digests_equal(&a.digest(b"s"), &a.digest(b"s")));
         assert!(!digests_equal(&a.digest(b"s"), &a.digest(b"t")));
         assert_ne!(a.id_mask(b"s"), a.digest(b"s"), "independent keys");
+    }
+
+    #[test]
+    fn a_digest_differing_in_any_single_bit_is_unequal() {
+        let a = DigestKey::random().digest(b"secret");
+        assert!(digests_equal(&a, &a));
+        for byte in 0..32 {
+            for bit in 0..8 {
+                let mut b = a;
+                b[byte] ^= 1 << bit;
+                assert!(!digests_equal(&a, &b), "byte {byte} bit {bit}");
+            }
+        }
     }
 
     #[test]
