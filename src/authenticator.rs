@@ -177,6 +177,16 @@ struct Epoch {
     epoch: u64,
 }
 
+impl Fetched {
+    /// The epoch it was fetched in.
+    fn at(&self) -> Epoch {
+        Epoch {
+            stripe: self.stripe,
+            epoch: self.epoch,
+        }
+    }
+}
+
 /// A token whose secret argon2 accepted.
 pub(crate) struct VerifiedEntry {
     /// Its client id (the key, compared by the per-thread front).
@@ -475,28 +485,18 @@ impl Authenticator {
         let inner = &*self.inner;
         // Timing costs two clock reads: only when someone listens.
         let started = tracing::enabled!(target: "finout_auth", Level::DEBUG).then(Instant::now);
-        let secret_digest;
+        let secret_digest = inner.digest_key.digest(credentials.secret_bytes());
         let entry = match inner.verified_entry(credentials.client_id_bytes()) {
-            Some((entry, from_front)) => {
-                secret_digest = inner.digest_key.digest(credentials.secret_bytes());
-                if !digests_equal(&secret_digest, &entry.digest) {
-                    // A wrong secret for a token in use costs what an unknown id costs (the
-                    // id's keyed mask, a shared-cache probe), so that timing does not tell
-                    // which ids belong to tokens in use.
-                    if from_front {
-                        let _ = inner.verified.contains_key(credentials.client_id_bytes());
-                    }
-                    let attempt = DigestKey::attempt(
-                        &secret_digest,
-                        &inner.digest_key.id_mask(credentials.client_id_bytes()),
-                    );
-                    return inner.cached_rejection(credentials, attempt, started);
+            Some((entry, _)) if digests_equal(&secret_digest, &entry.digest) => entry,
+            found => {
+                // A wrong secret for a token in use costs what an unknown id costs (the id's
+                // keyed mask, a shared-cache probe), so that timing does not tell which ids
+                // belong to tokens in use.
+                if let Some((_, true)) = found {
+                    let _ = inner.verified.contains_key(credentials.client_id_bytes());
                 }
-                entry
-            }
-            None => {
                 let attempt = DigestKey::attempt(
-                    &inner.digest_key.digest(credentials.secret_bytes()),
+                    &secret_digest,
                     &inner.digest_key.id_mask(credentials.client_id_bytes()),
                 );
                 return inner.cached_rejection(credentials, attempt, started);
@@ -572,7 +572,7 @@ impl Inner {
         started: Option<Instant>,
     ) -> Option<Result<Principal, AuthError>> {
         let seen = self.rejected.get(&attempt)?;
-        if self.epochs[seen.stripe].load(Ordering::Acquire) != seen.epoch {
+        if !self.is_current_epoch(seen) {
             return None; // the token changed since: decide afresh
         }
         let outcome = Err(AuthError::InvalidCredentials);
@@ -585,13 +585,7 @@ impl Inner {
             digest,
             &self.digest_key.id_mask(client_id.as_str().as_bytes()),
         );
-        self.rejected.insert(
-            attempt,
-            Epoch {
-                stripe: fetched.stripe,
-                epoch: fetched.epoch,
-            },
-        );
+        self.rejected.insert(attempt, fetched.at());
     }
 
     fn stripe_of(&self, client_id: &str) -> usize {
@@ -622,7 +616,7 @@ impl Inner {
     }
 
     fn is_current(&self, fetched: &Fetched) -> bool {
-        self.epochs[fetched.stripe].load(Ordering::Acquire) == fetched.epoch
+        self.is_current_epoch(fetched.at())
     }
 
     fn finish(
@@ -730,10 +724,7 @@ impl Inner {
             }
             let entry = Arc::new(VerifiedEntry {
                 client_id: client_id.clone(),
-                fetched: Epoch {
-                    stripe: fetched.stripe,
-                    epoch: fetched.epoch,
-                },
+                fetched: fetched.at(),
                 cached_at: coarsetime::Instant::now_without_cache_update(),
                 digest,
                 principal: principal.clone(),

@@ -59,6 +59,21 @@ async fn call(
     )
 }
 
+/// The view ids of a `/v1/view` answer.
+fn view_ids(body: &Value) -> Vec<String> {
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A `query-by-view` body for one day of `view`.
+fn one_day_of(view: &str) -> Value {
+    json!({"viewId": view, "date": {"unixTimeMillSecondsStart": 0, "unixTimeMillSecondsEnd": 86_400_000}})
+}
+
 async fn start_in_process() -> (SocketAddr, String, String, AccountId) {
     let (addr, id, secret, account, _) = start_with_admin().await;
     (addr, id, secret, account)
@@ -249,13 +264,8 @@ async fn data_access_limits_what_a_personal_token_sees() {
     let admin = Some((id.as_str(), secret.as_str()));
     let (status, all) = call(addr, Method::GET, "/v1/view", admin, None).await;
     assert_eq!(status, 200);
-    let view_ids: Vec<String> = all["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(view_ids.len(), 3, "{all}");
+    let all_views = view_ids(&all);
+    assert_eq!(all_views.len(), 3, "{all}");
 
     let (status, body) = call(
         addr,
@@ -279,11 +289,11 @@ async fn data_access_limits_what_a_personal_token_sees() {
         Method::POST,
         "/admin/users",
         admin,
-        Some(json!({"email": "dev@acme.test", "roles": ["Basic"], "dataAccess": [view_ids[1]]})),
+        Some(json!({"email": "dev@acme.test", "roles": ["Basic"], "dataAccess": [all_views[1]]})),
     )
     .await;
     assert_eq!(status, 201, "{dev}");
-    assert_eq!(dev["dataAccess"], json!([view_ids[1]]));
+    assert_eq!(dev["dataAccess"], json!([all_views[1]]));
     let (status, open) = call(
         addr,
         Method::POST,
@@ -308,24 +318,15 @@ async fn data_access_limits_what_a_personal_token_sees() {
         token.secret_key.expose_secret().to_owned(),
     );
     let dev_creds = Some((dev_client.as_str(), dev_secret.as_str()));
-    let visible = |body: &Value| -> Vec<String> {
-        body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    let query = |view: &str| json!({"viewId": view, "date": {"unixTimeMillSecondsStart": 0, "unixTimeMillSecondsEnd": 86_400_000}});
 
     let (status, body) = call(addr, Method::GET, "/v1/view", dev_creds, None).await;
-    assert_eq!((status, visible(&body)), (200, vec![view_ids[1].clone()]));
+    assert_eq!((status, view_ids(&body)), (200, vec![all_views[1].clone()]));
     let (status, _) = call(
         addr,
         Method::POST,
         "/v1/cost/query-by-view",
         dev_creds,
-        Some(query(&view_ids[1])),
+        Some(one_day_of(&all_views[1])),
     )
     .await;
     assert_eq!(status, 200);
@@ -334,7 +335,7 @@ async fn data_access_limits_what_a_personal_token_sees() {
         Method::POST,
         "/v1/cost/query-by-view",
         dev_creds,
-        Some(query(&view_ids[0])),
+        Some(one_day_of(&all_views[0])),
     )
     .await;
     assert_eq!(
@@ -358,13 +359,13 @@ async fn data_access_limits_what_a_personal_token_sees() {
         api["secretKey"].as_str().unwrap(),
     );
     let (status, body) = call(addr, Method::GET, "/v1/view", Some(api_creds), None).await;
-    assert_eq!((status, visible(&body)), (200, view_ids.clone()));
+    assert_eq!((status, view_ids(&body)), (200, all_views.clone()));
     let (status, _) = call(
         addr,
         Method::POST,
         "/v1/cost/query-by-view",
         Some(api_creds),
-        Some(query(&view_ids[0])),
+        Some(one_day_of(&all_views[0])),
     )
     .await;
     assert_eq!(status, 200);
@@ -376,24 +377,24 @@ async fn data_access_limits_what_a_personal_token_sees() {
         Method::PUT,
         &roles,
         admin,
-        Some(json!({"roles": ["Basic"], "dataAccess": [view_ids[2], view_ids[0]]})),
+        Some(json!({"roles": ["Basic"], "dataAccess": [all_views[2], all_views[0]]})),
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let mut expected = vec![view_ids[0].clone(), view_ids[2].clone()];
+    let mut expected = vec![all_views[0].clone(), all_views[2].clone()];
     expected.sort();
     assert_eq!(body["dataAccess"], json!(expected));
     let (_, body) = call(addr, Method::GET, "/v1/view", dev_creds, None).await;
     assert_eq!(
-        visible(&body),
-        vec![view_ids[0].clone(), view_ids[2].clone()]
+        view_ids(&body),
+        vec![all_views[0].clone(), all_views[2].clone()]
     );
     let (status, _) = call(
         addr,
         Method::POST,
         "/v1/cost/query-by-view",
         dev_creds,
-        Some(query(&view_ids[0])),
+        Some(one_day_of(&all_views[0])),
     )
     .await;
     assert_eq!(status, 200);
@@ -419,7 +420,7 @@ async fn data_access_limits_what_a_personal_token_sees() {
     .await;
     assert_eq!((status, &body["dataAccess"]), (200, &Value::Null));
     let (_, body) = call(addr, Method::GET, "/v1/view", dev_creds, None).await;
-    assert_eq!(visible(&body), view_ids);
+    assert_eq!(view_ids(&body), all_views);
 
     // A user's personal tokens: never above the user's roles; listed and revoked by their
     // owner only.
@@ -809,13 +810,12 @@ async fn a_seed_declares_known_credentials_and_loads_idempotently() {
             json!([{"id": "v-eks", "name": "EKS"}]),
             "a personal token sees its user's data access"
         );
-        let query = |view: &str| json!({"viewId": view, "date": {"unixTimeMillSecondsStart": 0, "unixTimeMillSecondsEnd": 86_400_000}});
         let (status, _) = call(
             addr,
             Method::POST,
             "/v1/cost/query-by-view",
             dev,
-            Some(query("v-eks")),
+            Some(one_day_of("v-eks")),
         )
         .await;
         assert_eq!(status, 200);
@@ -824,7 +824,7 @@ async fn a_seed_declares_known_credentials_and_loads_idempotently() {
             Method::POST,
             "/v1/cost/query-by-view",
             dev,
-            Some(query("v-everything")),
+            Some(one_day_of("v-everything")),
         )
         .await;
         assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
@@ -844,6 +844,25 @@ async fn a_seed_declares_known_credentials_and_loads_idempotently() {
     }
 }
 
+/// Start the binary with `seed` (written to `path`); it must fail: its stderr.
+fn failed_start(path: &std::path::Path, seed: &str) -> String {
+    std::fs::write(path, seed).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_finout-mock"))
+        .args([
+            "serve",
+            "--store",
+            "memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--seed",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 #[test]
 fn an_invalid_seed_fails_at_start_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
@@ -852,42 +871,14 @@ fn an_invalid_seed_fails_at_start_naming_the_field() {
         r#""user": "ops@acme.test""#,
         r#""user": "nobody@acme.test""#,
     );
-    std::fs::write(&seed, bad).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_finout-mock"))
-        .args([
-            "serve",
-            "--store",
-            "memory",
-            "--listen",
-            "127.0.0.1:0",
-            "--seed",
-        ])
-        .arg(&seed)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = failed_start(&seed, &bad);
     assert!(stderr.contains("accounts[0].tokens[2].user"), "{stderr}");
 
     let bad = SEED.replace(
         r#""dataAccess": ["v-eks"]"#,
         r#""dataAccess": ["v-eks", "v-gone"]"#,
     );
-    std::fs::write(&seed, bad).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_finout-mock"))
-        .args([
-            "serve",
-            "--store",
-            "memory",
-            "--listen",
-            "127.0.0.1:0",
-            "--seed",
-        ])
-        .arg(&seed)
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = failed_start(&seed, &bad);
     assert!(
         stderr.contains("accounts[0].users[1].dataAccess[1]"),
         "{stderr}"
