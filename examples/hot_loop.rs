@@ -22,7 +22,7 @@ use finout_auth::{
     AuthLayer, Authenticator, CLIENT_ID_HEADER, NewToken, Role, SECRET_KEY_HEADER, TokenAdmin,
     store::MemoryTokenStore,
 };
-use http::{Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response, header::HOST};
 use http_body_util::Full;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
@@ -53,12 +53,21 @@ fn main() {
     } else {
         token.secret_key.expose_secret()
     };
+    // As hyper hands a request over: a host and the credentials (what wrk sends), in a
+    // header map sized exactly to them.
     let request = || {
-        Request::builder()
-            .header(CLIENT_ID_HEADER, token.client_id.as_str())
-            .header(SECRET_KEY_HEADER, secret)
-            .body(Full::<Bytes>::default())
-            .unwrap()
+        let values = [
+            (HOST, "api.example.test"),
+            (CLIENT_ID_HEADER, token.client_id.as_str()),
+            (SECRET_KEY_HEADER, secret),
+        ];
+        let mut headers = HeaderMap::with_capacity(values.len());
+        for (name, value) in values {
+            headers.append(name, HeaderValue::from_str(value).unwrap());
+        }
+        let mut request = Request::new(Full::<Bytes>::default());
+        *request.headers_mut() = headers;
+        request
     };
     let inner = service_fn(|_: Request<Full<Bytes>>| async {
         Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))

@@ -38,10 +38,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{
-    HeaderMap, HeaderName, HeaderValue, Request, Response,
-    header::{self, Entry},
-};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
@@ -260,14 +257,15 @@ where
 }
 
 /// Remove every value of `name`; answer the first, and whether there were more.
+///
+/// One lookup: [`HeaderMap::len`] counts values, so what the removal took tells whether the
+/// header was repeated. Not through [`HeaderMap::entry`]: it makes room for an insert before
+/// it looks, and hyper sizes a request's map exactly to its headers, so every request would
+/// reallocate the map.
 fn take(headers: &mut HeaderMap, name: &HeaderName) -> Option<(HeaderValue, bool)> {
-    match headers.entry(name) {
-        Entry::Vacant(_) => None,
-        Entry::Occupied(entry) => {
-            let repeated = entry.iter().nth(1).is_some();
-            Some((entry.remove(), repeated))
-        }
-    }
+    let before = headers.len();
+    let first = headers.remove(name)?;
+    Some((first, before - headers.len() > 1))
 }
 
 type Authentication = Pin<Box<dyn Future<Output = Result<Principal, AuthError>> + Send>>;
@@ -452,5 +450,56 @@ where
             Kind::Inner { body } => body.size_hint(),
             Kind::Rejection { body } => body.size_hint(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[(&'static str, &'static str)]) -> HeaderMap {
+        // As hyper builds a request's map: sized exactly to the headers it parsed.
+        let mut map = HeaderMap::with_capacity(values.len());
+        for (name, value) in values {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn take_removes_every_value_and_reports_repeats() {
+        let mut map = headers(&[
+            ("host", "example.test"),
+            ("x-finout-secret-key", "first"),
+            ("x-finout-secret-key", "second"),
+        ]);
+        let (first, repeated) = take(&mut map, &SECRET_KEY_HEADER).expect("present");
+        assert_eq!(first, "first");
+        assert!(repeated);
+        assert!(map.get(&SECRET_KEY_HEADER).is_none());
+        assert_eq!(map.len(), 1);
+
+        let mut map = headers(&[("x-finout-secret-key", "only")]);
+        let (first, repeated) = take(&mut map, &SECRET_KEY_HEADER).expect("present");
+        assert_eq!((first.to_str().unwrap(), repeated), ("only", false));
+        assert!(map.is_empty());
+
+        assert!(take(&mut headers(&[("host", "h")]), &SECRET_KEY_HEADER).is_none());
+    }
+
+    #[test]
+    fn take_does_not_grow_an_exactly_sized_map() {
+        // `HeaderMap::entry` would reserve room for an insert first: a reallocation for
+        // every request hyper hands over.
+        let mut map = headers(&[
+            ("host", "example.test"),
+            ("x-finout-client-id", "id"),
+            ("x-finout-secret-key", "secret"),
+        ]);
+        let capacity = map.capacity();
+        assert!(take(&mut map, &SECRET_KEY_HEADER).is_some());
+        assert_eq!(map.capacity(), capacity);
+        assert!(take(&mut map, &SECRET_KEY_HEADER).is_none());
+        assert_eq!(map.capacity(), capacity);
     }
 }
