@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
 # End-to-end HTTP throughput with a cached token, through the layer and without it, in one
-# run: the same hyper server (examples/load_server.rs) with and without AuthLayer, loaded
-# by wrk over loopback, alternating, ROUNDS times each. The server is pinned to CPU 0 and
-# wrk to CPU 1, so each side has one core whatever the machine.
+# run. Two copies of the same server binary (examples/load_server.rs: one service type, the
+# layer switched on or off by a flag, so both run the same machine code) are loaded by wrk
+# over loopback with the same token headers. Servers on CPU 0, wrk on CPU 1.
 #
-#   benches/load.sh [seconds per run, default 10] [connections, default 64]
+#   benches/load.sh [seconds per round, default 5] [connections per server, default 32]
+#
+# MODE=paired (default): both servers run at once on CPU 0, each loaded by its own wrk, for
+#   ROUNDS rounds (default 8). The scheduler shares the core between them, so the host's
+#   slowdowns hit both alike and each round's ratio is steady; each server's CPU time per
+#   request (from /proc/PID/task/*/schedstat) is printed beside it as a cross-check.
+# MODE=alternate: one server at a time, alternating, the full core each; closest to a real
+#   deployment, but on a noisy shared host consecutive runs differ by more than the layer.
+# AA=1: both servers without the layer, to see the method's own spread (should be ~100%).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-10}
-conns=${2:-64}
-rounds=${ROUNDS:-3}
+secs=${1:-5}
+conns=${2:-32}
+rounds=${ROUNDS:-8}
+mode=${MODE:-paired}
+with_flag=""
+[ "${AA:-0}" = 1 ] && with_flag="--no-auth"
 
 if ! command -v wrk >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
@@ -18,33 +29,55 @@ cargo build -q --release --example load_server
 scratch=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$scratch"' EXIT
 
-# One run: start the server (with "$1" as its flag), warm it, load it, print requests/s.
-run() {
-  taskset -c 0 target/release/examples/load_server $1 >"$scratch/server" &
-  local pid=$!
-  for _ in $(seq 1 100); do [ -s "$scratch/server" ] && break; sleep 0.05; done
-  read -r addr id secret <"$scratch/server"
-  local headers=(-H "x-finout-client-id: $id" -H "x-finout-secret-key: $secret")
+# Start one server with flag $2, named $1: its pid, address and token go in $scratch/$1.
+start() {
+  taskset -c 0 target/release/examples/load_server $2 >"$scratch/$1.line" &
+  echo $! >"$scratch/$1.pid"
+  for _ in $(seq 1 100); do [ -s "$scratch/$1.line" ] && break; sleep 0.05; done
   # The first authenticated request runs argon2 and caches the token.
-  taskset -c 1 wrk -t1 -c1 -d1s "${headers[@]}" "http://$addr/" >/dev/null
-  taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" "${headers[@]}" "http://$addr/" >"$scratch/wrk"
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-  if grep -q "Non-2xx" "$scratch/wrk"; then
-    echo "non-2xx answers: the token was not accepted" >&2; cat "$scratch/wrk" >&2; exit 1
-  fi
-  awk '/Requests\/sec/ {print $2}' "$scratch/wrk"
+  load "$1" 1 1 >/dev/null
 }
+# wrk against server $1 with $2 connections for $3 seconds; output in $scratch/$1.wrk.
+load() {
+  local addr id secret
+  read -r addr id secret <"$scratch/$1.line"
+  taskset -c 1 wrk -t1 -c"$2" -d"$3s" -H "x-finout-client-id: $id" \
+    -H "x-finout-secret-key: $secret" "http://$addr/" >"$scratch/$1.wrk"
+  if grep -q "Non-2xx" "$scratch/$1.wrk"; then
+    echo "non-2xx answers from $1: the token was not accepted" >&2
+    cat "$scratch/$1.wrk" >&2
+    exit 1
+  fi
+}
+requests() { awk '/requests in/ {print $1}' "$scratch/$1.wrk"; }
+rate() { awk '/Requests\/sec/ {print $2}' "$scratch/$1.wrk"; }
+cpu_ns() { cat /proc/"$(cat "$scratch/$1.pid")"/task/*/schedstat | awk '{s += $1} END {print s}'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", 100 * a / b}'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
-with=(); without=(); ratios=()
+start without --no-auth
+start with "$with_flag"
+ratios=()
 for round in $(seq 1 "$rounds"); do
-  without+=("$(run --no-auth)")
-  with+=("$(run "")")
-  ratios+=("$(awk -v a="${with[-1]}" -v b="${without[-1]}" 'BEGIN {printf "%.1f", 100 * a / b}')")
-  echo "round $round: without layer ${without[-1]} req/s, with layer ${with[-1]} req/s (${ratios[-1]}%)" >&2
+  if [ "$mode" = alternate ]; then
+    # Alternate which goes first, so a drift in the host's speed favours neither.
+    if ((round % 2)); then order=(without with); else order=(with without); fi
+    for server in "${order[@]}"; do load "$server" "$conns" "$secs"; done
+    ratio=$(pct "$(rate with)" "$(rate without)")
+    ratios+=("$ratio")
+    echo "round $round: without $(rate without) req/s, with $(rate with) req/s: $ratio%" >&2
+  else
+    cpu0_without=$(cpu_ns without); cpu0_with=$(cpu_ns with)
+    load without "$conns" "$secs" & a=$!
+    load with "$conns" "$secs" & b=$!
+    wait "$a" "$b"
+    cpu_without=$(($(cpu_ns without) - cpu0_without)); cpu_with=$(($(cpu_ns with) - cpu0_with))
+    ratio=$(pct "$(requests with)" "$(requests without)")
+    ratios+=("$ratio")
+    echo "round $round: without $(rate without) req/s ($((cpu_without / $(requests without))) ns CPU/req)," \
+      "with $(rate with) req/s ($((cpu_with / $(requests with))) ns CPU/req): $ratio%" >&2
+  fi
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-echo "cores: $(nproc); wrk: 1 thread, $conns connections, ${secs}s per run, $rounds runs each"
-echo "without layer: median $(median "${without[@]}") req/s"
-echo "with layer:    median $(median "${with[@]}") req/s"
-# Each round's pair ran back to back, so its ratio is the steadier figure on a noisy machine.
-echo "with/without, per round: ${ratios[*]}; median $(median "${ratios[@]}")%"
+echo "cores: $(nproc); mode: $mode; wrk: 1 thread, $conns connections per server, ${secs}s x $rounds rounds"
+echo "throughput with the layer, % of without, per round: ${ratios[*]}"
+echo "median: $(median "${ratios[@]}")%"

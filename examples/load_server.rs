@@ -1,17 +1,22 @@
 //! The server behind `benches/load.sh`: hyper 1 on loopback answering `200 ok`, with the
-//! layer (default) or without it (`--no-auth`), for a load generator to compare.
+//! layer (default) or without it (`--no-auth`), for a load generator to compare. Both are
+//! the same service type and machine code; the flag only decides whether requests go
+//! through the layer.
 //!
 //! Prints one line, `<addr> <client id> <secret>`, then serves until killed.
 
 use std::{convert::Infallible, sync::Arc};
 
 use bytes::Bytes;
-use finout_auth::{AuthLayer, Authenticator, NewToken, Role, TokenAdmin, store::MemoryTokenStore};
+use finout_auth::{
+    AuthBody, AuthLayer, AuthService, Authenticator, NewToken, Role, TokenAdmin,
+    store::MemoryTokenStore,
+};
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::{rt::TokioIo, service::TowerToHyperService};
-use tower::{Layer, Service, service_fn};
+use tower::{Layer, Service, ServiceExt, service_fn, util::ServiceFn};
 
 async fn ok(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
@@ -35,15 +40,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         token.client_id,
         token.secret_key.expose_secret()
     );
-    if with_auth {
-        serve(
-            listener,
-            AuthLayer::new(authenticator).layer(service_fn(ok)),
-        )
-        .await
-    } else {
-        serve(listener, service_fn(ok)).await
-    }
+    // One service type for both runs, the layer on or off at run time: the two servers
+    // are the same machine code, so the comparison measures the layer, not how the
+    // compiler happened to lay out two different builds of hyper's connection loop.
+    let layered: &'static AuthService<ServiceFn<_>> = Box::leak(Box::new(
+        AuthLayer::new(authenticator).layer(service_fn(ok)),
+    ));
+    let service = service_fn(move |request: Request<Incoming>| {
+        // Cloned only when used, and called as hyper-util calls a tower service.
+        let layered = with_auth.then(|| layered.clone());
+        async move {
+            match layered {
+                Some(layered) => layered.oneshot(request).await,
+                None => ok(request)
+                    .await
+                    .map(|response| response.map(AuthBody::inner)),
+            }
+        }
+    });
+    serve(listener, service).await
 }
 
 async fn serve<S, B>(
