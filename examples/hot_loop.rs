@@ -6,7 +6,8 @@
 //! callgrind_annotate hot.callgrind | head -40
 //! ```
 //!
-//! `MODE=hot` (default) sends a cached valid token, `MODE=reject` a cached wrong secret,
+//! `MODE=hot` (default) sends a cached valid token, `MODE=reject` a wrong secret for it
+//! (refused from cache), `MODE=unknown` an unknown id (refused from cache),
 //! `MODE=bare` the valid request to the inner service without the layer (the baseline);
 //! `N` requests (default 100,000) after one warm-up request.
 
@@ -32,7 +33,6 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let mode = std::env::var("MODE").unwrap_or_default();
-    let reject = mode == "reject";
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -48,17 +48,20 @@ fn main() {
             .await
             .unwrap()
     });
-    let secret = if reject {
-        "wrong-secret"
-    } else {
-        token.secret_key.expose_secret()
+    let (id, secret) = match mode.as_str() {
+        "reject" => (token.client_id.as_str(), "wrong-secret"),
+        "unknown" => (
+            "11111111-1111-4111-8111-111111111111",
+            "22222222-2222-4222-8222-222222222222",
+        ),
+        _ => (token.client_id.as_str(), token.secret_key.expose_secret()),
     };
-    // As hyper hands a request over: a host and the credentials (what wrk sends), in a
-    // header map sized exactly to them.
-    let request = || {
+    let request_with = |id: &str, secret: &str| {
+        // As hyper hands a request over: a host and the credentials (what wrk sends), in a
+        // header map sized exactly to them.
         let values = [
             (HOST, "api.example.test"),
-            (CLIENT_ID_HEADER, token.client_id.as_str()),
+            (CLIENT_ID_HEADER, id),
             (SECRET_KEY_HEADER, secret),
         ];
         let mut headers = HeaderMap::with_capacity(values.len());
@@ -69,10 +72,14 @@ fn main() {
         *request.headers_mut() = headers;
         request
     };
+    let request = || request_with(id, secret);
     let inner = service_fn(|_: Request<Full<Bytes>>| async {
         Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
     });
     let layered = AuthLayer::new(auth.clone()).layer(inner);
+    // Warm: the token is in use (its secret cached), and the measured attempt seen once.
+    let valid = request_with(token.client_id.as_str(), token.secret_key.expose_secret());
+    rt.block_on(layered.clone().oneshot(valid)).unwrap();
     rt.block_on(layered.clone().oneshot(request())).unwrap();
     if mode == "bare" {
         run(inner, request, n);
