@@ -97,7 +97,9 @@ struct Inner {
     verdicts: moka::future::Cache<(ClientId, SecretDigest), Arc<Verdict>>,
     /// Attempts known to fail, by attempt digest: answered synchronously, like the hot path.
     /// Keys are keyed digests: uniformly random to anyone without the key.
-    rejected: moka::sync::Cache<SecretDigest, Epoch, FastHash>,
+    rejected: moka::sync::Cache<SecretDigest, Refusal, FastHash>,
+    /// Like `front_ttl_ticks`, for refusals: the verdict TTL less the margin.
+    refusal_ttl_ticks: u64,
     epochs: Box<[AtomicU64]>,
     stripe_hasher: std::hash::RandomState,
     permits: Arc<Semaphore>,
@@ -172,7 +174,7 @@ impl ClientIdText for Credentials<'_> {
 
 /// A revocation epoch as read for one stripe.
 #[derive(Clone, Copy)]
-struct Epoch {
+pub(crate) struct Epoch {
     stripe: usize,
     epoch: u64,
 }
@@ -185,6 +187,15 @@ impl Fetched {
             epoch: self.epoch,
         }
     }
+}
+
+/// A failed attempt as cached: the epoch its token was fetched in (a later change to the
+/// token makes it void) and when it was cached, by the coarse monotonic clock (the
+/// per-thread front serves it only while it is younger than the verdict TTL).
+#[derive(Clone, Copy)]
+pub(crate) struct Refusal {
+    at: Epoch,
+    cached_at: coarsetime::Instant,
 }
 
 /// A token whose secret argon2 accepted.
@@ -383,10 +394,7 @@ impl AuthenticatorBuilder {
                     .time_to_live(self.cache_ttl)
                     .build_with_hasher(FastHash::default()),
                 front_owner: front::new_owner(),
-                front_ttl_ticks: self
-                    .cache_ttl
-                    .checked_sub(front::CLOCK_MARGIN)
-                    .map_or(0, |ttl| coarsetime::Duration::from(ttl).as_ticks()),
+                front_ttl_ticks: front_ticks(self.cache_ttl),
                 records: moka::future::Cache::builder()
                     .max_capacity(self.cache_capacity)
                     .time_to_live(self.cache_ttl)
@@ -399,6 +407,7 @@ impl AuthenticatorBuilder {
                     .max_capacity(self.cache_capacity)
                     .time_to_live(self.verdict_ttl)
                     .build_with_hasher(FastHash::default()),
+                refusal_ttl_ticks: front_ticks(self.verdict_ttl),
                 epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
                 stripe_hasher: std::hash::RandomState::new(),
                 permits: Arc::new(Semaphore::new(self.max_concurrent_verifications)),
@@ -562,6 +571,19 @@ impl Authenticator {
     }
 }
 
+/// The age in coarse clock ticks up to which a front may serve what a cache with this TTL
+/// holds: the TTL less a margin for the coarse clock's resolution (0: never).
+fn front_ticks(ttl: Duration) -> u64 {
+    ttl.checked_sub(front::CLOCK_MARGIN)
+        .map_or(0, |ttl| coarsetime::Duration::from(ttl).as_ticks())
+}
+
+/// Whether something cached at `cached_at` is younger than `ticks`, by the coarse clock.
+fn is_younger(cached_at: coarsetime::Instant, ticks: u64) -> bool {
+    let now = coarsetime::Instant::now_without_cache_update();
+    now.as_ticks().saturating_sub(cached_at.as_ticks()) < ticks
+}
+
 impl Inner {
     /// An attempt that already failed (same id, same secret, token unchanged since):
     /// `invalid_credentials` at once, without the store or argon2.
@@ -571,8 +593,15 @@ impl Inner {
         attempt: SecretDigest,
         started: Option<Instant>,
     ) -> Option<Result<Principal, AuthError>> {
-        let seen = self.rejected.get(&attempt)?;
-        if !self.is_current_epoch(seen) {
+        let seen = match front::refusal(self.front_owner, &attempt) {
+            Some(refusal) if is_younger(refusal.cached_at, self.refusal_ttl_ticks) => refusal,
+            _ => {
+                let refusal = self.rejected.get(&attempt)?;
+                front::put_refusal(self.front_owner, &attempt, refusal);
+                refusal
+            }
+        };
+        if !self.is_current_epoch(seen.at) {
             return None; // the token changed since: decide afresh
         }
         let outcome = Err(AuthError::InvalidCredentials);
@@ -585,7 +614,11 @@ impl Inner {
             digest,
             &self.digest_key.id_mask(client_id.as_str().as_bytes()),
         );
-        self.rejected.insert(attempt, fetched.at());
+        let refusal = Refusal {
+            at: fetched.at(),
+            cached_at: coarsetime::Instant::now_without_cache_update(),
+        };
+        self.rejected.insert(attempt, refusal);
     }
 
     fn stripe_of(&self, client_id: &str) -> usize {
@@ -597,9 +630,9 @@ impl Inner {
     /// refilling the front (`false`).
     fn verified_entry(&self, client_id: &[u8]) -> Option<(Arc<VerifiedEntry>, bool)> {
         if let Some(entry) = front::get(self.front_owner, client_id) {
-            let now = coarsetime::Instant::now_without_cache_update();
-            let age = now.as_ticks().saturating_sub(entry.cached_at.as_ticks());
-            if age < self.front_ttl_ticks && self.is_current_epoch(entry.fetched) {
+            if is_younger(entry.cached_at, self.front_ttl_ticks)
+                && self.is_current_epoch(entry.fetched)
+            {
                 return Some((entry, true));
             }
         }

@@ -1,5 +1,6 @@
-//! A per-thread front for the verified-token cache: the tokens a thread admitted lately,
-//! found without touching the shared moka cache.
+//! Per-thread fronts for the verified-token cache and the failed-attempt cache: the tokens
+//! a thread admitted lately and the attempts it refused lately, found without touching the
+//! shared moka caches.
 //!
 //! moka stays the cache of record (capacity, TTL, eviction policy, invalidation). The front
 //! only keeps, per thread, `Arc`s of entries moka handed out, and the authenticator checks
@@ -11,7 +12,12 @@
 //! Why: a moka read records the access for its eviction policy (a channel send, clock
 //! reads, periodic maintenance) and was the largest single cost of a cached request. The
 //! front is direct-mapped, [`SLOTS`] entries per thread, so its memory is bounded by the
-//! number of threads.
+//! number of threads (about 1 KiB of slots for tokens and 5 KiB for refusals per thread
+//! that authenticates).
+//!
+//! Refusals (attempts that failed, kept by moka for the verdict TTL) have a front of their
+//! own, keyed by the attempt's keyed digest and checked the same way: the token's
+//! revocation epoch, and the age against the verdict TTL.
 
 use std::{
     cell::RefCell,
@@ -21,7 +27,10 @@ use std::{
     },
 };
 
-use crate::authenticator::VerifiedEntry;
+use crate::{
+    authenticator::{Refusal, VerifiedEntry},
+    verify::SecretDigest,
+};
 
 /// Entries per thread (a power of two).
 const SLOTS: usize = 64;
@@ -37,8 +46,17 @@ struct Slot {
     entry: Arc<VerifiedEntry>,
 }
 
+/// A failed attempt, by its attempt digest (a keyed digest of id and secret).
+struct RefusalSlot {
+    owner: u64,
+    attempt: SecretDigest,
+    refusal: Refusal,
+}
+
 thread_local! {
     static SLOTS_OF_THIS_THREAD: RefCell<[Option<Slot>; SLOTS]> =
+        const { RefCell::new([const { None }; SLOTS]) };
+    static REFUSALS_OF_THIS_THREAD: RefCell<[Option<RefusalSlot>; SLOTS]> =
         const { RefCell::new([const { None }; SLOTS]) };
 }
 
@@ -87,5 +105,41 @@ pub(crate) fn put(owner: u64, entry: &Arc<VerifiedEntry>) {
         // Dropped after the borrow ends: dropping an entry runs no code of ours, but keep
         // the borrow as short as possible anyway.
         drop(old);
+    });
+}
+
+fn refusal_slot_of(attempt: &SecretDigest) -> usize {
+    // A keyed digest: its bits are uniformly random to anyone without the key, so no
+    // attacker can aim many attempts at one slot.
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&attempt[..8]);
+    (u64::from_le_bytes(head) >> (64 - SLOTS.trailing_zeros())) as usize
+}
+
+/// This thread's copy of `owner`'s cached refusal of `attempt`, if it holds one.
+pub(crate) fn refusal(owner: u64, attempt: &SecretDigest) -> Option<Refusal> {
+    let index = refusal_slot_of(attempt);
+    REFUSALS_OF_THIS_THREAD
+        .try_with(|slots| {
+            let slots = slots.try_borrow().ok()?;
+            let slot = slots[index].as_ref()?;
+            (slot.owner == owner && slot.attempt == *attempt).then_some(slot.refusal)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Remember `owner`'s cached refusal of `attempt` on this thread, replacing whatever shared
+/// its slot.
+pub(crate) fn put_refusal(owner: u64, attempt: &SecretDigest, refusal: Refusal) {
+    let index = refusal_slot_of(attempt);
+    let _ = REFUSALS_OF_THIS_THREAD.try_with(|slots| {
+        if let Ok(mut slots) = slots.try_borrow_mut() {
+            slots[index] = Some(RefusalSlot {
+                owner,
+                attempt: *attempt,
+                refusal,
+            });
+        }
     });
 }

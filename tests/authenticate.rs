@@ -655,3 +655,32 @@ async fn a_cached_token_is_trusted_no_longer_than_the_cache_ttl() {
         ErrorCode::InvalidCredentials
     );
 }
+
+#[tokio::test]
+async fn a_failed_attempt_is_answered_from_cache_no_longer_than_the_verdict_ttl() {
+    // A refusal is cached for the verdict TTL; the thread's front must not keep answering
+    // it after the shared cache has let it go.
+    use finout_auth::Credentials;
+    let ttl = Duration::from_millis(400);
+    let h = Harness::with(|b| b.verdict_ttl(ttl)).await;
+    let token = h.api_token(Role::Basic).await;
+    let wrong = Credentials::new(token.client_id.as_str(), "wrong").unwrap();
+    assert_eq!(
+        code(h.auth.authenticate(wrong).await),
+        ErrorCode::InvalidCredentials
+    );
+    let cached = std::time::Instant::now();
+    while cached.elapsed() < ttl / 2 {
+        let refused = h
+            .auth
+            .authenticate_cached(wrong)
+            .expect("answered from cache within the TTL");
+        assert_eq!(code(refused), ErrorCode::InvalidCredentials);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep((ttl + Duration::from_millis(5)).saturating_sub(cached.elapsed())).await;
+    assert!(
+        h.auth.authenticate_cached(wrong).is_none(),
+        "decided afresh after the TTL"
+    );
+}
