@@ -498,17 +498,13 @@ impl Authenticator {
         let entry = match inner.verified_entry(credentials.client_id_bytes()) {
             Some((entry, _)) if digests_equal(&secret_digest, &entry.digest) => entry,
             found => {
-                // A wrong secret for a token in use costs what an unknown id costs (the id's
-                // keyed mask, a shared-cache probe), so that timing does not tell which ids
-                // belong to tokens in use.
+                // A wrong secret for a token in use costs what an unknown id costs (a
+                // shared-cache probe), so that timing does not tell which ids belong to
+                // tokens in use.
                 if let Some((_, true)) = found {
                     let _ = inner.verified.contains_key(credentials.client_id_bytes());
                 }
-                let attempt = DigestKey::attempt(
-                    &secret_digest,
-                    &inner.digest_key.id_mask(credentials.client_id_bytes()),
-                );
-                return inner.cached_rejection(credentials, attempt, started);
+                return inner.cached_rejection(credentials, &secret_digest, started);
             }
         };
         let outcome = match entry.expires_at {
@@ -590,14 +586,16 @@ impl Inner {
     fn cached_rejection(
         &self,
         credentials: Credentials<'_>,
-        attempt: SecretDigest,
+        secret_digest: &SecretDigest,
         started: Option<Instant>,
     ) -> Option<Result<Principal, AuthError>> {
-        let seen = match front::refusal(self.front_owner, &attempt) {
+        let id = credentials.client_id_bytes();
+        let seen = match front::refusal(self.front_owner, id, secret_digest) {
             Some(refusal) if is_younger(refusal.cached_at, self.refusal_ttl_ticks) => refusal,
             _ => {
+                let attempt = DigestKey::attempt(secret_digest, &self.digest_key.id_mask(id));
                 let refusal = self.rejected.get(&attempt)?;
-                front::put_refusal(self.front_owner, &attempt, refusal);
+                front::put_refusal(self.front_owner, id, secret_digest, refusal);
                 refusal
             }
         };

@@ -12,12 +12,14 @@
 //! Why: a moka read records the access for its eviction policy (a channel send, clock
 //! reads, periodic maintenance) and was the largest single cost of a cached request. The
 //! front is direct-mapped, [`SLOTS`] entries per thread, so its memory is bounded by the
-//! number of threads (about 1 KiB of slots for tokens and 5 KiB for refusals per thread
+//! number of threads (about 1 KiB of slots for tokens and 8 KiB for refusals per thread
 //! that authenticates).
 //!
-//! Refusals (attempts that failed, kept by moka for the verdict TTL) have a front of their
-//! own, keyed by the attempt's keyed digest and checked the same way: the token's
-//! revocation epoch, and the age against the verdict TTL.
+//! Refusals (attempts that failed, kept by moka for the verdict TTL under a keyed digest
+//! of id and secret) have a front of their own, keyed by the client id and the secret's
+//! keyed digest, which the hot path has already computed: a hit skips the id's keyed
+//! digest as well as the moka read. It is checked the same way: the token's revocation
+//! epoch, and the age against the verdict TTL.
 
 use std::{
     cell::RefCell,
@@ -29,7 +31,7 @@ use std::{
 
 use crate::{
     authenticator::{Refusal, VerifiedEntry},
-    verify::SecretDigest,
+    verify::{SecretDigest, digests_equal},
 };
 
 /// Entries per thread (a power of two).
@@ -46,10 +48,16 @@ struct Slot {
     entry: Arc<VerifiedEntry>,
 }
 
-/// A failed attempt, by its attempt digest (a keyed digest of id and secret).
+/// The longest client id a refusal slot holds inline (a UUID is 36 bytes); attempts on
+/// longer ids are always looked up in the shared cache.
+const REFUSAL_ID_MAX: usize = 40;
+
+/// A failed attempt: the client id and the keyed digest of the secret tried with it.
 struct RefusalSlot {
     owner: u64,
-    attempt: SecretDigest,
+    id_len: u8,
+    id: [u8; REFUSAL_ID_MAX],
+    secret_digest: SecretDigest,
     refusal: Refusal,
 }
 
@@ -108,36 +116,57 @@ pub(crate) fn put(owner: u64, entry: &Arc<VerifiedEntry>) {
     });
 }
 
-fn refusal_slot_of(attempt: &SecretDigest) -> usize {
-    // A keyed digest: its bits are uniformly random to anyone without the key, so no
-    // attacker can aim many attempts at one slot.
+fn refusal_slot_of(client_id: &[u8], secret_digest: &SecretDigest) -> usize {
+    // The secret's keyed digest is uniformly random to anyone without the key, so nobody
+    // can aim many attempts at one slot; the id's slot is mixed in so that one secret tried
+    // on many ids spreads out too.
     let mut head = [0u8; 8];
-    head.copy_from_slice(&attempt[..8]);
-    (u64::from_le_bytes(head) >> (64 - SLOTS.trailing_zeros())) as usize
+    head.copy_from_slice(&secret_digest[..8]);
+    ((u64::from_le_bytes(head) as usize) ^ slot_of(client_id)) & (SLOTS - 1)
 }
 
-/// This thread's copy of `owner`'s cached refusal of `attempt`, if it holds one.
-pub(crate) fn refusal(owner: u64, attempt: &SecretDigest) -> Option<Refusal> {
-    let index = refusal_slot_of(attempt);
+/// This thread's copy of `owner`'s cached refusal of `secret_digest` for `client_id`.
+pub(crate) fn refusal(
+    owner: u64,
+    client_id: &[u8],
+    secret_digest: &SecretDigest,
+) -> Option<Refusal> {
+    let index = refusal_slot_of(client_id, secret_digest);
     REFUSALS_OF_THIS_THREAD
         .try_with(|slots| {
             let slots = slots.try_borrow().ok()?;
             let slot = slots[index].as_ref()?;
-            (slot.owner == owner && slot.attempt == *attempt).then_some(slot.refusal)
+            let id = slot.id.get(..usize::from(slot.id_len))?;
+            (slot.owner == owner
+                && id == client_id
+                && digests_equal(&slot.secret_digest, secret_digest))
+            .then_some(slot.refusal)
         })
         .ok()
         .flatten()
 }
 
-/// Remember `owner`'s cached refusal of `attempt` on this thread, replacing whatever shared
-/// its slot.
-pub(crate) fn put_refusal(owner: u64, attempt: &SecretDigest, refusal: Refusal) {
-    let index = refusal_slot_of(attempt);
+/// Remember `owner`'s cached refusal of `secret_digest` for `client_id` on this thread,
+/// replacing whatever shared its slot. Ids longer than a slot holds are not remembered.
+pub(crate) fn put_refusal(
+    owner: u64,
+    client_id: &[u8],
+    secret_digest: &SecretDigest,
+    refusal: Refusal,
+) {
+    if client_id.len() > REFUSAL_ID_MAX {
+        return;
+    }
+    let mut id = [0u8; REFUSAL_ID_MAX];
+    id[..client_id.len()].copy_from_slice(client_id);
+    let index = refusal_slot_of(client_id, secret_digest);
     let _ = REFUSALS_OF_THIS_THREAD.try_with(|slots| {
         if let Ok(mut slots) = slots.try_borrow_mut() {
             slots[index] = Some(RefusalSlot {
                 owner,
-                attempt: *attempt,
+                id_len: client_id.len() as u8,
+                id,
+                secret_digest: *secret_digest,
                 refusal,
             });
         }

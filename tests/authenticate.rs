@@ -684,3 +684,62 @@ async fn a_failed_attempt_is_answered_from_cache_no_longer_than_the_verdict_ttl(
         "decided afresh after the TTL"
     );
 }
+
+#[tokio::test]
+async fn a_cached_refusal_answers_only_for_its_own_id_and_secret() {
+    use finout_auth::Credentials;
+    let h = Harness::with(|b| b.no_failure_limit()).await;
+    let a = h.api_token(Role::Basic).await;
+    let b = h.api_token(Role::Basic).await;
+    // More refused attempts than a thread's refusal front has slots, on one id.
+    let wrong: Vec<String> = (0..150).map(|i| format!("wrong-{i}")).collect();
+    for secret in &wrong {
+        let creds = Credentials::new(a.client_id.as_str(), secret).unwrap();
+        assert_eq!(
+            code(h.auth.authenticate(creds).await),
+            ErrorCode::InvalidCredentials
+        );
+    }
+    for secret in &wrong {
+        let creds = Credentials::new(a.client_id.as_str(), secret).unwrap();
+        let cached = h
+            .auth
+            .authenticate_cached(creds)
+            .expect("refused from cache");
+        assert_eq!(code(cached), ErrorCode::InvalidCredentials);
+        // The same secret on another id is an attempt nobody made yet.
+        let elsewhere = Credentials::new(b.client_id.as_str(), secret).unwrap();
+        assert!(h.auth.authenticate_cached(elsewhere).is_none());
+    }
+    // The right secrets are admitted, whatever shares their slots.
+    assert_eq!(h.authenticate(&a).await.unwrap().client_id(), &a.client_id);
+    assert_eq!(h.authenticate(&b).await.unwrap().client_id(), &b.client_id);
+
+    // Two ids the front's slot function cannot tell apart (same length, same last eight
+    // bytes): a refusal for one never answers for the other.
+    let one = "aaaaaaaa-0000-4000-8000-000000000001";
+    let two = "bbbbbbbb-0000-4000-8000-000000000001";
+    let tried = Credentials::new(one, "same-secret").unwrap();
+    assert_eq!(
+        code(h.auth.authenticate(tried).await),
+        ErrorCode::InvalidCredentials
+    );
+    assert!(h.auth.authenticate_cached(tried).is_some());
+    let untried = Credentials::new(two, "same-secret").unwrap();
+    assert!(h.auth.authenticate_cached(untried).is_none());
+
+    // An id too long for the front's slots is refused from the shared cache instead.
+    let long_id = "x".repeat(200);
+    let long = Credentials::new(&long_id, "whatever").unwrap();
+    assert_eq!(
+        code(h.auth.authenticate(long).await),
+        ErrorCode::InvalidCredentials
+    );
+    for _ in 0..2 {
+        let cached = h
+            .auth
+            .authenticate_cached(long)
+            .expect("refused from cache");
+        assert_eq!(code(cached), ErrorCode::InvalidCredentials);
+    }
+}
