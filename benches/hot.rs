@@ -1,6 +1,9 @@
 //! The hot path: a request with a cached valid token through the layer, beside the same
 //! request through the bare inner service. Both include building the request.
 //! `layered_expiring` is the same with a token that has an expiry (one clock read more).
+//! `layer_cost` is the goal's own measure, layered minus bare per request, taken from
+//! alternating batches of the two within each sample, so that a host whose speed drifts
+//! between benches (as a shared one does) slows both sides of each difference alike.
 //!
 //! ```sh
 //! cargo bench --bench hot
@@ -8,6 +11,11 @@
 
 #[path = "common/mod.rs"]
 mod common;
+
+use std::{
+    hint::black_box,
+    time::{Duration, Instant},
+};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use finout_auth::AuthLayer;
@@ -66,6 +74,28 @@ fn hot(c: &mut Criterion) {
             let r = common::call_now(&mut layered, common::with_token(&expiring));
             debug_assert!(r.status().is_success());
             r
+        })
+    });
+    group.bench_function("layer_cost", |b| {
+        b.iter_custom(|iters| {
+            const BATCH: u64 = 128;
+            let (mut with, mut without) = (Duration::ZERO, Duration::ZERO);
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(BATCH);
+                let started = Instant::now();
+                for _ in 0..n {
+                    black_box(common::call_now(&mut bare, common::with_token(&token)));
+                }
+                without += started.elapsed();
+                let started = Instant::now();
+                for _ in 0..n {
+                    black_box(common::call_now(&mut layered, common::with_token(&token)));
+                }
+                with += started.elapsed();
+                left -= n;
+            }
+            with.saturating_sub(without)
         })
     });
     group.finish();
