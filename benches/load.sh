@@ -13,6 +13,7 @@
 # MODE=alternate: one server at a time, alternating, the full core each; closest to a real
 #   deployment, but on a noisy shared host consecutive runs differ by more than the layer.
 # AA=1: both servers without the layer, to see the method's own spread (should be ~100%).
+# SERVER_FLAGS=--axum: the servers wrap an axum Router instead of a bare service_fn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
@@ -31,7 +32,8 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$scratch"' EXIT
 
 # Start one server with flag $2, named $1: its pid, address and token go in $scratch/$1.
 start() {
-  taskset -c 0 target/release/examples/load_server $2 >"$scratch/$1.line" &
+  # shellcheck disable=SC2086 # the flags are words
+  taskset -c 0 target/release/examples/load_server $2 ${SERVER_FLAGS:-} >"$scratch/$1.line" &
   echo $! >"$scratch/$1.pid"
   for _ in $(seq 1 100); do [ -s "$scratch/$1.line" ] && break; sleep 0.05; done
   # The first authenticated request runs argon2 and caches the token.
@@ -78,6 +80,6 @@ for round in $(seq 1 "$rounds"); do
       "with $(rate with) req/s ($((cpu_with / $(requests with))) ns CPU/req): $ratio%" >&2
   fi
 done
-echo "cores: $(nproc); mode: $mode; wrk: 1 thread, $conns connections per server, ${secs}s x $rounds rounds"
+echo "cores: $(nproc); mode: $mode; server flags: ${SERVER_FLAGS:-none}; wrk: 1 thread, $conns connections per server, ${secs}s x $rounds rounds"
 echo "throughput with the layer, % of without, per round: ${ratios[*]}"
 echo "median: $(median "${ratios[@]}")%"

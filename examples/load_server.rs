@@ -1,7 +1,8 @@
 //! The server behind `benches/load.sh`: hyper 1 on loopback answering `200 ok`, with the
 //! layer (default) or without it (`--no-auth`), for a load generator to compare. Both are
 //! the same service type and machine code; the flag only decides whether requests go
-//! through the layer.
+//! through the layer. `--axum` serves an axum `Router` with one route instead of a bare
+//! `service_fn`, a more typical application under the layer.
 //!
 //! Prints one line, `<addr> <client id> <secret>`, then serves until killed.
 
@@ -16,7 +17,7 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::{rt::TokioIo, service::TowerToHyperService};
-use tower::{Layer, Service, ServiceExt, service_fn, util::ServiceFn};
+use tower::{Layer, Service, ServiceExt, service_fn};
 
 async fn ok(_: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
@@ -40,25 +41,50 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         token.client_id,
         token.secret_key.expose_secret()
     );
-    // One service type for both runs, the layer on or off at run time: the two servers
-    // are the same machine code, so the comparison measures the layer, not how the
-    // compiler happened to lay out two different builds of hyper's connection loop.
-    let layered: &'static AuthService<ServiceFn<_>> = Box::leak(Box::new(
-        AuthLayer::new(authenticator).layer(service_fn(ok)),
-    ));
-    let service = service_fn(move |request: Request<Incoming>| {
-        // Cloned only when used, and called as hyper-util calls a tower service.
-        let layered = with_auth.then(|| layered.clone());
-        async move {
-            match layered {
-                Some(layered) => layered.oneshot(request).await,
-                None => ok(request)
-                    .await
-                    .map(|response| response.map(AuthBody::inner)),
-            }
+    if std::env::args().any(|a| a == "--axum") {
+        let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        serve(listener, switched(router, authenticator, with_auth)).await
+    } else {
+        serve(listener, switched(service_fn(ok), authenticator, with_auth)).await
+    }
+}
+
+/// `inner` with the layer on or off at run time, as one service type: the two servers
+/// are the same machine code, so the comparison measures the layer, not how the compiler
+/// happened to lay out two different builds of hyper's connection loop. Either way the
+/// service is cloned per request and called as hyper-util calls a tower service.
+fn switched<S, B>(
+    inner: S,
+    authenticator: Authenticator,
+    with_auth: bool,
+) -> impl Service<
+    Request<Incoming>,
+    Response = Response<AuthBody<B>>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ 'static
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    let layered: &'static AuthService<S> =
+        Box::leak(Box::new(AuthLayer::new(authenticator).layer(inner.clone())));
+    let inner: &'static S = Box::leak(Box::new(inner));
+    service_fn(move |request: Request<Incoming>| async move {
+        if with_auth {
+            layered.clone().oneshot(request).await
+        } else {
+            let response = inner.clone().oneshot(request).await?;
+            Ok(response.map(AuthBody::inner))
         }
-    });
-    serve(listener, service).await
+    })
 }
 
 async fn serve<S, B>(
