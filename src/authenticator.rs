@@ -174,7 +174,7 @@ impl ClientIdText for Credentials<'_> {
 
 /// A revocation epoch as read for one stripe.
 #[derive(Clone, Copy)]
-pub(crate) struct Epoch {
+struct Epoch {
     stripe: usize,
     epoch: u64,
 }
@@ -593,8 +593,7 @@ impl Inner {
         let seen = match front::refusal(self.front_owner, id, secret_digest) {
             Some(refusal) if is_younger(refusal.cached_at, self.refusal_ttl_ticks) => refusal,
             _ => {
-                let attempt = DigestKey::attempt(secret_digest, &self.digest_key.id_mask(id));
-                let refusal = self.rejected.get(&attempt)?;
+                let refusal = self.rejected.get(&self.attempt_key(id, secret_digest))?;
                 front::put_refusal(self.front_owner, id, secret_digest, refusal);
                 refusal
             }
@@ -608,15 +607,18 @@ impl Inner {
     }
 
     fn remember_rejection(&self, client_id: &ClientId, digest: &SecretDigest, fetched: &Fetched) {
-        let attempt = DigestKey::attempt(
-            digest,
-            &self.digest_key.id_mask(client_id.as_str().as_bytes()),
-        );
         let refusal = Refusal {
             at: fetched.at(),
             cached_at: coarsetime::Instant::now_without_cache_update(),
         };
+        let attempt = self.attempt_key(client_id.as_str().as_bytes(), digest);
         self.rejected.insert(attempt, refusal);
+    }
+
+    /// The key a failed attempt is cached under: the secret's keyed digest masked with the
+    /// id's, so that the same secret on another id is another attempt.
+    fn attempt_key(&self, client_id: &[u8], secret_digest: &SecretDigest) -> SecretDigest {
+        DigestKey::attempt(secret_digest, &self.digest_key.id_mask(client_id))
     }
 
     fn stripe_of(&self, client_id: &str) -> usize {
