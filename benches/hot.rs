@@ -4,6 +4,8 @@
 //! `layer_cost` is the goal's own measure, layered minus bare per request, taken from
 //! alternating batches of the two within each sample, so that a host whose speed drifts
 //! between benches (as a shared one does) slows both sides of each difference alike.
+//! `axum_layer_cost` is the same with an axum `Router` (one route) as the inner service, the
+//! typical application under the layer; a router inserts request extensions of its own.
 //!
 //! ```sh
 //! cargo bench --bench hot
@@ -13,13 +15,17 @@
 mod common;
 
 use std::{
+    convert::Infallible,
     hint::black_box,
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use finout_auth::AuthLayer;
-use tower::{Layer, service_fn};
+use http::{Request, Response};
+use http_body_util::Full;
+use tower::{Layer, Service, service_fn};
 
 fn hot(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -77,26 +83,17 @@ fn hot(c: &mut Criterion) {
         })
     });
     group.bench_function("layer_cost", |b| {
-        b.iter_custom(|iters| {
-            const BATCH: u64 = 128;
-            let (mut with, mut without) = (Duration::ZERO, Duration::ZERO);
-            let mut left = iters;
-            while left > 0 {
-                let n = left.min(BATCH);
-                let started = Instant::now();
-                for _ in 0..n {
-                    black_box(common::call_now(&mut bare, common::with_token(&token)));
-                }
-                without += started.elapsed();
-                let started = Instant::now();
-                for _ in 0..n {
-                    black_box(common::call_now(&mut layered, common::with_token(&token)));
-                }
-                with += started.elapsed();
-                left -= n;
-            }
-            with.saturating_sub(without)
-        })
+        b.iter_custom(|iters| layer_cost(iters, &mut bare, &mut layered, &token))
+    });
+    let mut router = axum::Router::new().route("/v1/view", axum::routing::get(|| async { "ok" }));
+    let mut routed = AuthLayer::new(fixture.auth.clone()).layer(router.clone());
+    assert!(
+        common::call_now(&mut routed, common::with_token(&token))
+            .status()
+            .is_success()
+    );
+    group.bench_function("axum_layer_cost", |b| {
+        b.iter_custom(|iters| layer_cost(iters, &mut router, &mut routed, &token))
     });
     group.finish();
     let m = fixture.auth.metrics();
@@ -104,6 +101,38 @@ fn hot(c: &mut Criterion) {
         m.secret_verifications, 2,
         "every measured request was a cache hit"
     );
+}
+
+/// `iters` requests through `layered` minus as many through `bare`, from alternating
+/// batches of 128.
+fn layer_cost<B, L, BB, LB>(
+    iters: u64,
+    bare: &mut B,
+    layered: &mut L,
+    token: &finout_auth::IssuedToken,
+) -> Duration
+where
+    B: Service<Request<Full<Bytes>>, Response = Response<BB>, Error = Infallible>,
+    L: Service<Request<Full<Bytes>>, Response = Response<LB>, Error = Infallible>,
+{
+    const BATCH: u64 = 128;
+    let (mut with, mut without) = (Duration::ZERO, Duration::ZERO);
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(BATCH);
+        let started = Instant::now();
+        for _ in 0..n {
+            black_box(common::call_now(bare, common::with_token(token)));
+        }
+        without += started.elapsed();
+        let started = Instant::now();
+        for _ in 0..n {
+            black_box(common::call_now(layered, common::with_token(token)));
+        }
+        with += started.elapsed();
+        left -= n;
+    }
+    with.saturating_sub(without)
 }
 
 criterion_group!(benches, hot);

@@ -9,7 +9,8 @@
 //! `MODE=hot` (default) sends a cached valid token, `MODE=reject` a wrong secret for it
 //! (refused from cache), `MODE=unknown` an unknown id (refused from cache),
 //! `MODE=bare` the valid request to the inner service without the layer (the baseline);
-//! `N` requests (default 100,000) after one warm-up request.
+//! `N` requests (default 100,000) after one warm-up request. `INNER=axum` puts an axum
+//! `Router` with one route in place of the trivial inner service.
 
 use std::{
     convert::Infallible,
@@ -73,13 +74,36 @@ fn main() {
         request
     };
     let request = || request_with(id, secret);
-    let inner = service_fn(|_: Request<Full<Bytes>>| async {
-        Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
-    });
-    let layered = AuthLayer::new(auth.clone()).layer(inner);
     // Warm: the token is in use (its secret cached), and the measured attempt seen once.
-    let valid = request_with(token.client_id.as_str(), token.secret_key.expose_secret());
-    rt.block_on(layered.clone().oneshot(valid)).unwrap();
+    let valid = || request_with(token.client_id.as_str(), token.secret_key.expose_secret());
+    if std::env::var("INNER").is_ok_and(|v| v == "axum") {
+        let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        measure(&rt, router, &auth, &mode, valid, request, n);
+    } else {
+        let inner = service_fn(|_: Request<Full<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
+        });
+        measure(&rt, inner, &auth, &mode, valid, request, n);
+    }
+}
+
+fn measure<S, B>(
+    rt: &tokio::runtime::Runtime,
+    inner: S,
+    auth: &Authenticator,
+    mode: &str,
+    valid: impl Fn() -> Request<Full<Bytes>>,
+    request: impl Fn() -> Request<Full<Bytes>>,
+    n: usize,
+) where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let layered = AuthLayer::new(auth.clone()).layer(inner.clone());
+    rt.block_on(layered.clone().oneshot(valid())).unwrap();
     rt.block_on(layered.clone().oneshot(request())).unwrap();
     if mode == "bare" {
         run(inner, request, n);

@@ -211,11 +211,6 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // The clone may not be ready: keep the ready service for this request and leave the
-        // clone behind (tower's "be careful when cloning inner services").
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-
         // The secret leaves the headers first, in the same lookup that reads it, so the
         // inner service never sees it whatever the outcome.
         let secret = take(request.headers_mut(), &SECRET_KEY_HEADER);
@@ -231,7 +226,8 @@ where
             Ok(credentials) => match self.authenticator.authenticate_cached(credentials) {
                 Some(Ok(principal)) => {
                     request.extensions_mut().insert(principal);
-                    return ResponseFuture::calling(inner.call(request));
+                    // Called now, so the service `poll_ready` made ready takes the request.
+                    return ResponseFuture::calling(self.inner.call(request));
                 }
                 Some(Err(error)) => {
                     return ResponseFuture::rejected(self.rejection.response(&error));
@@ -242,6 +238,11 @@ where
                 ),
             },
         };
+        // The inner service is called later, from the future: take the ready one along and
+        // leave a clone behind, which may not be ready (tower's "be careful when cloning
+        // inner services"). A hot request needs no clone.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
         let authenticator = self.authenticator.clone();
         let (client_id, secret) = cold;
         ResponseFuture {

@@ -14,7 +14,7 @@ use finout_auth::{
 };
 use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Empty, Full};
-use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 
 fn request(client_id: &str, secret: &str) -> Request<Full<Bytes>> {
     Request::builder()
@@ -81,6 +81,131 @@ async fn tower_admits_a_valid_token_and_strips_the_secret() {
         assert_eq!(json["sawClientId"], true);
     }
     assert_eq!(h.auth.metrics().cache_hits, 1);
+}
+
+#[tokio::test]
+async fn the_principal_joins_other_extensions_and_replaces_a_forged_one() {
+    #[derive(Clone, Debug, PartialEq)]
+    struct Marker(u32);
+    let h = Harness::new().await;
+    let token = h.api_token(Role::Basic).await;
+    let service = AuthLayer::new(h.auth.clone()).layer(service_fn(
+        |request: Request<Full<Bytes>>| async move {
+            let principal = request.extensions().get::<Principal>().cloned();
+            let marker = request.extensions().get::<Marker>().cloned();
+            let mut response = Response::new(Full::<Bytes>::default());
+            response.extensions_mut().insert((principal, marker));
+            Ok::<_, Infallible>(response)
+        },
+    ));
+    let forged = Principal::account(
+        finout_auth::AccountId::new_v4(),
+        Role::Admin,
+        finout_auth::ClientId::from("forged"),
+    );
+    // Cold, then cached; extensions empty (as hyper hands a request over), holding another
+    // value, holding a principal put there before the layer.
+    for _ in 0..2 {
+        for (marker, prior) in [(None, None), (Some(Marker(7)), None), (None, Some(&forged))] {
+            let mut request = with_token(&token);
+            if let Some(marker) = &marker {
+                request.extensions_mut().insert(marker.clone());
+            }
+            if let Some(prior) = prior {
+                request.extensions_mut().insert(prior.clone());
+            }
+            let response = service.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let (principal, seen) = response
+                .extensions()
+                .get::<(Option<Principal>, Option<Marker>)>()
+                .cloned()
+                .expect("the inner service ran");
+            let principal = principal.expect("the layer attached a principal");
+            assert_eq!(principal.client_id(), &token.client_id);
+            assert_eq!(principal.account_id(), h.account.id);
+            assert_eq!(principal.token_role(), &Role::Basic);
+            assert_eq!(seen, marker);
+        }
+    }
+    assert_eq!(h.auth.metrics().cache_hits, 5);
+}
+
+/// An inner service that panics when called without `poll_ready` first, per instance, and
+/// counts its clones.
+#[derive(Debug)]
+struct Strict {
+    ready: bool,
+    clones: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Clone for Strict {
+    fn clone(&self) -> Self {
+        self.clones
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Strict {
+            ready: false,
+            clones: self.clones.clone(),
+        }
+    }
+}
+
+impl Service<Request<Full<Bytes>>> for Strict {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        self.ready = true;
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<Full<Bytes>>) -> Self::Future {
+        assert!(self.ready, "called without poll_ready");
+        self.ready = false;
+        std::future::ready(Ok(Response::new(Full::default())))
+    }
+}
+
+#[tokio::test]
+async fn the_inner_service_made_ready_is_the_one_called_and_hot_requests_clone_nothing() {
+    let h = Harness::new().await;
+    let token = h.api_token(Role::Basic).await;
+    let clones = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut service = AuthLayer::new(h.auth.clone()).layer(Strict {
+        ready: false,
+        clones: clones.clone(),
+    });
+    let count = || clones.load(std::sync::atomic::Ordering::Relaxed);
+    // Cold: the ready service goes into the future (called after argon2), a clone stays.
+    let response = service.ready().await.unwrap().call(with_token(&token));
+    assert_eq!(response.await.unwrap().status(), StatusCode::OK);
+    assert_eq!(count(), 1);
+    // Hot: called at once, nothing cloned.
+    for _ in 0..5 {
+        let response = service.ready().await.unwrap().call(with_token(&token));
+        assert_eq!(response.await.unwrap().status(), StatusCode::OK);
+    }
+    assert_eq!(count(), 1);
+    // An unknown id goes the cold way once (a clone), then is refused from cache; missing
+    // credentials are refused at once: neither clones.
+    for clones_after in [2, 2] {
+        let response = service.ready().await.unwrap().call(request("nobody", "x"));
+        assert_eq!(response.await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(count(), clones_after);
+    }
+    let response = service
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(Full::default()));
+    assert_eq!(response.await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(count(), 2);
+    // Five valid requests and one refusal answered from cache.
+    assert_eq!(h.auth.metrics().cache_hits, 6);
 }
 
 #[tokio::test]
