@@ -8,8 +8,10 @@
 #
 # MODE=paired (default): both servers run at once on CPU 0, each loaded by its own wrk, for
 #   ROUNDS rounds (default 8). The scheduler shares the core between them, so the host's
-#   slowdowns hit both alike and each round's ratio is steady; each server's CPU time per
-#   request (from /proc/PID/task/*/schedstat) is printed beside it as a cross-check.
+#   slowdowns hit both alike; which wrk starts first alternates. Each server's CPU time per
+#   request (from /proc/PID/task/*/schedstat) is printed beside it, and the ratio of the two
+#   as a cross-check: what the layered server would serve with a core of its own. It is
+#   steadier than the request counts, which also carry how the scheduler split the core.
 # MODE=alternate: one server at a time, alternating, the full core each; closest to a real
 #   deployment, but on a noisy shared host consecutive runs differ by more than the layer.
 # AA=1: both servers without the layer, to see the method's own spread (should be ~100%).
@@ -60,6 +62,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR
 start without --no-auth
 start with "$with_flag"
 ratios=()
+cpu_ratios=()
 for round in $(seq 1 "$rounds"); do
   if [ "$mode" = alternate ]; then
     # Alternate which goes first, so a drift in the host's speed favours neither.
@@ -70,16 +73,30 @@ for round in $(seq 1 "$rounds"); do
     echo "round $round: without $(rate without) req/s, with $(rate with) req/s: $ratio%" >&2
   else
     cpu0_without=$(cpu_ns without); cpu0_with=$(cpu_ns with)
-    load without "$conns" "$secs" & a=$!
-    load with "$conns" "$secs" & b=$!
+    # Alternate which wrk starts first, so that neither side gets a head start every round.
+    if ((round % 2)); then
+      load without "$conns" "$secs" & a=$!
+      load with "$conns" "$secs" & b=$!
+    else
+      load with "$conns" "$secs" & b=$!
+      load without "$conns" "$secs" & a=$!
+    fi
     wait "$a" "$b"
     cpu_without=$(($(cpu_ns without) - cpu0_without)); cpu_with=$(($(cpu_ns with) - cpu0_with))
     ratio=$(pct "$(requests with)" "$(requests without)")
     ratios+=("$ratio")
-    echo "round $round: without $(rate without) req/s ($((cpu_without / $(requests without))) ns CPU/req)," \
-      "with $(rate with) req/s ($((cpu_with / $(requests with))) ns CPU/req): $ratio%" >&2
+    per_without=$((cpu_without / $(requests without))); per_with=$((cpu_with / $(requests with)))
+    # What the layered server would serve on a core of its own: CPU per request, inverted.
+    cpu_ratio=$(pct "$per_without" "$per_with")
+    cpu_ratios+=("$cpu_ratio")
+    echo "round $round: without $(rate without) req/s ($per_without ns CPU/req)," \
+      "with $(rate with) req/s ($per_with ns CPU/req): $ratio% (by CPU: $cpu_ratio%)" >&2
   fi
 done
 echo "cores: $(nproc); mode: $mode; server flags: ${SERVER_FLAGS:-none}; wrk: 1 thread, $conns connections per server, ${secs}s x $rounds rounds"
 echo "throughput with the layer, % of without, per round: ${ratios[*]}"
 echo "median: $(median "${ratios[@]}")%"
+if [ "$mode" != alternate ]; then
+  echo "by CPU per request (without / with), per round: ${cpu_ratios[*]}"
+  echo "median: $(median "${cpu_ratios[@]}")%"
+fi

@@ -30,7 +30,13 @@ impl Fixture {
     /// Default (production) argon2 parameters unless `hasher` says otherwise.
     pub async fn new() -> Self {
         let store = Arc::new(MemoryTokenStore::new());
-        let auth = Authenticator::new(store.clone());
+        // Caches that outlast the whole bench run (criterion's warm-ups, samples and plots
+        // for every bench take minutes): every measured request must be a hit.
+        let hour = std::time::Duration::from_secs(3600);
+        let auth = Authenticator::builder(store.clone())
+            .cache_ttl(hour)
+            .verdict_ttl(hour)
+            .build();
         let admin = TokenAdmin::new(store.clone()).with_authenticator(auth.clone());
         let account = admin.create_account("bench").await.unwrap().id;
         Fixture {
