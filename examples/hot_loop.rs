@@ -12,21 +12,17 @@
 //! `N` requests (default 100,000) after one warm-up request. `INNER=axum` puts an axum
 //! `Router` with one route in place of the trivial inner service.
 
-use std::{
-    convert::Infallible,
-    pin::pin,
-    sync::Arc,
-    task::{Context, Poll, Waker},
-};
+use std::convert::Infallible;
 
 use bytes::Bytes;
-use finout_auth::{
-    AuthLayer, Authenticator, CLIENT_ID_HEADER, NewToken, Role, SECRET_KEY_HEADER, TokenAdmin,
-    store::MemoryTokenStore,
-};
-use http::{HeaderMap, HeaderValue, Request, Response, header::HOST};
+use finout_auth::AuthLayer;
+use http::{Request, Response};
 use http_body_util::Full;
 use tower::{Layer, Service, ServiceExt, service_fn};
+
+// The benches' fixtures: the same store, token and hyper-shaped requests.
+#[path = "../benches/common/mod.rs"]
+mod common;
 
 fn main() {
     let n: usize = std::env::var("N")
@@ -39,15 +35,10 @@ fn main() {
         .build()
         .unwrap();
     let _guard = rt.enter();
-    let store = Arc::new(MemoryTokenStore::new());
-    let auth = Authenticator::new(store.clone());
-    let admin = TokenAdmin::new(store).with_authenticator(auth.clone());
-    let token = rt.block_on(async {
-        let account = admin.create_account("profile").await.unwrap();
-        admin
-            .issue_api_token(account.id, None, NewToken::new("p", Role::Basic))
-            .await
-            .unwrap()
+    let (fixture, token) = rt.block_on(async {
+        let f = common::Fixture::new().await;
+        let t = f.token().await;
+        (f, t)
     });
     let (id, secret) = match mode.as_str() {
         "reject" => (token.client_id.as_str(), "wrong-secret"),
@@ -57,42 +48,30 @@ fn main() {
         ),
         _ => (token.client_id.as_str(), token.secret_key.expose_secret()),
     };
-    let request_with = |id: &str, secret: &str| {
-        // As hyper hands a request over: a host and the credentials (what wrk sends), in a
-        // header map sized exactly to them.
-        let values = [
-            (HOST, "api.example.test"),
-            (CLIENT_ID_HEADER, id),
-            (SECRET_KEY_HEADER, secret),
-        ];
-        let mut headers = HeaderMap::with_capacity(values.len());
-        for (name, value) in values {
-            headers.append(name, HeaderValue::from_str(value).unwrap());
-        }
-        let mut request = Request::new(Full::<Bytes>::default());
-        *request.headers_mut() = headers;
-        request
-    };
-    let request = || request_with(id, secret);
-    // Warm: the token is in use (its secret cached), and the measured attempt seen once.
-    let valid = || request_with(token.client_id.as_str(), token.secret_key.expose_secret());
-    if std::env::var("INNER").is_ok_and(|v| v == "axum") {
-        let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
-        measure(&rt, router, &auth, &mode, valid, request, n);
+    let request = || common::request(id, secret);
+    let inner_axum = std::env::var("INNER").is_ok_and(|v| v == "axum");
+    if inner_axum {
+        let router = axum::Router::new().route("/v1/view", axum::routing::get(|| async { "ok" }));
+        measure(&rt, router, &fixture, &token, &mode, request, n);
     } else {
-        let inner = service_fn(|_: Request<Full<Bytes>>| async {
-            Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
-        });
-        measure(&rt, inner, &auth, &mode, valid, request, n);
+        measure(
+            &rt,
+            service_fn(common::ok),
+            &fixture,
+            &token,
+            &mode,
+            request,
+            n,
+        );
     }
 }
 
 fn measure<S, B>(
     rt: &tokio::runtime::Runtime,
     inner: S,
-    auth: &Authenticator,
+    fixture: &common::Fixture,
+    token: &finout_auth::IssuedToken,
     mode: &str,
-    valid: impl Fn() -> Request<Full<Bytes>>,
     request: impl Fn() -> Request<Full<Bytes>>,
     n: usize,
 ) where
@@ -102,8 +81,10 @@ fn measure<S, B>(
         + 'static,
     S::Future: Send + 'static,
 {
-    let layered = AuthLayer::new(auth.clone()).layer(inner.clone());
-    rt.block_on(layered.clone().oneshot(valid())).unwrap();
+    let layered = AuthLayer::new(fixture.auth.clone()).layer(inner.clone());
+    // Warm: the token is in use (its secret cached), and the measured attempt seen once.
+    rt.block_on(layered.clone().oneshot(common::with_token(token)))
+        .unwrap();
     rt.block_on(layered.clone().oneshot(request())).unwrap();
     if mode == "bare" {
         run(inner, request, n);
@@ -116,15 +97,9 @@ fn run<S, B>(mut service: S, request: impl Fn() -> Request<Full<Bytes>>, n: usiz
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
 {
-    let mut cx = Context::from_waker(Waker::noop());
     let mut statuses = 0u64;
     for _ in 0..n {
-        let _ = service.poll_ready(&mut cx);
-        let mut future = pin!(service.call(request()));
-        match future.as_mut().poll(&mut cx) {
-            Poll::Ready(Ok(response)) => statuses += u64::from(response.status().as_u16()),
-            _ => panic!("the hot path must answer at once"),
-        }
+        statuses += u64::from(common::call_now(&mut service, request()).status().as_u16());
     }
     println!("{n} requests, mean status {}", statuses / n as u64);
 }

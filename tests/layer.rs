@@ -2,7 +2,14 @@
 
 mod common;
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use axum::{Router, routing::get};
 use bytes::Bytes;
@@ -136,13 +143,12 @@ async fn the_principal_joins_other_extensions_and_replaces_a_forged_one() {
 #[derive(Debug)]
 struct Strict {
     ready: bool,
-    clones: Arc<std::sync::atomic::AtomicUsize>,
+    clones: Arc<AtomicUsize>,
 }
 
 impl Clone for Strict {
     fn clone(&self) -> Self {
-        self.clones
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.clones.fetch_add(1, Ordering::Relaxed);
         Strict {
             ready: false,
             clones: self.clones.clone(),
@@ -174,12 +180,12 @@ impl Service<Request<Full<Bytes>>> for Strict {
 async fn the_inner_service_made_ready_is_the_one_called_and_hot_requests_clone_nothing() {
     let h = Harness::new().await;
     let token = h.api_token(Role::Basic).await;
-    let clones = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let clones = Arc::new(AtomicUsize::new(0));
     let mut service = AuthLayer::new(h.auth.clone()).layer(Strict {
         ready: false,
         clones: clones.clone(),
     });
-    let count = || clones.load(std::sync::atomic::Ordering::Relaxed);
+    let count = || clones.load(Ordering::Relaxed);
     // Cold: the ready service goes into the future (called after argon2), a clone stays.
     let response = service.ready().await.unwrap().call(with_token(&token));
     assert_eq!(response.await.unwrap().status(), StatusCode::OK);
@@ -494,7 +500,7 @@ async fn the_sixth_concurrent_request_of_one_token_gets_429() {
     let token = h.api_token(Role::Basic).await;
     let other = h.api_token(Role::Basic).await;
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let entered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let entered = Arc::new(AtomicUsize::new(0));
     let (held, count) = (gate.clone(), entered.clone());
     let app = Router::new()
         .route(
@@ -502,7 +508,7 @@ async fn the_sixth_concurrent_request_of_one_token_gets_429() {
             get(move || {
                 let (gate, count) = (held.clone(), count.clone());
                 async move {
-                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    count.fetch_add(1, Ordering::SeqCst);
                     let _ = gate.acquire().await;
                     "done"
                 }
@@ -516,7 +522,7 @@ async fn the_sixth_concurrent_request_of_one_token_gets_429() {
     let in_flight: Vec<_> = (0..5)
         .map(|_| tokio::spawn(app.clone().oneshot(get_with("/slow", &token))))
         .collect();
-    while entered.load(std::sync::atomic::Ordering::SeqCst) < 5 {
+    while entered.load(Ordering::SeqCst) < 5 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let (status, headers, json) = read(
