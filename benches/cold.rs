@@ -11,7 +11,7 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use finout_auth::{AuthLayer, Authenticator, SecretHasher, SecretKey};
+use finout_auth::{AuthLayer, Authenticator, SecretKey, crypto::SecretHasher};
 use tower::{Layer, ServiceExt, service_fn};
 
 fn cold(c: &mut Criterion) {

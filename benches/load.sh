@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end HTTP throughput with a cached token, through the layer and without it, in one
-# run. Two copies of the same server binary (examples/load_server.rs: one service type, the
+# run. Two copies of the same server binary (tools/src/bin/load_server.rs: one service type, the
 # layer switched on or off by a flag, so both run the same machine code) are loaded by wrk
 # over loopback with the same token headers. Servers on CPU 0, wrk on CPU 1.
 #
@@ -28,14 +28,14 @@ with_flag=""
 if ! command -v wrk >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
-cargo build -q --release --example load_server
+cargo build -q --release -p finout-auth-tools --bin load_server
 scratch=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$scratch"' EXIT
 
 # Start one server with flag $2, named $1: its pid, address and token go in $scratch/$1.
 start() {
   # shellcheck disable=SC2086 # the flags are words
-  taskset -c 0 target/release/examples/load_server $2 ${SERVER_FLAGS:-} >"$scratch/$1.line" &
+  taskset -c 0 target/release/load_server $2 ${SERVER_FLAGS:-} >"$scratch/$1.line" &
   echo $! >"$scratch/$1.pid"
   for _ in $(seq 1 100); do [ -s "$scratch/$1.line" ] && break; sleep 0.05; done
   # The first authenticated request runs argon2 and caches the token.

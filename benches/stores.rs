@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use finout_auth::{
-    ClientId, NewToken, Role, SecretHasher, TokenAdmin,
+    ClientId, NewToken, Role, TokenAdmin,
+    crypto::SecretHasher,
     store::{MemoryTokenStore, PostgresTokenStore, SqliteTokenStore, TokenAdminStore},
 };
 

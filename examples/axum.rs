@@ -14,8 +14,9 @@ use axum::{
     routing::{get, post},
 };
 use finout_auth::{
-    AdminError, AuthError, AuthLayer, Authenticator, NewToken, Principal, RequireLayer, Role,
-    TokenAdmin, limit::TokenConcurrencyLimitLayer, store::MemoryTokenStore,
+    AdminError, AuthError, AuthLayer, Authenticator, NewToken, Principal, Role, TokenAdmin,
+    middleware::{RequireLayer, TokenConcurrencyLimitLayer},
+    store::MemoryTokenStore,
 };
 use serde_json::{Value, json};
 

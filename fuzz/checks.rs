@@ -6,7 +6,8 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use finout_auth::{
     AuthLayer, Authenticator, CLIENT_ID_HEADER, Credentials, ErrorCode, NewToken, Role,
-    SECRET_KEY_HEADER, SecretHasher, TokenAdmin, store::MemoryTokenStore, token::SecretHash,
+    SECRET_KEY_HEADER, TokenAdmin, crypto::SecretHasher, model::SecretHash,
+    store::MemoryTokenStore,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -61,7 +62,7 @@ pub fn header_parsing(data: &[u8]) {
 fn tiny_hasher() -> SecretHasher {
     SecretHasher::with_params(8, 1, 1)
         .expect("valid params")
-        .with_caps(finout_auth::CostCaps {
+        .with_caps(finout_auth::crypto::CostCaps {
             max_memory_kib: 64,
             max_iterations: 2,
             max_parallelism: 1,

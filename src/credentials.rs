@@ -1,8 +1,10 @@
-//! Reading the two credential headers from a request.
+//! The header contract: reading the two credential headers from a request.
 //!
 //! Parsing is pure and total: any [`HeaderMap`] yields either [`Credentials`] or an
 //! [`AuthError`] (`missing_credentials` / `malformed_credentials`), never a panic. It borrows
-//! from the headers, so the hot path allocates nothing.
+//! from the headers, so the hot path allocates nothing. [`Credentials::from_headers`] reads
+//! both headers in place; the layer's path takes the secret header out first
+//! ([`TakenSecret`]) and applies the same rules to what it took.
 //!
 //! ```
 //! use finout_auth::{Credentials, CLIENT_ID_HEADER, SECRET_KEY_HEADER};
@@ -63,9 +65,24 @@ impl<'a> Credentials<'a> {
         )
     }
 
+    /// The layer's path: the rules of [`from_headers`](Self::from_headers), with the secret
+    /// header already taken out of `headers`.
+    pub(crate) fn from_taken(
+        headers: &'a HeaderMap,
+        secret: &'a TakenSecret,
+    ) -> Result<Self, AuthError> {
+        Self::from_values(
+            single(headers.get_all(CLIENT_ID_HEADER).iter()),
+            secret
+                .0
+                .as_ref()
+                .map(|(value, repeated)| (value, *repeated)),
+        )
+    }
+
     /// The rules of [`from_headers`](Self::from_headers), applied to each header's first
     /// value and whether it had more: `None` when a header is absent.
-    pub(crate) fn from_values(
+    fn from_values(
         client_id: Option<(&'a HeaderValue, bool)>,
         secret: Option<(&'a HeaderValue, bool)>,
     ) -> Result<Self, AuthError> {
@@ -119,8 +136,30 @@ impl fmt::Debug for Credentials<'_> {
     }
 }
 
+/// The secret header, taken out of a request's headers so that the inner service never sees
+/// it, whatever the outcome: its first value, and whether it had more.
+pub(crate) struct TakenSecret(Option<(HeaderValue, bool)>);
+
+impl TakenSecret {
+    /// Remove every value of the secret header from `headers`, in one lookup.
+    ///
+    /// [`HeaderMap::len`] counts values, so what the removal took tells whether the header
+    /// was repeated. Not through [`HeaderMap::entry`]: it makes room for an insert before it
+    /// looks, and hyper sizes a request's map exactly to its headers, so every request would
+    /// reallocate the map.
+    #[inline]
+    pub(crate) fn take(headers: &mut HeaderMap) -> Self {
+        let before = headers.len();
+        TakenSecret(
+            headers
+                .remove(&SECRET_KEY_HEADER)
+                .map(|first| (first, before - headers.len() > 1)),
+        )
+    }
+}
+
 /// A header's first value, and whether another follows; `None` when absent.
-pub(crate) fn single<'a>(
+fn single<'a>(
     mut values: impl Iterator<Item = &'a HeaderValue>,
 ) -> Option<(&'a HeaderValue, bool)> {
     let first = values.next()?;
@@ -222,6 +261,52 @@ mod tests {
         assert!(Credentials::new("id", "secret").is_ok());
         assert!(Credentials::new("", "secret").is_err());
         assert!(Credentials::new("id", "se cret").is_err());
+    }
+
+    fn sized(values: &[(&'static str, &'static str)]) -> HeaderMap {
+        // As hyper builds a request's map: sized exactly to the headers it parsed.
+        let mut map = HeaderMap::with_capacity(values.len());
+        for (name, value) in values {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn take_removes_every_value_and_reports_repeats() {
+        let mut map = sized(&[
+            ("host", "example.test"),
+            ("x-finout-secret-key", "first"),
+            ("x-finout-secret-key", "second"),
+        ]);
+        let (first, repeated) = TakenSecret::take(&mut map).0.expect("present");
+        assert_eq!(first, "first");
+        assert!(repeated);
+        assert!(map.get(&SECRET_KEY_HEADER).is_none());
+        assert_eq!(map.len(), 1);
+
+        let mut map = sized(&[("x-finout-secret-key", "only")]);
+        let (first, repeated) = TakenSecret::take(&mut map).0.expect("present");
+        assert_eq!((first.to_str().unwrap(), repeated), ("only", false));
+        assert!(map.is_empty());
+
+        assert!(TakenSecret::take(&mut sized(&[("host", "h")])).0.is_none());
+    }
+
+    #[test]
+    fn take_does_not_grow_an_exactly_sized_map() {
+        // `HeaderMap::entry` would reserve room for an insert first: a reallocation for
+        // every request hyper hands over.
+        let mut map = sized(&[
+            ("host", "example.test"),
+            ("x-finout-client-id", "id"),
+            ("x-finout-secret-key", "secret"),
+        ]);
+        let capacity = map.capacity();
+        assert!(TakenSecret::take(&mut map).0.is_some());
+        assert_eq!(map.capacity(), capacity);
+        assert!(TakenSecret::take(&mut map).0.is_none());
+        assert_eq!(map.capacity(), capacity);
     }
 
     proptest! {

@@ -1,5 +1,6 @@
-//! Errors: [`AuthError`] (what a request is rejected with), [`StoreError`] (what a store
-//! reports) and [`AdminError`] (what issuing and revoking report).
+//! Errors shared by every layer of the crate: [`ErrorCode`] (the fixed wire codes),
+//! [`AuthError`] (what a request is rejected with) and [`StoreError`] (what a store reports).
+//! Errors of one module live beside it (the admin's, the hasher's).
 
 use std::{error::Error as StdError, fmt, time::Duration};
 
@@ -30,11 +31,15 @@ pub enum ErrorCode {
     AuthBusy,
     /// The token store failed; the request is refused (fail closed).
     AuthUnavailable,
+    /// The server is misconfigured: a handler or layer that needs the
+    /// [`Principal`](crate::Principal) runs where no [`AuthLayer`](crate::AuthLayer) put one.
+    /// Answered `500` with the code `internal_error`.
+    LayerMissing,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the error table.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::MissingCredentials,
         ErrorCode::MalformedCredentials,
         ErrorCode::InvalidCredentials,
@@ -44,6 +49,7 @@ impl ErrorCode {
         ErrorCode::TooManyRequests,
         ErrorCode::AuthBusy,
         ErrorCode::AuthUnavailable,
+        ErrorCode::LayerMissing,
     ];
 
     /// The code as it appears on the wire, e.g. `"invalid_credentials"`.
@@ -58,6 +64,7 @@ impl ErrorCode {
             ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::AuthBusy => "auth_busy",
             ErrorCode::AuthUnavailable => "auth_unavailable",
+            ErrorCode::LayerMissing => "internal_error",
         }
     }
 
@@ -73,6 +80,7 @@ impl ErrorCode {
                 StatusCode::TOO_MANY_REQUESTS
             }
             ErrorCode::AuthBusy | ErrorCode::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::LayerMissing => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -92,6 +100,7 @@ impl ErrorCode {
             ErrorCode::TooManyRequests => "Too many requests; slow down.",
             ErrorCode::AuthBusy => "Authentication is busy; retry shortly.",
             ErrorCode::AuthUnavailable => "Authentication is unavailable; retry shortly.",
+            ErrorCode::LayerMissing => "authentication layer missing",
         }
     }
 
@@ -149,6 +158,12 @@ pub enum AuthError {
     /// The token store failed.
     #[error("token store unavailable")]
     AuthUnavailable(#[source] StoreError),
+    /// No [`Principal`](crate::Principal) where one is needed: the
+    /// [`AuthLayer`](crate::AuthLayer) is not installed outside this handler or layer.
+    #[error(
+        "no Principal in request extensions: is finout_auth::AuthLayer installed on this route?"
+    )]
+    LayerMissing,
 }
 
 impl AuthError {
@@ -164,6 +179,7 @@ impl AuthError {
             AuthError::TooManyRequests { .. } => ErrorCode::TooManyRequests,
             AuthError::AuthBusy { .. } => ErrorCode::AuthBusy,
             AuthError::AuthUnavailable(_) => ErrorCode::AuthUnavailable,
+            AuthError::LayerMissing => ErrorCode::LayerMissing,
         }
     }
 
@@ -233,25 +249,4 @@ impl StoreError {
     pub fn backend(err: impl Into<BoxError>) -> Self {
         StoreError::Backend(err.into())
     }
-}
-
-/// An error from issuing, listing or revoking tokens and managing users.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AdminError {
-    /// The acting principal may not do this.
-    #[error("forbidden: {0}")]
-    Forbidden(&'static str),
-    /// The token, user or account does not exist (in the actor's account).
-    #[error("not found: {0}")]
-    NotFound(&'static str),
-    /// The request is not valid (bad role, bad expiry, empty description...).
-    #[error("invalid request: {0}")]
-    Invalid(String),
-    /// The store refused or failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Hashing the new secret failed.
-    #[error("hashing the secret failed: {0}")]
-    Hash(String),
 }

@@ -15,7 +15,8 @@
 //!   take effect on the next request.
 //! - [`store`]: the pluggable async [`TokenStore`](store::TokenStore): in memory, SQLite or
 //!   PostgreSQL (features `sqlite`, `postgres`).
-//! - [`RequireLayer`]: require a role or permission (403 `forbidden`).
+//! - [`middleware`]: [`RequireLayer`](middleware::RequireLayer) (403 `forbidden` unless a
+//!   role or permission is held), a per-token concurrency limit, and the rejection responses.
 //!
 //! [Finout]: https://www.finout.io
 //!
@@ -60,6 +61,20 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Layout
+//!
+//! Dependencies point one way, from the request down to the data:
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`middleware`] | the tower layers, rejection responses, axum extractors |
+//! | `admin` ([`TokenAdmin`]) | issuing and revoking tokens, managing users, Finout's rules |
+//! | `authenticator` ([`Authenticator`]) | the engine: cache, store lookups, argon2 admission, throttle |
+//! | [`store`] | the store traits and the memory, SQLite and PostgreSQL stores |
+//! | [`crypto`] | argon2id hashing, keyed digests, credential generation |
+//! | [`model`] | ids, roles, accounts and users, secrets, tokens, principals |
+//! | [`clock`], [`metrics`], `error`, `credentials` | shared by all of the above |
+//!
 //! # Errors
 //!
 //! Rejections carry a fixed code ([`ErrorCode`]) and the body
@@ -76,6 +91,7 @@
 //! | `too_many_requests` | 429 | a rate or concurrency limit |
 //! | `auth_busy` | 503 | no verification capacity in time |
 //! | `auth_unavailable` | 503 | the store failed (fail closed) |
+//! | `internal_error` | 500 | a server bug: no `AuthLayer` where a `Principal` is needed |
 //!
 //! # Features
 //!
@@ -85,48 +101,38 @@
 //! | `sqlite` | [`store::SqliteTokenStore`], an embedded SQLite file |
 //! | `postgres` | [`store::PostgresTokenStore`], shared by replicas, with a change feed |
 //! | `testing` | [`testing`]: the store conformance suite, for your own stores |
-//! | `mock` | [`mock`]: a Finout-compatible mock API router, and the `finout-mock` binary |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade |
 
 #![forbid(unsafe_code)]
+#![deny(unreachable_pub)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod admin;
+mod admin;
 mod authenticator;
-#[cfg(feature = "axum")]
-pub mod axum;
 pub mod clock;
-pub mod credentials;
-pub mod error;
-mod front;
-pub mod layer;
-pub mod limit;
+mod credentials;
+pub mod crypto;
+mod error;
 pub mod metrics;
-#[cfg(feature = "mock")]
-pub mod mock;
-mod pool;
-pub mod principal;
-pub mod require;
+pub mod middleware;
+pub mod model;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod token;
-mod usage;
-mod verify;
 
-pub use admin::{AdminSession, TokenAdmin};
+pub use admin::{AdminError, AdminSession, InvalidRequest, TokenAdmin};
 pub use authenticator::{Authenticator, AuthenticatorBuilder};
 pub use credentials::{CLIENT_ID_HEADER, Credentials, MAX_CREDENTIAL_LEN, SECRET_KEY_HEADER};
-pub use error::{AdminError, AuthError, ErrorCode, StoreError};
-pub use layer::{
-    AuthBody, AuthLayer, AuthService, JsonRejection, RejectionResponse, ResponseFuture,
+pub use error::{AuthError, ErrorCode, MalformedReason, StoreError};
+pub use middleware::auth::AuthLayer;
+pub use model::{
+    id::{AccountId, ClientId, UserId},
+    principal::Principal,
+    role::Role,
+    secret::SecretKey,
+    token::{IssuedToken, NewToken},
 };
-pub use metrics::MetricsSnapshot;
-pub use principal::{Account, AccountId, DataAccess, Permission, Principal, Role, User, UserId};
-pub use require::RequireLayer;
-pub use token::{ClientId, IssuedToken, NewToken, SecretKey, TokenInfo, TokenKind, TokenRecord};
-pub use verify::{CostCaps, HashError, InvalidParams, RefusedHash, SecretHasher};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,4 +1,8 @@
-//! Counters kept by the [`Authenticator`](crate::Authenticator), readable as a
+//! Counters of every answer: [`Metrics`], a cloneable handle that the
+//! [`Authenticator`](crate::Authenticator) (and so the [`AuthLayer`](crate::AuthLayer)),
+//! [`RequireLayer`](crate::middleware::RequireLayer) and
+//! [`TokenConcurrencyLimitLayer`](crate::middleware::TokenConcurrencyLimitLayer) record
+//! into, so that every rejection is counted once, by whoever answered it. Readable as a
 //! [`MetricsSnapshot`] and, with the `metrics` feature, reported through the `metrics`
 //! facade as:
 //!
@@ -10,9 +14,52 @@
 //! | `finout_auth_store_lookups_total` | |
 //! | `finout_auth_secret_verifications_total` | (argon2 runs, dummy ones included) |
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering::Relaxed},
+};
 
 use crate::error::ErrorCode;
+
+/// A handle on one set of counters; clones count into the same ones.
+///
+/// ```
+/// use finout_auth::{ErrorCode, metrics::Metrics, middleware::RequireLayer, Role};
+///
+/// let metrics = Metrics::default();
+/// // Share it with every layer that answers: here, a 403 is counted where the
+/// // authenticator's answers are.
+/// let require = RequireLayer::role(Role::Admin).metrics(metrics.clone());
+/// metrics.record_rejection(ErrorCode::Forbidden);
+/// assert_eq!(metrics.snapshot().rejections_of(ErrorCode::Forbidden), 1);
+/// # let _ = require;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    counters: Arc<Counters>,
+}
+
+impl Metrics {
+    /// A fresh set of counters, all zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The counters so far.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        self.counters.snapshot()
+    }
+
+    /// Count a rejection answered outside the layers of this crate (e.g. a handler's own
+    /// `403 forbidden`).
+    pub fn record_rejection(&self, code: ErrorCode) {
+        self.counters.rejected(code, false);
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -105,7 +152,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// A point-in-time copy of the authenticator's counters (all monotonic since start).
+/// A point-in-time copy of the counters (all monotonic since start).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MetricsSnapshot {

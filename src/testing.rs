@@ -21,9 +21,11 @@ use time::{Duration, OffsetDateTime, macros::datetime};
 
 use crate::{
     error::StoreError,
-    principal::{Account, AccountId, DataAccess, Permission, Role, User, UserId},
+    model::{
+        Account, AccountId, ClientId, DataAccess, Permission, Role, SecretHash, TokenInfo,
+        TokenKind, TokenRecord, User, UserId,
+    },
     store::{TokenAdminStore, TokenFilter, UserUpdate},
-    token::{ClientId, SecretHash, TokenKind, TokenRecord},
 };
 
 /// A store under test.
@@ -429,8 +431,7 @@ pub async fn listing(store: Store) {
     insert(&store, &api_record(account(&store).await.id, 0)).await; // another account
 
     let all = store.list_tokens(a.id, TokenFilter::All).await.unwrap();
-    let ids =
-        |v: &[crate::token::TokenInfo]| v.iter().map(|t| t.client_id.clone()).collect::<Vec<_>>();
+    let ids = |v: &[TokenInfo]| v.iter().map(|t| t.client_id.clone()).collect::<Vec<_>>();
     assert_eq!(
         ids(&all),
         vec![

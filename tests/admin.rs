@@ -3,7 +3,11 @@
 mod common;
 
 use common::Harness;
-use finout_auth::{AdminError, NewToken, Principal, Role, TokenKind, User, store::TokenFilter};
+use finout_auth::{
+    AdminError, NewToken, Principal, Role,
+    model::{TokenKind, User},
+    store::TokenFilter,
+};
 
 async fn as_principal(h: &Harness, user: &User, role: Role) -> Principal {
     let token = h.personal_token(user, role).await;

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use common::{FlakyStore, Harness, authenticate};
 use finout_auth::{
-    AuthError, ErrorCode, NewToken, Principal, Role, SecretHasher, TokenKind,
+    AuthError, ErrorCode, NewToken, Principal, Role, crypto::SecretHasher, model::TokenKind,
     store::MemoryTokenStore,
 };
 
@@ -453,7 +453,11 @@ async fn a_full_line_for_verification_answers_auth_busy_at_once() {
 
 #[tokio::test]
 async fn a_stored_hash_above_the_cost_caps_is_refused_without_running_it() {
-    use finout_auth::{ClientId, TokenRecord, store::TokenAdminStore, token::SecretHash};
+    use finout_auth::{
+        ClientId,
+        model::{SecretHash, TokenRecord},
+        store::TokenAdminStore,
+    };
     let h = Harness::new().await;
     // 4 GiB of memory, if anyone ran it.
     let greedy = SecretHash::from_phc(
@@ -541,12 +545,12 @@ async fn a_failed_attempt_on_a_cached_token_is_answered_from_cache() {
 #[derive(Debug)]
 struct SameId;
 
-impl finout_auth::token::CredentialGenerator for SameId {
+impl finout_auth::crypto::CredentialGenerator for SameId {
     fn client_id(&self) -> finout_auth::ClientId {
         "same-client-id".into()
     }
     fn secret_key(&self) -> finout_auth::SecretKey {
-        finout_auth::token::UuidV4Generator.secret_key()
+        finout_auth::crypto::UuidV4Generator.secret_key()
     }
 }
 

@@ -15,8 +15,9 @@ use axum::{Router, routing::get};
 use bytes::Bytes;
 use common::{FlakyStore, Harness};
 use finout_auth::{
-    AuthError, AuthLayer, CLIENT_ID_HEADER, ErrorCode, IssuedToken, Principal, RequireLayer, Role,
-    SECRET_KEY_HEADER, layer::json_error_response, limit::TokenConcurrencyLimitLayer,
+    AuthError, AuthLayer, CLIENT_ID_HEADER, ErrorCode, IssuedToken, Principal, Role,
+    SECRET_KEY_HEADER,
+    middleware::{RequireLayer, TokenConcurrencyLimitLayer, json_error_response},
     store::MemoryTokenStore,
 };
 use http::{Request, Response, StatusCode, header};
@@ -290,7 +291,7 @@ fn every_error_code_renders_its_row_of_the_table() {
     let table = [
         (AuthError::MissingCredentials, 401, None),
         (
-            AuthError::MalformedCredentials(finout_auth::error::MalformedReason::Empty),
+            AuthError::MalformedCredentials(finout_auth::MalformedReason::Empty),
             401,
             None,
         ),
@@ -323,6 +324,7 @@ fn every_error_code_renders_its_row_of_the_table() {
             503,
             Some("1"),
         ),
+        (AuthError::LayerMissing, 500, None),
     ];
     assert_eq!(table.len(), ErrorCode::ALL.len());
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -555,6 +557,56 @@ async fn the_sixth_concurrent_request_of_one_token_gets_429() {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
+#[tokio::test]
+async fn require_and_limit_count_their_rejections_into_the_authenticators_metrics() {
+    let h = Harness::new().await;
+    let metrics = h.auth.metrics_handle().clone();
+    let reader = h.api_token(Role::ReadOnly).await;
+    let writer = h.api_token(Role::Basic).await;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let entered = Arc::new(AtomicUsize::new(0));
+    let (held, count) = (gate.clone(), entered.clone());
+    let app = Router::new()
+        .route(
+            "/write",
+            get(move || {
+                let (gate, count) = (held.clone(), count.clone());
+                async move {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let _ = gate.acquire().await;
+                    "written"
+                }
+            }),
+        )
+        .route_layer(RequireLayer::permission("fin.megabill.write.views").metrics(metrics.clone()))
+        .layer(TokenConcurrencyLimitLayer::new(1).metrics(metrics))
+        .layer(AuthLayer::new(h.auth.clone()));
+    h.authenticate(&writer).await.unwrap();
+
+    let forbidden = app
+        .clone()
+        .oneshot(get_with("/write", &reader))
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    let in_flight = tokio::spawn(app.clone().oneshot(get_with("/write", &writer)));
+    while entered.load(Ordering::SeqCst) < 1 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let second = app
+        .clone()
+        .oneshot(get_with("/write", &writer))
+        .await
+        .unwrap();
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    gate.add_permits(1);
+    assert_eq!(in_flight.await.unwrap().unwrap().status(), StatusCode::OK);
+
+    let counted = h.auth.metrics();
+    assert_eq!(counted.rejections_of(ErrorCode::Forbidden), 1);
+    assert_eq!(counted.rejections_of(ErrorCode::TooManyRequests), 1);
+}
+
 // ---- hyper 1 over a real socket --------------------------------------------------------
 
 #[tokio::test]
@@ -626,7 +678,7 @@ async fn hyper_serves_through_the_layer() {
 fn layer_service_and_future_are_send_and_sync_where_axum_needs_it() {
     fn send_sync<T: Send + Sync>() {}
     fn send<T: Send>() {}
-    type Svc = finout_auth::AuthService<axum::routing::Route>;
+    type Svc = finout_auth::middleware::AuthService<axum::routing::Route>;
     send_sync::<AuthLayer>();
     send_sync::<Svc>();
     send::<<Svc as tower::Service<Request<axum::body::Body>>>::Future>();

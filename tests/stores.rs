@@ -148,7 +148,7 @@ async fn a_sqlite_file_of_the_first_schema_upgrades_in_place() {
     assert_eq!(found.roles, vec![Role::Basic]);
     assert_eq!(
         found.data_access,
-        finout_auth::DataAccess::All,
+        finout_auth::model::DataAccess::All,
         "old users see everything"
     );
 }

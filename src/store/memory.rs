@@ -9,8 +9,7 @@ use time::OffsetDateTime;
 use super::{ResolvedToken, TokenAdminStore, TokenFilter, TokenStore, UserUpdate};
 use crate::{
     error::StoreError,
-    principal::{Account, AccountId, User, UserId},
-    token::{ClientId, TokenInfo, TokenKind, TokenRecord},
+    model::{Account, AccountId, ClientId, TokenInfo, TokenKind, TokenRecord, User, UserId},
 };
 
 /// A store in process memory: for tests, examples and single-process services whose tokens

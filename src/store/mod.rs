@@ -8,33 +8,36 @@
 //! - [`TokenAdminStore`], the write side [`TokenAdmin`](crate::TokenAdmin) needs: accounts,
 //!   users with roles, inserting, listing and deleting tokens.
 //!
+//! And one for what caches a store's answers: [`Invalidate`], implemented by the
+//! [`Authenticator`](crate::Authenticator), which [`TokenAdmin`](crate::TokenAdmin) and the
+//! PostgreSQL change feed call after every change.
+//!
 //! [`MemoryTokenStore`] implements both, and so do `SqliteTokenStore` (feature `sqlite`)
 //! and `PostgresTokenStore` (feature `postgres`). The conformance suite in
 //! `finout_auth::testing` (feature `testing`) checks any implementation.
 
 mod memory;
-#[cfg(feature = "postgres")]
-mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
-#[cfg(feature = "sqlite")]
-mod sqlite;
 
-use std::fmt::Debug;
+use std::{fmt::Debug, sync::Arc};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 pub use memory::MemoryTokenStore;
-#[cfg(feature = "postgres")]
-pub use postgres::{CHANGE_CHANNEL, ChangeListener, PostgresTokenStore};
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteTokenStore;
+pub use sql::sqlite::SqliteTokenStore;
+#[cfg(feature = "postgres")]
+pub use sql::{
+    change_feed::ChangeListener,
+    postgres::{CHANGE_CHANNEL, PostgresTokenStore},
+};
 
 use crate::{
+    clock::Clock,
     error::StoreError,
-    principal::{Account, AccountId, DataAccess, Role, User, UserId},
-    token::{ClientId, TokenInfo, TokenRecord},
+    model::{Account, AccountId, ClientId, DataAccess, Role, TokenInfo, TokenRecord, User, UserId},
 };
 
 /// A token as found by its client id, with its owner's *current* state.
@@ -72,10 +75,32 @@ pub trait TokenStore: Debug + Send + Sync + 'static {
     }
 }
 
+/// A cache of what a store said about tokens, which must forget it when the store changes:
+/// call [`invalidate`](Invalidate::invalidate) *after* the change is stored.
+///
+/// The [`Authenticator`](crate::Authenticator) implements it; [`TokenAdmin`](crate::TokenAdmin)
+/// calls it on every change it makes, and the PostgreSQL change feed on every change any
+/// replica makes.
+#[async_trait]
+pub trait Invalidate: Debug + Send + Sync + 'static {
+    /// Forget everything cached about `client_id`.
+    async fn invalidate(&self, client_id: &ClientId);
+
+    /// Forget everything cached about every token (e.g. after missed notifications).
+    fn invalidate_all(&self);
+
+    /// The clock this cache judges expiry by, if it has one of its own: a
+    /// [`TokenAdmin`](crate::TokenAdmin) that invalidates it issues tokens by the same clock,
+    /// so that "expires in 5 minutes" means the same to both.
+    fn clock(&self) -> Option<Arc<dyn Clock>> {
+        None
+    }
+}
+
 /// What [`TokenAdminStore::update_user`] changes; fields left `None` stay as they are.
 ///
 /// ```
-/// use finout_auth::{principal::DataAccess, store::UserUpdate, Role};
+/// use finout_auth::{Role, model::DataAccess, store::UserUpdate};
 /// let update = UserUpdate::default()
 ///     .roles(vec![Role::ReadOnly])
 ///     .data_access(DataAccess::only(["v-eng"]));

@@ -12,9 +12,11 @@ use std::{
 
 use async_trait::async_trait;
 use finout_auth::{
-    Account, AuthError, Authenticator, AuthenticatorBuilder, ClientId, Credentials, IssuedToken,
-    NewToken, Principal, Role, SecretHasher, StoreError, TokenAdmin, User,
+    AuthError, Authenticator, AuthenticatorBuilder, ClientId, Credentials, IssuedToken, NewToken,
+    Principal, Role, StoreError, TokenAdmin,
     clock::ManualClock,
+    crypto::SecretHasher,
+    model::{Account, User},
     store::{MemoryTokenStore, ResolvedToken, TokenStore},
 };
 use time::macros::datetime;

@@ -1,0 +1,246 @@
+//! The command line: `serve` (the default) and the `token` / `user` commands that act on a
+//! store directly and print JSON.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use finout_auth::{
+    AccountId, ClientId, NewToken, Role, TokenAdmin, UserId,
+    model::{DataAccess, User},
+    store::{TokenFilter, UserUpdate},
+};
+
+use crate::{MOCK_ACCOUNT, open};
+
+type Failure = Box<dyn std::error::Error>;
+
+/// A Finout-compatible mock API server.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Serve the mock API (the default).
+    Serve(ServeArgs),
+    /// Create, list or revoke tokens directly in --store (prints JSON).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Add, remove or re-role users directly in --store (prints JSON).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct StoreArgs {
+    /// Token store: `sqlite://PATH` or `postgres://...`.
+    #[arg(
+        long,
+        env = "FINOUT_MOCK_STORE",
+        default_value = "sqlite://finout-mock.db"
+    )]
+    store: String,
+    /// The account to act in (default: the mock's own account).
+    #[arg(long, default_value_t = MOCK_ACCOUNT)]
+    account: AccountId,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum TokenCommand {
+    /// Issue a token; its secret is printed once.
+    Create {
+        #[command(flatten)]
+        at: StoreArgs,
+        /// What the token is for.
+        #[arg(long)]
+        description: String,
+        /// Its role: Admin, Read-only, Basic or "API token role".
+        #[arg(long)]
+        role: Role,
+        /// A personal token for this user id (default: an API token).
+        #[arg(long)]
+        user: Option<UserId>,
+        /// Lifetime in minutes (default: never expires).
+        #[arg(long)]
+        expires_in_minutes: Option<u32>,
+    },
+    /// List the account's tokens (never a secret).
+    List {
+        #[command(flatten)]
+        at: StoreArgs,
+    },
+    /// Revoke a token.
+    Revoke {
+        #[command(flatten)]
+        at: StoreArgs,
+        /// The token's client id.
+        client_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum UserCommand {
+    /// Add a user.
+    Add {
+        #[command(flatten)]
+        at: StoreArgs,
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        /// Comma-separated roles.
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<Role>,
+        /// Comma-separated view ids the user may see (default: all).
+        #[arg(long, value_delimiter = ',')]
+        data_access: Option<Vec<String>>,
+    },
+    /// Remove a user and delete their personal tokens.
+    Remove {
+        #[command(flatten)]
+        at: StoreArgs,
+        /// The user id.
+        user: UserId,
+    },
+    /// Replace a user's roles (and, optionally, data access).
+    Roles {
+        #[command(flatten)]
+        at: StoreArgs,
+        /// The user id.
+        user: UserId,
+        /// Comma-separated roles.
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<Role>,
+        /// Comma-separated view ids the user may see; `all` for every view (default:
+        /// unchanged).
+        #[arg(long, value_delimiter = ',')]
+        data_access: Option<Vec<String>>,
+    },
+}
+
+async fn admin_at(at: &StoreArgs) -> Result<TokenAdmin, Failure> {
+    let (store, _) = open(&at.store).await?;
+    Ok(TokenAdmin::new(store))
+}
+
+pub(crate) async fn token(command: TokenCommand) -> Result<serde_json::Value, Failure> {
+    Ok(match command {
+        TokenCommand::Create {
+            at,
+            description,
+            role,
+            user,
+            expires_in_minutes,
+        } => {
+            let admin = admin_at(&at).await?;
+            let mut new = NewToken::new(description, role);
+            if let Some(minutes) = expires_in_minutes {
+                new = new.expires_in_minutes(minutes);
+            }
+            let issued = match user {
+                Some(user) => admin.issue_personal_token(at.account, user, new).await?,
+                None => admin.issue_api_token(at.account, None, new).await?,
+            };
+            serde_json::json!({
+                "clientId": issued.client_id,
+                "secretKey": issued.secret_key.expose_secret(),
+                "token": issued.info,
+            })
+        }
+        TokenCommand::List { at } => {
+            let admin = admin_at(&at).await?;
+            let tokens = admin.list_tokens(at.account, TokenFilter::All).await?;
+            serde_json::json!({ "tokens": tokens })
+        }
+        TokenCommand::Revoke { at, client_id } => {
+            let admin = admin_at(&at).await?;
+            let revoked = admin
+                .revoke_token(at.account, &ClientId::from(client_id))
+                .await?;
+            serde_json::json!({ "revoked": revoked.client_id })
+        }
+    })
+}
+
+pub(crate) async fn user(command: UserCommand) -> Result<serde_json::Value, Failure> {
+    Ok(match command {
+        UserCommand::Add {
+            at,
+            email,
+            roles,
+            data_access,
+        } => {
+            let access = data_access.map_or(DataAccess::All, access_from);
+            let user = admin_at(&at)
+                .await?
+                .add_user_with_access(at.account, email, roles, access)
+                .await?;
+            user_json(&user)
+        }
+        UserCommand::Remove { at, user } => {
+            let deleted = admin_at(&at).await?.remove_user(at.account, user).await?;
+            serde_json::json!({ "removed": user, "deletedTokens": deleted })
+        }
+        UserCommand::Roles {
+            at,
+            user,
+            roles,
+            data_access,
+        } => {
+            let admin = admin_at(&at).await?;
+            let mut update = UserUpdate::default().roles(roles);
+            if let Some(ids) = data_access {
+                update = update.data_access(access_from(ids));
+            }
+            admin.update_user(at.account, user, update).await?;
+            let user = admin
+                .store()
+                .get_user(at.account, user)
+                .await?
+                .ok_or("the user was removed meanwhile")?;
+            user_json(&user)
+        }
+    })
+}
+
+/// `--data-access all` means every view; otherwise the listed ids.
+fn access_from(ids: Vec<String>) -> DataAccess {
+    if ids.len() == 1 && ids[0] == "all" {
+        DataAccess::All
+    } else {
+        DataAccess::only(ids)
+    }
+}
+
+fn user_json(user: &User) -> serde_json::Value {
+    serde_json::json!({
+        "id": user.id,
+        "email": user.email,
+        "roles": user.roles,
+        "dataAccess": user.data_access,
+    })
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub(crate) listen: SocketAddr,
+    /// Token store: `sqlite://PATH`, `memory` or `postgres://...`.
+    #[arg(
+        long,
+        env = "FINOUT_MOCK_STORE",
+        default_value = "sqlite://finout-mock.db"
+    )]
+    pub(crate) store: String,
+    /// Extra delay added to every /v1 response, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) latency_ms: u64,
+    /// A seed file (JSON) of accounts, users and tokens to load (idempotent).
+    #[arg(long)]
+    pub(crate) seed: Option<PathBuf>,
+}

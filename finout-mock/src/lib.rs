@@ -1,0 +1,259 @@
+//! `finout-mock`: a Finout-compatible mock API server, and the pieces it is made of, to embed
+//! in a test process of your own.
+//!
+//! [`Mock::router`] answers like Finout's API: the two credential headers, the same token
+//! rules and error shapes (through [`finout_auth`]), and deterministic fixture data per
+//! account.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use finout_auth::{Authenticator, TokenAdmin, store::MemoryTokenStore};
+//! use finout_mock::Mock;
+//!
+//! let store = Arc::new(MemoryTokenStore::new());
+//! let authenticator = Authenticator::new(store.clone());
+//! let admin = TokenAdmin::new(store).with_authenticator(authenticator.clone());
+//! let app: axum::Router = Mock::new(admin, authenticator).router();
+//! // axum::serve(listener, app).await?;
+//! # let _ = app; Ok(()) }
+//! ```
+//!
+//! Routes: `GET /healthz` and `GET /metrics` (Prometheus text) without credentials;
+//! `GET /admin/whoami`; `POST|GET /admin/api-tokens`, `DELETE /admin/api-tokens/{clientId}`;
+//! `POST|GET /admin/personal-tokens`, `DELETE /admin/personal-tokens/{clientId}`;
+//! `POST /admin/users`, `PUT /admin/users/{id}/roles`, `DELETE /admin/users/{id}`;
+//! `GET /v1/view`, `POST /v1/cost/query-by-view`, `GET|POST /v1/virtual-tags`,
+//! `GET|PUT|DELETE /v1/virtual-tags/{id}` (kept in memory), `GET
+//! /v1/megabill/query-language/keys`. Writes under `/v1` need a role other than `Read-only`
+//! (403 otherwise); another account's resources answer 404. A personal token sees only the
+//! views of its user's data access ([`DataAccess`]): others are missing from `/v1/view` and
+//! answer 404 to `query-by-view`; API tokens see the whole account. At most 5 requests per
+//! token are in flight on `/v1` (configurable); the next gets 429 `too_many_requests`.
+
+#![forbid(unsafe_code)]
+#![deny(unreachable_pub)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+mod error;
+pub mod fixtures;
+mod metrics;
+mod routes;
+pub mod seed;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    extract::{Request, State},
+    middleware::{self, Next},
+    response::Response,
+    routing::{delete, get, post, put},
+};
+use finout_auth::{
+    AccountId, AuthLayer, Authenticator, Principal, TokenAdmin, metrics::Metrics,
+    middleware::TokenConcurrencyLimitLayer, model::DataAccess,
+};
+use serde_json::Value;
+
+use error::Answer;
+pub use error::MockError;
+use fixtures::View;
+
+/// A Finout-compatible mock API over a token store.
+#[derive(Debug, Clone)]
+pub struct Mock {
+    inner: Arc<MockInner>,
+}
+
+#[derive(Debug)]
+struct MockInner {
+    admin: TokenAdmin,
+    authenticator: Authenticator,
+    latency: Duration,
+    max_in_flight: usize,
+    /// Virtual tags, per account, by id. Kept in memory: they do not survive a restart.
+    tags: Mutex<HashMap<AccountId, BTreeMap<String, Value>>>,
+    /// Views replacing the fixtures, per account (from a seed).
+    views: HashMap<AccountId, Vec<View>>,
+}
+
+impl Mock {
+    /// A mock over `admin`'s store, authenticating with `authenticator` (register it with
+    /// the admin, so revocations take effect at once).
+    pub fn new(admin: TokenAdmin, authenticator: Authenticator) -> Self {
+        Mock {
+            inner: Arc::new(MockInner {
+                admin,
+                authenticator,
+                latency: Duration::ZERO,
+                max_in_flight: 5,
+                tags: Mutex::default(),
+                views: HashMap::new(),
+            }),
+        }
+    }
+
+    fn with(self, f: impl FnOnce(&mut MockInner)) -> Self {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| MockInner {
+            admin: shared.admin.clone(),
+            authenticator: shared.authenticator.clone(),
+            latency: shared.latency,
+            max_in_flight: shared.max_in_flight,
+            tags: Mutex::new(
+                shared
+                    .tags
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
+            ),
+            views: shared.views.clone(),
+        });
+        f(&mut inner);
+        Mock {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Delay every `/v1` response by `latency` (to test clients against a slow API).
+    #[must_use]
+    pub fn latency(self, latency: Duration) -> Self {
+        self.with(|m| m.latency = latency)
+    }
+
+    /// Requests in flight per token on `/v1` (Finout allows 5).
+    #[must_use]
+    pub fn max_in_flight(self, n: usize) -> Self {
+        self.with(|m| m.max_in_flight = n)
+    }
+
+    /// Answer `account`'s views with `views` instead of the fixtures.
+    #[must_use]
+    pub fn views(self, account: AccountId, views: Vec<View>) -> Self {
+        self.with(|m| {
+            m.views.insert(account, views);
+        })
+    }
+
+    /// The admin behind this mock.
+    pub fn admin(&self) -> &TokenAdmin {
+        &self.inner.admin
+    }
+
+    /// The counters every answer is recorded in (the authenticator's).
+    fn metrics(&self) -> &Metrics {
+        self.inner.authenticator.metrics_handle()
+    }
+
+    fn views_of(&self, account: AccountId) -> Vec<View> {
+        self.inner
+            .views
+            .get(&account)
+            .cloned()
+            .unwrap_or_else(|| fixtures::default_views(account))
+    }
+
+    /// The views `principal` may see: all of its account's for an API token, those of the
+    /// user's data access for a personal token.
+    fn visible_views(&self, principal: &Principal) -> Vec<View> {
+        let access = principal.data_access();
+        let mut views = self.views_of(principal.account_id());
+        views.retain(|v| access.allows(&v.id));
+        views
+    }
+
+    /// Refuse data access naming a view the account does not have.
+    fn check_views(&self, account: AccountId, access: &DataAccess) -> Answer<()> {
+        let views = self.views_of(account);
+        for id in access.ids().unwrap_or_default() {
+            if !views.iter().any(|v| &v.id == id) {
+                return Err(MockError::invalid(format!(
+                    "dataAccess: no view with id {id:?} in this account"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The axum router: every route of the crate docs.
+    pub fn router(&self) -> Router {
+        let admin = Router::new()
+            .route("/admin/whoami", get(routes::admin::whoami))
+            .route(
+                "/admin/api-tokens",
+                post(routes::admin::create_api_token).get(routes::admin::list_api_tokens),
+            )
+            .route(
+                "/admin/api-tokens/{client_id}",
+                delete(routes::admin::revoke_api_token),
+            )
+            .route(
+                "/admin/personal-tokens",
+                post(routes::admin::create_personal_token).get(routes::admin::list_personal_tokens),
+            )
+            .route(
+                "/admin/personal-tokens/{client_id}",
+                delete(routes::admin::revoke_personal_token),
+            )
+            .route("/admin/users", post(routes::admin::add_user))
+            .route(
+                "/admin/users/{id}/roles",
+                put(routes::admin::set_user_roles),
+            )
+            .route("/admin/users/{id}", delete(routes::admin::remove_user))
+            .layer(middleware::from_fn_with_state(
+                self.clone(),
+                error::count_answered,
+            ));
+        let v1 = Router::new()
+            .route("/v1/view", get(routes::views::views))
+            .route("/v1/cost/query-by-view", post(routes::views::query_by_view))
+            .route(
+                "/v1/virtual-tags",
+                get(routes::tags::list).post(routes::tags::create),
+            )
+            .route(
+                "/v1/virtual-tags/{id}",
+                get(routes::tags::get)
+                    .put(routes::tags::replace)
+                    .delete(routes::tags::delete),
+            )
+            .route("/v1/megabill/query-language/keys", get(routes::keys::keys))
+            .layer(middleware::from_fn_with_state(
+                self.clone(),
+                error::count_answered,
+            ))
+            .layer(middleware::from_fn_with_state(self.clone(), delay))
+            .layer(
+                TokenConcurrencyLimitLayer::new(self.inner.max_in_flight)
+                    .metrics(self.metrics().clone()),
+            );
+        let open = Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/metrics", get(metrics::prometheus));
+        // Handlers' own error answers are counted by `count_answered`; those of the layers
+        // (401, 429, 503 and the concurrency limit's 429) by the layers themselves.
+        admin
+            .merge(v1)
+            .layer(AuthLayer::new(self.inner.authenticator.clone()))
+            .merge(open)
+            .with_state(self.clone())
+    }
+}
+
+async fn delay(State(mock): State<Mock>, request: Request, next: Next) -> Response {
+    if !mock.inner.latency.is_zero() {
+        tokio::time::sleep(mock.inner.latency).await;
+    }
+    next.run(request).await
+}
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

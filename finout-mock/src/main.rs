@@ -1,0 +1,162 @@
+//! `finout-mock`: a Finout-compatible mock API server, a thin main over the `finout_mock` library.
+//!
+//! ```sh
+//! cargo run --release -p finout-mock
+//! ```
+//!
+//! Serves on 127.0.0.1:8080 with its tokens in `./finout-mock.db` (SQLite). On a store
+//! without its account, it creates one with an Admin user and a personal token, and prints
+//! that token's client id and secret once.
+
+mod cli;
+
+use std::{sync::Arc, time::Duration};
+
+use clap::Parser;
+use finout_auth::{
+    AccountId, Authenticator, NewToken, Role, TokenAdmin,
+    crypto::SecretHasher,
+    model::Account,
+    store::{MemoryTokenStore, PostgresTokenStore, SqliteTokenStore, TokenAdminStore},
+};
+use finout_mock::{Mock, seed::Seed};
+
+use cli::{Cli, Command, ServeArgs};
+
+/// The account created on a store that has none of ours.
+pub(crate) const MOCK_ACCOUNT: AccountId =
+    AccountId(uuid::uuid!("f1a70c4e-0000-4000-8000-000000000001"));
+
+pub(crate) async fn open(
+    url: &str,
+) -> Result<(Arc<dyn TokenAdminStore>, Option<PostgresTokenStore>), String> {
+    if url == "memory" {
+        Ok((Arc::new(MemoryTokenStore::new()), None))
+    } else if url.starts_with("sqlite:") {
+        let store = SqliteTokenStore::connect(url)
+            .await
+            .map_err(|e| format!("cannot open {url}: {e}"))?;
+        Ok((Arc::new(store), None))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = PostgresTokenStore::connect(url)
+            .await
+            .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+        Ok((Arc::new(store.clone()), Some(store)))
+    } else {
+        Err(format!(
+            "--store {url:?}: expected sqlite://PATH, memory or postgres://..."
+        ))
+    }
+}
+
+/// Create the mock account, an Admin user and a personal token, unless they exist.
+async fn bootstrap(admin: &TokenAdmin) -> Result<(), Box<dyn std::error::Error>> {
+    if admin.store().get_account(MOCK_ACCOUNT).await?.is_some() {
+        return Ok(());
+    }
+    admin
+        .store()
+        .insert_account(Account {
+            id: MOCK_ACCOUNT,
+            name: "finout-mock".into(),
+        })
+        .await?;
+    let user = admin
+        .add_user(MOCK_ACCOUNT, "admin@finout-mock.local", vec![Role::Admin])
+        .await?;
+    let token = admin
+        .issue_personal_token(
+            MOCK_ACCOUNT,
+            user.id,
+            NewToken::new("finout-mock bootstrap", Role::Admin),
+        )
+        .await?;
+    // Printed once, on stdout; the logs (stderr) never carry a secret.
+    println!(
+        "finout-mock: created account {MOCK_ACCOUNT} and Admin user {} with a personal token:",
+        user.email
+    );
+    println!("  x-finout-client-id: {}", token.client_id);
+    println!(
+        "  x-finout-secret-key: {}",
+        token.secret_key.expose_secret()
+    );
+    println!("  (the secret is shown only now)");
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let (store, postgres) = open(&args.store).await?;
+    let authenticator = Authenticator::new(store.clone());
+    let admin = TokenAdmin::new(store).with_authenticator(authenticator.clone());
+    let _feed = match postgres {
+        Some(pg) => Some(pg.listen([authenticator.clone()]).await?),
+        None => None,
+    };
+    let mut mock =
+        Mock::new(admin.clone(), authenticator).latency(Duration::from_millis(args.latency_ms));
+    match &args.seed {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the seed {}: {e}", path.display()))?;
+            let seed = Seed::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            seed.load(&admin, &SecretHasher::default()).await?;
+            for (account, views) in seed.views() {
+                mock = mock.views(account, views);
+            }
+            println!("finout-mock: seed {} loaded", path.display());
+        }
+        None => bootstrap(&admin).await?,
+    }
+    let app = mock.router();
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, store = %args.store, "finout-mock listening");
+    println!(
+        "finout-mock: listening on http://{}",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    tracing::info!("finout-mock stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,finout_auth=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Some(Command::Serve(args)) => serve(args).await,
+        None => serve(cli.serve).await,
+        Some(Command::Token(command)) => cli::token(command).await.map(|v| println!("{v:#}")),
+        Some(Command::User(command)) => cli::user(command).await.map(|v| println!("{v:#}")),
+    };
+    if let Err(e) = outcome {
+        eprintln!("finout-mock: {e}");
+        std::process::exit(1);
+    }
+}

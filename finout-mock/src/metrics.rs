@@ -1,0 +1,39 @@
+//! `GET /metrics`: the authenticator's counters as Prometheus text. Every answer the mock
+//! gives is in them: the authentication layer's, the concurrency limit's and the handlers'
+//! error answers (see `error::count_answered`).
+
+use std::fmt::Write as _;
+
+use axum::{extract::State, http::header, response::IntoResponse};
+
+use crate::Mock;
+
+pub(crate) async fn prometheus(State(mock): State<Mock>) -> impl IntoResponse {
+    let m = mock.metrics().snapshot();
+    let mut text = String::new();
+    let _ = writeln!(text, "# TYPE finout_auth_requests_total counter");
+    let _ = writeln!(
+        text,
+        "finout_auth_requests_total{{outcome=\"ok\"}} {}",
+        m.authenticated
+    );
+    for (code, n) in m.rejections {
+        let _ = writeln!(
+            text,
+            "finout_auth_requests_total{{outcome=\"{}\"}} {n}",
+            code.as_str()
+        );
+    }
+    for (name, value) in [
+        (
+            "finout_auth_secret_verifications_total",
+            m.secret_verifications,
+        ),
+        ("finout_auth_cache_hits_total", m.cache_hits),
+        ("finout_auth_cache_misses_total", m.cache_misses),
+        ("finout_auth_store_lookups_total", m.store_lookups),
+    ] {
+        let _ = writeln!(text, "# TYPE {name} counter\n{name} {value}");
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}

@@ -1,0 +1,6 @@
+//! The handlers, one module per area of Finout's API.
+
+pub(crate) mod admin;
+pub(crate) mod keys;
+pub(crate) mod tags;
+pub(crate) mod views;

@@ -1,0 +1,170 @@
+//! `/v1/virtual-tags`: kept in the server's memory, per account.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
+use finout_auth::{AccountId, ErrorCode, Principal};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::{
+    Mock,
+    error::{Answer, Body, MockError},
+};
+
+const WRITE_TAGS: &str = "fin.virtualtags.write.tags";
+
+fn require_write(principal: &Principal) -> Answer<()> {
+    if principal.has_permission(WRITE_TAGS) {
+        Ok(())
+    } else {
+        Err(MockError::auth(ErrorCode::Forbidden))
+    }
+}
+
+fn with_tags<T>(
+    mock: &Mock,
+    account: AccountId,
+    f: impl FnOnce(&mut BTreeMap<String, Value>) -> T,
+) -> T {
+    let mut tags = mock.inner.tags.lock().unwrap_or_else(|e| e.into_inner());
+    f(tags.entry(account).or_default())
+}
+
+pub(crate) async fn list(State(mock): State<Mock>, principal: Principal) -> Json<Value> {
+    let account = principal.account_id();
+    let tags: Vec<Value> = with_tags(&mock, account, |tags| tags.values().cloned().collect());
+    Json(serde_json::json!({
+        "accountId": account.to_string(),
+        "requestId": uuid::Uuid::new_v4(),
+        "virtualTags": tags,
+    }))
+}
+
+/// Who wrote a tag, as Finout records it: the user's email, or an API token's client id.
+async fn author(mock: &Mock, principal: &Principal) -> String {
+    if let Some(user) = principal.user_id() {
+        if let Ok(Some(user)) = mock
+            .inner
+            .admin
+            .store()
+            .get_user(principal.account_id(), user)
+            .await
+        {
+            return user.email;
+        }
+    }
+    principal.client_id().to_string()
+}
+
+/// Finout's timestamp format for virtual tags (a JavaScript `Date` string, in UTC).
+fn js_date(t: OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[weekday repr:short] [month repr:short] [day] [year] [hour]:[minute]:[second] GMT+0000 (Greenwich Mean Time)"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
+        .unwrap_or_default()
+}
+
+/// A tag as stored: the client's `name`, `rules` and `defaultValue` (other fields are
+/// kept as given), then `id`, `accountId` and the `created*`/`updated*` fields set by the
+/// mock, as Finout does. `previous` is the tag being replaced, if any.
+fn stamp(
+    body: Value,
+    id: &str,
+    account: AccountId,
+    author: &str,
+    previous: Option<&Value>,
+) -> Answer<Value> {
+    let Value::Object(mut fields) = body else {
+        return Err(MockError::invalid("a virtual tag is a JSON object"));
+    };
+    if !fields.get("name").is_some_and(Value::is_string) {
+        return Err(MockError::invalid("a virtual tag needs a string `name`"));
+    }
+    match fields.get("rules") {
+        None => {
+            fields.insert("rules".into(), Value::Array(Vec::new()));
+        }
+        Some(Value::Array(_)) => {}
+        Some(_) => return Err(MockError::invalid("`rules` must be an array")),
+    }
+    if fields
+        .get("defaultValue")
+        .is_some_and(|v| !v.is_string() && !v.is_null())
+    {
+        return Err(MockError::invalid("`defaultValue` must be a string"));
+    }
+    let now = Value::String(js_date(OffsetDateTime::now_utc()));
+    let author = Value::String(author.to_owned());
+    let (created_by, created_at) = match previous {
+        Some(p) => (p["createdBy"].clone(), p["createdAt"].clone()),
+        None => (author.clone(), now.clone()),
+    };
+    fields.insert("id".into(), Value::String(id.to_owned()));
+    fields.insert("accountId".into(), Value::String(account.to_string()));
+    fields.insert("createdBy".into(), created_by);
+    fields.insert("createdAt".into(), created_at);
+    fields.insert("updatedBy".into(), author);
+    fields.insert("updatedAt".into(), now);
+    Ok(Value::Object(fields))
+}
+
+pub(crate) async fn create(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Body(body): Body<Value>,
+) -> Answer<impl IntoResponse> {
+    require_write(&principal)?;
+    let account = principal.account_id();
+    let id = uuid::Uuid::new_v4().to_string();
+    let tag = stamp(body, &id, account, &author(&mock, &principal).await, None)?;
+    with_tags(&mock, account, |tags| tags.insert(id, tag.clone()));
+    Ok((StatusCode::CREATED, Json(tag)))
+}
+
+pub(crate) async fn get(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Answer<Json<Value>> {
+    with_tags(&mock, principal.account_id(), |tags| tags.get(&id).cloned())
+        .map(Json)
+        .ok_or_else(|| MockError::not_found("virtual tag"))
+}
+
+pub(crate) async fn replace(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> Answer<Json<Value>> {
+    require_write(&principal)?;
+    let account = principal.account_id();
+    let author = author(&mock, &principal).await;
+    with_tags(&mock, account, |tags| match tags.get_mut(&id) {
+        Some(existing) => {
+            let tag = stamp(body, &id, account, &author, Some(existing))?;
+            *existing = tag.clone();
+            Ok(Json(tag))
+        }
+        None => Err(MockError::not_found("virtual tag")),
+    })
+}
+
+pub(crate) async fn delete(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Answer<StatusCode> {
+    require_write(&principal)?;
+    with_tags(&mock, principal.account_id(), |tags| tags.remove(&id))
+        .map(|_| StatusCode::NO_CONTENT)
+        .ok_or_else(|| MockError::not_found("virtual tag"))
+}

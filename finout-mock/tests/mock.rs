@@ -1,0 +1,1111 @@
+//! finout-mock over a real socket: the library router in process, and the built binary as a
+//! subprocess with a SQLite file, restarted.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use bytes::Bytes;
+use finout_auth::{AccountId, Authenticator, NewToken, Role, TokenAdmin, store::MemoryTokenStore};
+use finout_mock::Mock;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+/// One request over a fresh connection: status and JSON body (Null if none).
+async fn call(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    creds: Option<(&str, &str)>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "mock");
+    if let Some((id, secret)) = creds {
+        request = request
+            .header("x-finout-client-id", id)
+            .header("x-finout-secret-key", secret);
+    }
+    let body = match body {
+        Some(v) => {
+            request = request.header("content-type", "application/json");
+            Full::new(Bytes::from(v.to_string()))
+        }
+        None => Full::default(),
+    };
+    let response = sender
+        .send_request(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// The view ids of a `/v1/view` answer.
+fn view_ids(body: &Value) -> Vec<String> {
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A `query-by-view` body for one day of `view`.
+fn one_day_of(view: &str) -> Value {
+    json!({"viewId": view, "date": {"unixTimeMillSecondsStart": 0, "unixTimeMillSecondsEnd": 86_400_000}})
+}
+
+async fn start_in_process() -> (SocketAddr, String, String, AccountId) {
+    let (addr, id, secret, account, _) = start_with_admin().await;
+    (addr, id, secret, account)
+}
+
+async fn start_with_admin() -> (SocketAddr, String, String, AccountId, TokenAdmin) {
+    let store = Arc::new(MemoryTokenStore::new());
+    let auth = Authenticator::new(store.clone());
+    let admin = TokenAdmin::new(store).with_authenticator(auth.clone());
+    let account = admin.create_account("Acme").await.unwrap();
+    let user = admin
+        .add_user(account.id, "admin@acme.test", vec![Role::Admin])
+        .await
+        .unwrap();
+    let token = admin
+        .issue_personal_token(account.id, user.id, NewToken::new("admin", Role::Admin))
+        .await
+        .unwrap();
+    let app = Mock::new(admin.clone(), auth).router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (
+        addr,
+        token.client_id.to_string(),
+        token.secret_key.expose_secret().to_owned(),
+        account.id,
+        admin,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_created_used_listed_and_revoked_like_finout() {
+    let (addr, id, secret, account) = start_in_process().await;
+    let admin = Some((id.as_str(), secret.as_str()));
+
+    assert_eq!(call(addr, Method::GET, "/healthz", None, None).await.0, 200);
+    let (status, body) = call(addr, Method::GET, "/admin/whoami", None, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("missing_credentials"))
+    );
+
+    let (status, me) = call(addr, Method::GET, "/admin/whoami", admin, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["type"], "user");
+    assert_eq!(me["accountId"], account.to_string());
+    assert_eq!(me["tokenRole"], "Admin");
+
+    let (status, created) = call(
+        addr,
+        Method::POST,
+        "/admin/api-tokens",
+        admin,
+        Some(json!({"description": "reporting", "role": "Read-only", "expiresInMinutes": 60})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["type"], "api");
+    let (api_id, api_secret) = (
+        created["clientId"].as_str().unwrap().to_owned(),
+        created["secretKey"].as_str().unwrap().to_owned(),
+    );
+    let api = Some((api_id.as_str(), api_secret.as_str()));
+
+    let (status, views) = call(addr, Method::GET, "/v1/view", api, None).await;
+    assert_eq!(status, 200);
+    let view_id = views["data"][0]["id"].as_str().unwrap().to_owned();
+    let (status, costs) = call(
+        addr,
+        Method::POST,
+        "/v1/cost/query-by-view",
+        api,
+        Some(json!({"viewId": view_id, "date": {"unixTimeMillSecondsStart": 1_700_000_000_000i64, "unixTimeMillSecondsEnd": 1_700_259_200_000i64}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{costs}");
+    assert!(
+        costs["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "Total")
+    );
+    assert_eq!(costs["request"]["viewId"], view_id);
+
+    // Read-only API tokens cannot manage tokens.
+    let (status, body) = call(addr, Method::GET, "/admin/api-tokens", api, None).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+
+    // Listing never shows a secret.
+    let (status, list) = call(addr, Method::GET, "/admin/api-tokens", admin, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["tokens"][0]["clientId"], api_id.as_str());
+    assert!(!list.to_string().contains(&api_secret));
+
+    // Revoked: rejected on the very next request; unknown: 404.
+    let path = format!("/admin/api-tokens/{api_id}");
+    assert_eq!(call(addr, Method::DELETE, &path, admin, None).await.0, 204);
+    let (status, body) = call(addr, Method::GET, "/v1/view", api, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_credentials"))
+    );
+    assert_eq!(call(addr, Method::DELETE, &path, admin, None).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_personal_tokens_and_bad_requests() {
+    let (addr, id, secret, _) = start_in_process().await;
+    let admin = Some((id.as_str(), secret.as_str()));
+    let (status, user) = call(
+        addr,
+        Method::POST,
+        "/admin/users",
+        admin,
+        Some(json!({"email": "bob@acme.test", "roles": ["Basic"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{user}");
+    assert_eq!(user["roles"], json!(["Basic"]));
+    let user_id = user["id"].as_str().unwrap().to_owned();
+
+    // The calling Admin may give itself a personal Admin token.
+    let (status, _) = call(
+        addr,
+        Method::POST,
+        "/admin/personal-tokens",
+        admin,
+        Some(json!({"description": "mine", "role": "Admin"})),
+    )
+    .await;
+    assert_eq!(status, 201, "the Admin may have an Admin token");
+
+    let (status, body) = call(
+        addr,
+        Method::POST,
+        "/admin/api-tokens",
+        admin,
+        Some(json!({"description": "x", "role": "Superuser"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, _) = call(
+        addr,
+        Method::POST,
+        "/v1/cost/query-by-view",
+        admin,
+        Some(json!({"viewId": "nope", "date": {"unixTimeMillSecondsStart": 0, "unixTimeMillSecondsEnd": 1}})),
+    )
+    .await;
+    assert_eq!(status, 404, "an unknown view does not exist");
+    let (status, _) = call(
+        addr,
+        Method::POST,
+        "/v1/cost/query-by-view",
+        admin,
+        Some(json!({"viewId": "x", "date": {"unixTimeMillSecondsStart": 0, "unixTimeMillSecondsEnd": 91i64 * 86_400_000}})),
+    )
+    .await;
+    assert_eq!(status, 400, "over 90 days");
+
+    let roles = format!("/admin/users/{user_id}/roles");
+    let (status, _) = call(
+        addr,
+        Method::PUT,
+        &roles,
+        admin,
+        Some(json!({"roles": ["Read-only"]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let path = format!("/admin/users/{user_id}");
+    assert_eq!(call(addr, Method::DELETE, &path, admin, None).await.0, 204);
+    assert_eq!(call(addr, Method::DELETE, &path, admin, None).await.0, 404);
+
+    let (status, metrics) = call(addr, Method::GET, "/metrics", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(metrics, Value::Null, "Prometheus text, not JSON");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_access_limits_what_a_personal_token_sees() {
+    let (addr, id, secret, account, admin_api) = start_with_admin().await;
+    let admin = Some((id.as_str(), secret.as_str()));
+    let (status, all) = call(addr, Method::GET, "/v1/view", admin, None).await;
+    assert_eq!(status, 200);
+    let all_views = view_ids(&all);
+    assert_eq!(all_views.len(), 3, "{all}");
+
+    let (status, body) = call(
+        addr,
+        Method::POST,
+        "/admin/users",
+        admin,
+        Some(json!({"email": "x@acme.test", "roles": ["Basic"], "dataAccess": ["no-such-view"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("dataAccess"),
+        "{body}"
+    );
+
+    let (status, dev) = call(
+        addr,
+        Method::POST,
+        "/admin/users",
+        admin,
+        Some(json!({"email": "dev@acme.test", "roles": ["Basic"], "dataAccess": [all_views[1]]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{dev}");
+    assert_eq!(dev["dataAccess"], json!([all_views[1]]));
+    let (status, open) = call(
+        addr,
+        Method::POST,
+        "/admin/users",
+        admin,
+        Some(json!({"email": "ops@acme.test", "roles": ["Basic"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, &open["dataAccess"]),
+        (201, &Value::Null),
+        "absent: every view"
+    );
+
+    let dev_id: finout_auth::UserId = dev["id"].as_str().unwrap().parse().unwrap();
+    let token = admin_api
+        .issue_personal_token(account, dev_id, NewToken::new("dev", Role::Basic))
+        .await
+        .unwrap();
+    let (dev_client, dev_secret) = (
+        token.client_id.to_string(),
+        token.secret_key.expose_secret().to_owned(),
+    );
+    let dev_creds = Some((dev_client.as_str(), dev_secret.as_str()));
+
+    let (status, body) = call(addr, Method::GET, "/v1/view", dev_creds, None).await;
+    assert_eq!((status, view_ids(&body)), (200, vec![all_views[1].clone()]));
+    let (status, _) = call(
+        addr,
+        Method::POST,
+        "/v1/cost/query-by-view",
+        dev_creds,
+        Some(one_day_of(&all_views[1])),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = call(
+        addr,
+        Method::POST,
+        "/v1/cost/query-by-view",
+        dev_creds,
+        Some(one_day_of(&all_views[0])),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("not_found")),
+        "outside data access"
+    );
+
+    // An API token sees the whole account.
+    let (status, api) = call(
+        addr,
+        Method::POST,
+        "/admin/api-tokens",
+        admin,
+        Some(json!({"description": "job", "role": "Read-only"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let api_creds = (
+        api["clientId"].as_str().unwrap(),
+        api["secretKey"].as_str().unwrap(),
+    );
+    let (status, body) = call(addr, Method::GET, "/v1/view", Some(api_creds), None).await;
+    assert_eq!((status, view_ids(&body)), (200, all_views.clone()));
+    let (status, _) = call(
+        addr,
+        Method::POST,
+        "/v1/cost/query-by-view",
+        Some(api_creds),
+        Some(one_day_of(&all_views[0])),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // A change applies to the user's very next request (the cached principal is dropped).
+    let roles = format!("/admin/users/{dev_id}/roles");
+    let (status, body) = call(
+        addr,
+        Method::PUT,
+        &roles,
+        admin,
+        Some(json!({"roles": ["Basic"], "dataAccess": [all_views[2], all_views[0]]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut expected = vec![all_views[0].clone(), all_views[2].clone()];
+    expected.sort();
+    assert_eq!(body["dataAccess"], json!(expected));
+    let (_, body) = call(addr, Method::GET, "/v1/view", dev_creds, None).await;
+    assert_eq!(
+        view_ids(&body),
+        vec![all_views[0].clone(), all_views[2].clone()]
+    );
+    let (status, _) = call(
+        addr,
+        Method::POST,
+        "/v1/cost/query-by-view",
+        dev_creds,
+        Some(one_day_of(&all_views[0])),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Without `dataAccess` a PUT leaves it alone; `null` gives every view back.
+    let (status, body) = call(
+        addr,
+        Method::PUT,
+        &roles,
+        admin,
+        Some(json!({"roles": ["Read-only"]})),
+    )
+    .await;
+    assert_eq!((status, &body["dataAccess"]), (200, &json!(expected)));
+    assert_eq!(body["roles"], json!(["Read-only"]));
+    let (status, body) = call(
+        addr,
+        Method::PUT,
+        &roles,
+        admin,
+        Some(json!({"roles": ["Basic"], "dataAccess": null})),
+    )
+    .await;
+    assert_eq!((status, &body["dataAccess"]), (200, &Value::Null));
+    let (_, body) = call(addr, Method::GET, "/v1/view", dev_creds, None).await;
+    assert_eq!(view_ids(&body), all_views);
+
+    // A user's personal tokens: never above the user's roles; listed and revoked by their
+    // owner only.
+    let (status, body) = call(
+        addr,
+        Method::POST,
+        "/admin/personal-tokens",
+        dev_creds,
+        Some(json!({"description": "escalate", "role": "Admin"})),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+    let (status, own) = call(
+        addr,
+        Method::POST,
+        "/admin/personal-tokens",
+        dev_creds,
+        Some(json!({"description": "reader", "role": "Read-only", "expiresInMinutes": 5})),
+    )
+    .await;
+    assert_eq!(
+        (status, own["type"].as_str()),
+        (201, Some("personal")),
+        "{own}"
+    );
+    let own_id = own["clientId"].as_str().unwrap();
+    let (status, listed) = call(addr, Method::GET, "/admin/personal-tokens", dev_creds, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["tokens"].as_array().unwrap().len(), 2, "{listed}");
+    assert!(
+        !listed
+            .to_string()
+            .contains(own["secretKey"].as_str().unwrap())
+    );
+    let own_path = format!("/admin/personal-tokens/{own_id}");
+    assert_eq!(
+        call(addr, Method::DELETE, &own_path, admin, None).await.0,
+        404,
+        "not the admin's own"
+    );
+    assert_eq!(
+        call(addr, Method::DELETE, &own_path, dev_creds, None)
+            .await
+            .0,
+        204
+    );
+
+    // Only an Admin manages users: a non-admin gets 403 (and learns nothing about views).
+    let (status, body) = call(
+        addr,
+        Method::PUT,
+        &roles,
+        dev_creds,
+        Some(json!({"roles": ["Basic"], "dataAccess": ["no-such-view"]})),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+    let (status, body) = call(
+        addr,
+        Method::PUT,
+        &roles,
+        admin,
+        Some(json!({"roles": ["Basic"], "dataAccess": "v-1"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+}
+
+/// The built binary, with its stdout lines and stderr (the logs) collected.
+struct Server {
+    child: Child,
+    stdout: Vec<String>,
+}
+
+fn spawn_binary(db: &str, port: u16) -> Server {
+    spawn_binary_with(db, port, &[])
+}
+
+fn spawn_binary_with(db: &str, port: u16, extra: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_finout-mock"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--store",
+            db,
+        ])
+        .args(extra)
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdout = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let listening = line.contains("listening on");
+        stdout.push(line);
+        if listening {
+            break;
+        }
+    }
+    Server { child, stdout }
+}
+
+impl Server {
+    /// Stop with SIGTERM; answer everything it logged.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "finout-mock exits cleanly on SIGTERM: {status}"
+        );
+        let mut logs = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut logs)
+            .unwrap();
+        logs
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_keeps_its_tokens_across_a_restart_and_logs_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("mock.db").display());
+    let port = free_port();
+    let first = spawn_binary(&db, port);
+    let field = |name: &str| {
+        first
+            .stdout
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("no {name} in {:?}", first.stdout))
+    };
+    let (id, secret) = (field("x-finout-client-id:"), field("x-finout-secret-key:"));
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let creds = Some((id.as_str(), secret.as_str()));
+    assert_eq!(
+        call(addr, Method::GET, "/admin/whoami", creds, None)
+            .await
+            .0,
+        200
+    );
+    let (status, created) = call(
+        addr,
+        Method::POST,
+        "/admin/api-tokens",
+        creds,
+        Some(json!({"description": "survives", "role": "Basic"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let api_secret = created["secretKey"].as_str().unwrap().to_owned();
+    let api_id = created["clientId"].as_str().unwrap().to_owned();
+    let mut logs = first.stop();
+
+    let second = spawn_binary(&db, port);
+    assert!(
+        !second
+            .stdout
+            .iter()
+            .any(|l| l.contains("x-finout-secret-key")),
+        "no second bootstrap on a store that has its account"
+    );
+    assert_eq!(
+        call(addr, Method::GET, "/admin/whoami", creds, None)
+            .await
+            .0,
+        200
+    );
+    let api = Some((api_id.as_str(), api_secret.as_str()));
+    assert_eq!(call(addr, Method::GET, "/v1/view", api, None).await.0, 200);
+    let (status, _) = call(
+        addr,
+        Method::GET,
+        "/v1/view",
+        Some((api_id.as_str(), "wrong")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    logs += &second.stop();
+
+    assert!(logs.contains(&api_id), "the logs name client ids: {logs}");
+    for s in [&secret, &api_secret] {
+        assert!(!logs.contains(s.as_str()), "a secret is in the logs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_tags_need_a_writer_and_never_cross_accounts() {
+    let (addr, id, secret, account, token_admin) = start_with_admin().await;
+    let admin = Some((id.as_str(), secret.as_str()));
+    let (status, tag) = call(
+        addr,
+        Method::POST,
+        "/v1/virtual-tags",
+        admin,
+        Some(json!({"name": "team", "rules": [], "defaultValue": "Untagged"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{tag}");
+    let tag_id = tag["id"].as_str().unwrap().to_owned();
+    // Finout's tag object: what was sent, plus the fields it keeps itself.
+    assert_eq!(tag["defaultValue"], "Untagged");
+    assert_eq!(tag["accountId"], account.to_string());
+    assert_eq!(tag["createdBy"], "admin@acme.test");
+    assert_eq!(tag["updatedBy"], "admin@acme.test");
+    let created_at = tag["createdAt"].as_str().unwrap().to_owned();
+    assert!(
+        created_at.ends_with(" GMT+0000 (Greenwich Mean Time)") && created_at.len() == 55,
+        "a JavaScript Date string like Finout's: {created_at}"
+    );
+    let (status, body) = call(
+        addr,
+        Method::POST,
+        "/v1/virtual-tags",
+        admin,
+        Some(json!({"name": "bad", "rules": "all"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let path = format!("/v1/virtual-tags/{tag_id}");
+    let (status, got) = call(addr, Method::GET, &path, admin, None).await;
+    assert_eq!((status, got["name"].as_str()), (200, Some("team")));
+    let (status, list) = call(addr, Method::GET, "/v1/virtual-tags", admin, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["accountId"], account.to_string());
+    assert_eq!(list["virtualTags"][0]["id"], tag_id.as_str());
+
+    // A Read-only API token may read, not write.
+    let (_, reader) = call(
+        addr,
+        Method::POST,
+        "/admin/api-tokens",
+        admin,
+        Some(json!({"description": "reader", "role": "Read-only"})),
+    )
+    .await;
+    let reader = (
+        reader["clientId"].as_str().unwrap().to_owned(),
+        reader["secretKey"].as_str().unwrap().to_owned(),
+    );
+    let reader = Some((reader.0.as_str(), reader.1.as_str()));
+    assert_eq!(call(addr, Method::GET, &path, reader, None).await.0, 200);
+    let (status, body) = call(addr, Method::PUT, &path, reader, Some(json!({"name": "x"}))).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+    assert_eq!(call(addr, Method::DELETE, &path, reader, None).await.0, 403);
+
+    // Another account's token: the tag does not exist for it.
+    let other = token_admin.create_account("Other").await.unwrap();
+    let outsider = token_admin
+        .issue_api_token(other.id, None, NewToken::new("outsider", Role::Admin))
+        .await
+        .unwrap();
+    let outsider = Some((
+        outsider.client_id.as_str(),
+        outsider.secret_key.expose_secret(),
+    ));
+    assert_eq!(call(addr, Method::GET, &path, outsider, None).await.0, 404);
+    assert_eq!(
+        call(addr, Method::DELETE, &path, outsider, None).await.0,
+        404
+    );
+    let (_, theirs) = call(addr, Method::GET, "/v1/virtual-tags", outsider, None).await;
+    assert_eq!(theirs["virtualTags"], json!([]));
+
+    // A Basic API token may write; the tag keeps who created it and records who updated it.
+    let (_, writer) = call(
+        addr,
+        Method::POST,
+        "/admin/api-tokens",
+        admin,
+        Some(json!({"description": "writer", "role": "Basic"})),
+    )
+    .await;
+    let writer_id = writer["clientId"].as_str().unwrap();
+    let writer = Some((writer_id, writer["secretKey"].as_str().unwrap()));
+    let (status, replaced) = call(
+        addr,
+        Method::PUT,
+        &path,
+        writer,
+        Some(json!({"name": "squad", "createdBy": "someone@else.test"})),
+    )
+    .await;
+    assert_eq!((status, replaced["name"].as_str()), (200, Some("squad")));
+    assert_eq!(replaced["createdBy"], "admin@acme.test");
+    assert_eq!(replaced["createdAt"], created_at.as_str());
+    assert_eq!(replaced["updatedBy"], writer_id);
+    assert_eq!(replaced["rules"], json!([]));
+    let (status, keys) = call(
+        addr,
+        Method::GET,
+        "/v1/megabill/query-language/keys",
+        reader,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(keys["keys"][0]["costCenter"].is_string());
+    assert_eq!(call(addr, Method::DELETE, &path, admin, None).await.0, 204);
+    assert_eq!(call(addr, Method::GET, &path, admin, None).await.0, 404);
+}
+
+const SEED: &str = r#"{
+  "accounts": [{
+    "id": "2d3f9a4e-6b1c-4f0e-9d2a-7c5b8e1f0a3d",
+    "name": "Seeded",
+    "views": [{"id": "v-everything", "name": "Everything"}, {"id": "v-eks", "name": "EKS"}],
+    "users": [
+      {"id": "5b0c3f1e-2a4d-4c6b-8e9f-0a1b2c3d4e5f", "email": "ops@acme.test", "roles": ["Admin"]},
+      {"id": "6c1d4a2f-3b5e-4d7c-9fa0-1b2c3d4e5f60", "email": "dev@acme.test", "roles": ["Basic"],
+       "dataAccess": ["v-eks"]}
+    ],
+    "tokens": [
+      {"clientId": "dev-laptop", "secretKey": "dev-s3cret", "type": "personal",
+       "user": "dev@acme.test", "role": "Basic", "expiresAt": null},
+      {"clientId": "ci-reader", "secretKey": "reader-s3cret", "type": "api",
+       "role": "Read-only", "description": "CI", "expiresAt": null},
+      {"clientId": "ops-laptop", "secretKey": "ops-s3cret", "type": "personal",
+       "user": "ops@acme.test", "role": "Admin", "description": "laptop",
+       "expiresAt": "2099-01-01T00:00:00Z"}
+    ]
+  }]
+}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_declares_known_credentials_and_loads_idempotently() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.json");
+    std::fs::write(&seed, SEED).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("seeded.db").display());
+    let seed_arg = seed.display().to_string();
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    for _ in 0..2 {
+        let server = spawn_binary_with(&db, port, &["--seed", &seed_arg]);
+        assert!(
+            !server
+                .stdout
+                .iter()
+                .any(|l| l.contains("x-finout-secret-key"))
+        );
+        let (status, views) = call(
+            addr,
+            Method::GET,
+            "/v1/view",
+            Some(("ci-reader", "reader-s3cret")),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            views["data"],
+            json!([{"id": "v-everything", "name": "Everything"}, {"id": "v-eks", "name": "EKS"}]),
+            "an API token sees the whole account"
+        );
+        let dev = Some(("dev-laptop", "dev-s3cret"));
+        let (status, views) = call(addr, Method::GET, "/v1/view", dev, None).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            views["data"],
+            json!([{"id": "v-eks", "name": "EKS"}]),
+            "a personal token sees its user's data access"
+        );
+        let (status, _) = call(
+            addr,
+            Method::POST,
+            "/v1/cost/query-by-view",
+            dev,
+            Some(one_day_of("v-eks")),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, body) = call(
+            addr,
+            Method::POST,
+            "/v1/cost/query-by-view",
+            dev,
+            Some(one_day_of("v-everything")),
+        )
+        .await;
+        assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+        let (status, me) = call(
+            addr,
+            Method::GET,
+            "/admin/whoami",
+            Some(("ops-laptop", "ops-s3cret")),
+            None,
+        )
+        .await;
+        assert_eq!((status, me["type"].as_str()), (200, Some("user")));
+        let logs = server.stop();
+        for secret in ["reader-s3cret", "ops-s3cret", "dev-s3cret"] {
+            assert!(!logs.contains(secret), "{secret} in the logs");
+        }
+    }
+}
+
+/// Start the binary with `seed` (written to `path`); it must fail: its stderr.
+fn failed_start(path: &std::path::Path, seed: &str) -> String {
+    std::fs::write(path, seed).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_finout-mock"))
+        .args([
+            "serve",
+            "--store",
+            "memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--seed",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn an_invalid_seed_fails_at_start_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("bad.json");
+    let bad = SEED.replace(
+        r#""user": "ops@acme.test""#,
+        r#""user": "nobody@acme.test""#,
+    );
+    let stderr = failed_start(&seed, &bad);
+    assert!(stderr.contains("accounts[0].tokens[2].user"), "{stderr}");
+
+    let bad = SEED.replace(
+        r#""dataAccess": ["v-eks"]"#,
+        r#""dataAccess": ["v-eks", "v-gone"]"#,
+    );
+    let stderr = failed_start(&seed, &bad);
+    assert!(
+        stderr.contains("accounts[0].users[1].dataAccess[1]"),
+        "{stderr}"
+    );
+}
+
+fn cli(args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_finout-mock"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "finout-mock {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_manages_users_and_tokens_for_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let port = free_port();
+    spawn_binary(&db, port).stop(); // bootstraps the mock's account
+
+    let user = cli(&[
+        "user",
+        "add",
+        "--store",
+        &db,
+        "--email",
+        "dev@acme.test",
+        "--roles",
+        "Basic,Read-only",
+    ]);
+    let user_id = user["id"].as_str().unwrap().to_owned();
+    assert_eq!(user["roles"], json!(["Basic", "Read-only"]));
+    let personal = cli(&[
+        "token",
+        "create",
+        "--store",
+        &db,
+        "--description",
+        "dev",
+        "--role",
+        "Basic",
+        "--user",
+        &user_id,
+    ]);
+    let api = cli(&[
+        "token",
+        "create",
+        "--store",
+        &db,
+        "--description",
+        "job",
+        "--role",
+        "Read-only",
+    ]);
+    let listed = cli(&["token", "list", "--store", &db]);
+    assert_eq!(listed["tokens"].as_array().unwrap().len(), 3, "{listed}");
+    assert!(
+        !listed
+            .to_string()
+            .contains(api["secretKey"].as_str().unwrap())
+    );
+    cli(&[
+        "token",
+        "revoke",
+        "--store",
+        &db,
+        api["clientId"].as_str().unwrap(),
+    ]);
+    let narrowed = cli(&[
+        "user",
+        "roles",
+        "--store",
+        &db,
+        &user_id,
+        "--roles",
+        "Basic",
+        "--data-access",
+        "v-b,v-a",
+    ]);
+    assert_eq!(narrowed["dataAccess"], json!(["v-a", "v-b"]));
+    let kept = cli(&[
+        "user", "roles", "--store", &db, &user_id, "--roles", "Basic",
+    ]);
+    assert_eq!(
+        kept["dataAccess"],
+        json!(["v-a", "v-b"]),
+        "unchanged without the flag"
+    );
+    let opened = cli(&[
+        "user",
+        "roles",
+        "--store",
+        &db,
+        &user_id,
+        "--roles",
+        "Basic",
+        "--data-access",
+        "all",
+    ]);
+    assert_eq!(opened["dataAccess"], Value::Null);
+
+    let server = spawn_binary(&db, port);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let creds = |t: &Value| {
+        (
+            t["clientId"].as_str().unwrap().to_owned(),
+            t["secretKey"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (pid, psecret) = creds(&personal);
+    let (status, me) = call(
+        addr,
+        Method::GET,
+        "/admin/whoami",
+        Some((&pid, &psecret)),
+        None,
+    )
+    .await;
+    assert_eq!((status, me["roles"].clone()), (200, json!(["Basic"])));
+    let (aid, asecret) = creds(&api);
+    assert_eq!(
+        call(addr, Method::GET, "/v1/view", Some((&aid, &asecret)), None)
+            .await
+            .0,
+        401
+    );
+
+    cli(&["user", "remove", "--store", &db, &user_id]);
+    server.stop();
+    let server = spawn_binary(&db, port);
+    assert_eq!(
+        call(
+            addr,
+            Method::GET,
+            "/admin/whoami",
+            Some((&pid, &psecret)),
+            None
+        )
+        .await
+        .0,
+        401
+    );
+    server.stop();
+}
+
+/// A plain-text GET without credentials.
+async fn text(addr: SocketAddr, path: &str) -> String {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let request = Request::get(path)
+        .header("host", "mock")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// The value of one `finout_auth_requests_total` line of `/metrics`.
+fn requests_total(metrics: &str, outcome: &str) -> u64 {
+    let line = format!("finout_auth_requests_total{{outcome=\"{outcome}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .unwrap_or_else(|| panic!("no {outcome} line in:\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_every_403_and_429_the_mock_answers() {
+    let store = Arc::new(MemoryTokenStore::new());
+    let auth = Authenticator::new(store.clone());
+    let admin = TokenAdmin::new(store).with_authenticator(auth.clone());
+    let account = admin.create_account("Acme").await.unwrap();
+    let reader = admin
+        .issue_api_token(account.id, None, NewToken::new("reader", Role::ReadOnly))
+        .await
+        .unwrap();
+    // One request in flight per token, each held for 300 ms: a second one at once is 429.
+    let app = Mock::new(admin, auth)
+        .max_in_flight(1)
+        .latency(Duration::from_millis(300))
+        .router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let creds = (reader.client_id.as_str(), reader.secret_key.expose_secret());
+
+    let before = text(addr, "/metrics").await;
+    assert_eq!(requests_total(&before, "forbidden"), 0);
+    assert_eq!(requests_total(&before, "too_many_requests"), 0);
+
+    // A handler's 403: Read-only cannot write virtual tags.
+    let (status, body) = call(
+        addr,
+        Method::POST,
+        "/v1/virtual-tags",
+        Some(creds),
+        Some(json!({"name": "team"})),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+
+    // The concurrency limit's 429: two at once.
+    let (first, second) = tokio::join!(
+        call(addr, Method::GET, "/v1/view", Some(creds), None),
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            call(addr, Method::GET, "/v1/view", Some(creds), None).await
+        }
+    );
+    assert_eq!(first.0, 200);
+    assert_eq!(
+        (second.0, second.1["error"].as_str()),
+        (429, Some("too_many_requests"))
+    );
+
+    let after = text(addr, "/metrics").await;
+    assert_eq!(requests_total(&after, "forbidden"), 1, "{after}");
+    assert_eq!(requests_total(&after, "too_many_requests"), 1, "{after}");
+}

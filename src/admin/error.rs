@@ -1,0 +1,26 @@
+//! [`AdminError`]: what issuing, listing and revoking tokens and managing users report.
+
+use crate::{crypto::HashError, error::StoreError};
+
+use super::validate::InvalidRequest;
+
+/// An error from issuing, listing or revoking tokens and managing users.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// The acting principal may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// The token, user or account does not exist (in the actor's account).
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    /// The request is not valid (bad role, bad expiry, empty description...).
+    #[error("invalid request: {0}")]
+    Invalid(#[from] InvalidRequest),
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Hashing the new secret failed.
+    #[error("hashing the secret failed")]
+    Hash(#[source] HashError),
+}

@@ -1,0 +1,344 @@
+//! Issuing, listing and revoking tokens, and managing users: the "Admin Portal" side.
+//!
+//! [`TokenAdmin`]'s own methods are *trusted*: they check that a request is consistent (the
+//! user exists, a personal token's role is within its user's roles) but not who asks. Use
+//! them for bootstrapping, seeds and CLIs. [`TokenAdmin::acting_as`] gives an [`AdminSession`]
+//! that also enforces Finout's rules for an authenticated caller:
+//!
+//! - API tokens and users are managed only by a *user* holding `Admin` (a personal token
+//!   whose role and user both cover `Admin`);
+//! - personal tokens are issued to the calling user only, with a role within what the
+//!   caller's token and the user's current roles allow: a token never holds more than its
+//!   user.
+//!
+//! Every change that affects authentication invalidates the caches registered with
+//! [`TokenAdmin::with_authenticator`] (any [`Invalidate`]) before the method returns.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use finout_auth::{NewToken, Role, TokenAdmin};
+//! use finout_auth::store::MemoryTokenStore;
+//!
+//! let admin = TokenAdmin::new(Arc::new(MemoryTokenStore::new()));
+//! let account = admin.create_account("Acme").await?;
+//! let alice = admin.add_user(account.id, "alice@acme.test", vec![Role::Admin]).await?;
+//! let token = admin
+//!     .issue_personal_token(account.id, alice.id, NewToken::new("laptop", Role::Admin))
+//!     .await?;
+//! // The secret is available exactly once, here.
+//! assert_eq!(token.secret_key.expose_secret().len(), 36);
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod session;
+mod validate;
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+pub use error::AdminError;
+pub use session::AdminSession;
+pub use validate::InvalidRequest;
+
+use crate::{
+    clock::{Clock, SystemClock},
+    crypto::{CredentialGenerator, SecretHasher, UuidV4Generator},
+    error::StoreError,
+    model::{
+        Account, AccountId, ClientId, DataAccess, IssuedToken, NewToken, Role, TokenInfo,
+        TokenKind, TokenRecord, User, UserId,
+    },
+    store::{Invalidate, TokenAdminStore, TokenFilter, UserUpdate},
+};
+use validate::{check_data_access, check_description, check_email, check_roles};
+
+/// How often issuing draws a new client id after a collision before it gives up.
+const CLIENT_ID_ATTEMPTS: usize = 4;
+
+/// Issues and revokes tokens and manages users over a [`TokenAdminStore`].
+#[derive(Debug, Clone)]
+pub struct TokenAdmin {
+    store: Arc<dyn TokenAdminStore>,
+    hasher: SecretHasher,
+    generator: Arc<dyn CredentialGenerator>,
+    clock: Arc<dyn Clock>,
+    caches: Vec<Arc<dyn Invalidate>>,
+}
+
+impl TokenAdmin {
+    /// Manage tokens in `store`, with UUID v4 credentials and default argon2id parameters.
+    pub fn new(store: Arc<dyn TokenAdminStore>) -> Self {
+        TokenAdmin {
+            store,
+            hasher: SecretHasher::default(),
+            generator: Arc::new(UuidV4Generator),
+            clock: Arc::new(SystemClock),
+            caches: Vec::new(),
+        }
+    }
+
+    /// Invalidate this cache (typically an [`Authenticator`](crate::Authenticator)) on every
+    /// change; call once per authenticator in this process. Its clock, if it has one, becomes
+    /// this admin's clock too.
+    #[must_use]
+    pub fn with_authenticator(mut self, cache: impl Invalidate) -> Self {
+        if let Some(clock) = cache.clock() {
+            self.clock = clock;
+        }
+        self.caches.push(Arc::new(cache));
+        self
+    }
+
+    /// Hash new secrets with this hasher.
+    #[must_use]
+    pub fn with_hasher(mut self, hasher: SecretHasher) -> Self {
+        self.hasher = hasher;
+        self
+    }
+
+    /// Make client ids and secrets with this generator.
+    #[must_use]
+    pub fn with_generator(mut self, generator: impl CredentialGenerator) -> Self {
+        self.generator = Arc::new(generator);
+        self
+    }
+
+    /// Read "now" (for `created_at` and expiry) from this clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The store behind this admin.
+    pub fn store(&self) -> &Arc<dyn TokenAdminStore> {
+        &self.store
+    }
+
+    async fn invalidate(&self, client_ids: &[ClientId]) {
+        for cache in &self.caches {
+            for id in client_ids {
+                cache.invalidate(id).await;
+            }
+        }
+    }
+
+    /// Create an account with a new random id.
+    pub async fn create_account(&self, name: impl Into<String>) -> Result<Account, AdminError> {
+        let account = Account {
+            id: AccountId::new_v4(),
+            name: name.into(),
+        };
+        self.store.insert_account(account.clone()).await?;
+        Ok(account)
+    }
+
+    /// Add a user with a new random id and access to all of the account's data.
+    pub async fn add_user(
+        &self,
+        account: AccountId,
+        email: impl Into<String>,
+        roles: Vec<Role>,
+    ) -> Result<User, AdminError> {
+        self.add_user_with_access(account, email, roles, DataAccess::All)
+            .await
+    }
+
+    /// Add a user with a new random id and the given data access.
+    pub async fn add_user_with_access(
+        &self,
+        account: AccountId,
+        email: impl Into<String>,
+        roles: Vec<Role>,
+        data_access: DataAccess,
+    ) -> Result<User, AdminError> {
+        let email = email.into();
+        check_email(&email)?;
+        check_roles(&roles)?;
+        check_data_access(&data_access)?;
+        let mut user = User::new(UserId::new_v4(), account, email, roles);
+        user.data_access = data_access;
+        self.store
+            .insert_user(user.clone())
+            .await
+            .map_err(not_found)?;
+        Ok(user)
+    }
+
+    /// Replace a user's roles; their personal tokens follow at once.
+    pub async fn set_user_roles(
+        &self,
+        account: AccountId,
+        user: UserId,
+        roles: Vec<Role>,
+    ) -> Result<(), AdminError> {
+        self.update_user(account, user, UserUpdate::default().roles(roles))
+            .await
+    }
+
+    /// Change a user's roles and/or data access, atomically; their personal tokens follow
+    /// at once.
+    pub async fn update_user(
+        &self,
+        account: AccountId,
+        user: UserId,
+        update: UserUpdate,
+    ) -> Result<(), AdminError> {
+        if let Some(roles) = &update.roles {
+            check_roles(roles)?;
+        }
+        if let Some(access) = &update.data_access {
+            check_data_access(access)?;
+        }
+        let tokens = self
+            .store
+            .update_user(account, user, update)
+            .await?
+            .ok_or(AdminError::NotFound("user"))?;
+        self.invalidate(&tokens).await;
+        Ok(())
+    }
+
+    /// Remove a user and delete all of their personal tokens, which stop working at once.
+    /// Returns the deleted tokens' ids.
+    pub async fn remove_user(
+        &self,
+        account: AccountId,
+        user: UserId,
+    ) -> Result<Vec<ClientId>, AdminError> {
+        let tokens = self
+            .store
+            .remove_user(account, user)
+            .await?
+            .ok_or(AdminError::NotFound("user"))?;
+        self.invalidate(&tokens).await;
+        Ok(tokens)
+    }
+
+    /// Issue an API token (no authorization check; see [`AdminSession::issue_api_token`]).
+    pub async fn issue_api_token(
+        &self,
+        account: AccountId,
+        created_by: Option<UserId>,
+        new: NewToken,
+    ) -> Result<IssuedToken, AdminError> {
+        self.issue(account, TokenKind::Api, None, created_by, new)
+            .await
+    }
+
+    /// Issue a personal token for `user`, whose current roles must cover the token's role.
+    pub async fn issue_personal_token(
+        &self,
+        account: AccountId,
+        user: UserId,
+        new: NewToken,
+    ) -> Result<IssuedToken, AdminError> {
+        self.issue(account, TokenKind::Personal, Some(user), Some(user), new)
+            .await
+    }
+
+    async fn issue(
+        &self,
+        account: AccountId,
+        kind: TokenKind,
+        user: Option<UserId>,
+        created_by: Option<UserId>,
+        new: NewToken,
+    ) -> Result<IssuedToken, AdminError> {
+        check_description(&new.description)?;
+        if let Some(user) = user {
+            let user = self
+                .store
+                .get_user(account, user)
+                .await?
+                .ok_or(AdminError::NotFound("user"))?;
+            if !user.holds(&new.role) {
+                return Err(AdminError::Forbidden(
+                    "a personal token's role must be within its user's roles",
+                ));
+            }
+        }
+        let now = self.clock.now();
+        let expires_at = validate::expiry(now, new.expires_in)?;
+        let secret = self.generator.secret_key();
+        let secret_hash = self
+            .hasher
+            .hash_async(&secret)
+            .await
+            .map_err(AdminError::Hash)?;
+        // Ids are random; a collision is astronomically rare but must not overwrite a token.
+        let mut attempts = 1;
+        loop {
+            let record = TokenRecord::new(
+                self.generator.client_id(),
+                kind,
+                account,
+                user,
+                new.description.clone(),
+                new.role.clone(),
+                secret_hash.clone(),
+                truncate_to_micros(now),
+                expires_at.map(truncate_to_micros),
+                created_by,
+            );
+            match self.store.insert_token(record.clone()).await {
+                Ok(()) => {
+                    // A lookup of this id before it existed may be cached as "unknown".
+                    self.invalidate(std::slice::from_ref(&record.client_id))
+                        .await;
+                    return Ok(IssuedToken {
+                        client_id: record.client_id.clone(),
+                        secret_key: secret,
+                        info: record.info(),
+                    });
+                }
+                Err(StoreError::Conflict("client id")) if attempts < CLIENT_ID_ATTEMPTS => {
+                    attempts += 1;
+                }
+                Err(e) => return Err(not_found(e)),
+            }
+        }
+    }
+
+    /// List an account's tokens (never a secret or hash).
+    pub async fn list_tokens(
+        &self,
+        account: AccountId,
+        filter: TokenFilter,
+    ) -> Result<Vec<TokenInfo>, AdminError> {
+        Ok(self.store.list_tokens(account, filter).await?)
+    }
+
+    /// Revoke (delete) a token of the account; it is rejected from the next request on.
+    pub async fn revoke_token(
+        &self,
+        account: AccountId,
+        client_id: &ClientId,
+    ) -> Result<TokenRecord, AdminError> {
+        let record = self
+            .store
+            .delete_token(account, client_id)
+            .await?
+            .ok_or(AdminError::NotFound("token"))?;
+        self.invalidate(std::slice::from_ref(client_id)).await;
+        Ok(record)
+    }
+}
+
+fn not_found(e: StoreError) -> AdminError {
+    match e {
+        StoreError::NotFound(what) => AdminError::NotFound(what),
+        other => AdminError::Store(other),
+    }
+}
+
+/// Stores keep microseconds (PostgreSQL's precision); truncate so that what an issue returns
+/// equals what a later listing reads back.
+fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(t)
+}

@@ -1,0 +1,158 @@
+//! [`AdminSession`]: the admin operations on behalf of an authenticated caller, with
+//! Finout's rules enforced (see the [module docs](super)).
+
+use super::{AdminError, TokenAdmin};
+use crate::{
+    model::{
+        AccountId, ClientId, DataAccess, IssuedToken, NewToken, Principal, Role, TokenInfo,
+        TokenKind, TokenRecord, User, UserId,
+    },
+    store::{TokenFilter, UserUpdate},
+};
+
+/// Admin operations on behalf of an authenticated caller, with Finout's rules enforced.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminSession<'a> {
+    admin: &'a TokenAdmin,
+    actor: &'a Principal,
+}
+
+impl TokenAdmin {
+    /// Check the caller's rights on every operation.
+    pub fn acting_as<'a>(&'a self, actor: &'a Principal) -> AdminSession<'a> {
+        AdminSession { admin: self, actor }
+    }
+}
+
+impl AdminSession<'_> {
+    fn require_admin_user(&self) -> Result<UserId, AdminError> {
+        match self.actor.user_id() {
+            Some(user) if self.actor.is_admin_user() => Ok(user),
+            _ => Err(AdminError::Forbidden(
+                "only a user holding Admin may manage API tokens and users",
+            )),
+        }
+    }
+
+    fn account(&self) -> AccountId {
+        self.actor.account_id()
+    }
+
+    /// Issue an API token in the caller's account. Admin users only.
+    pub async fn issue_api_token(&self, new: NewToken) -> Result<IssuedToken, AdminError> {
+        let by = self.require_admin_user()?;
+        self.admin
+            .issue_api_token(self.account(), Some(by), new)
+            .await
+    }
+
+    /// The account's API tokens. Admin users only.
+    pub async fn list_api_tokens(&self) -> Result<Vec<TokenInfo>, AdminError> {
+        self.require_admin_user()?;
+        self.admin
+            .list_tokens(self.account(), TokenFilter::Api)
+            .await
+    }
+
+    /// Revoke one of the account's API tokens. Admin users only; `NotFound` for anything
+    /// else (another account's token, a personal token, an unknown id).
+    pub async fn revoke_api_token(&self, client_id: &ClientId) -> Result<(), AdminError> {
+        self.require_admin_user()?;
+        self.revoke_matching(client_id, |t| t.kind == TokenKind::Api)
+            .await
+    }
+
+    /// Issue a personal token for the calling user. Its role must be within both the
+    /// caller's token role and the user's current roles.
+    pub async fn issue_personal_token(&self, new: NewToken) -> Result<IssuedToken, AdminError> {
+        let Some(user) = self.actor.user_id() else {
+            return Err(AdminError::Forbidden(
+                "personal tokens are issued with a personal token",
+            ));
+        };
+        if !self.actor.has_role(&new.role) {
+            return Err(AdminError::Forbidden(
+                "a personal token cannot hold more than its user",
+            ));
+        }
+        self.admin
+            .issue_personal_token(self.account(), user, new)
+            .await
+    }
+
+    /// The calling user's personal tokens.
+    pub async fn list_personal_tokens(&self) -> Result<Vec<TokenInfo>, AdminError> {
+        let user = self.own_user()?;
+        self.admin
+            .list_tokens(self.account(), TokenFilter::PersonalOf(user))
+            .await
+    }
+
+    /// Revoke one of the calling user's own personal tokens (`NotFound` for anyone else's).
+    pub async fn revoke_personal_token(&self, client_id: &ClientId) -> Result<(), AdminError> {
+        let user = self.own_user()?;
+        self.revoke_matching(client_id, |t| t.user_id == Some(user))
+            .await
+    }
+
+    fn own_user(&self) -> Result<UserId, AdminError> {
+        self.actor.user_id().ok_or(AdminError::Forbidden(
+            "personal tokens belong to users; this is an API token",
+        ))
+    }
+
+    async fn revoke_matching(
+        &self,
+        client_id: &ClientId,
+        allowed: impl Fn(&TokenRecord) -> bool,
+    ) -> Result<(), AdminError> {
+        let found = self.admin.store.find_token(client_id).await?;
+        // Another account's token, or one the caller may not touch, does not exist for them.
+        if !found.is_some_and(|t| t.record.account_id == self.account() && allowed(&t.record)) {
+            return Err(AdminError::NotFound("token"));
+        }
+        self.admin.revoke_token(self.account(), client_id).await?;
+        Ok(())
+    }
+
+    /// Add a user to the caller's account. Admin users only.
+    pub async fn add_user(
+        &self,
+        email: impl Into<String>,
+        roles: Vec<Role>,
+    ) -> Result<User, AdminError> {
+        self.add_user_with_access(email, roles, DataAccess::All)
+            .await
+    }
+
+    /// Add a user with the given data access to the caller's account. Admin users only.
+    pub async fn add_user_with_access(
+        &self,
+        email: impl Into<String>,
+        roles: Vec<Role>,
+        data_access: DataAccess,
+    ) -> Result<User, AdminError> {
+        self.require_admin_user()?;
+        self.admin
+            .add_user_with_access(self.account(), email, roles, data_access)
+            .await
+    }
+
+    /// Remove a user (and their personal tokens). Admin users only.
+    pub async fn remove_user(&self, user: UserId) -> Result<Vec<ClientId>, AdminError> {
+        self.require_admin_user()?;
+        self.admin.remove_user(self.account(), user).await
+    }
+
+    /// Change a user's roles. Admin users only.
+    pub async fn set_user_roles(&self, user: UserId, roles: Vec<Role>) -> Result<(), AdminError> {
+        self.update_user(user, UserUpdate::default().roles(roles))
+            .await
+    }
+
+    /// Change a user's roles and/or data access. Admin users only.
+    pub async fn update_user(&self, user: UserId, update: UserUpdate) -> Result<(), AdminError> {
+        self.require_admin_user()?;
+        self.admin.update_user(self.account(), user, update).await
+    }
+}

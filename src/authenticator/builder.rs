@@ -1,0 +1,228 @@
+//! [`AuthenticatorBuilder`]: every setting of an [`Authenticator`], with its default.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use super::{
+    Authenticator, Inner, admission::Admission, cache::TokenCache, lookup::Records,
+    throttle::FailureThrottle, usage::UsageRecorder, verify::Verifier,
+};
+use crate::{
+    clock::{Clock, SystemClock},
+    crypto::SecretHasher,
+    metrics::Metrics,
+    store::TokenStore,
+};
+
+impl Authenticator {
+    /// Start configuring an authenticator over `store`.
+    pub fn builder(store: Arc<dyn TokenStore>) -> AuthenticatorBuilder {
+        AuthenticatorBuilder {
+            store,
+            hasher: SecretHasher::default(),
+            clock: Arc::new(SystemClock),
+            metrics: Metrics::default(),
+            cache_capacity: 10_000,
+            cache_ttl: Duration::from_secs(60),
+            verdict_ttl: Duration::from_secs(60),
+            max_concurrent_verifications: std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1).max(1)),
+            max_waiting_verifications: 64,
+            low_priority_verification: true,
+            dummy_verification: true,
+            verification_wait: Duration::from_secs(2),
+            failure_limit: Some((20, Duration::from_secs(60))),
+            usage_interval: Some(Duration::from_secs(60)),
+        }
+    }
+
+    /// An authenticator over `store` with every default.
+    pub fn new(store: Arc<dyn TokenStore>) -> Self {
+        Self::builder(store).build()
+    }
+}
+
+/// Configures an [`Authenticator`].
+#[must_use]
+pub struct AuthenticatorBuilder {
+    store: Arc<dyn TokenStore>,
+    hasher: SecretHasher,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    cache_capacity: u64,
+    cache_ttl: Duration,
+    verdict_ttl: Duration,
+    max_concurrent_verifications: usize,
+    max_waiting_verifications: usize,
+    low_priority_verification: bool,
+    dummy_verification: bool,
+    verification_wait: Duration,
+    failure_limit: Option<(u32, Duration)>,
+    usage_interval: Option<Duration>,
+}
+
+impl fmt::Debug for AuthenticatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthenticatorBuilder")
+            .field("cache_capacity", &self.cache_capacity)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("verdict_ttl", &self.verdict_ttl)
+            .field(
+                "max_concurrent_verifications",
+                &self.max_concurrent_verifications,
+            )
+            .field("max_waiting_verifications", &self.max_waiting_verifications)
+            .field("low_priority_verification", &self.low_priority_verification)
+            .field("dummy_verification", &self.dummy_verification)
+            .field("verification_wait", &self.verification_wait)
+            .field("failure_limit", &self.failure_limit)
+            .field("usage_interval", &self.usage_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthenticatorBuilder {
+    /// How many tokens each cache holds at most. Default 10,000.
+    pub fn cache_capacity(mut self, entries: u64) -> Self {
+        self.cache_capacity = entries;
+        self
+    }
+
+    /// How long a verified token or a fetched record is trusted without asking the store
+    /// again: the bound on staleness when an invalidation is missed. Default 60 s.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// How long the outcome of an argon2 verification is remembered per (client id, secret),
+    /// so that repeating a wrong secret costs no argon2. Default 60 s.
+    pub fn verdict_ttl(mut self, ttl: Duration) -> Self {
+        self.verdict_ttl = ttl;
+        self
+    }
+
+    /// How many argon2 verifications may run at once. Default: one less than the number of
+    /// CPUs (at least 1), so that a flood of cold requests leaves a core for cached ones.
+    pub fn max_concurrent_verifications(mut self, n: usize) -> Self {
+        self.max_concurrent_verifications = n.max(1);
+        self
+    }
+
+    /// Run argon2 on dedicated threads at the lowest OS priority (the default), so that a
+    /// flood of verifications yields the CPU to cached requests; `false` keeps them at
+    /// normal priority.
+    pub fn low_priority_verification(mut self, low: bool) -> Self {
+        self.low_priority_verification = low;
+        self
+    }
+
+    /// Run a dummy argon2 verification for unknown client ids (the default), so that their
+    /// answer takes as long as a wrong secret's and timing does not tell which ids exist.
+    /// `false` answers unknown ids at once: cheaper under a flood of invented ids, at the
+    /// cost of revealing which ids exist.
+    pub fn dummy_verification(mut self, on: bool) -> Self {
+        self.dummy_verification = on;
+        self
+    }
+
+    /// How many verifications may wait for a free slot; past that, `auth_busy` at once
+    /// instead of piling up. Default 64.
+    pub fn max_waiting_verifications(mut self, n: usize) -> Self {
+        self.max_waiting_verifications = n;
+        self
+    }
+
+    /// How long a request waits for verification capacity before `auth_busy`. Default 2 s.
+    pub fn verification_wait(mut self, wait: Duration) -> Self {
+        self.verification_wait = wait;
+        self
+    }
+
+    /// Allow at most `failures` failed attempts per client id in each `window`; further
+    /// attempts answer `too_many_attempts` until the window closes. A secret already known
+    /// good (cached) keeps working. Default: 20 per 60 s.
+    pub fn failure_limit(mut self, failures: u32, window: Duration) -> Self {
+        self.failure_limit = Some((failures.max(1), window));
+        self
+    }
+
+    /// Turn the per-client-id failure throttle off.
+    pub fn no_failure_limit(mut self) -> Self {
+        self.failure_limit = None;
+        self
+    }
+
+    /// Record each token's `last_used_at` at most once per `interval` (default 60 s), off
+    /// the hot path and in batches, through [`TokenStore::record_usage`]. Needs a tokio
+    /// runtime when [`build`](Self::build) is called.
+    pub fn usage_interval(mut self, interval: Duration) -> Self {
+        self.usage_interval = Some(interval);
+        self
+    }
+
+    /// Do not record `last_used_at`.
+    pub fn no_usage_recording(mut self) -> Self {
+        self.usage_interval = None;
+        self
+    }
+
+    /// The hasher whose caps apply to stored hashes (and whose parameters the dummy
+    /// verification for unknown ids uses). Default: argon2id m=19456, t=2, p=1.
+    pub fn hasher(mut self, hasher: SecretHasher) -> Self {
+        self.hasher = hasher;
+        self
+    }
+
+    /// Count into this handle, e.g. one shared with a
+    /// [`RequireLayer`](crate::middleware::RequireLayer) and a
+    /// [`TokenConcurrencyLimitLayer`](crate::middleware::TokenConcurrencyLimitLayer). Default:
+    /// a handle of its own ([`Authenticator::metrics_handle`]).
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Where "now" comes from. Default: the system clock.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Build the authenticator.
+    pub fn build(self) -> Authenticator {
+        let usage = self
+            .usage_interval
+            .and_then(|every| UsageRecorder::start(self.store.clone(), self.clock.clone(), every));
+        let admission = Admission::new(
+            self.max_concurrent_verifications,
+            self.max_waiting_verifications,
+            self.verification_wait,
+            self.low_priority_verification,
+        );
+        Authenticator {
+            inner: Arc::new(Inner {
+                cache: TokenCache::new(self.cache_capacity, self.cache_ttl, self.verdict_ttl),
+                records: Records::new(
+                    self.store,
+                    self.cache_capacity,
+                    self.cache_ttl,
+                    self.metrics.clone(),
+                ),
+                verifier: Verifier::new(
+                    self.hasher,
+                    admission,
+                    self.cache_capacity,
+                    self.verdict_ttl,
+                    self.metrics.clone(),
+                ),
+                throttle: self.failure_limit.map(|(limit, window)| {
+                    FailureThrottle::new(limit, window, self.cache_capacity)
+                }),
+                clock: self.clock,
+                dummy_verification: self.dummy_verification,
+                usage,
+                metrics: self.metrics,
+            }),
+        }
+    }
+}

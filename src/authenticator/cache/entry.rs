@@ -1,0 +1,73 @@
+//! What the token cache keeps: a [`VerifiedEntry`] per token whose secret argon2 accepted, a
+//! [`Refusal`] per attempt that failed, each with its [`Stamp`].
+
+use std::sync::atomic::AtomicU64;
+
+use crate::{
+    authenticator::epoch::Epoch,
+    crypto::digest::SecretDigest,
+    model::{ClientId, Principal},
+};
+
+/// When something was cached: the revocation epoch its token was read in (a later change to
+/// the token makes it void) and the coarse monotonic time it entered the cache (the
+/// per-thread fronts serve it only while it is younger than its cache's TTL).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stamp {
+    pub(crate) epoch: Epoch,
+    pub(crate) cached_at: coarsetime::Instant,
+}
+
+impl Stamp {
+    /// Cached now, of a token read in `epoch`.
+    pub(crate) fn now(epoch: Epoch) -> Self {
+        Stamp {
+            epoch,
+            cached_at: coarsetime::Instant::now_without_cache_update(),
+        }
+    }
+}
+
+/// A token whose secret argon2 accepted.
+pub(crate) struct VerifiedEntry {
+    /// Its client id (the key, compared by the per-thread front).
+    pub(crate) client_id: ClientId,
+    pub(crate) stamp: Stamp,
+    /// The keyed digest of the secret argon2 accepted.
+    pub(crate) digest: SecretDigest,
+    pub(crate) principal: Principal,
+    /// The token's expiry, in nanoseconds since the Unix epoch (compared with
+    /// [`Clock::now_unix_nanos`](crate::clock::Clock::now_unix_nanos) on every hit).
+    pub(crate) expires_at: Option<i128>,
+    /// When use of this token was last reported for `last_used_at` (coarse seconds).
+    pub(crate) last_reported: AtomicU64,
+}
+
+impl VerifiedEntry {
+    pub(crate) fn new(
+        client_id: ClientId,
+        epoch: Epoch,
+        digest: SecretDigest,
+        principal: Principal,
+        expires_at: Option<i128>,
+    ) -> Self {
+        VerifiedEntry {
+            client_id,
+            stamp: Stamp::now(epoch),
+            digest,
+            principal,
+            expires_at,
+            last_reported: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn client_id_bytes(&self) -> &[u8] {
+        self.client_id.as_str().as_bytes()
+    }
+}
+
+/// An attempt (client id, secret) that failed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Refusal {
+    pub(crate) stamp: Stamp,
+}

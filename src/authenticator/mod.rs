@@ -1,0 +1,318 @@
+//! The [`Authenticator`]: turns presented credentials into a [`Principal`], as in the request
+//! flow of the crate docs.
+//!
+//! - **Hot path** ([`Authenticator::authenticate_cached`], synchronous): the secret's keyed
+//!   digest, one [`cache`] lookup (a verified token with that digest, an attempt that failed
+//!   before, or a miss), and an expiry re-check. No store call, no argon2, no allocation.
+//! - **Cold path**: the [`throttle`] first, then the token record is fetched once per client
+//!   id however many requests wait for it ([`lookup`]), and the secret is checked with
+//!   argon2id ([`verify`], admitted through a bounded line to dedicated low-priority threads
+//!   by [`admission`]); concurrent requests with the same id *and* secret share one
+//!   verification, whose verdict is remembered so that repeating a wrong secret costs no
+//!   argon2. The outcome goes into the cache.
+//!
+//! Every cached thing is checked against its token's revocation [`epoch`]; the cache owns
+//! that rule. Outcomes are counted and logged by [`report`]; `last_used_at` is recorded off
+//! the hot path by [`usage`].
+
+mod admission;
+mod builder;
+mod cache;
+mod epoch;
+mod lookup;
+mod report;
+mod throttle;
+mod usage;
+mod verify;
+
+use std::{fmt, sync::Arc, time::Instant};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+pub use builder::AuthenticatorBuilder;
+use cache::{Lookup, TokenCache, VerifiedEntry};
+use lookup::Records;
+use report::{Source, report};
+use throttle::FailureThrottle;
+use usage::UsageRecorder;
+use verify::{Check, Verifier};
+
+use crate::{
+    clock::Clock,
+    credentials::Credentials,
+    crypto::digest::SecretDigest,
+    error::AuthError,
+    metrics::{Metrics, MetricsSnapshot},
+    model::{ClientId, Principal, SecretKey},
+    store::Invalidate,
+};
+
+/// How often the cold path starts over when the token changed while it looked at it; a
+/// client id invalidated on every attempt is as good as gone.
+const TOKEN_CHANGE_RETRIES: usize = 3;
+
+/// Authenticates credentials against a [`TokenStore`](crate::store::TokenStore), with
+/// caching. Cheap to clone (one `Arc`); clones share caches and counters.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use finout_auth::{Authenticator, Credentials, NewToken, Role, TokenAdmin};
+/// use finout_auth::store::MemoryTokenStore;
+///
+/// let store = Arc::new(MemoryTokenStore::new());
+/// let auth = Authenticator::builder(store.clone()).build();
+/// let admin = TokenAdmin::new(store).with_authenticator(auth.clone());
+///
+/// let account = admin.create_account("Acme").await?;
+/// let token = admin.issue_api_token(account.id, None, NewToken::new("ci", Role::ReadOnly)).await?;
+///
+/// let creds = Credentials::new(token.client_id.as_str(), token.secret_key.expose_secret())?;
+/// let principal = auth.authenticate(creds).await?;
+/// assert_eq!(principal.account_id(), account.id);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Authenticator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cache: TokenCache,
+    records: Records,
+    verifier: Verifier,
+    throttle: Option<FailureThrottle>,
+    clock: Arc<dyn Clock>,
+    dummy_verification: bool,
+    usage: Option<UsageRecorder>,
+    metrics: Metrics,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("store", self.inner.records.store())
+            .field("cached_tokens", &self.inner.cache.verified_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// The counters so far.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.metrics.snapshot()
+    }
+
+    /// The handle this authenticator counts into: share it with the layers that answer
+    /// after it ([`RequireLayer::metrics`](crate::middleware::RequireLayer::metrics),
+    /// [`TokenConcurrencyLimitLayer::metrics`](crate::middleware::TokenConcurrencyLimitLayer::metrics)).
+    pub fn metrics_handle(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The clock this authenticator reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Authenticate credentials: the hot path if the cache can answer, else the cold path.
+    pub async fn authenticate(&self, credentials: Credentials<'_>) -> Result<Principal, AuthError> {
+        if let Some(outcome) = self.authenticate_cached(credentials) {
+            return outcome;
+        }
+        self.authenticate_uncached(
+            ClientId::from(credentials.client_id()),
+            SecretKey::new(credentials.secret()),
+        )
+        .await
+    }
+
+    /// The hot path alone: `Some` when the cache can answer (a verified token with this exact
+    /// secret: admitted, or `token_expired`; an attempt that already failed:
+    /// `invalid_credentials`); `None` when the cold path must run.
+    ///
+    /// Synchronous and allocation-free, so a layer can answer without boxing a future.
+    pub fn authenticate_cached(
+        &self,
+        credentials: Credentials<'_>,
+    ) -> Option<Result<Principal, AuthError>> {
+        let inner = &*self.inner;
+        let started = report::start();
+        let secret = inner.cache.digest(credentials.secret_bytes());
+        let outcome = match inner.cache.lookup(credentials.client_id_bytes(), &secret) {
+            Lookup::Verified(entry) => inner.admit(&entry),
+            Lookup::Refused => Err(AuthError::InvalidCredentials),
+            Lookup::Miss => return None,
+        };
+        let outcome_ref = outcome.as_ref();
+        report(
+            &inner.metrics,
+            Some(&credentials),
+            outcome_ref,
+            Source::Cache,
+            started,
+        );
+        Some(outcome)
+    }
+
+    /// The cold path: throttle, look the token up (coalesced), verify the secret with
+    /// argon2id (bounded, coalesced per secret) and cache the outcome.
+    pub async fn authenticate_uncached(
+        &self,
+        client_id: ClientId,
+        secret: SecretKey,
+    ) -> Result<Principal, AuthError> {
+        let inner = &*self.inner;
+        let started = Instant::now();
+        inner.metrics.counters().cache_miss();
+        let outcome = inner.cold(&client_id, &secret).await;
+        let outcome_ref = outcome.as_ref();
+        report(
+            &inner.metrics,
+            Some(&client_id),
+            outcome_ref,
+            Source::Store,
+            Some(started),
+        );
+        outcome
+    }
+
+    /// Count and log a rejection decided before the authenticator (unparsable headers), so
+    /// that the counters cover every outcome.
+    pub(crate) fn record_rejection(&self, error: &AuthError) {
+        report(&self.inner.metrics, None, Err(error), Source::Request, None);
+    }
+
+    /// Forget everything cached about `client_id`, here and now: call it *after* the store
+    /// changed (revoke, user removal, role change). In-flight lookups and verifications that
+    /// started before cannot put the token back.
+    pub async fn invalidate(&self, client_id: &ClientId) {
+        self.inner.cache.invalidate(client_id);
+        self.inner.records.invalidate(client_id).await;
+    }
+
+    /// Forget every cached token and record (verdicts stay: they are bound to hashes).
+    pub fn invalidate_all(&self) {
+        self.inner.cache.invalidate_all();
+        self.inner.records.invalidate_all();
+    }
+}
+
+#[async_trait]
+impl Invalidate for Authenticator {
+    async fn invalidate(&self, client_id: &ClientId) {
+        Authenticator::invalidate(self, client_id).await;
+    }
+
+    fn invalidate_all(&self) {
+        Authenticator::invalidate_all(self);
+    }
+
+    fn clock(&self) -> Option<Arc<dyn Clock>> {
+        Some(self.inner.clock.clone())
+    }
+}
+
+impl Inner {
+    /// A verified token's answer: its principal, or `token_expired` once past its expiry
+    /// (checked on every hit).
+    #[inline]
+    fn admit(&self, entry: &VerifiedEntry) -> Result<Principal, AuthError> {
+        if let Some(at) = entry.expires_at {
+            if self.clock.now_unix_nanos() >= at {
+                // Past its expiry a cached token admits nobody: drop it now rather than at
+                // the TTL (a per-entry moka expiry would cost every hit a clock read).
+                self.cache.remove_verified(entry.client_id_bytes());
+                return Err(AuthError::TokenExpired);
+            }
+        }
+        if let Some(usage) = &self.usage {
+            usage.used(&entry.client_id, &entry.last_reported);
+        }
+        Ok(entry.principal.clone())
+    }
+
+    /// The cold path, behind the failure throttle. A secret argon2 already accepted is never
+    /// locked out by others' failures.
+    async fn cold(&self, client_id: &ClientId, secret: &SecretKey) -> Result<Principal, AuthError> {
+        let digest = self.cache.digest(secret.expose_secret().as_bytes());
+        let Some(throttle) = &self.throttle else {
+            return self.verify_and_cache(client_id, secret, digest).await;
+        };
+        if let Some(retry_after) = throttle.check(client_id) {
+            if !self.verifier.known_good(client_id, digest).await {
+                return Err(AuthError::TooManyAttempts { retry_after });
+            }
+        }
+        let outcome = self.verify_and_cache(client_id, secret, digest).await;
+        if matches!(outcome, Err(AuthError::InvalidCredentials)) {
+            throttle.record_failure(client_id);
+        }
+        outcome
+    }
+
+    /// Look the token up, verify the secret, cache what was found.
+    async fn verify_and_cache(
+        &self,
+        client_id: &ClientId,
+        secret: &SecretKey,
+        digest: SecretDigest,
+    ) -> Result<Principal, AuthError> {
+        let epochs = self.cache.epochs();
+        for _ in 0..TOKEN_CHANGE_RETRIES {
+            let fetched = self.records.fetch(client_id, epochs).await?;
+            if !epochs.is_current(fetched.epoch) {
+                self.records.invalidate(client_id).await;
+                continue;
+            }
+            let (Some(token), Some(principal)) = (&fetched.token, &fetched.principal) else {
+                // Unknown id (or an owner-less personal token): spend what a wrong secret
+                // would, so timing does not tell which ids exist.
+                if self.dummy_verification {
+                    self.verifier
+                        .verdict(client_id, digest, Check::Dummy, secret)
+                        .await?;
+                }
+                self.cache.insert_refusal(client_id, &digest, fetched.epoch);
+                return Err(AuthError::InvalidCredentials);
+            };
+            let check = Check::Stored(&token.record.secret_hash);
+            if !self
+                .verifier
+                .verdict(client_id, digest, check, secret)
+                .await?
+            {
+                self.cache.insert_refusal(client_id, &digest, fetched.epoch);
+                return Err(AuthError::InvalidCredentials);
+            }
+            if !epochs.is_current(fetched.epoch) {
+                // Revoked or changed while argon2 ran: look again; the verdict is reused if
+                // the hash did not change.
+                continue;
+            }
+            // Expiry is checked only now, so only the holder of the secret learns it.
+            if token.record.is_expired_at(self.clock.now()) {
+                return Err(AuthError::TokenExpired);
+            }
+            let expires_at = token
+                .record
+                .expires_at
+                .map(OffsetDateTime::unix_timestamp_nanos);
+            let entry = VerifiedEntry::new(
+                client_id.clone(),
+                fetched.epoch,
+                digest,
+                principal.clone(),
+                expires_at,
+            );
+            if let Some(usage) = &self.usage {
+                usage.used(client_id, &entry.last_reported);
+            }
+            self.cache.insert_verified(entry);
+            return Ok(principal.clone());
+        }
+        Err(AuthError::InvalidCredentials)
+    }
+}

@@ -1,0 +1,141 @@
+//! Secret verification for the cold path: one argon2 run per (client id, secret) however many
+//! requests present it at once, admitted through [`Admission`], and its verdict remembered
+//! for the verdict TTL, so that repeating a wrong secret costs no argon2.
+
+use std::{sync::Arc, time::Duration};
+
+use super::admission::{Admission, Busy};
+use crate::{
+    crypto::{SecretHasher, digest::SecretDigest},
+    error::AuthError,
+    metrics::Metrics,
+    model::{ClientId, SecretHash, SecretKey},
+};
+
+/// How often a verdict made for another hash (the id was reissued meanwhile) is set aside
+/// before the secret counts as wrong.
+const HASH_CHANGE_RETRIES: usize = 2;
+
+/// When `auth_busy` tells the client to retry.
+const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// What a secret is checked against.
+#[derive(Clone, Copy)]
+pub(crate) enum Check<'a> {
+    /// The token's stored hash.
+    Stored(&'a SecretHash),
+    /// Nothing (unknown id): spend what a real check would, so that timing does not tell
+    /// which ids exist.
+    Dummy,
+}
+
+impl Check<'_> {
+    fn hash(self) -> Option<SecretHash> {
+        match self {
+            Check::Stored(hash) => Some(hash.clone()),
+            Check::Dummy => None,
+        }
+    }
+}
+
+/// The outcome of one argon2 verification, for the hash it was made against.
+struct Verdict {
+    against: Option<SecretHash>,
+    ok: bool,
+}
+
+/// Runs and remembers verifications.
+pub(crate) struct Verifier {
+    hasher: SecretHasher,
+    admission: Admission,
+    verdicts: moka::future::Cache<(ClientId, SecretDigest), Arc<Verdict>>,
+    metrics: Metrics,
+}
+
+impl Verifier {
+    pub(crate) fn new(
+        hasher: SecretHasher,
+        admission: Admission,
+        capacity: u64,
+        verdict_ttl: Duration,
+        metrics: Metrics,
+    ) -> Self {
+        Verifier {
+            hasher,
+            admission,
+            verdicts: moka::future::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(verdict_ttl)
+                .build(),
+            metrics,
+        }
+    }
+
+    /// Whether argon2 accepted this secret for `client_id` within the verdict TTL.
+    pub(crate) async fn known_good(&self, client_id: &ClientId, digest: SecretDigest) -> bool {
+        self.verdicts
+            .get(&(client_id.clone(), digest))
+            .await
+            .is_some_and(|v| v.ok)
+    }
+
+    /// Whether `secret` passes `check`. One argon2 run serves every concurrent caller with
+    /// the same id and secret, and its outcome is remembered for the verdict TTL. No capacity
+    /// in time is `auth_busy`.
+    pub(crate) async fn verdict(
+        &self,
+        client_id: &ClientId,
+        digest: SecretDigest,
+        check: Check<'_>,
+        secret: &SecretKey,
+    ) -> Result<bool, AuthError> {
+        let key = (client_id.clone(), digest);
+        let against = check.hash();
+        for _ in 0..HASH_CHANGE_RETRIES {
+            let verdict = self
+                .verdicts
+                .try_get_with(key.clone(), self.run(client_id, check, secret))
+                .await
+                .map_err(|_: Arc<Busy>| AuthError::AuthBusy {
+                    retry_after: BUSY_RETRY_AFTER,
+                })?;
+            if verdict.against == against {
+                return Ok(verdict.ok);
+            }
+            // Remembered for another hash (the id was reissued): decide afresh.
+            self.verdicts.invalidate(&key).await;
+        }
+        Ok(false)
+    }
+
+    async fn run(
+        &self,
+        client_id: &ClientId,
+        check: Check<'_>,
+        secret: &SecretKey,
+    ) -> Result<Arc<Verdict>, Busy> {
+        let hasher = self.hasher.clone();
+        let metrics = self.metrics.clone();
+        let (secret, against) = (secret.clone(), check.hash());
+        let stored = against.clone();
+        let verification = self
+            .admission
+            .run(move || {
+                let _running = metrics.counters().secret_verification();
+                let secret = secret.expose_secret().as_bytes();
+                match &stored {
+                    Some(hash) => hasher.verify(secret, hash),
+                    None => {
+                        hasher.dummy_verify(secret);
+                        Ok(false)
+                    }
+                }
+            })
+            .await?;
+        let ok = verification.unwrap_or_else(|refused| {
+            tracing::warn!(target: "finout_auth", %client_id, reason = refused.0, "stored secret hash refused");
+            false
+        });
+        Ok(Arc::new(Verdict { against, ok }))
+    }
+}

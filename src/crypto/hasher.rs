@@ -1,0 +1,216 @@
+//! [`SecretHasher`]: argon2id for the secrets a store keeps, and the [`CostCaps`] a stored
+//! hash must stay within before any work is spent on it.
+
+use std::sync::OnceLock;
+
+use argon2::{
+    ARGON2ID_IDENT, Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier,
+    Version,
+};
+
+use crate::model::{SecretHash, SecretKey};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The most expensive argon2 parameters a stored hash may ask for before it is refused.
+///
+/// A hash is attacker-influenced data if a store row can be tampered with; without caps one
+/// row asking for `m=4 GiB` could exhaust the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CostCaps {
+    /// Memory, in KiB.
+    pub max_memory_kib: u32,
+    /// Iterations.
+    pub max_iterations: u32,
+    /// Lanes.
+    pub max_parallelism: u32,
+}
+
+impl Default for CostCaps {
+    /// 64 MiB, 8 iterations, 4 lanes: comfortably above the defaults.
+    fn default() -> Self {
+        CostCaps {
+            max_memory_kib: 64 * 1024,
+            max_iterations: 8,
+            max_parallelism: 4,
+        }
+    }
+}
+
+/// Hashes new secrets with argon2id and verifies presented ones against stored hashes.
+///
+/// Defaults: argon2id, m = 19456 KiB, t = 2, p = 1 (the OWASP recommendation).
+#[derive(Clone)]
+pub struct SecretHasher {
+    params: Params,
+    caps: CostCaps,
+    dummy: std::sync::Arc<OnceLock<String>>,
+}
+
+/// An argon2 parameter set was rejected.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid argon2 parameters")]
+pub struct InvalidParams(#[source] argon2::Error);
+
+/// Hashing a secret failed: argon2 refused, or the thread it ran on failed.
+#[derive(Debug, thiserror::Error)]
+#[error("hashing the secret failed")]
+pub struct HashError(#[source] BoxError);
+
+/// A stored hash was not checked: it is not an argon2id PHC string, or its cost parameters
+/// exceed the [`CostCaps`]. The token cannot authenticate; the reason is for logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("stored secret hash refused: {0}")]
+pub struct RefusedHash(pub &'static str);
+
+impl std::fmt::Debug for SecretHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretHasher")
+            .field("memory_kib", &self.params.m_cost())
+            .field("iterations", &self.params.t_cost())
+            .field("parallelism", &self.params.p_cost())
+            .field("caps", &self.caps)
+            .finish()
+    }
+}
+
+impl Default for SecretHasher {
+    fn default() -> Self {
+        SecretHasher {
+            params: Params::DEFAULT,
+            caps: CostCaps::default(),
+            dummy: Default::default(),
+        }
+    }
+}
+
+impl SecretHasher {
+    /// A hasher with explicit argon2id cost parameters (memory in KiB, iterations, lanes).
+    pub fn with_params(
+        memory_kib: u32,
+        iterations: u32,
+        parallelism: u32,
+    ) -> Result<Self, InvalidParams> {
+        let params =
+            Params::new(memory_kib, iterations, parallelism, None).map_err(InvalidParams)?;
+        Ok(SecretHasher {
+            params,
+            ..SecretHasher::default()
+        })
+    }
+
+    /// Replace the caps applied to stored hashes.
+    pub fn with_caps(mut self, caps: CostCaps) -> Self {
+        self.caps = caps;
+        self
+    }
+
+    /// The caps applied to stored hashes.
+    pub fn caps(&self) -> CostCaps {
+        self.caps
+    }
+
+    fn argon2(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    /// Hash a secret with a fresh random salt. Takes about as long as one verification.
+    pub fn hash(&self, secret: &SecretKey) -> Result<SecretHash, HashError> {
+        let hash = self
+            .argon2()
+            .hash_password(secret.expose_secret().as_bytes())
+            .map_err(|e| HashError(Box::new(e)))?;
+        Ok(SecretHash::from_phc(hash.to_string()))
+    }
+
+    /// [`hash`](Self::hash) on tokio's blocking pool, so the async threads never run argon2.
+    pub async fn hash_async(&self, secret: &SecretKey) -> Result<SecretHash, HashError> {
+        let (hasher, secret) = (self.clone(), secret.clone());
+        tokio::task::spawn_blocking(move || hasher.hash(&secret))
+            .await
+            .map_err(|e| HashError(Box::new(e)))?
+    }
+
+    /// Check `secret` against a stored hash: `Ok(true)` on a match. The hash is parsed and
+    /// its parameters checked against the caps before any work is done. CPU-heavy (one
+    /// argon2 run): call it from a blocking thread.
+    pub fn verify(&self, secret: &[u8], stored: &SecretHash) -> Result<bool, RefusedHash> {
+        let parsed =
+            PasswordHash::new(stored.as_phc()).map_err(|_| RefusedHash("not a PHC string"))?;
+        if parsed.algorithm != ARGON2ID_IDENT {
+            return Err(RefusedHash("not argon2id"));
+        }
+        let params = Params::try_from(&parsed).map_err(|_| RefusedHash("bad argon2 parameters"))?;
+        if params.m_cost() > self.caps.max_memory_kib
+            || params.t_cost() > self.caps.max_iterations
+            || params.p_cost() > self.caps.max_parallelism
+        {
+            return Err(RefusedHash("argon2 cost above the caps"));
+        }
+        match self.argon2().verify_password(secret, &parsed) {
+            Ok(()) => Ok(true),
+            Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
+            Err(_) => Err(RefusedHash("argon2 rejected the hash")),
+        }
+    }
+
+    /// Spend the same work as a real verification, for unknown client ids, so that their
+    /// timing matches a wrong secret's.
+    pub(crate) fn dummy_verify(&self, secret: &[u8]) {
+        let phc = self.dummy.get_or_init(|| {
+            self.hash(&SecretKey::new("00000000-0000-4000-8000-000000000000"))
+                .map(|h| h.as_phc().to_owned())
+                .unwrap_or_default()
+        });
+        let _ = self.verify(secret, &SecretHash::from_phc(phc.as_str()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fast() -> SecretHasher {
+        SecretHasher::with_params(1024, 1, 1).unwrap()
+    }
+
+    #[test]
+    fn hash_then_verify() {
+        let h = fast();
+        let hash = h.hash(&SecretKey::new("right")).unwrap();
+        assert!(hash.as_phc().starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
+        assert_eq!(h.verify(b"right", &hash), Ok(true));
+        assert_eq!(h.verify(b"wrong", &hash), Ok(false));
+    }
+
+    #[test]
+    fn default_params_are_owasp() {
+        let h = SecretHasher::default();
+        assert_eq!(
+            (h.params.m_cost(), h.params.t_cost(), h.params.p_cost()),
+            (19456, 2, 1)
+        );
+    }
+
+    #[test]
+    fn hashes_over_the_caps_are_refused() {
+        let h = fast().with_caps(CostCaps {
+            max_memory_kib: 512,
+            ..CostCaps::default()
+        });
+        let hash = fast().hash(&SecretKey::new("s")).unwrap();
+        assert!(h.verify(b"s", &hash).is_err());
+    }
+
+    #[test]
+    fn garbage_and_other_algorithms_are_refused() {
+        let h = fast();
+        for bad in [
+            "",
+            "nonsense",
+            "$argon2i$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaA",
+        ] {
+            assert!(h.verify(b"s", &SecretHash::from_phc(bad)).is_err());
+        }
+    }
+}

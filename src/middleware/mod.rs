@@ -1,0 +1,52 @@
+//! Tower middleware, in the order a request meets it:
+//!
+//! - [`AuthLayer`](crate::AuthLayer) → [`AuthService`]: authenticate, or answer 401/429/503.
+//! - [`RequireLayer`] → [`Require`]: a role or permission, or 403 `forbidden`.
+//! - [`TokenConcurrencyLimitLayer`] → [`TokenConcurrencyLimit`]: at most N requests in flight
+//!   per token, or 429 `too_many_requests`.
+//!
+//! Each answers a rejection through a [`RejectionResponse`] (by default [`JsonRejection`]:
+//! the [`ErrorBody`]), its responses carry an [`AuthBody`], and its futures are in
+//! [`future`]. With the `axum` feature, `Principal` and `Option<Principal>` are extractors
+//! and [`AuthError`](crate::AuthError) is a response.
+
+/// `get_ref`, `get_mut` and `into_inner` for a service whose inner service is `self.inner`.
+macro_rules! define_inner_service_accessors {
+    () => {
+        /// The inner service.
+        pub fn get_ref(&self) -> &S {
+            &self.inner
+        }
+
+        /// The inner service, mutably.
+        pub fn get_mut(&mut self) -> &mut S {
+            &mut self.inner
+        }
+
+        /// Consume `self`, returning the inner service.
+        pub fn into_inner(self) -> S {
+            self.inner
+        }
+    };
+}
+
+pub(crate) mod auth;
+#[cfg(feature = "axum")]
+mod axum;
+mod body;
+mod limit;
+mod rejection;
+mod require;
+
+pub use auth::AuthService;
+pub use body::AuthBody;
+pub use limit::{TokenConcurrencyLimit, TokenConcurrencyLimitLayer};
+pub use rejection::{ErrorBody, JsonRejection, RejectionResponse, json_error_response};
+pub use require::{Require, RequireLayer};
+
+/// The response futures of the middleware.
+pub mod future {
+    pub use super::auth::AuthFuture;
+    pub use super::limit::LimitFuture;
+    pub use super::require::RequireFuture;
+}

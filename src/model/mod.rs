@@ -1,0 +1,27 @@
+//! The domain, as plain data: ids, roles and permissions, accounts and users, secrets,
+//! tokens and principals. Nothing here does I/O or knows about requests; every other module
+//! builds on it.
+//!
+//! The items every user names ([`Principal`](crate::Principal), [`Role`](crate::Role), the
+//! ids, [`NewToken`](crate::NewToken), [`IssuedToken`](crate::IssuedToken),
+//! [`SecretKey`](crate::SecretKey)) are at the crate root; the rest is here.
+
+pub(crate) mod account;
+pub(crate) mod id;
+pub(crate) mod principal;
+pub(crate) mod role;
+pub(crate) mod secret;
+pub(crate) mod token;
+
+pub use account::{Account, DataAccess, User};
+pub use principal::{AccountPrincipal, UserPrincipal};
+pub use role::{CustomRole, Permission, UnknownRole};
+pub use secret::SecretHash;
+pub use token::{MAX_DESCRIPTION_LEN, TokenInfo, TokenKind, TokenRecord};
+
+// At the crate root for users; here for the crate's own imports.
+pub(crate) use id::{AccountId, ClientId, UserId};
+pub(crate) use principal::Principal;
+pub(crate) use role::Role;
+pub(crate) use secret::SecretKey;
+pub(crate) use token::{IssuedToken, NewToken};

@@ -1,0 +1,225 @@
+//! Who a request acts as: [`Principal`], an API token's account or a personal token's user.
+//!
+//! A personal token's effective access is its own role *limited by* the roles its user holds
+//! at the moment of the request: [`Principal::has_permission`] requires both the token's role
+//! and one of the user's roles to grant it, so demoting the user demotes the token.
+
+use std::sync::Arc;
+
+use super::{
+    account::{DataAccess, User},
+    id::{AccountId, ClientId, UserId},
+    role::Role,
+    token::TokenKind,
+};
+
+/// The authenticated caller, attached to each request's extensions by the layer.
+///
+/// Cheap to clone (one reference count).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Principal {
+    /// An API token: account-level.
+    Account(Arc<AccountPrincipal>),
+    /// A personal token: acts as its user, within the user's current roles.
+    User(Arc<UserPrincipal>),
+}
+
+/// The caller behind an API token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AccountPrincipal {
+    /// The account the token belongs to.
+    pub account_id: AccountId,
+    /// The token's role.
+    pub token_role: Role,
+    /// The token's client id.
+    pub client_id: ClientId,
+}
+
+/// The caller behind a personal token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserPrincipal {
+    /// The user's account.
+    pub account_id: AccountId,
+    /// The user.
+    pub user_id: UserId,
+    /// The roles the user holds now (as of the token lookup).
+    pub roles: Vec<Role>,
+    /// The token's own role.
+    pub token_role: Role,
+    /// The token's client id.
+    pub client_id: ClientId,
+    /// The user's data access (as of the token lookup).
+    pub data_access: DataAccess,
+}
+
+static ALL_DATA: DataAccess = DataAccess::All;
+
+impl Principal {
+    /// An API token's principal.
+    pub fn account(account_id: AccountId, token_role: Role, client_id: ClientId) -> Self {
+        Principal::Account(Arc::new(AccountPrincipal {
+            account_id,
+            token_role,
+            client_id,
+        }))
+    }
+
+    /// A personal token's principal.
+    pub fn user(
+        account_id: AccountId,
+        user_id: UserId,
+        roles: Vec<Role>,
+        token_role: Role,
+        client_id: ClientId,
+    ) -> Self {
+        Principal::User(Arc::new(UserPrincipal {
+            account_id,
+            user_id,
+            roles,
+            token_role,
+            client_id,
+            data_access: DataAccess::All,
+        }))
+    }
+
+    /// A personal token's principal from its user's current state (roles and data access).
+    pub fn for_user(user: &User, token_role: Role, client_id: ClientId) -> Self {
+        Principal::User(Arc::new(UserPrincipal {
+            account_id: user.account_id,
+            user_id: user.id,
+            roles: user.roles.clone(),
+            token_role,
+            client_id,
+            data_access: user.data_access.clone(),
+        }))
+    }
+
+    /// The account the caller acts in.
+    pub fn account_id(&self) -> AccountId {
+        match self {
+            Principal::Account(a) => a.account_id,
+            Principal::User(u) => u.account_id,
+        }
+    }
+
+    /// The user, for a personal token.
+    pub fn user_id(&self) -> Option<UserId> {
+        match self {
+            Principal::Account(_) => None,
+            Principal::User(u) => Some(u.user_id),
+        }
+    }
+
+    /// The client id of the token used.
+    pub fn client_id(&self) -> &ClientId {
+        match self {
+            Principal::Account(a) => &a.client_id,
+            Principal::User(u) => &u.client_id,
+        }
+    }
+
+    /// The role the token was issued with.
+    pub fn token_role(&self) -> &Role {
+        match self {
+            Principal::Account(a) => &a.token_role,
+            Principal::User(u) => &u.token_role,
+        }
+    }
+
+    /// The user's current roles, for a personal token.
+    pub fn user_roles(&self) -> Option<&[Role]> {
+        match self {
+            Principal::Account(_) => None,
+            Principal::User(u) => Some(&u.roles),
+        }
+    }
+
+    /// Which data the caller may see: everything for an API token, the user's data access
+    /// for a personal token.
+    pub fn data_access(&self) -> &DataAccess {
+        match self {
+            Principal::Account(_) => &ALL_DATA,
+            Principal::User(u) => &u.data_access,
+        }
+    }
+
+    /// API or personal.
+    pub fn token_kind(&self) -> TokenKind {
+        match self {
+            Principal::Account(_) => TokenKind::Api,
+            Principal::User(_) => TokenKind::Personal,
+        }
+    }
+
+    /// Whether the caller effectively holds at least `role`: the token's role covers it
+    /// (see [`Role::covers`]) and, for a personal token, one of the user's current roles
+    /// does too.
+    pub fn has_role(&self, role: &Role) -> bool {
+        match self {
+            Principal::Account(a) => a.token_role.covers(role),
+            Principal::User(u) => {
+                u.token_role.covers(role) && u.roles.iter().any(|r| r.covers(role))
+            }
+        }
+    }
+
+    /// Whether the caller may do what `permission` names: the token's role grants it and,
+    /// for a personal token, one of the user's current roles does too.
+    pub fn has_permission(&self, permission: &str) -> bool {
+        match self {
+            Principal::Account(a) => a.token_role.grants(permission),
+            Principal::User(u) => {
+                u.token_role.grants(permission) && u.roles.iter().any(|r| r.grants(permission))
+            }
+        }
+    }
+
+    /// Whether the caller is a user holding (effectively) `Admin`: the only caller allowed
+    /// to manage API tokens and users.
+    pub fn is_admin_user(&self) -> bool {
+        matches!(self, Principal::User(_)) && self.has_role(&Role::Admin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(roles: Vec<Role>, token_role: Role) -> Principal {
+        Principal::user(
+            AccountId::new_v4(),
+            UserId::new_v4(),
+            roles,
+            token_role,
+            ClientId::from("c"),
+        )
+    }
+
+    #[test]
+    fn personal_token_is_limited_by_the_users_current_roles() {
+        let demoted = user(vec![Role::ReadOnly], Role::Basic);
+        assert!(!demoted.has_permission("fin.megabill.write.views"));
+        assert!(demoted.has_permission("fin.megabill.read.views"));
+        let demoted_admin = user(vec![Role::Basic], Role::Admin);
+        assert!(!demoted_admin.has_role(&Role::Admin));
+        assert!(!demoted_admin.is_admin_user());
+        assert!(user(vec![Role::Admin], Role::Admin).is_admin_user());
+    }
+
+    #[test]
+    fn a_users_role_coverage_is_limited_by_the_tokens() {
+        let admin_user = user(vec![Role::Admin], Role::ReadOnly);
+        assert!(admin_user.has_role(&Role::ReadOnly));
+        assert!(!admin_user.has_role(&Role::Basic));
+    }
+
+    #[test]
+    fn api_token_is_never_an_admin_user() {
+        let p = Principal::account(AccountId::new_v4(), Role::Admin, ClientId::from("c"));
+        assert!(p.has_role(&Role::Admin));
+        assert!(!p.is_admin_user());
+    }
+}

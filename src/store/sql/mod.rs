@@ -1,0 +1,345 @@
+//! What the SQLite and PostgreSQL stores share: [`SqlStore`], the store logic over any
+//! [`Backend`], with its statements written once (`$n` placeholders both understand); row
+//! decoding and error mapping are in `rows`. Each backend's file says what differs: how it
+//! connects and migrates, how its column types bind and decode, and its change feed.
+
+mod backend;
+#[cfg(feature = "postgres")]
+pub(crate) mod change_feed;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
+mod rows;
+#[cfg(feature = "sqlite")]
+pub(crate) mod sqlite;
+
+use sqlx::{Database, Pool};
+use time::OffsetDateTime;
+
+use backend::{Backend, On};
+use rows::{
+    backend_error, bind_str, client_ids, data_access_json, json, opt_text, parse_data_access,
+    parse_json, record, text, user, utc, write_error,
+};
+
+use crate::{
+    error::StoreError,
+    model::{Account, AccountId, ClientId, TokenInfo, TokenKind, TokenRecord, User, UserId},
+    store::{ResolvedToken, TokenFilter, UserUpdate},
+};
+
+const TOKEN_COLUMNS: &str = "t.client_id, t.kind, t.account_id, t.user_id, \
+     t.description, t.role, t.secret_hash, t.created_at, t.expires_at, t.created_by, \
+     t.last_used_at";
+
+/// The same, unqualified: SQLite's RETURNING takes no table names.
+const RETURNED_COLUMNS: &str = "client_id, kind, account_id, user_id, \
+     description, role, secret_hash, created_at, expires_at, created_by, last_used_at";
+
+const USER_COLUMNS: &str = "id, account_id, email, roles, data_access";
+
+/// The store logic, once for every backend. The public stores hold one and forward to it.
+pub(super) struct SqlStore<B: Database> {
+    pub(super) pool: Pool<B>,
+}
+
+impl<B: Database> Clone for SqlStore<B> {
+    fn clone(&self) -> Self {
+        SqlStore {
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+impl<B: Backend> SqlStore<B> {
+    pub(super) async fn find_token(
+        &self,
+        client_id: &ClientId,
+    ) -> Result<Option<ResolvedToken>, StoreError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS}, u.email AS user_email, u.roles AS user_roles, \
+             u.data_access AS user_data_access \
+             FROM finout_auth_tokens t \
+             LEFT JOIN finout_auth_users u ON u.id = t.user_id \
+             WHERE t.client_id = $1"
+        );
+        let query = bind_str(sqlx::query(&sql), client_id);
+        let Some(row) = B::fetch_optional(On::Pool(&self.pool), query)
+            .await
+            .map_err(backend_error)?
+        else {
+            return Ok(None);
+        };
+        let record = record::<B>(&row)?;
+        let user = match record.user_id {
+            None => None,
+            Some(user_id) => {
+                let email = opt_text::<B>(&row, "user_email")?;
+                let roles = opt_text::<B>(&row, "user_roles")?;
+                let (Some(email), Some(roles)) = (email, roles) else {
+                    return Ok(None); // the user is gone: so is the token
+                };
+                Some(User {
+                    id: user_id,
+                    account_id: record.account_id,
+                    email,
+                    roles: parse_json(&roles, "roles")?,
+                    data_access: parse_data_access(opt_text::<B>(&row, "user_data_access")?)?,
+                })
+            }
+        };
+        Ok(Some(ResolvedToken::new(record, user)))
+    }
+
+    pub(super) async fn record_usage(
+        &self,
+        used: &[(ClientId, OffsetDateTime)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        for (client_id, at) in used {
+            let query = sqlx::query(
+                "UPDATE finout_auth_tokens SET last_used_at = $2 \
+                 WHERE client_id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+            );
+            let query = B::bind_time(bind_str(query, client_id), Some(utc(*at)));
+            B::execute(On::Tx(&mut tx), query)
+                .await
+                .map_err(backend_error)?;
+        }
+        tx.commit().await.map_err(backend_error)
+    }
+
+    pub(super) async fn insert_account(&self, account: Account) -> Result<(), StoreError> {
+        let query = sqlx::query("INSERT INTO finout_auth_accounts (id, name) VALUES ($1, $2)");
+        let query = bind_str(bind_str(query, account.id), &account.name);
+        B::execute(On::Pool(&self.pool), query)
+            .await
+            .map_err(|e| write_error(e, "account id", "account"))?;
+        Ok(())
+    }
+
+    pub(super) async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        let query = sqlx::query("SELECT id, name FROM finout_auth_accounts WHERE id = $1");
+        let row = B::fetch_optional(On::Pool(&self.pool), bind_str(query, id))
+            .await
+            .map_err(backend_error)?;
+        row.map(|row| {
+            Ok(Account {
+                id,
+                name: text::<B>(&row, "name")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(super) async fn insert_user(&self, user: User) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "INSERT INTO finout_auth_users (id, account_id, email, roles, data_access) \
+             VALUES ($1, $2, $3, $4, $5)",
+        );
+        let query = bind_str(bind_str(query, user.id), user.account_id);
+        let query = bind_str(bind_str(query, &user.email), json(&user.roles));
+        let query = B::bind_text(query, data_access_json(&user.data_access));
+        B::execute(On::Pool(&self.pool), query)
+            .await
+            .map_err(|e| write_error(e, "user id or email", "account"))?;
+        Ok(())
+    }
+
+    pub(super) async fn get_user(
+        &self,
+        account: AccountId,
+        id: UserId,
+    ) -> Result<Option<User>, StoreError> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM finout_auth_users WHERE id = $1 AND account_id = $2"
+        );
+        let query = bind_str(bind_str(sqlx::query(&sql), id), account);
+        let row = B::fetch_optional(On::Pool(&self.pool), query)
+            .await
+            .map_err(backend_error)?;
+        row.as_ref().map(user::<B>).transpose()
+    }
+
+    pub(super) async fn list_users(&self, account: AccountId) -> Result<Vec<User>, StoreError> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM finout_auth_users WHERE account_id = $1 ORDER BY email"
+        );
+        let query = bind_str(sqlx::query(&sql), account);
+        let rows = B::fetch_all(On::Pool(&self.pool), query)
+            .await
+            .map_err(backend_error)?;
+        rows.iter().map(user::<B>).collect()
+    }
+
+    pub(super) async fn update_user(
+        &self,
+        account: AccountId,
+        id: UserId,
+        update: UserUpdate,
+    ) -> Result<Option<Vec<ClientId>>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        // `SET id = id` when nothing changes: still tells whether the user exists.
+        let mut sets = vec!["id = id"];
+        if update.roles.is_some() {
+            sets.push("roles = $3");
+        }
+        if update.data_access.is_some() {
+            sets.push(if update.roles.is_some() {
+                "data_access = $4"
+            } else {
+                "data_access = $3"
+            });
+        }
+        let sql = format!(
+            "UPDATE finout_auth_users SET {} WHERE id = $1 AND account_id = $2",
+            sets.join(", ")
+        );
+        let mut query = bind_str(bind_str(sqlx::query(&sql), id), account);
+        if let Some(roles) = &update.roles {
+            query = bind_str(query, json(roles));
+        }
+        if let Some(access) = &update.data_access {
+            query = B::bind_text(query, data_access_json(access));
+        }
+        let updated = B::execute(On::Tx(&mut tx), query)
+            .await
+            .map_err(backend_error)?;
+        if updated == 0 {
+            return Ok(None);
+        }
+        let query = sqlx::query("SELECT client_id FROM finout_auth_tokens WHERE user_id = $1");
+        let rows = B::fetch_all(On::Tx(&mut tx), bind_str(query, id))
+            .await
+            .map_err(backend_error)?;
+        let ids = client_ids::<B>(&rows)?;
+        for client_id in &ids {
+            B::notify(&mut tx, client_id).await?;
+        }
+        tx.commit().await.map_err(backend_error)?;
+        Ok(Some(ids))
+    }
+
+    pub(super) async fn remove_user(
+        &self,
+        account: AccountId,
+        id: UserId,
+    ) -> Result<Option<Vec<ClientId>>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        let query = sqlx::query(
+            "DELETE FROM finout_auth_tokens WHERE user_id = $1 AND account_id = $2 \
+             RETURNING client_id",
+        );
+        let query = bind_str(bind_str(query, id), account);
+        let rows = B::fetch_all(On::Tx(&mut tx), query)
+            .await
+            .map_err(backend_error)?;
+        let ids = client_ids::<B>(&rows)?;
+        let query = sqlx::query("DELETE FROM finout_auth_users WHERE id = $1 AND account_id = $2");
+        let query = bind_str(bind_str(query, id), account);
+        let removed = B::execute(On::Tx(&mut tx), query)
+            .await
+            .map_err(backend_error)?;
+        if removed == 0 {
+            // Not this account's user: the transaction rolls back on drop.
+            return Ok(None);
+        }
+        for client_id in &ids {
+            B::notify(&mut tx, client_id).await?;
+        }
+        tx.commit().await.map_err(backend_error)?;
+        Ok(Some(ids))
+    }
+
+    pub(super) async fn insert_token(&self, record: TokenRecord) -> Result<(), StoreError> {
+        match (record.kind, record.user_id) {
+            (TokenKind::Api, None) | (TokenKind::Personal, Some(_)) => {}
+            _ => {
+                return Err(StoreError::Conflict(
+                    "a personal token needs exactly its user",
+                ));
+            }
+        }
+        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        if let Some(user) = record.user_id {
+            let query = sqlx::query(
+                "SELECT 1 AS one FROM finout_auth_users WHERE id = $1 AND account_id = $2",
+            );
+            let query = bind_str(bind_str(query, user), record.account_id);
+            let owner = B::fetch_optional(On::Tx(&mut tx), query)
+                .await
+                .map_err(backend_error)?;
+            if owner.is_none() {
+                return Err(StoreError::NotFound("user"));
+            }
+        }
+        let query = sqlx::query(
+            "INSERT INTO finout_auth_tokens (client_id, kind, account_id, user_id, \
+             description, role, secret_hash, created_at, expires_at, created_by, \
+             last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        );
+        let query = bind_str(query, &record.client_id);
+        let query = bind_str(query, record.kind.as_str());
+        let query = bind_str(query, record.account_id);
+        let query = B::bind_text(query, record.user_id.map(|u| u.to_string()));
+        let query = bind_str(query, &record.description);
+        let query = bind_str(query, json(&record.role));
+        let query = bind_str(query, record.secret_hash.as_phc());
+        let query = B::bind_time(query, Some(utc(record.created_at)));
+        let query = B::bind_time(query, record.expires_at.map(utc));
+        let query = B::bind_text(query, record.created_by.map(|u| u.to_string()));
+        let query = B::bind_time(query, record.last_used_at.map(utc));
+        B::execute(On::Tx(&mut tx), query)
+            .await
+            .map_err(|e| write_error(e, "client id", "account"))?;
+        tx.commit().await.map_err(backend_error)
+    }
+
+    pub(super) async fn delete_token(
+        &self,
+        account: AccountId,
+        client_id: &ClientId,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        let sql = format!(
+            "DELETE FROM finout_auth_tokens WHERE client_id = $1 AND account_id = $2 \
+             RETURNING {RETURNED_COLUMNS}"
+        );
+        let query = bind_str(bind_str(sqlx::query(&sql), client_id), account);
+        let Some(row) = B::fetch_optional(On::Tx(&mut tx), query)
+            .await
+            .map_err(backend_error)?
+        else {
+            return Ok(None);
+        };
+        let record = record::<B>(&row)?;
+        B::notify(&mut tx, client_id).await?;
+        tx.commit().await.map_err(backend_error)?;
+        Ok(Some(record))
+    }
+
+    pub(super) async fn list_tokens(
+        &self,
+        account: AccountId,
+        filter: TokenFilter,
+    ) -> Result<Vec<TokenInfo>, StoreError> {
+        let (condition, user) = match filter {
+            TokenFilter::All => ("", None),
+            TokenFilter::Api => (" AND t.kind = 'api'", None),
+            TokenFilter::PersonalOf(user) => (" AND t.user_id = $2", Some(user)),
+        };
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM finout_auth_tokens t WHERE t.account_id = $1{condition} \
+             ORDER BY t.created_at, t.client_id"
+        );
+        let mut query = bind_str(sqlx::query(&sql), account);
+        if let Some(user) = user {
+            query = bind_str(query, user);
+        }
+        let rows = B::fetch_all(On::Pool(&self.pool), query)
+            .await
+            .map_err(backend_error)?;
+        rows.iter()
+            .map(|row| record::<B>(row).map(|r| r.info()))
+            .collect()
+    }
+}

@@ -1,0 +1,214 @@
+//! [`PostgresTokenStore`] (feature `postgres`): one database shared by many replicas, with
+//! a change feed (LISTEN/NOTIFY, see [`PostgresTokenStore::listen`]) that invalidates every
+//! replica's cache within moments.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use sqlx::{
+    Postgres, Row as _, Transaction,
+    postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow},
+};
+use time::OffsetDateTime;
+
+use super::{
+    SqlStore,
+    backend::{Backend, On, Query},
+    rows::backend_error,
+};
+use crate::{
+    error::StoreError,
+    model::{Account, AccountId, ClientId, TokenInfo, TokenRecord, User, UserId},
+    store::{ResolvedToken, TokenAdminStore, TokenFilter, TokenStore, UserUpdate},
+};
+
+/// The channel every write notifies, with the affected client id as payload.
+pub const CHANGE_CHANNEL: &str = "finout_auth_changes";
+
+/// A token store in PostgreSQL, shared by any number of replicas.
+///
+/// Every write that affects authentication (revoke, user removal, role change) sends a
+/// `NOTIFY` in its transaction; [`PostgresTokenStore::listen`] turns those into cache
+/// invalidations on this replica.
+#[derive(Clone)]
+pub struct PostgresTokenStore {
+    sql: SqlStore<Postgres>,
+}
+
+impl fmt::Debug for PostgresTokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresTokenStore")
+            .field("connections", &self.sql.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresTokenStore {
+    /// Connect to `url` (`postgres://user@host/db`) and apply the migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(backend_error)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(options)
+            .await
+            .map_err(backend_error)?;
+        let store = Self::from_pool(pool);
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Use an existing pool; call [`migrate`](Self::migrate) before first use.
+    pub fn from_pool(pool: PgPool) -> Self {
+        PostgresTokenStore {
+            sql: SqlStore { pool },
+        }
+    }
+
+    /// Apply the embedded migrations (idempotent; concurrent replicas are serialized by
+    /// sqlx's advisory lock). Migrations of other tools in the same database are tolerated.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut migrator = sqlx::migrate!("src/store/migrations/postgres");
+        migrator.set_ignore_missing(true);
+        migrator
+            .run(&self.sql.pool)
+            .await
+            .map_err(StoreError::backend)
+    }
+
+    /// The pool, e.g. to close it.
+    pub fn pool(&self) -> &PgPool {
+        &self.sql.pool
+    }
+}
+
+impl Backend for Postgres {
+    fn bind_text<'q>(query: Query<'q, Self>, value: Option<String>) -> Query<'q, Self> {
+        query.bind(value)
+    }
+
+    fn bind_time<'q>(query: Query<'q, Self>, value: Option<OffsetDateTime>) -> Query<'q, Self> {
+        query.bind(value)
+    }
+
+    fn text(row: &PgRow, column: &str) -> Result<Option<String>, sqlx::Error> {
+        row.try_get(column)
+    }
+
+    fn time(row: &PgRow, column: &str) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+        row.try_get(column)
+    }
+
+    async fn fetch_optional<'a>(
+        on: On<'a, Self>,
+        query: Query<'a, Self>,
+    ) -> Result<Option<PgRow>, sqlx::Error> {
+        match on {
+            On::Pool(pool) => query.fetch_optional(pool).await,
+            On::Tx(tx) => query.fetch_optional(&mut **tx).await,
+        }
+    }
+
+    async fn fetch_all<'a>(
+        on: On<'a, Self>,
+        query: Query<'a, Self>,
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
+        match on {
+            On::Pool(pool) => query.fetch_all(pool).await,
+            On::Tx(tx) => query.fetch_all(&mut **tx).await,
+        }
+    }
+
+    async fn execute<'a>(on: On<'a, Self>, query: Query<'a, Self>) -> Result<u64, sqlx::Error> {
+        let done = match on {
+            On::Pool(pool) => query.execute(pool).await?,
+            On::Tx(tx) => query.execute(&mut **tx).await?,
+        };
+        Ok(done.rows_affected())
+    }
+
+    async fn notify(
+        tx: &mut Transaction<'static, Self>,
+        client_id: &ClientId,
+    ) -> Result<(), StoreError> {
+        // Delivered at commit, and only if the transaction commits.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGE_CHANNEL)
+            .bind(client_id.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(backend_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TokenStore for PostgresTokenStore {
+    async fn find_token(&self, client_id: &ClientId) -> Result<Option<ResolvedToken>, StoreError> {
+        self.sql.find_token(client_id).await
+    }
+
+    async fn record_usage(&self, used: &[(ClientId, OffsetDateTime)]) -> Result<(), StoreError> {
+        self.sql.record_usage(used).await
+    }
+}
+
+#[async_trait]
+impl TokenAdminStore for PostgresTokenStore {
+    async fn insert_account(&self, account: Account) -> Result<(), StoreError> {
+        self.sql.insert_account(account).await
+    }
+
+    async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        self.sql.get_account(id).await
+    }
+
+    async fn insert_user(&self, user: User) -> Result<(), StoreError> {
+        self.sql.insert_user(user).await
+    }
+
+    async fn get_user(&self, account: AccountId, id: UserId) -> Result<Option<User>, StoreError> {
+        self.sql.get_user(account, id).await
+    }
+
+    async fn list_users(&self, account: AccountId) -> Result<Vec<User>, StoreError> {
+        self.sql.list_users(account).await
+    }
+
+    async fn update_user(
+        &self,
+        account: AccountId,
+        id: UserId,
+        update: UserUpdate,
+    ) -> Result<Option<Vec<ClientId>>, StoreError> {
+        self.sql.update_user(account, id, update).await
+    }
+
+    async fn remove_user(
+        &self,
+        account: AccountId,
+        id: UserId,
+    ) -> Result<Option<Vec<ClientId>>, StoreError> {
+        self.sql.remove_user(account, id).await
+    }
+
+    async fn insert_token(&self, record: TokenRecord) -> Result<(), StoreError> {
+        self.sql.insert_token(record).await
+    }
+
+    async fn delete_token(
+        &self,
+        account: AccountId,
+        client_id: &ClientId,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.sql.delete_token(account, client_id).await
+    }
+
+    async fn list_tokens(
+        &self,
+        account: AccountId,
+        filter: TokenFilter,
+    ) -> Result<Vec<TokenInfo>, StoreError> {
+        self.sql.list_tokens(account, filter).await
+    }
+}

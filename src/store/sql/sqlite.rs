@@ -1,0 +1,226 @@
+//! [`SqliteTokenStore`] (feature `sqlite`): one file, no server, migrations embedded.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use sqlx::{
+    Row as _, Sqlite, Transaction,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow},
+};
+use time::OffsetDateTime;
+
+use super::{
+    SqlStore,
+    backend::{Backend, On, Query},
+    rows::backend_error,
+};
+use crate::{
+    error::StoreError,
+    model::{Account, AccountId, ClientId, TokenInfo, TokenRecord, User, UserId},
+    store::{ResolvedToken, TokenAdminStore, TokenFilter, TokenStore, UserUpdate},
+};
+
+/// A token store in a SQLite database file: the embedded default. Tokens survive restarts;
+/// one process (or several on one machine) shares the file.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use finout_auth::store::{SqliteTokenStore, TokenStore};
+/// // A file path (created if missing), or `sqlite::memory:` for a throwaway database.
+/// let store = SqliteTokenStore::connect("sqlite::memory:").await?;
+/// assert!(store.find_token(&"nope".into()).await?.is_none());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SqliteTokenStore {
+    sql: SqlStore<Sqlite>,
+}
+
+impl fmt::Debug for SqliteTokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteTokenStore")
+            .field("connections", &self.sql.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteTokenStore {
+    /// Open (creating if needed) the database at `url` (`sqlite://path`, a plain path, or
+    /// `sqlite::memory:`), in WAL mode with foreign keys on, and apply the migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(backend_error)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5));
+        // An in-memory database exists per connection: keep exactly one.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pool = if in_memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(8)
+        };
+        let pool = pool
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(backend_error)?;
+        let store = Self::from_pool(pool);
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Use an existing pool; call [`migrate`](Self::migrate) before first use.
+    pub fn from_pool(pool: SqlitePool) -> Self {
+        SqliteTokenStore {
+            sql: SqlStore { pool },
+        }
+    }
+
+    /// Apply the embedded migrations (idempotent). Migrations of other tools in the same
+    /// database are tolerated.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut migrator = sqlx::migrate!("src/store/migrations/sqlite");
+        migrator.set_ignore_missing(true);
+        migrator
+            .run(&self.sql.pool)
+            .await
+            .map_err(StoreError::backend)
+    }
+
+    /// The pool, e.g. to close it.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.sql.pool
+    }
+}
+
+impl Backend for Sqlite {
+    fn bind_text<'q>(query: Query<'q, Self>, value: Option<String>) -> Query<'q, Self> {
+        query.bind(value)
+    }
+
+    fn bind_time<'q>(query: Query<'q, Self>, value: Option<OffsetDateTime>) -> Query<'q, Self> {
+        query.bind(value)
+    }
+
+    fn text(row: &SqliteRow, column: &str) -> Result<Option<String>, sqlx::Error> {
+        row.try_get(column)
+    }
+
+    fn time(row: &SqliteRow, column: &str) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+        row.try_get(column)
+    }
+
+    async fn fetch_optional<'a>(
+        on: On<'a, Self>,
+        query: Query<'a, Self>,
+    ) -> Result<Option<SqliteRow>, sqlx::Error> {
+        match on {
+            On::Pool(pool) => query.fetch_optional(pool).await,
+            On::Tx(tx) => query.fetch_optional(&mut **tx).await,
+        }
+    }
+
+    async fn fetch_all<'a>(
+        on: On<'a, Self>,
+        query: Query<'a, Self>,
+    ) -> Result<Vec<SqliteRow>, sqlx::Error> {
+        match on {
+            On::Pool(pool) => query.fetch_all(pool).await,
+            On::Tx(tx) => query.fetch_all(&mut **tx).await,
+        }
+    }
+
+    async fn execute<'a>(on: On<'a, Self>, query: Query<'a, Self>) -> Result<u64, sqlx::Error> {
+        let done = match on {
+            On::Pool(pool) => query.execute(pool).await?,
+            On::Tx(tx) => query.execute(&mut **tx).await?,
+        };
+        Ok(done.rows_affected())
+    }
+
+    /// SQLite has no change feed: other processes see changes after their cache TTL.
+    async fn notify(
+        _tx: &mut Transaction<'static, Self>,
+        _client_id: &ClientId,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TokenStore for SqliteTokenStore {
+    async fn find_token(&self, client_id: &ClientId) -> Result<Option<ResolvedToken>, StoreError> {
+        self.sql.find_token(client_id).await
+    }
+
+    async fn record_usage(&self, used: &[(ClientId, OffsetDateTime)]) -> Result<(), StoreError> {
+        self.sql.record_usage(used).await
+    }
+}
+
+#[async_trait]
+impl TokenAdminStore for SqliteTokenStore {
+    async fn insert_account(&self, account: Account) -> Result<(), StoreError> {
+        self.sql.insert_account(account).await
+    }
+
+    async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
+        self.sql.get_account(id).await
+    }
+
+    async fn insert_user(&self, user: User) -> Result<(), StoreError> {
+        self.sql.insert_user(user).await
+    }
+
+    async fn get_user(&self, account: AccountId, id: UserId) -> Result<Option<User>, StoreError> {
+        self.sql.get_user(account, id).await
+    }
+
+    async fn list_users(&self, account: AccountId) -> Result<Vec<User>, StoreError> {
+        self.sql.list_users(account).await
+    }
+
+    async fn update_user(
+        &self,
+        account: AccountId,
+        id: UserId,
+        update: UserUpdate,
+    ) -> Result<Option<Vec<ClientId>>, StoreError> {
+        self.sql.update_user(account, id, update).await
+    }
+
+    async fn remove_user(
+        &self,
+        account: AccountId,
+        id: UserId,
+    ) -> Result<Option<Vec<ClientId>>, StoreError> {
+        self.sql.remove_user(account, id).await
+    }
+
+    async fn insert_token(&self, record: TokenRecord) -> Result<(), StoreError> {
+        self.sql.insert_token(record).await
+    }
+
+    async fn delete_token(
+        &self,
+        account: AccountId,
+        client_id: &ClientId,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.sql.delete_token(account, client_id).await
+    }
+
+    async fn list_tokens(
+        &self,
+        account: AccountId,
+        filter: TokenFilter,
+    ) -> Result<Vec<TokenInfo>, StoreError> {
+        self.sql.list_tokens(account, filter).await
+    }
+}
