@@ -225,7 +225,7 @@ impl fmt::Display for MalformedReason {
     }
 }
 
-type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+pub(crate) type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// An error reported by a [`TokenStore`](crate::store::TokenStore).
 ///

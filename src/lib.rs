@@ -121,8 +121,8 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use admin::{AdminError, AdminSession, InvalidRequest, TokenAdmin};
-pub use authenticator::{Authenticator, AuthenticatorBuilder};
+pub use admin::{TokenAdmin, error::AdminError, session::AdminSession, validate::InvalidRequest};
+pub use authenticator::{Authenticator, builder::AuthenticatorBuilder};
 pub use credentials::{CLIENT_ID_HEADER, Credentials, MAX_CREDENTIAL_LEN, SECRET_KEY_HEADER};
 pub use error::{AuthError, ErrorCode, MalformedReason, StoreError};
 pub use middleware::auth::AuthLayer;

@@ -205,11 +205,7 @@ impl Mock {
                 "/admin/users/{id}/roles",
                 put(routes::admin::set_user_roles),
             )
-            .route("/admin/users/{id}", delete(routes::admin::remove_user))
-            .layer(middleware::from_fn_with_state(
-                self.clone(),
-                error::count_answered,
-            ));
+            .route("/admin/users/{id}", delete(routes::admin::remove_user));
         let v1 = Router::new()
             .route("/v1/view", get(routes::views::views))
             .route("/v1/cost/query-by-view", post(routes::views::query_by_view))
@@ -224,10 +220,6 @@ impl Mock {
                     .delete(routes::tags::delete),
             )
             .route("/v1/megabill/query-language/keys", get(routes::keys::keys))
-            .layer(middleware::from_fn_with_state(
-                self.clone(),
-                error::count_answered,
-            ))
             .layer(middleware::from_fn_with_state(self.clone(), delay))
             .layer(
                 TokenConcurrencyLimitLayer::new(self.inner.max_in_flight)
@@ -236,10 +228,14 @@ impl Mock {
         let open = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/metrics", get(metrics::prometheus));
-        // Handlers' own error answers are counted by `count_answered`; those of the layers
-        // (401, 429, 503 and the concurrency limit's 429) by the layers themselves.
+        // The handlers' error answers are counted by `count_answered`; the layers count
+        // their own (the authentication layer's 401/429/503, the concurrency limit's 429).
         admin
             .merge(v1)
+            .layer(middleware::from_fn_with_state(
+                self.clone(),
+                error::count_answered,
+            ))
             .layer(AuthLayer::new(self.inner.authenticator.clone()))
             .merge(open)
             .with_state(self.clone())

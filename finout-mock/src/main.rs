@@ -156,7 +156,15 @@ async fn main() {
         Some(Command::User(command)) => cli::user(command).await.map(|v| println!("{v:#}")),
     };
     if let Err(e) = outcome {
-        eprintln!("finout-mock: {e}");
+        // The whole chain: what failed, then why.
+        let mut message = e.to_string();
+        let mut source = e.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        eprintln!("finout-mock: {message}");
         std::process::exit(1);
     }
 }

@@ -1,6 +1,8 @@
-//! `GET /metrics`: the authenticator's counters as Prometheus text. Every answer the mock
-//! gives is in them: the authentication layer's, the concurrency limit's and the handlers'
-//! error answers (see `error::count_answered`).
+//! `GET /metrics`: the authenticator's counters as Prometheus text. `finout_auth_requests_total`
+//! counts answers by outcome: `ok` for every authenticated request, and every answer with one
+//! of the library's error codes, whoever gave it (the authentication layer, the concurrency
+//! limit, or a handler: see `error::count_answered`). A request authenticated and then
+//! refused (a `403`, a `429`) counts under both.
 
 use std::fmt::Write as _;
 

@@ -132,7 +132,7 @@ impl std::fmt::Debug for SeedToken {
 pub enum SeedError {
     /// Not JSON, or not the seed's shape.
     #[error("invalid seed: {0}")]
-    Parse(#[source] serde_json::Error),
+    Parse(serde_json::Error),
     /// A field's value is not acceptable.
     #[error("invalid seed: {field}: {reason}")]
     Field {

@@ -16,11 +16,17 @@ pub enum AdminError {
     NotFound(&'static str),
     /// The request is not valid (bad role, bad expiry, empty description...).
     #[error("invalid request: {0}")]
-    Invalid(#[from] InvalidRequest),
+    Invalid(InvalidRequest),
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Hashing the new secret failed.
-    #[error("hashing the secret failed")]
+    #[error("issuing the token failed")]
     Hash(#[source] HashError),
+}
+
+impl From<InvalidRequest> for AdminError {
+    fn from(why: InvalidRequest) -> Self {
+        AdminError::Invalid(why)
+    }
 }

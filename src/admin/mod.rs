@@ -2,8 +2,9 @@
 //!
 //! [`TokenAdmin`]'s own methods are *trusted*: they check that a request is consistent (the
 //! user exists, a personal token's role is within its user's roles) but not who asks. Use
-//! them for bootstrapping, seeds and CLIs. [`TokenAdmin::acting_as`] gives an [`AdminSession`]
-//! that also enforces Finout's rules for an authenticated caller:
+//! them for bootstrapping, seeds and CLIs. [`TokenAdmin::acting_as`] gives an
+//! [`AdminSession`](crate::AdminSession) that also enforces Finout's rules for an
+//! authenticated caller:
 //!
 //! - API tokens and users are managed only by a *user* holding `Admin` (a personal token
 //!   whose role and user both cover `Admin`);
@@ -32,17 +33,15 @@
 //! # Ok(()) }
 //! ```
 
-mod error;
-mod session;
-mod validate;
+pub(crate) mod error;
+pub(crate) mod session;
+pub(crate) mod validate;
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-pub use error::AdminError;
-pub use session::AdminSession;
-pub use validate::InvalidRequest;
+use error::AdminError;
 
 use crate::{
     clock::{Clock, SystemClock},
@@ -86,7 +85,7 @@ impl TokenAdmin {
     /// this admin's clock too.
     #[must_use]
     pub fn with_authenticator(mut self, cache: impl Invalidate) -> Self {
-        if let Some(clock) = cache.clock() {
+        if let Some(clock) = cache.expiry_clock() {
             self.clock = clock;
         }
         self.caches.push(Arc::new(cache));
@@ -219,7 +218,8 @@ impl TokenAdmin {
         Ok(tokens)
     }
 
-    /// Issue an API token (no authorization check; see [`AdminSession::issue_api_token`]).
+    /// Issue an API token (no authorization check; see
+    /// [`AdminSession::issue_api_token`](crate::AdminSession::issue_api_token)).
     pub async fn issue_api_token(
         &self,
         account: AccountId,

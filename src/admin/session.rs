@@ -1,7 +1,7 @@
 //! [`AdminSession`]: the admin operations on behalf of an authenticated caller, with
 //! Finout's rules enforced (see the [module docs](super)).
 
-use super::{AdminError, TokenAdmin};
+use super::{TokenAdmin, error::AdminError};
 use crate::{
     model::{
         AccountId, ClientId, DataAccess, IssuedToken, NewToken, Principal, Role, TokenInfo,

@@ -11,12 +11,12 @@
 //!   verification, whose verdict is remembered so that repeating a wrong secret costs no
 //!   argon2. The outcome goes into the cache.
 //!
-//! Every cached thing is checked against its token's revocation [`epoch`]; the cache owns
-//! that rule. Outcomes are counted and logged by [`report`]; `last_used_at` is recorded off
-//! the hot path by [`usage`].
+//! Everything cached is checked against its token's revocation [`epoch`]: by the [`cache`] on
+//! every hit, by the cold path before and after argon2. Outcomes are counted and logged by
+//! [`report`]; `last_used_at` is recorded off the hot path by [`usage`].
 
 mod admission;
-mod builder;
+pub(crate) mod builder;
 mod cache;
 mod epoch;
 mod lookup;
@@ -30,7 +30,6 @@ use std::{fmt, sync::Arc, time::Instant};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-pub use builder::AuthenticatorBuilder;
 use cache::{Lookup, TokenCache, VerifiedEntry};
 use lookup::Records;
 use report::{Source, report};
@@ -210,7 +209,7 @@ impl Invalidate for Authenticator {
         Authenticator::invalidate_all(self);
     }
 
-    fn clock(&self) -> Option<Arc<dyn Clock>> {
+    fn expiry_clock(&self) -> Option<Arc<dyn Clock>> {
         Some(self.inner.clock.clone())
     }
 }

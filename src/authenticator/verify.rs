@@ -94,7 +94,7 @@ impl Verifier {
         for _ in 0..HASH_CHANGE_RETRIES {
             let verdict = self
                 .verdicts
-                .try_get_with(key.clone(), self.run(client_id, check, secret))
+                .try_get_with(key.clone(), self.run(client_id, against.clone(), secret))
                 .await
                 .map_err(|_: Arc<Busy>| AuthError::AuthBusy {
                     retry_after: BUSY_RETRY_AFTER,
@@ -108,16 +108,16 @@ impl Verifier {
         Ok(false)
     }
 
+    /// One argon2 run of `secret` against `against` (`None`: a dummy run).
     async fn run(
         &self,
         client_id: &ClientId,
-        check: Check<'_>,
+        against: Option<SecretHash>,
         secret: &SecretKey,
     ) -> Result<Arc<Verdict>, Busy> {
         let hasher = self.hasher.clone();
         let metrics = self.metrics.clone();
-        let (secret, against) = (secret.clone(), check.hash());
-        let stored = against.clone();
+        let (secret, stored) = (secret.clone(), against.clone());
         let verification = self
             .admission
             .run(move || {

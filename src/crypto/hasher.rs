@@ -8,9 +8,10 @@ use argon2::{
     Version,
 };
 
-use crate::model::{SecretHash, SecretKey};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+use crate::{
+    error::BoxError,
+    model::{SecretHash, SecretKey},
+};
 
 /// The most expensive argon2 parameters a stored hash may ask for before it is refused.
 ///
@@ -54,7 +55,7 @@ pub struct InvalidParams(#[source] argon2::Error);
 
 /// Hashing a secret failed: argon2 refused, or the thread it ran on failed.
 #[derive(Debug, thiserror::Error)]
-#[error("hashing the secret failed")]
+#[error("argon2 hashing failed")]
 pub struct HashError(#[source] BoxError);
 
 /// A stored hash was not checked: it is not an argon2id PHC string, or its cost parameters

@@ -6,7 +6,7 @@ use std::{
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{ResolvedToken, TokenAdminStore, TokenFilter, TokenStore, UserUpdate};
+use super::traits::{ResolvedToken, TokenAdminStore, TokenFilter, TokenStore, UserUpdate};
 use crate::{
     error::StoreError,
     model::{Account, AccountId, ClientId, TokenInfo, TokenKind, TokenRecord, User, UserId},

@@ -319,6 +319,34 @@ mod tests {
     }
 
     #[test]
+    fn a_colliding_refusal_slot_costs_a_lookup_never_a_wrong_answer() {
+        let front = Front::new(HOUR, HOUR);
+        let refusal = Refusal {
+            stamp: Stamp::now(Epochs::new().current(b"x")),
+        };
+        // Two ids of one slot with the same digest, and two digests alike in their first
+        // eight bytes: all four attempts share one refusal slot.
+        let (a, b) = (
+            b"a-collide-12345678".as_slice(),
+            b"b-collide-12345678".as_slice(),
+        );
+        let s = [1u8; 32];
+        let mut t = s;
+        t[31] ^= 1;
+        assert_eq!(refusal_slot_of(a, &s), refusal_slot_of(b, &s));
+        assert_eq!(refusal_slot_of(a, &s), refusal_slot_of(a, &t));
+        front.put_refusal(a, &s, refusal);
+        assert!(front.refusal(b, &s).is_none(), "another id");
+        assert!(front.refusal(a, &t).is_none(), "another secret");
+        assert!(front.refusal(a, &s).is_some());
+        front.put_refusal(a, &t, refusal);
+        assert!(
+            front.refusal(a, &s).is_none(),
+            "evicted: a miss, then a shared-cache read"
+        );
+    }
+
+    #[test]
     fn ids_too_long_for_a_refusal_slot_are_not_kept() {
         let front = Front::new(HOUR, HOUR);
         let id = [b'x'; REFUSAL_ID_MAX + 1];

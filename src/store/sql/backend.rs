@@ -51,3 +51,56 @@ pub(crate) trait Backend: Database {
         client_id: &'a ClientId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a;
 }
+
+/// The binding, decoding and statement running of a backend whose row type is `$row`: the
+/// same code for every backend, only the types differ. Each backend's `impl Backend` expands
+/// it (with `On`, `Query` and `OffsetDateTime` imported) and writes `notify` itself.
+macro_rules! backend_io {
+    ($row:ty) => {
+        fn bind_text<'q>(query: Query<'q, Self>, value: Option<String>) -> Query<'q, Self> {
+            query.bind(value)
+        }
+
+        fn bind_time<'q>(query: Query<'q, Self>, value: Option<OffsetDateTime>) -> Query<'q, Self> {
+            query.bind(value)
+        }
+
+        fn text(row: &$row, column: &str) -> Result<Option<String>, sqlx::Error> {
+            sqlx::Row::try_get(row, column)
+        }
+
+        fn time(row: &$row, column: &str) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+            sqlx::Row::try_get(row, column)
+        }
+
+        async fn fetch_optional<'a>(
+            on: On<'a, Self>,
+            query: Query<'a, Self>,
+        ) -> Result<Option<$row>, sqlx::Error> {
+            match on {
+                On::Pool(pool) => query.fetch_optional(pool).await,
+                On::Tx(tx) => query.fetch_optional(&mut **tx).await,
+            }
+        }
+
+        async fn fetch_all<'a>(
+            on: On<'a, Self>,
+            query: Query<'a, Self>,
+        ) -> Result<Vec<$row>, sqlx::Error> {
+            match on {
+                On::Pool(pool) => query.fetch_all(pool).await,
+                On::Tx(tx) => query.fetch_all(&mut **tx).await,
+            }
+        }
+
+        async fn execute<'a>(on: On<'a, Self>, query: Query<'a, Self>) -> Result<u64, sqlx::Error> {
+            let done = match on {
+                On::Pool(pool) => query.execute(pool).await?,
+                On::Tx(tx) => query.execute(&mut **tx).await?,
+            };
+            Ok(done.rows_affected())
+        }
+    };
+}
+
+pub(super) use backend_io;

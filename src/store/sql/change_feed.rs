@@ -9,7 +9,7 @@ use super::{
     postgres::{CHANGE_CHANNEL, PostgresTokenStore},
     rows::backend_error,
 };
-use crate::{error::StoreError, model::ClientId, store::Invalidate};
+use crate::{error::StoreError, model::ClientId, store::traits::Invalidate};
 
 /// How long the listener waits before reconnecting after it lost its connection.
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);

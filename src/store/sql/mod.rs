@@ -1,7 +1,8 @@
 //! What the SQLite and PostgreSQL stores share: [`SqlStore`], the store logic over any
 //! [`Backend`], with its statements written once (`$n` placeholders both understand); row
 //! decoding and error mapping are in `rows`. Each backend's file says what differs: how it
-//! connects and migrates, how its column types bind and decode, and its change feed.
+//! connects and migrates, its column types, and how it announces a change (PostgreSQL's
+//! change feed is followed by `change_feed`).
 
 mod backend;
 #[cfg(feature = "postgres")]
@@ -24,7 +25,7 @@ use rows::{
 use crate::{
     error::StoreError,
     model::{Account, AccountId, ClientId, TokenInfo, TokenKind, TokenRecord, User, UserId},
-    store::{ResolvedToken, TokenFilter, UserUpdate},
+    store::traits::{ResolvedToken, TokenFilter, UserUpdate},
 };
 
 const TOKEN_COLUMNS: &str = "t.client_id, t.kind, t.account_id, t.user_id, \

@@ -6,20 +6,20 @@ use std::{fmt, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{
-    Postgres, Row as _, Transaction,
+    Postgres, Transaction,
     postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow},
 };
 use time::OffsetDateTime;
 
 use super::{
     SqlStore,
-    backend::{Backend, On, Query},
+    backend::{Backend, On, Query, backend_io},
     rows::backend_error,
 };
 use crate::{
     error::StoreError,
     model::{Account, AccountId, ClientId, TokenInfo, TokenRecord, User, UserId},
-    store::{ResolvedToken, TokenAdminStore, TokenFilter, TokenStore, UserUpdate},
+    store::traits::{ResolvedToken, TokenAdminStore, TokenFilter, TokenStore, UserUpdate},
 };
 
 /// The channel every write notifies, with the affected client id as payload.
@@ -83,49 +83,7 @@ impl PostgresTokenStore {
 }
 
 impl Backend for Postgres {
-    fn bind_text<'q>(query: Query<'q, Self>, value: Option<String>) -> Query<'q, Self> {
-        query.bind(value)
-    }
-
-    fn bind_time<'q>(query: Query<'q, Self>, value: Option<OffsetDateTime>) -> Query<'q, Self> {
-        query.bind(value)
-    }
-
-    fn text(row: &PgRow, column: &str) -> Result<Option<String>, sqlx::Error> {
-        row.try_get(column)
-    }
-
-    fn time(row: &PgRow, column: &str) -> Result<Option<OffsetDateTime>, sqlx::Error> {
-        row.try_get(column)
-    }
-
-    async fn fetch_optional<'a>(
-        on: On<'a, Self>,
-        query: Query<'a, Self>,
-    ) -> Result<Option<PgRow>, sqlx::Error> {
-        match on {
-            On::Pool(pool) => query.fetch_optional(pool).await,
-            On::Tx(tx) => query.fetch_optional(&mut **tx).await,
-        }
-    }
-
-    async fn fetch_all<'a>(
-        on: On<'a, Self>,
-        query: Query<'a, Self>,
-    ) -> Result<Vec<PgRow>, sqlx::Error> {
-        match on {
-            On::Pool(pool) => query.fetch_all(pool).await,
-            On::Tx(tx) => query.fetch_all(&mut **tx).await,
-        }
-    }
-
-    async fn execute<'a>(on: On<'a, Self>, query: Query<'a, Self>) -> Result<u64, sqlx::Error> {
-        let done = match on {
-            On::Pool(pool) => query.execute(pool).await?,
-            On::Tx(tx) => query.execute(&mut **tx).await?,
-        };
-        Ok(done.rows_affected())
-    }
+    backend_io!(PgRow);
 
     async fn notify(
         tx: &mut Transaction<'static, Self>,

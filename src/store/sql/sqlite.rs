@@ -4,20 +4,20 @@ use std::{fmt, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{
-    Row as _, Sqlite, Transaction,
+    Sqlite, Transaction,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow},
 };
 use time::OffsetDateTime;
 
 use super::{
     SqlStore,
-    backend::{Backend, On, Query},
+    backend::{Backend, On, Query, backend_io},
     rows::backend_error,
 };
 use crate::{
     error::StoreError,
     model::{Account, AccountId, ClientId, TokenInfo, TokenRecord, User, UserId},
-    store::{ResolvedToken, TokenAdminStore, TokenFilter, TokenStore, UserUpdate},
+    store::traits::{ResolvedToken, TokenAdminStore, TokenFilter, TokenStore, UserUpdate},
 };
 
 /// A token store in a SQLite database file: the embedded default. Tokens survive restarts;
@@ -101,49 +101,7 @@ impl SqliteTokenStore {
 }
 
 impl Backend for Sqlite {
-    fn bind_text<'q>(query: Query<'q, Self>, value: Option<String>) -> Query<'q, Self> {
-        query.bind(value)
-    }
-
-    fn bind_time<'q>(query: Query<'q, Self>, value: Option<OffsetDateTime>) -> Query<'q, Self> {
-        query.bind(value)
-    }
-
-    fn text(row: &SqliteRow, column: &str) -> Result<Option<String>, sqlx::Error> {
-        row.try_get(column)
-    }
-
-    fn time(row: &SqliteRow, column: &str) -> Result<Option<OffsetDateTime>, sqlx::Error> {
-        row.try_get(column)
-    }
-
-    async fn fetch_optional<'a>(
-        on: On<'a, Self>,
-        query: Query<'a, Self>,
-    ) -> Result<Option<SqliteRow>, sqlx::Error> {
-        match on {
-            On::Pool(pool) => query.fetch_optional(pool).await,
-            On::Tx(tx) => query.fetch_optional(&mut **tx).await,
-        }
-    }
-
-    async fn fetch_all<'a>(
-        on: On<'a, Self>,
-        query: Query<'a, Self>,
-    ) -> Result<Vec<SqliteRow>, sqlx::Error> {
-        match on {
-            On::Pool(pool) => query.fetch_all(pool).await,
-            On::Tx(tx) => query.fetch_all(&mut **tx).await,
-        }
-    }
-
-    async fn execute<'a>(on: On<'a, Self>, query: Query<'a, Self>) -> Result<u64, sqlx::Error> {
-        let done = match on {
-            On::Pool(pool) => query.execute(pool).await?,
-            On::Tx(tx) => query.execute(&mut **tx).await?,
-        };
-        Ok(done.rows_affected())
-    }
+    backend_io!(SqliteRow);
 
     /// SQLite has no change feed: other processes see changes after their cache TTL.
     async fn notify(

@@ -1,0 +1,185 @@
+//! The store traits ([`TokenStore`], [`TokenAdminStore`], [`Invalidate`]) and the types they
+//! exchange.
+
+use std::{fmt::Debug, sync::Arc};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::{
+    clock::Clock,
+    error::StoreError,
+    model::{Account, AccountId, ClientId, DataAccess, Role, TokenInfo, TokenRecord, User, UserId},
+};
+
+/// A token as found by its client id, with its owner's *current* state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResolvedToken {
+    /// The stored token.
+    pub record: TokenRecord,
+    /// For a personal token, its user as they are now (current roles); `None` for API
+    /// tokens. A personal token whose user is gone must not be returned at all.
+    pub user: Option<User>,
+}
+
+impl ResolvedToken {
+    /// Pair a record with its owner.
+    pub fn new(record: TokenRecord, user: Option<User>) -> Self {
+        ResolvedToken { record, user }
+    }
+}
+
+/// The read side: resolve a client id.
+#[async_trait]
+pub trait TokenStore: Debug + Send + Sync + 'static {
+    /// The token with this client id, with (for a personal token) its user's current roles;
+    /// `None` when there is no such token. Errors mean "could not tell", and make the
+    /// authenticator fail closed with `auth_unavailable`.
+    async fn find_token(&self, client_id: &ClientId) -> Result<Option<ResolvedToken>, StoreError>;
+
+    /// Record when tokens were last used. The authenticator calls it off the hot path, in
+    /// batches, at most once per token per usage interval. Unknown ids are ignored. The
+    /// default does nothing (a store that does not track usage).
+    async fn record_usage(&self, used: &[(ClientId, OffsetDateTime)]) -> Result<(), StoreError> {
+        let _ = used;
+        Ok(())
+    }
+}
+
+/// A cache of what a store said about tokens, which must forget it when the store changes:
+/// call [`invalidate`](Invalidate::invalidate) *after* the change is stored.
+///
+/// The [`Authenticator`](crate::Authenticator) implements it; [`TokenAdmin`](crate::TokenAdmin)
+/// calls it on every change it makes, and the PostgreSQL change feed on every change any
+/// replica makes.
+#[async_trait]
+pub trait Invalidate: Debug + Send + Sync + 'static {
+    /// Forget everything cached about `client_id`.
+    async fn invalidate(&self, client_id: &ClientId);
+
+    /// Forget everything cached about every token (e.g. after missed notifications).
+    fn invalidate_all(&self);
+
+    /// The clock this cache judges expiry by, if it has one of its own: a
+    /// [`TokenAdmin`](crate::TokenAdmin) that invalidates it issues tokens by the same clock,
+    /// so that "expires in 5 minutes" means the same to both.
+    fn expiry_clock(&self) -> Option<Arc<dyn Clock>> {
+        None
+    }
+}
+
+/// What [`TokenAdminStore::update_user`] changes; fields left `None` stay as they are.
+///
+/// ```
+/// use finout_auth::{Role, model::DataAccess, store::UserUpdate};
+/// let update = UserUpdate::default()
+///     .roles(vec![Role::ReadOnly])
+///     .data_access(DataAccess::only(["v-eng"]));
+/// assert!(update.roles.is_some() && update.data_access.is_some());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserUpdate {
+    /// New roles.
+    pub roles: Option<Vec<Role>>,
+    /// New data access.
+    pub data_access: Option<DataAccess>,
+}
+
+impl UserUpdate {
+    /// Also replace the roles.
+    #[must_use]
+    pub fn roles(mut self, roles: Vec<Role>) -> Self {
+        self.roles = Some(roles);
+        self
+    }
+
+    /// Also replace the data access.
+    #[must_use]
+    pub fn data_access(mut self, access: DataAccess) -> Self {
+        self.data_access = Some(access);
+        self
+    }
+
+    /// Apply to a user.
+    pub fn apply_to(&self, user: &mut User) {
+        if let Some(roles) = &self.roles {
+            user.roles.clone_from(roles);
+        }
+        if let Some(access) = &self.data_access {
+            user.data_access.clone_from(access);
+        }
+    }
+}
+
+/// Which tokens a listing returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenFilter {
+    /// Every token of the account.
+    All,
+    /// The account's API tokens.
+    Api,
+    /// One user's personal tokens.
+    PersonalOf(UserId),
+}
+
+/// The write side: accounts, users and tokens.
+///
+/// Methods that change who may authenticate return the client ids they affected, so the
+/// caller can invalidate caches.
+#[async_trait]
+pub trait TokenAdminStore: TokenStore {
+    /// Add an account. `Conflict` if the id exists.
+    async fn insert_account(&self, account: Account) -> Result<(), StoreError>;
+
+    /// An account by id.
+    async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError>;
+
+    /// Add a user. `NotFound` without the account; `Conflict` if the id or the email (within
+    /// the account) is taken.
+    async fn insert_user(&self, user: User) -> Result<(), StoreError>;
+
+    /// A user of an account.
+    async fn get_user(&self, account: AccountId, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// All users of an account.
+    async fn list_users(&self, account: AccountId) -> Result<Vec<User>, StoreError>;
+
+    /// Change a user's roles and/or data access, atomically. Returns the user's personal
+    /// tokens (whose effective access changed), or `None` if there is no such user in the
+    /// account.
+    async fn update_user(
+        &self,
+        account: AccountId,
+        id: UserId,
+        update: UserUpdate,
+    ) -> Result<Option<Vec<ClientId>>, StoreError>;
+
+    /// Remove a user and, atomically, delete all of their personal tokens. Returns the
+    /// deleted tokens' ids, or `None` if there is no such user in the account.
+    async fn remove_user(
+        &self,
+        account: AccountId,
+        id: UserId,
+    ) -> Result<Option<Vec<ClientId>>, StoreError>;
+
+    /// Store a new token. `Conflict` if the client id exists; `NotFound` if the account or
+    /// (for a personal token) the user does not.
+    async fn insert_token(&self, record: TokenRecord) -> Result<(), StoreError>;
+
+    /// Delete a token of an account, returning it; `None` if it was not there (idempotent).
+    async fn delete_token(
+        &self,
+        account: AccountId,
+        client_id: &ClientId,
+    ) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// List an account's tokens (never a hash), oldest first.
+    async fn list_tokens(
+        &self,
+        account: AccountId,
+        filter: TokenFilter,
+    ) -> Result<Vec<TokenInfo>, StoreError>;
+}
