@@ -25,6 +25,21 @@ async fn call(
     creds: Option<(&str, &str)>,
     body: Option<Value>,
 ) -> (u16, Value) {
+    let (status, bytes) = call_raw(addr, method, path, creds, body).await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// One request over a fresh connection: status and body bytes.
+async fn call_raw(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    creds: Option<(&str, &str)>,
+    body: Option<Value>,
+) -> (u16, Bytes) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -51,10 +66,9 @@ async fn call(
         .await
         .unwrap();
     let status = response.status().as_u16();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (
         status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        response.into_body().collect().await.unwrap().to_bytes(),
     )
 }
 
@@ -1031,17 +1045,8 @@ async fn the_cli_manages_users_and_tokens_for_scripts() {
 
 /// A plain-text GET without credentials.
 async fn text(addr: SocketAddr, path: &str) -> String {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let request = Request::get(path)
-        .header("host", "mock")
-        .body(Full::<Bytes>::default())
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let (status, bytes) = call_raw(addr, Method::GET, path, None, None).await;
+    assert_eq!(status, 200);
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
