@@ -227,6 +227,21 @@ impl fmt::Display for MalformedReason {
 
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
+/// An error and all its causes, `: `-separated, for logs.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn StdError + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
 /// An error reported by a [`TokenStore`](crate::store::TokenStore).
 ///
 /// Backend errors keep their source (never stringified), so logs can show the full chain.

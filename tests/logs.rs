@@ -1,10 +1,13 @@
-//! What the crate logs: outcome, client id and latency, never a secret. Alone in its own
-//! test binary because it installs a global subscriber.
+//! What the crate logs: outcome, client id and latency, never a secret, and never a header
+//! value that was not verified (a fingerprint instead). Alone in its own test binary because
+//! it installs a global subscriber.
 
 mod common;
 
-use common::Harness;
-use finout_auth::Role;
+use std::{sync::Arc, time::Duration};
+
+use common::{FlakyStore, Harness};
+use finout_auth::{Credentials, Role, store::MemoryTokenStore};
 
 /// Collects everything the subscriber writes.
 #[derive(Clone, Default)]
@@ -45,7 +48,34 @@ async fn trace_logs_name_the_client_id_but_never_the_secret() {
         .unwrap();
     let _ = h.authenticate(&token).await;
 
+    // Swapped headers: the secret in the client-id header. And an id nobody issued.
+    let other = h.api_token(Role::Basic).await;
+    let other_secret = other.secret_key.expose_secret().to_owned();
+    let swapped = Credentials::new(&other_secret, other.client_id.as_str()).unwrap();
+    assert!(h.auth.authenticate(swapped).await.is_err());
+    let unknown = "unknown-client-id-value";
+    let _ = common::authenticate(&h.auth, &unknown.into(), "some-secret-value").await;
+    // A store that fails: its cause reaches the log, the presented id does not.
+    let memory = Arc::new(MemoryTokenStore::new());
+    let flaky = FlakyStore::new(memory.clone(), Duration::ZERO);
+    flaky.set_down(true);
+    let down = Harness::wrapped(memory, flaky, |b| b).await;
+    let during_outage = "id-presented-during-an-outage";
+    let _ = common::authenticate(&down.auth, &during_outage.into(), "s3cret-value").await;
+
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for unverified in [other_secret.as_str(), unknown, during_outage] {
+        assert!(
+            !logs.contains(unverified),
+            "unverified {unverified:?} in logs: {logs}"
+        );
+    }
+    assert!(logs.contains("client_fingerprint"), "{logs}");
+    assert!(logs.contains("token store lookup failed"), "{logs}");
+    assert!(
+        logs.contains("connection refused (test)"),
+        "the cause: {logs}"
+    );
     assert!(logs.contains(token.client_id.as_str()), "{logs}");
     assert!(
         logs.contains("outcome=\"ok\"") || logs.contains("outcome=ok"),

@@ -10,6 +10,7 @@
 //!   competing with the async runtime's workers.
 
 use std::{
+    panic::AssertUnwindSafe,
     sync::{Arc, Mutex, mpsc},
     time::Duration,
 };
@@ -98,7 +99,13 @@ impl VerifierPool {
                             Err(poisoned) => poisoned.into_inner().recv(),
                         };
                         match job {
-                            Ok(job) => job(),
+                            // A panicking job loses its answer (its caller gets `Busy`) and,
+                            // unwinding, drops its permit; the thread lives on.
+                            Ok(job) => {
+                                if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+                                    tracing::error!(target: "finout_auth", "a verification panicked");
+                                }
+                            }
                             Err(_) => return, // the pool is gone
                         }
                     }
@@ -112,8 +119,8 @@ impl VerifierPool {
         }
     }
 
-    /// Run `work` on a verification thread; `None` if it could not run (no thread, or it
-    /// panicked).
+    /// Run `work` on a verification thread; `None` if it could not run (no thread) or
+    /// panicked.
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move || {
@@ -225,5 +232,18 @@ mod tests {
             assert_eq!(job.await.unwrap(), Ok(()));
         }
         assert!(most.load(std::sync::atomic::Ordering::SeqCst) <= 2);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_keeps_its_thread_and_frees_its_permit() {
+        let admission = Admission::new(1, 0, Duration::from_millis(200), false);
+        for _ in 0..3 {
+            let panicked = admission.run(|| -> u8 { panic!("argon2 blew up") }).await;
+            assert_eq!(panicked, Err(Busy));
+            assert_eq!(admission.permits.available_permits(), 1, "permit back");
+            assert_eq!(admission.line.available_permits(), 1, "place in line back");
+        }
+        // The only thread still serves.
+        assert_eq!(admission.run(|| 7).await, Ok(7));
     }
 }

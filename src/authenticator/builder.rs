@@ -8,7 +8,7 @@ use super::{
 };
 use crate::{
     clock::{Clock, SystemClock},
-    crypto::SecretHasher,
+    crypto::{SecretHasher, digest::Fingerprints},
     metrics::Metrics,
     store::TokenStore,
 };
@@ -193,6 +193,7 @@ impl AuthenticatorBuilder {
         let usage = self
             .usage_interval
             .and_then(|every| UsageRecorder::start(self.store.clone(), self.clock.clone(), every));
+        let fingerprints = Arc::new(Fingerprints::random());
         let admission = Admission::new(
             self.max_concurrent_verifications,
             self.max_waiting_verifications,
@@ -214,6 +215,7 @@ impl AuthenticatorBuilder {
                     self.cache_capacity,
                     self.verdict_ttl,
                     self.metrics.clone(),
+                    fingerprints.clone(),
                 ),
                 throttle: self.failure_limit.map(|(limit, window)| {
                     FailureThrottle::new(limit, window, self.cache_capacity)
@@ -222,6 +224,7 @@ impl AuthenticatorBuilder {
                 dummy_verification: self.dummy_verification,
                 usage,
                 metrics: self.metrics,
+                fingerprints,
             }),
         }
     }

@@ -68,10 +68,7 @@ impl Records {
         self.cache
             .try_get_with(client_id.clone(), load)
             .await
-            .map_err(|e| {
-                tracing::warn!(target: "finout_auth", client_id = %client_id, error = %e, "token store lookup failed");
-                AuthError::AuthUnavailable(shared(e))
-            })
+            .map_err(|e| AuthError::AuthUnavailable(shared(e)))
     }
 
     pub(crate) async fn invalidate(&self, client_id: &ClientId) {
@@ -83,21 +80,35 @@ impl Records {
     }
 }
 
-/// moka shares one error among all waiters; keep it as the source without stringifying.
+/// moka shares one error among all waiters: the same kind again, and for a backend error its
+/// cause, kept as the source without stringifying.
 fn shared(e: Arc<StoreError>) -> StoreError {
+    /// The cause of a shared backend error, standing in for it.
     #[derive(Debug)]
     struct Shared(Arc<StoreError>);
+    impl Shared {
+        fn cause(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            std::error::Error::source(&*self.0)
+        }
+    }
     impl fmt::Display for Shared {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Display::fmt(&self.0, f)
+            match self.cause() {
+                Some(cause) => fmt::Display::fmt(cause, f),
+                None => fmt::Display::fmt(&self.0, f),
+            }
         }
     }
     impl std::error::Error for Shared {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            std::error::Error::source(&*self.0)
+            self.cause().and_then(std::error::Error::source)
         }
     }
-    StoreError::backend(Shared(e))
+    match &*e {
+        StoreError::Conflict(what) => StoreError::Conflict(what),
+        StoreError::NotFound(what) => StoreError::NotFound(what),
+        _ => StoreError::backend(Shared(e)),
+    }
 }
 
 /// The principal a resolved token authenticates as; `None` if the record is inconsistent.

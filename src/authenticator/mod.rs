@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 
 use cache::{Lookup, TokenCache, VerifiedEntry};
 use lookup::Records;
-use report::{Source, report};
+use report::{Source, report, store_failed};
 use throttle::FailureThrottle;
 use usage::UsageRecorder;
 use verify::{Check, Verifier};
@@ -40,7 +40,7 @@ use verify::{Check, Verifier};
 use crate::{
     clock::Clock,
     credentials::Credentials,
-    crypto::digest::SecretDigest,
+    crypto::digest::{Fingerprints, SecretDigest},
     error::AuthError,
     metrics::{Metrics, MetricsSnapshot},
     model::{ClientId, Principal, SecretKey},
@@ -87,6 +87,7 @@ struct Inner {
     dummy_verification: bool,
     usage: Option<UsageRecorder>,
     metrics: Metrics,
+    fingerprints: Arc<Fingerprints>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -148,6 +149,7 @@ impl Authenticator {
         let outcome_ref = outcome.as_ref();
         report(
             &inner.metrics,
+            &inner.fingerprints,
             Some(&credentials),
             outcome_ref,
             Source::Cache,
@@ -168,8 +170,12 @@ impl Authenticator {
         inner.metrics.counters().cache_miss();
         let outcome = inner.cold(&client_id, &secret).await;
         let outcome_ref = outcome.as_ref();
+        if let Err(AuthError::AuthUnavailable(e)) = &outcome {
+            store_failed(&inner.fingerprints, &client_id, e);
+        }
         report(
             &inner.metrics,
+            &inner.fingerprints,
             Some(&client_id),
             outcome_ref,
             Source::Store,
@@ -181,7 +187,15 @@ impl Authenticator {
     /// Count and log a rejection decided before the authenticator (unparsable headers), so
     /// that the counters cover every outcome.
     pub(crate) fn record_rejection(&self, error: &AuthError) {
-        report(&self.inner.metrics, None, Err(error), Source::Request, None);
+        let inner = &*self.inner;
+        report(
+            &inner.metrics,
+            &inner.fingerprints,
+            None,
+            Err(error),
+            Source::Request,
+            None,
+        );
     }
 
     /// Forget everything cached about `client_id`, here and now: call it *after* the store

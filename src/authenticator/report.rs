@@ -1,5 +1,6 @@
 //! How each outcome is reported: counted in the metrics and, when someone listens at DEBUG,
-//! logged with its client id, source and latency. Never a secret.
+//! logged with its client id (verified) or the client id's fingerprint (not verified), source
+//! and latency. Never a secret, never an unverified header value.
 
 use std::time::Instant;
 
@@ -7,7 +8,8 @@ use tracing::Level;
 
 use crate::{
     credentials::Credentials,
-    error::AuthError,
+    crypto::digest::Fingerprints,
+    error::{AuthError, Chain, StoreError},
     metrics::Metrics,
     model::{ClientId, Principal},
 };
@@ -33,20 +35,21 @@ impl Source {
     }
 }
 
-/// Where a log line's client id comes from, read only if the line is written.
-pub(crate) trait ClientIdText {
-    fn text(&self) -> &str;
+/// A client id as a request presented it: logged verbatim once its secret was verified,
+/// before that only as a fingerprint (see [`Fingerprints`]).
+pub(crate) trait Presented {
+    fn bytes(&self) -> &[u8];
 }
 
-impl ClientIdText for ClientId {
-    fn text(&self) -> &str {
-        self.as_str()
+impl Presented for ClientId {
+    fn bytes(&self) -> &[u8] {
+        self.as_str().as_bytes()
     }
 }
 
-impl ClientIdText for Credentials<'_> {
-    fn text(&self) -> &str {
-        self.client_id()
+impl Presented for Credentials<'_> {
+    fn bytes(&self) -> &[u8] {
+        self.client_id_bytes()
     }
 }
 
@@ -59,7 +62,8 @@ pub(crate) fn start() -> Option<Instant> {
 /// Count an outcome and log it.
 pub(crate) fn report(
     metrics: &Metrics,
-    client_id: Option<&dyn ClientIdText>,
+    fingerprints: &Fingerprints,
+    client_id: Option<&dyn Presented>,
     outcome: Result<&Principal, &AuthError>,
     source: Source,
     started: Option<Instant>,
@@ -74,26 +78,45 @@ pub(crate) fn report(
         return;
     }
     let latency_us = started.map(|s| s.elapsed().as_micros() as u64);
-    let client_id = client_id.map(|c| c.text());
     let path = source.as_str();
     match outcome {
         Ok(p) => tracing::debug!(
             target: "finout_auth",
             outcome = "ok",
-            client_id,
+            client_id = p.client_id().as_str(),
             account_id = %p.account_id(),
             path,
             latency_us,
             "authenticated"
         ),
+        // Only the holder of the right secret learns that a token expired: its id is verified.
+        Err(e @ AuthError::TokenExpired) => tracing::debug!(
+            target: "finout_auth",
+            outcome = e.code().as_str(),
+            client_id = client_id.and_then(|c| std::str::from_utf8(c.bytes()).ok()),
+            path,
+            latency_us,
+            "rejected"
+        ),
         Err(e) => tracing::debug!(
             target: "finout_auth",
             outcome = e.code().as_str(),
-            client_id,
+            client_fingerprint = client_id.map(|c| fingerprints.of(c.bytes()).to_string()),
             path,
             latency_us,
             error = %e,
             "rejected"
         ),
     }
+}
+
+/// Log a failed store lookup, with its whole cause, at WARN: the id only as a fingerprint
+/// (nothing about it was verified).
+pub(crate) fn store_failed(fingerprints: &Fingerprints, client_id: &ClientId, error: &StoreError) {
+    tracing::warn!(
+        target: "finout_auth",
+        client_fingerprint = %fingerprints.of(client_id.as_str().as_bytes()),
+        error = %Chain(error),
+        "token store lookup failed"
+    );
 }

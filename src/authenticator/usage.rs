@@ -14,7 +14,7 @@ use std::{
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
-use crate::{clock::Clock, model::ClientId, store::TokenStore};
+use crate::{clock::Clock, error::Chain, model::ClientId, store::TokenStore};
 
 const BATCH: usize = 512;
 
@@ -106,6 +106,6 @@ async fn write(store: &dyn TokenStore, batch: &mut HashMap<ClientId, OffsetDateT
     let used: Vec<_> = batch.drain().collect();
     if let Err(e) = store.record_usage(&used).await {
         // Usage is best effort: losing a batch must never affect authentication.
-        tracing::warn!(target: "finout_auth", error = %e, tokens = used.len(), "recording last_used_at failed");
+        tracing::warn!(target: "finout_auth", error = %Chain(&e), tokens = used.len(), "recording last_used_at failed");
     }
 }

@@ -6,7 +6,10 @@ use std::{sync::Arc, time::Duration};
 
 use super::admission::{Admission, Busy};
 use crate::{
-    crypto::{SecretHasher, digest::SecretDigest},
+    crypto::{
+        SecretHasher,
+        digest::{Fingerprints, SecretDigest},
+    },
     error::AuthError,
     metrics::Metrics,
     model::{ClientId, SecretHash, SecretKey},
@@ -50,6 +53,7 @@ pub(crate) struct Verifier {
     admission: Admission,
     verdicts: moka::future::Cache<(ClientId, SecretDigest), Arc<Verdict>>,
     metrics: Metrics,
+    fingerprints: Arc<Fingerprints>,
 }
 
 impl Verifier {
@@ -59,6 +63,7 @@ impl Verifier {
         capacity: u64,
         verdict_ttl: Duration,
         metrics: Metrics,
+        fingerprints: Arc<Fingerprints>,
     ) -> Self {
         Verifier {
             hasher,
@@ -68,6 +73,7 @@ impl Verifier {
                 .time_to_live(verdict_ttl)
                 .build(),
             metrics,
+            fingerprints,
         }
     }
 
@@ -133,7 +139,8 @@ impl Verifier {
             })
             .await?;
         let ok = verification.unwrap_or_else(|refused| {
-            tracing::warn!(target: "finout_auth", %client_id, reason = refused.0, "stored secret hash refused");
+            let client_fingerprint = self.fingerprints.of(client_id.as_str().as_bytes());
+            tracing::warn!(target: "finout_auth", %client_fingerprint, reason = refused.0, "stored secret hash refused");
             false
         });
         Ok(Arc::new(Verdict { against, ok }))

@@ -1,5 +1,8 @@
-//! Keyed digests: what the caches keep of a secret that argon2 accepted (or refused), and
-//! the constant-time comparison of two of them.
+//! Keyed digests: what the caches keep of a secret that argon2 accepted (or refused), the
+//! constant-time comparison of two of them, and the fingerprints logs show of values that
+//! were not verified.
+
+use std::fmt;
 
 use subtle::ConstantTimeEq;
 
@@ -55,6 +58,53 @@ impl Drop for DigestKey {
     }
 }
 
+/// Short keyed fingerprints of presented values, for logs: a header value is written to a
+/// log only once it was verified (a client id whose secret argon2 accepted); before that,
+/// only its fingerprint, so that a secret sent in the client-id header (swapped headers), or
+/// anything else an attacker sends, never lands in a log. The same value gives the same
+/// fingerprint within a process, so lines about one caller can be correlated; the key is
+/// random per process.
+pub(crate) struct Fingerprints {
+    key: [u8; 32],
+}
+
+/// The fingerprint of one value: 48 bits of a keyed BLAKE3 digest, written as 12 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fingerprint([u8; 6]);
+
+impl Fingerprints {
+    pub(crate) fn random() -> Self {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).expect("the OS random number generator failed");
+        Fingerprints { key }
+    }
+
+    /// The fingerprint of `value`.
+    pub(crate) fn of(&self, value: &[u8]) -> Fingerprint {
+        let mut short = [0u8; 6];
+        short.copy_from_slice(&blake3::keyed_hash(&self.key, value).as_bytes()[..6]);
+        Fingerprint(short)
+    }
+}
+
+impl Drop for Fingerprints {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+    }
+}
+
+impl fmt::Debug for Fingerprints {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Fingerprints([key])")
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
 /// Constant-time equality: the words' differences OR-ed together without a branch, then one
 /// `subtle` comparison with zero (not one per byte, or per word).
 pub(crate) fn digests_equal(a: &SecretDigest, b: &SecretDigest) -> bool {
@@ -68,6 +118,17 @@ pub(crate) fn digests_equal(a: &SecretDigest, b: &SecretDigest) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprints_are_keyed_stable_and_short() {
+        let (a, b) = (Fingerprints::random(), Fingerprints::random());
+        assert_eq!(a.of(b"id"), a.of(b"id"));
+        assert_ne!(a.of(b"id"), a.of(b"ie"));
+        assert_ne!(a.of(b"id"), b.of(b"id"), "keyed per process");
+        let text = a.of(b"2b5e6c1a-0000-4000-8000-000000000001").to_string();
+        assert_eq!(text.len(), 12);
+        assert!(text.bytes().all(|c| c.is_ascii_hexdigit()));
+    }
 
     #[test]
     fn digests_are_keyed() {

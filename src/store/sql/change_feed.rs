@@ -9,7 +9,11 @@ use super::{
     postgres::{CHANGE_CHANNEL, PostgresTokenStore},
     rows::backend_error,
 };
-use crate::{error::StoreError, model::ClientId, store::traits::Invalidate};
+use crate::{
+    error::{Chain, StoreError},
+    model::ClientId,
+    store::traits::Invalidate,
+};
 
 /// How long the listener waits before reconnecting after it lost its connection.
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
@@ -76,7 +80,7 @@ async fn follow(pool: PgPool, first: PgListener, caches: Arc<[Arc<dyn Invalidate
                         listener
                     }
                     Err(e) => {
-                        tracing::warn!(target: "finout_auth", error = %e, "change feed reconnect failed");
+                        tracing::warn!(target: "finout_auth", error = %Chain(&e), "change feed reconnect failed");
                         continue;
                     }
                 }
