@@ -461,3 +461,183 @@ async fn postgres_outage_fails_closed_keeps_cached_tokens_and_recovers() {
         "did not recover after the database came back"
     );
 }
+
+/// Issue a personal token and remove its user at the same time, `rounds` times, while a third
+/// task keeps authenticating with the token as soon as it exists: once both are done, the
+/// token must never authenticate again (a token the removal missed would stay cached, its
+/// invalidation never sent).
+async fn issue_racing_removal(store: Arc<dyn TokenAdminStore>, rounds: usize) {
+    let auth = fast_auth(store.clone());
+    let admin = fast_admin(store).with_authenticator(auth.clone());
+    let account = admin.create_account("Race").await.unwrap();
+    let mut issued = 0;
+    for round in 0..rounds {
+        let user = admin
+            .add_user(account.id, format!("u{round}@race.test"), vec![Role::Basic])
+            .await
+            .unwrap();
+        let (tx, mut rx) = tokio::sync::watch::channel(None);
+        let issue = {
+            let admin = admin.clone();
+            tokio::spawn(async move {
+                let token = admin
+                    .issue_personal_token(account.id, user.id, NewToken::new("race", Role::Basic))
+                    .await;
+                if let Ok(token) = &token {
+                    let _ = tx.send(Some(token.clone()));
+                }
+                token
+            })
+        };
+        // Issuing hashes the secret first; a removal started 0-2 ms later lands anywhere from
+        // before the issue's transaction to after it.
+        let delay = Duration::from_micros((round % 40) as u64 * 50);
+        let remove = {
+            let admin = admin.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                admin.remove_user(account.id, user.id).await
+            })
+        };
+        let user_of = {
+            let auth = auth.clone();
+            tokio::spawn(async move {
+                // Fill the cache with the token while the removal may still be running.
+                if rx.changed().await.is_ok() {
+                    let token = rx.borrow().clone().expect("sent");
+                    for _ in 0..20 {
+                        let _ = common::authenticate(
+                            &auth,
+                            &token.client_id,
+                            token.secret_key.expose_secret(),
+                        )
+                        .await;
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        };
+        let token = issue.await.unwrap();
+        let removed = remove.await.unwrap().expect("remove_user");
+        user_of.await.unwrap();
+        let Ok(token) = token else {
+            continue; // the removal came first: nothing was issued
+        };
+        issued += 1;
+        assert!(
+            removed.contains(&token.client_id),
+            "round {round}: the removal did not report the token it deleted"
+        );
+        let after =
+            common::authenticate(&auth, &token.client_id, token.secret_key.expose_secret()).await;
+        assert!(
+            matches!(after, Err(AuthError::InvalidCredentials)),
+            "round {round}: a token outlived its user's removal: {after:?}"
+        );
+    }
+    eprintln!("{issued} of {rounds} rounds issued the token before the removal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_token_issued_while_its_user_is_removed_never_outlives_the_removal() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    issue_racing_removal(Arc::new(store), 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_token_issued_while_its_user_is_removed_never_outlives_the_removal() {
+    let (_dir, _, store) = sqlite_file().await;
+    issue_racing_removal(Arc::new(store), 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_writers_wait_for_each_other_instead_of_failing() {
+    let (_dir, _, store) = sqlite_file().await;
+    let admin = fast_admin(Arc::new(store));
+    let account = admin.create_account("Writers").await.unwrap();
+    let user = admin
+        .add_user(account.id, "writer@acme.test", vec![Role::Basic])
+        .await
+        .unwrap();
+    // Issuing a personal token reads the user, then writes: the transaction SQLite refused
+    // to upgrade when another writer held the lock.
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let admin = admin.clone();
+            tokio::spawn(async move {
+                let mut done = 0;
+                while tokio::time::Instant::now() < until {
+                    admin
+                        .issue_personal_token(
+                            account.id,
+                            user.id,
+                            NewToken::new(format!("w{w}-{done}"), Role::Basic),
+                        )
+                        .await
+                        .unwrap_or_else(|e| panic!("writer {w}, write {done}: {e:?}"));
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for writer in writers {
+        total += writer.await.unwrap();
+    }
+    let listed = admin
+        .list_tokens(account.id, finout_auth::store::TokenFilter::All)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), total);
+    assert!(total >= 16, "every writer wrote: {total}");
+}
+
+/// A personal token whose user row was moved to another account (a tampered database) is
+/// not found: the lookup joins the user on the token's account.
+async fn moved_user_hides_the_token<DB>(store: Arc<dyn TokenAdminStore>, pool: &sqlx::Pool<DB>)
+where
+    DB: sqlx::Database,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let admin = fast_admin(store.clone());
+    let home = admin.create_account("Home").await.unwrap();
+    let elsewhere = admin.create_account("Elsewhere").await.unwrap();
+    let user = admin
+        .add_user(home.id, "moved@acme.test", vec![Role::Admin])
+        .await
+        .unwrap();
+    let token = admin
+        .issue_personal_token(home.id, user.id, NewToken::new("t", Role::Admin))
+        .await
+        .unwrap();
+    assert!(store.find_token(&token.client_id).await.unwrap().is_some());
+    sqlx::query("UPDATE finout_auth_users SET account_id = $1 WHERE id = $2")
+        .bind(elsewhere.id.to_string())
+        .bind(user.id.to_string())
+        .execute(pool)
+        .await
+        .unwrap();
+    assert!(store.find_token(&token.client_id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn sqlite_a_token_whose_user_moved_to_another_account_is_not_found() {
+    let (_dir, _, store) = sqlite_file().await;
+    let pool = store.pool().clone();
+    moved_user_hides_the_token(Arc::new(store), &pool).await;
+}
+
+#[tokio::test]
+async fn postgres_a_token_whose_user_moved_to_another_account_is_not_found() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    let pool = store.pool().clone();
+    moved_user_hides_the_token(Arc::new(store), &pool).await;
+}

@@ -21,6 +21,15 @@ pub(crate) enum On<'a, DB: Database> {
 /// column types the schema uses (text and timestamps, `None` for NULL), running a statement,
 /// and announcing a change to other replicas.
 pub(crate) trait Backend: Database {
+    /// The statement that opens a write transaction. SQLite's `BEGIN IMMEDIATE` takes the write
+    /// lock at once, so concurrent writers wait out the busy timeout instead of failing when a
+    /// transaction that read first tries to write.
+    const BEGIN_WRITE: &'static str;
+    /// Appended to a `SELECT` that a write transaction's decision rests on, to lock the rows
+    /// it read until the transaction ends (PostgreSQL's ` FOR UPDATE`; SQLite needs nothing:
+    /// its write transactions are serialized).
+    const LOCK_ROWS: &'static str;
+
     /// Bind a text value.
     fn bind_text<'q>(query: Query<'q, Self>, value: Option<String>) -> Query<'q, Self>;
     /// Bind a timestamp (stored in UTC).

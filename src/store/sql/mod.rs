@@ -13,7 +13,7 @@ mod rows;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 
-use sqlx::{Database, Pool};
+use sqlx::{Database, Pool, Transaction};
 use time::OffsetDateTime;
 
 use backend::{Backend, On};
@@ -52,6 +52,14 @@ impl<B: Database> Clone for SqlStore<B> {
 }
 
 impl<B: Backend> SqlStore<B> {
+    /// A write transaction (see [`Backend::BEGIN_WRITE`]).
+    async fn write(&self) -> Result<Transaction<'static, B>, StoreError> {
+        self.pool
+            .begin_with(B::BEGIN_WRITE)
+            .await
+            .map_err(backend_error)
+    }
+
     pub(super) async fn find_token(
         &self,
         client_id: &ClientId,
@@ -60,7 +68,7 @@ impl<B: Backend> SqlStore<B> {
             "SELECT {TOKEN_COLUMNS}, u.email AS user_email, u.roles AS user_roles, \
              u.data_access AS user_data_access \
              FROM finout_auth_tokens t \
-             LEFT JOIN finout_auth_users u ON u.id = t.user_id \
+             LEFT JOIN finout_auth_users u ON u.id = t.user_id AND u.account_id = t.account_id \
              WHERE t.client_id = $1"
         );
         let query = bind_str(sqlx::query(&sql), client_id);
@@ -95,7 +103,7 @@ impl<B: Backend> SqlStore<B> {
         &self,
         used: &[(ClientId, OffsetDateTime)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        let mut tx = self.write().await?;
         for (client_id, at) in used {
             let query = sqlx::query(
                 "UPDATE finout_auth_tokens SET last_used_at = $2 \
@@ -178,7 +186,7 @@ impl<B: Backend> SqlStore<B> {
         id: UserId,
         update: UserUpdate,
     ) -> Result<Option<Vec<ClientId>>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        let mut tx = self.write().await?;
         // `SET id = id` when nothing changes: still tells whether the user exists.
         let mut sets = vec!["id = id"];
         if update.roles.is_some() {
@@ -225,7 +233,20 @@ impl<B: Backend> SqlStore<B> {
         account: AccountId,
         id: UserId,
     ) -> Result<Option<Vec<ClientId>>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        let mut tx = self.write().await?;
+        // The user's row first: a token issued to them concurrently either commits before
+        // (and is deleted and announced below) or finds no user.
+        let sql = format!(
+            "SELECT 1 AS one FROM finout_auth_users WHERE id = $1 AND account_id = $2{}",
+            B::LOCK_ROWS
+        );
+        let query = bind_str(bind_str(sqlx::query(&sql), id), account);
+        let found = B::fetch_optional(On::Tx(&mut tx), query)
+            .await
+            .map_err(backend_error)?;
+        if found.is_none() {
+            return Ok(None);
+        }
         let query = sqlx::query(
             "DELETE FROM finout_auth_tokens WHERE user_id = $1 AND account_id = $2 \
              RETURNING client_id",
@@ -241,7 +262,7 @@ impl<B: Backend> SqlStore<B> {
             .await
             .map_err(backend_error)?;
         if removed == 0 {
-            // Not this account's user: the transaction rolls back on drop.
+            // Removed meanwhile by another writer: the transaction rolls back on drop.
             return Ok(None);
         }
         for client_id in &ids {
@@ -260,12 +281,15 @@ impl<B: Backend> SqlStore<B> {
                 ));
             }
         }
-        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        let mut tx = self.write().await?;
         if let Some(user) = record.user_id {
-            let query = sqlx::query(
-                "SELECT 1 AS one FROM finout_auth_users WHERE id = $1 AND account_id = $2",
+            // Locked until the token is stored, so a concurrent removal of the user waits
+            // and then deletes (and announces) this token too.
+            let sql = format!(
+                "SELECT 1 AS one FROM finout_auth_users WHERE id = $1 AND account_id = $2{}",
+                B::LOCK_ROWS
             );
-            let query = bind_str(bind_str(query, user), record.account_id);
+            let query = bind_str(bind_str(sqlx::query(&sql), user), record.account_id);
             let owner = B::fetch_optional(On::Tx(&mut tx), query)
                 .await
                 .map_err(backend_error)?;
@@ -300,7 +324,7 @@ impl<B: Backend> SqlStore<B> {
         account: AccountId,
         client_id: &ClientId,
     ) -> Result<Option<TokenRecord>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend_error)?;
+        let mut tx = self.write().await?;
         let sql = format!(
             "DELETE FROM finout_auth_tokens WHERE client_id = $1 AND account_id = $2 \
              RETURNING {RETURNED_COLUMNS}"

@@ -83,6 +83,9 @@ impl PostgresTokenStore {
 }
 
 impl Backend for Postgres {
+    const BEGIN_WRITE: &'static str = "BEGIN";
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
+
     backend_io!(PgRow);
 
     async fn notify(

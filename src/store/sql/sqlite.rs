@@ -101,6 +101,9 @@ impl SqliteTokenStore {
 }
 
 impl Backend for Sqlite {
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const LOCK_ROWS: &'static str = "";
+
     backend_io!(SqliteRow);
 
     /// SQLite has no change feed: other processes see changes after their cache TTL.
