@@ -13,6 +13,9 @@
 //! | `finout_auth_cache_misses_total` | |
 //! | `finout_auth_store_lookups_total` | |
 //! | `finout_auth_secret_verifications_total` | (argon2 runs, dummy ones included) |
+//! | `finout_auth_dummy_verifications_total` | (argon2 runs for unknown client ids) |
+//! | `finout_auth_revalidations_total` | (known secrets re-admitted after a store lookup, no argon2) |
+//! | `finout_auth_refreshes_total` | (cached tokens refreshed from the store in the background) |
 
 use std::sync::{
     Arc,
@@ -71,6 +74,9 @@ pub(crate) struct Counters {
     cache_misses: AtomicU64,
     store_lookups: AtomicU64,
     secret_verifications: AtomicU64,
+    dummy_verifications: AtomicU64,
+    revalidations: AtomicU64,
+    refreshes: AtomicU64,
     verifications_in_flight: AtomicU64,
     rejections: [AtomicU64; ErrorCode::ALL.len()],
 }
@@ -120,13 +126,36 @@ impl Counters {
         metrics::counter!("finout_auth_store_lookups_total").increment(1);
     }
 
-    /// Count an argon2 run; it is "in flight" until the guard drops.
-    pub(crate) fn secret_verification(&self) -> InFlight<'_> {
+    /// Count an argon2 run (`dummy`: for an unknown client id); it is "in flight" until the
+    /// guard drops.
+    pub(crate) fn secret_verification(&self, dummy: bool) -> InFlight<'_> {
         self.secret_verifications.fetch_add(1, Relaxed);
+        if dummy {
+            self.dummy_verifications.fetch_add(1, Relaxed);
+        }
         self.verifications_in_flight.fetch_add(1, Relaxed);
         #[cfg(feature = "metrics")]
-        metrics::counter!("finout_auth_secret_verifications_total").increment(1);
+        {
+            metrics::counter!("finout_auth_secret_verifications_total").increment(1);
+            if dummy {
+                metrics::counter!("finout_auth_dummy_verifications_total").increment(1);
+            }
+        }
         InFlight(&self.verifications_in_flight)
+    }
+
+    /// A known secret passed without argon2 after a store lookup.
+    pub(crate) fn revalidation(&self) {
+        self.revalidations.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("finout_auth_revalidations_total").increment(1);
+    }
+
+    /// A cached token was refreshed from the store in the background.
+    pub(crate) fn refresh(&self) {
+        self.refreshes.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("finout_auth_refreshes_total").increment(1);
     }
 
     pub(crate) fn snapshot(&self) -> MetricsSnapshot {
@@ -138,6 +167,9 @@ impl Counters {
             cache_misses: self.cache_misses.load(Relaxed),
             store_lookups: self.store_lookups.load(Relaxed),
             secret_verifications: self.secret_verifications.load(Relaxed),
+            dummy_verifications: self.dummy_verifications.load(Relaxed),
+            revalidations: self.revalidations.load(Relaxed),
+            refreshes: self.refreshes.load(Relaxed),
             verifications_in_flight: self.verifications_in_flight.load(Relaxed),
             rejections: ErrorCode::ALL.map(|c| (c, self.rejections[c.index()].load(Relaxed))),
         }
@@ -167,6 +199,13 @@ pub struct MetricsSnapshot {
     pub store_lookups: u64,
     /// argon2 verifications run (including dummy ones for unknown ids).
     pub secret_verifications: u64,
+    /// Of those, dummy verifications for unknown client ids.
+    pub dummy_verifications: u64,
+    /// Cold requests whose secret was known for the stored hash: admitted after a store
+    /// lookup, without argon2.
+    pub revalidations: u64,
+    /// Cached tokens refreshed from the store in the background, before their TTL.
+    pub refreshes: u64,
     /// argon2 verifications running right now (never above the configured concurrency).
     pub verifications_in_flight: u64,
     /// Rejections, by code.

@@ -1,39 +1,55 @@
-//! Admission to argon2: a bounded line, a permit per running verification, a bounded wait,
-//! and the threads argon2 runs on.
+//! Admission to argon2: two bounded lines, a bounded wait, and the threads argon2 runs on.
 //!
-//! - **Line**: running and waiting verifications together never exceed its length; past it,
-//!   `auth_busy` at once, so a flood cannot pile up waiting tasks.
-//! - **Permits**: how many run at once.
-//! - **Wait**: how long a verification waits for a permit before `auth_busy`.
-//! - **Pool**: a small dedicated pool of threads at the lowest OS priority, so that a flood
-//!   of verifications yields the CPU to everything else (cached requests first) instead of
-//!   competing with the async runtime's workers.
+//! - **Lanes**: a secret checked against a stored hash (a real token's id) waits in the
+//!   stored lane; a dummy verification (an unknown id) in the dummy lane. Threads always take
+//!   the stored lane's next job first, and each lane has its own line, so a flood of invented
+//!   ids never delays nor crowds out the first verification of a real token.
+//! - **Line**: a lane's queued and running verifications together never exceed its length
+//!   (threads + waiting); past it, `auth_busy` at once, so a flood cannot pile up tasks.
+//! - **Threads**: how many verifications run at once, on a small dedicated pool at the lowest
+//!   OS priority, so that a flood of verifications yields the CPU to everything else (cached
+//!   requests first) instead of competing with the async runtime's workers.
+//! - **Wait**: how long a verification waits for a thread before `auth_busy`; a job whose
+//!   caller stopped waiting is skipped, not run.
 
 use std::{
+    collections::VecDeque,
     panic::AssertUnwindSafe,
-    sync::{Arc, Mutex, mpsc},
+    sync::{Arc, Condvar, Mutex, MutexGuard},
     time::Duration,
 };
 
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 /// No verification capacity in time, or the verification thread died: either way, try later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Busy;
 
+/// Which line a verification waits in. Threads take the next [`Lane::Stored`] job before any
+/// [`Lane::Dummy`] one, and each lane has a line of its own, so a flood of invented client
+/// ids (dummy verifications only) can neither fill the line of real tokens nor run ahead of
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// A secret checked against a token's stored hash: the client id is a real token.
+    Stored = 0,
+    /// A dummy verification for an unknown client id.
+    Dummy = 1,
+}
+
 /// Admission to the verification threads.
 #[derive(Debug)]
 pub(crate) struct Admission {
-    /// Places in line (running + waiting).
-    line: Semaphore,
-    permits: Arc<Semaphore>,
+    /// Places in line (queued + running), one line per lane.
+    lines: [Arc<Semaphore>; 2],
     wait: Duration,
     pool: VerifierPool,
 }
 
 impl Admission {
     /// `concurrent` verifications at once on as many threads (lowered to the minimum OS
-    /// priority when `low_priority`), `waiting` more in line, each waiting at most `wait`.
+    /// priority when `low_priority`), `waiting` more in each lane's line, each waiting at
+    /// most `wait` for a thread.
     pub(crate) fn new(
         concurrent: usize,
         waiting: usize,
@@ -41,72 +57,126 @@ impl Admission {
         low_priority: bool,
     ) -> Self {
         let concurrent = concurrent.max(1);
+        let line = || Arc::new(Semaphore::new(concurrent.saturating_add(waiting)));
         Admission {
-            line: Semaphore::new(concurrent.saturating_add(waiting)),
-            permits: Arc::new(Semaphore::new(concurrent)),
+            lines: [line(), line()],
             wait,
             pool: VerifierPool::new(concurrent, low_priority),
         }
     }
 
-    /// Run `work` on a verification thread once admitted.
+    /// Run `work` on a verification thread once admitted to `lane`.
     pub(crate) async fn run<T: Send + 'static>(
         &self,
+        lane: Lane,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Busy> {
-        // Held until the work is done: running and waiting verifications together never
-        // exceed the line's length.
-        let _in_line = self.line.try_acquire().map_err(|_| Busy)?;
-        let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| Busy)?
+        // Moved into the job and released when it is done (or skipped): queued and running
+        // jobs of a lane together never exceed its line's length.
+        let in_line = self.lines[lane as usize]
+            .clone()
+            .try_acquire_owned()
             .map_err(|_| Busy)?;
-        self.pool
-            .run(move || {
-                let _permit = permit;
-                work()
-            })
-            .await
-            .ok_or(Busy)
+        let (started_tx, started) = oneshot::channel::<()>();
+        let (done_tx, done) = oneshot::channel();
+        self.pool.submit(
+            lane,
+            Job {
+                _in_line: in_line,
+                run: Box::new(move || {
+                    // Its caller stopped waiting: skip the work.
+                    if started_tx.send(()).is_err() {
+                        return;
+                    }
+                    let _ = done_tx.send(work());
+                }),
+            },
+        );
+        match tokio::time::timeout(self.wait, started).await {
+            Ok(Ok(())) => done.await.map_err(|_| Busy),
+            // Waited too long (the job is skipped when its turn comes), or the job was dropped.
+            _ => Err(Busy),
+        }
     }
 }
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+/// A queued verification, holding its place in line until it is done or dropped.
+struct Job {
+    _in_line: OwnedSemaphorePermit,
+    run: Box<dyn FnOnce() + Send + 'static>,
+}
+
+/// Jobs waiting for a thread, by lane.
+#[derive(Default)]
+struct Queue {
+    lanes: [VecDeque<Job>; 2],
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Jobs never run under the lock, so it is never poisoned by one; recover anyway.
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The next job, stored-hash lane first; `None` once the pool is gone.
+    fn next(&self) -> Option<Job> {
+        let mut queue = self.lock();
+        loop {
+            let [stored, dummy] = &mut queue.lanes;
+            if let Some(job) = stored.pop_front().or_else(|| dummy.pop_front()) {
+                return Some(job);
+            }
+            if queue.closed {
+                return None;
+            }
+            queue = self
+                .ready
+                .wait(queue)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+}
 
 /// Verification threads; they exit when the pool is dropped.
-#[derive(Debug)]
 struct VerifierPool {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for VerifierPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierPool").finish_non_exhaustive()
+    }
 }
 
 impl VerifierPool {
     /// `threads` workers, each lowered to the minimum priority when `low_priority`.
     fn new(threads: usize, low_priority: bool) -> Self {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            ready: Condvar::new(),
+        });
         for i in 0..threads.max(1) {
-            let queue = queue.clone();
+            let shared = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("finout-auth-verify-{i}"))
                 .spawn(move || {
                     if low_priority {
                         lower_priority();
                     }
-                    loop {
-                        // The lock is held only while waiting for the next job.
-                        let job = match queue.lock() {
-                            Ok(queue) => queue.recv(),
-                            Err(poisoned) => poisoned.into_inner().recv(),
-                        };
-                        match job {
-                            // A panicking job loses its answer (its caller gets `Busy`) and,
-                            // unwinding, drops its permit; the thread lives on.
-                            Ok(job) => {
-                                if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
-                                    tracing::error!(target: "finout_auth", "a verification panicked");
-                                }
-                            }
-                            Err(_) => return, // the pool is gone
+                    while let Some(job) = shared.next() {
+                        // A panicking job loses its answer (its caller gets `Busy`) and,
+                        // unwinding, gives back its place in line; the thread lives on.
+                        let Job { _in_line, run } = job;
+                        if std::panic::catch_unwind(AssertUnwindSafe(run)).is_err() {
+                            tracing::error!(target: "finout_auth", "a verification panicked");
                         }
                     }
                 });
@@ -114,24 +184,24 @@ impl VerifierPool {
                 tracing::error!(target: "finout_auth", error = %e, "cannot start a verification thread");
             }
         }
-        VerifierPool {
-            jobs: Mutex::new(jobs),
-        }
+        VerifierPool { shared }
     }
 
-    /// Run `work` on a verification thread; `None` if it could not run (no thread) or
-    /// panicked.
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = tx.send(work());
-        });
-        let sent = match self.jobs.lock() {
-            Ok(jobs) => jobs.send(job),
-            Err(poisoned) => poisoned.into_inner().send(job),
-        };
-        sent.ok()?;
-        rx.await.ok()
+    /// Queue a job in its lane for the next free thread.
+    fn submit(&self, lane: Lane, job: Job) {
+        self.shared.lock().lanes[lane as usize].push_back(job);
+        self.shared.ready.notify_one();
+    }
+}
+
+impl Drop for VerifierPool {
+    fn drop(&mut self) {
+        let mut queue = self.shared.lock();
+        queue.closed = true;
+        // Queued jobs are dropped: their callers get `Busy`.
+        queue.lanes = Default::default();
+        drop(queue);
+        self.shared.ready.notify_all();
     }
 }
 
@@ -144,23 +214,51 @@ fn lower_priority() {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::mpsc;
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering::SeqCst},
+        mpsc,
+    };
 
     use super::*;
 
-    /// A job that holds its verification thread until `release` is dropped or sent to.
-    fn blocking() -> (mpsc::Sender<()>, impl FnOnce() + Send + 'static) {
+    /// A job that holds its verification thread until `release` is dropped or sent to, and
+    /// says when it started.
+    fn blocking() -> (
+        mpsc::Sender<()>,
+        mpsc::Receiver<()>,
+        impl FnOnce() + Send + 'static,
+    ) {
         let (release, wait) = mpsc::channel::<()>();
-        (release, move || {
+        let (started_tx, started) = mpsc::channel::<()>();
+        (release, started, move || {
+            let _ = started_tx.send(());
             let _ = wait.recv();
         })
+    }
+
+    /// Occupy the only thread of `admission` until the returned sender is dropped.
+    async fn occupy(
+        admission: &Arc<Admission>,
+    ) -> (mpsc::Sender<()>, tokio::task::JoinHandle<Result<(), Busy>>) {
+        let (release, started, job) = blocking();
+        let running = tokio::spawn({
+            let admission = admission.clone();
+            async move { admission.run(Lane::Stored, job).await }
+        });
+        tokio::task::spawn_blocking(move || started.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        (release, running)
     }
 
     #[tokio::test]
     async fn work_runs_on_a_verification_thread() {
         let admission = Admission::new(1, 0, Duration::from_secs(1), false);
         let name = admission
-            .run(|| std::thread::current().name().map(str::to_owned))
+            .run(Lane::Dummy, || {
+                std::thread::current().name().map(str::to_owned)
+            })
             .await;
         assert_eq!(name, Ok(Some("finout-auth-verify-0".to_owned())));
     }
@@ -168,57 +266,108 @@ mod tests {
     #[tokio::test]
     async fn a_full_line_is_busy_at_once() {
         let admission = Arc::new(Admission::new(1, 0, Duration::from_secs(60), false));
-        let (release, job) = blocking();
-        let running = tokio::spawn({
-            let admission = admission.clone();
-            async move { admission.run(job).await }
-        });
-        while admission.line.available_permits() > 0 {
-            tokio::task::yield_now().await;
-        }
+        let (release, running) = occupy(&admission).await;
         let started = std::time::Instant::now();
-        assert_eq!(admission.run(|| ()).await, Err(Busy));
+        assert_eq!(admission.run(Lane::Stored, || ()).await, Err(Busy));
         assert!(
             started.elapsed() < Duration::from_secs(1),
             "not after a wait"
         );
         drop(release);
         assert_eq!(running.await.unwrap(), Ok(()));
-        assert_eq!(admission.run(|| 7).await, Ok(7), "the line is free again");
+        assert_eq!(
+            admission.run(Lane::Stored, || 7).await,
+            Ok(7),
+            "the line is free again"
+        );
     }
 
     #[tokio::test]
-    async fn waiting_longer_than_the_wait_is_busy() {
-        let admission = Arc::new(Admission::new(1, 1, Duration::from_millis(50), false));
-        let (release, job) = blocking();
-        let running = tokio::spawn({
-            let admission = admission.clone();
-            async move { admission.run(job).await }
-        });
-        while admission.permits.available_permits() > 0 {
+    async fn a_full_dummy_line_leaves_the_stored_line_free() {
+        let admission = Arc::new(Admission::new(1, 2, Duration::from_secs(60), false));
+        let (release, running) = occupy(&admission).await;
+        // Fill the dummy lane's line (1 + 2 places) behind the running job.
+        let queued: Vec<_> = (0..3)
+            .map(|_| {
+                let admission = admission.clone();
+                tokio::spawn(async move { admission.run(Lane::Dummy, || "dummy").await })
+            })
+            .collect();
+        while admission.lines[Lane::Dummy as usize].available_permits() > 0 {
             tokio::task::yield_now().await;
         }
+        assert_eq!(admission.run(Lane::Dummy, || "dummy").await, Err(Busy));
+        // A real token's verification still finds a place, and runs first.
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let stored = tokio::spawn({
+            let (admission, order) = (admission.clone(), order.clone());
+            async move {
+                admission
+                    .run(Lane::Stored, move || order.lock().unwrap().push("stored"))
+                    .await
+            }
+        });
+        while admission.pool.shared.lock().lanes[Lane::Stored as usize].is_empty() {
+            tokio::task::yield_now().await;
+        }
+        drop(release);
+        assert_eq!(running.await.unwrap(), Ok(()));
+        assert_eq!(stored.await.unwrap(), Ok(()));
+        let after_stored = order.lock().unwrap().len();
+        for job in queued {
+            assert_eq!(job.await.unwrap(), Ok("dummy"));
+        }
         assert_eq!(
-            admission.run(|| ()).await,
+            after_stored, 1,
+            "the stored job ran before any queued dummy"
+        );
+    }
+
+    #[tokio::test]
+    async fn waiting_longer_than_the_wait_is_busy_and_the_job_is_skipped() {
+        let admission = Arc::new(Admission::new(1, 1, Duration::from_millis(50), false));
+        let (release, running) = occupy(&admission).await;
+        let ran = Arc::new(AtomicUsize::new(0));
+        let counted = ran.clone();
+        assert_eq!(
+            admission
+                .run(Lane::Stored, move || counted.fetch_add(1, SeqCst))
+                .await,
             Err(Busy),
-            "no permit within 50 ms"
+            "no thread within 50 ms"
         );
         drop(release);
         assert_eq!(running.await.unwrap(), Ok(()));
+        // The thread skips the abandoned job, which gives its place in line back.
+        let line = &admission.lines[Lane::Stored as usize];
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while line.available_permits() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "its place never came back"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(admission.run(Lane::Stored, || ()).await, Ok(()));
+        assert_eq!(ran.load(SeqCst), 0, "the abandoned job never ran");
     }
 
     #[tokio::test]
-    async fn no_more_run_at_once_than_the_permits() {
+    async fn no_more_run_at_once_than_the_threads() {
         let admission = Arc::new(Admission::new(2, 8, Duration::from_secs(10), false));
-        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let jobs: Vec<_> = (0..8)
-            .map(|_| {
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let jobs: Vec<_> = (0..16)
+            .map(|i| {
                 let (admission, running, most) = (admission.clone(), running.clone(), most.clone());
+                let lane = if i % 2 == 0 {
+                    Lane::Stored
+                } else {
+                    Lane::Dummy
+                };
                 tokio::spawn(async move {
                     admission
-                        .run(move || {
-                            use std::sync::atomic::Ordering::SeqCst;
+                        .run(lane, move || {
                             let now = running.fetch_add(1, SeqCst) + 1;
                             most.fetch_max(now, SeqCst);
                             std::thread::sleep(Duration::from_millis(5));
@@ -231,19 +380,24 @@ mod tests {
         for job in jobs {
             assert_eq!(job.await.unwrap(), Ok(()));
         }
-        assert!(most.load(std::sync::atomic::Ordering::SeqCst) <= 2);
+        assert_eq!(most.load(SeqCst), 2);
     }
 
     #[tokio::test]
-    async fn a_panicking_job_keeps_its_thread_and_frees_its_permit() {
+    async fn a_panicking_job_keeps_its_thread_and_frees_its_place() {
         let admission = Admission::new(1, 0, Duration::from_millis(200), false);
         for _ in 0..3 {
-            let panicked = admission.run(|| -> u8 { panic!("argon2 blew up") }).await;
+            let panicked = admission
+                .run(Lane::Stored, || -> u8 { panic!("argon2 blew up") })
+                .await;
             assert_eq!(panicked, Err(Busy));
-            assert_eq!(admission.permits.available_permits(), 1, "permit back");
-            assert_eq!(admission.line.available_permits(), 1, "place in line back");
+            assert_eq!(
+                admission.lines[Lane::Stored as usize].available_permits(),
+                1,
+                "place in line back"
+            );
         }
         // The only thread still serves.
-        assert_eq!(admission.run(|| 7).await, Ok(7));
+        assert_eq!(admission.run(Lane::Stored, || 7).await, Ok(7));
     }
 }

@@ -2,9 +2,12 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
+use tokio::sync::Semaphore;
+
 use super::{
-    Authenticator, Inner, admission::Admission, cache::TokenCache, lookup::Records,
-    throttle::FailureThrottle, usage::UsageRecorder, verify::Verifier,
+    Authenticator, CONCURRENT_REFRESHES, Inner, admission::Admission, cache::TokenCache,
+    known::KnownSecrets, lookup::Records, throttle::FailureThrottle, usage::UsageRecorder,
+    verify::Verifier,
 };
 use crate::{
     clock::{Clock, SystemClock},
@@ -24,6 +27,8 @@ impl Authenticator {
             cache_capacity: 10_000,
             cache_ttl: Duration::from_secs(60),
             verdict_ttl: Duration::from_secs(60),
+            known_secret_capacity: 100_000,
+            known_secret_ttl: Duration::from_secs(24 * 3600),
             max_concurrent_verifications: std::thread::available_parallelism()
                 .map_or(1, |n| n.get().saturating_sub(1).max(1)),
             max_waiting_verifications: 64,
@@ -51,6 +56,8 @@ pub struct AuthenticatorBuilder {
     cache_capacity: u64,
     cache_ttl: Duration,
     verdict_ttl: Duration,
+    known_secret_capacity: u64,
+    known_secret_ttl: Duration,
     max_concurrent_verifications: usize,
     max_waiting_verifications: usize,
     low_priority_verification: bool,
@@ -66,6 +73,8 @@ impl fmt::Debug for AuthenticatorBuilder {
             .field("cache_capacity", &self.cache_capacity)
             .field("cache_ttl", &self.cache_ttl)
             .field("verdict_ttl", &self.verdict_ttl)
+            .field("known_secret_capacity", &self.known_secret_capacity)
+            .field("known_secret_ttl", &self.known_secret_ttl)
             .field(
                 "max_concurrent_verifications",
                 &self.max_concurrent_verifications,
@@ -88,7 +97,10 @@ impl AuthenticatorBuilder {
     }
 
     /// How long a verified token or a fetched record is trusted without asking the store
-    /// again: the bound on staleness when an invalidation is missed. Default 60 s.
+    /// again: the bound on staleness when an invalidation is missed. Default 60 s. A token
+    /// in use is re-read from the store in the background after three quarters of it, and a
+    /// token whose entry expired is re-validated with one store lookup: neither runs argon2
+    /// while its secret is known (see [`known_secret_ttl`](Self::known_secret_ttl)).
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
         self
@@ -98,6 +110,23 @@ impl AuthenticatorBuilder {
     /// so that repeating a wrong secret costs no argon2. Default 60 s.
     pub fn verdict_ttl(mut self, ttl: Duration) -> Self {
         self.verdict_ttl = ttl;
+        self
+    }
+
+    /// How many client ids' accepted secrets are remembered (as a keyed digest of the secret
+    /// and the identity of the stored hash it was accepted against), so that re-validating a
+    /// token costs a store lookup and no argon2. About 200 bytes each. Default 100,000; past
+    /// it, the least used are forgotten (their next cold request runs argon2 again).
+    pub fn known_secret_capacity(mut self, entries: u64) -> Self {
+        self.known_secret_capacity = entries;
+        self
+    }
+
+    /// How long an accepted secret is remembered after its argon2 verification. Default
+    /// 24 h. Forgotten sooner when the store no longer has the token or holds another hash
+    /// for it. Revocation does not depend on it: every re-validation asks the store.
+    pub fn known_secret_ttl(mut self, ttl: Duration) -> Self {
+        self.known_secret_ttl = ttl;
         self
     }
 
@@ -125,8 +154,9 @@ impl AuthenticatorBuilder {
         self
     }
 
-    /// How many verifications may wait for a free slot; past that, `auth_busy` at once
-    /// instead of piling up. Default 64.
+    /// How many verifications may wait for a free slot in each lane (real tokens' stored
+    /// hashes, unknown ids' dummy runs); past that, `auth_busy` at once instead of piling up.
+    /// Default 64.
     pub fn max_waiting_verifications(mut self, n: usize) -> Self {
         self.max_waiting_verifications = n;
         self
@@ -139,8 +169,9 @@ impl AuthenticatorBuilder {
     }
 
     /// Allow at most `failures` failed attempts per client id in each `window`; further
-    /// attempts answer `too_many_attempts` until the window closes. A secret already known
-    /// good (cached) keeps working. Default: 20 per 60 s.
+    /// attempts answer `too_many_attempts` until the window closes. A secret known good (see
+    /// [`known_secret_ttl`](Self::known_secret_ttl)) is never counted nor refused. Default:
+    /// 20 per 60 s.
     pub fn failure_limit(mut self, failures: u32, window: Duration) -> Self {
         self.failure_limit = Some((failures.max(1), window));
         self
@@ -214,6 +245,7 @@ impl AuthenticatorBuilder {
                     admission,
                     self.cache_capacity,
                     self.verdict_ttl,
+                    KnownSecrets::new(self.known_secret_capacity, self.known_secret_ttl),
                     self.metrics.clone(),
                     fingerprints.clone(),
                 ),
@@ -225,6 +257,7 @@ impl AuthenticatorBuilder {
                 usage,
                 metrics: self.metrics,
                 fingerprints,
+                refreshes: Arc::new(Semaphore::new(CONCURRENT_REFRESHES)),
             }),
         }
     }

@@ -71,6 +71,17 @@ impl Records {
             .map_err(|e| AuthError::AuthUnavailable(shared(e)))
     }
 
+    /// The store's answer for `client_id` read afresh (not what is kept), shared with any
+    /// concurrent caller of [`fetch`](Self::fetch).
+    pub(crate) async fn refetch(
+        &self,
+        client_id: &ClientId,
+        epochs: &Epochs,
+    ) -> Result<Arc<Fetched>, AuthError> {
+        self.cache.invalidate(client_id).await;
+        self.fetch(client_id, epochs).await
+    }
+
     pub(crate) async fn invalidate(&self, client_id: &ClientId) {
         self.cache.invalidate(client_id).await;
     }

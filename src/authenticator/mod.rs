@@ -4,12 +4,16 @@
 //! - **Hot path** ([`Authenticator::authenticate_cached`], synchronous): the secret's keyed
 //!   digest, one [`cache`] lookup (a verified token with that digest, an attempt that failed
 //!   before, or a miss), and an expiry re-check. No store call, no argon2, no allocation.
-//! - **Cold path**: the [`throttle`] first, then the token record is fetched once per client
-//!   id however many requests wait for it ([`lookup`]), and the secret is checked with
-//!   argon2id ([`verify`], admitted through a bounded line to dedicated low-priority threads
-//!   by [`admission`]); concurrent requests with the same id *and* secret share one
-//!   verification, whose verdict is remembered so that repeating a wrong secret costs no
-//!   argon2. The outcome goes into the cache.
+//! - **Cold path**: the [`throttle`] first (a secret [`known`] good is never throttled), then
+//!   the token record is fetched once per client id however many requests wait for it
+//!   ([`lookup`]), and the secret is checked: a secret [`known`] good for the stored hash
+//!   passes without argon2 (a *re-validation*: one store lookup); otherwise argon2id
+//!   ([`verify`], admitted through bounded lines to dedicated low-priority threads by
+//!   [`admission`], real tokens ahead of unknown ids); concurrent requests with the same id
+//!   *and* secret share one verification, whose verdict is remembered so that repeating a
+//!   wrong secret costs no argon2. The outcome goes into the cache.
+//! - **Refresh**: a cached token used after three quarters of its TTL is re-read from the
+//!   store in the background (no argon2), so a token in use never waits for the store.
 //!
 //! Everything cached is checked against its token's revocation [`epoch`]: by the [`cache`] on
 //! every hit, by the cold path before and after argon2. Outcomes are counted and logged by
@@ -19,6 +23,7 @@ mod admission;
 pub(crate) mod builder;
 mod cache;
 mod epoch;
+mod known;
 mod lookup;
 mod report;
 mod throttle;
@@ -29,6 +34,7 @@ use std::{fmt, sync::Arc, time::Instant};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 
 use cache::{Lookup, TokenCache, VerifiedEntry};
 use lookup::Records;
@@ -50,6 +56,10 @@ use crate::{
 /// How often the cold path starts over when the token changed while it looked at it; a
 /// client id invalidated on every attempt is as good as gone.
 const TOKEN_CHANGE_RETRIES: usize = 3;
+
+/// How many background refreshes may run at once; a token due when all are busy is
+/// refreshed on a later request (or re-validated on the cold path once its entry expires).
+const CONCURRENT_REFRESHES: usize = 64;
 
 /// Authenticates credentials against a [`TokenStore`](crate::store::TokenStore), with
 /// caching. Cheap to clone (one `Arc`); clones share caches and counters.
@@ -88,6 +98,7 @@ struct Inner {
     usage: Option<UsageRecorder>,
     metrics: Metrics,
     fingerprints: Arc<Fingerprints>,
+    refreshes: Arc<Semaphore>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -142,7 +153,13 @@ impl Authenticator {
         let started = report::start();
         let secret = inner.cache.digest(credentials.secret_bytes());
         let outcome = match inner.cache.lookup(credentials.client_id_bytes(), &secret) {
-            Lookup::Verified(entry) => inner.admit(&entry),
+            Lookup::Verified(entry, refresh_due) => {
+                let outcome = inner.admit(&entry);
+                if refresh_due && outcome.is_ok() && entry.claim_refresh() {
+                    self.refresh(entry);
+                }
+                outcome
+            }
             Lookup::Refused => Err(AuthError::InvalidCredentials),
             Lookup::Miss => return None,
         };
@@ -182,6 +199,26 @@ impl Authenticator {
             Some(started),
         );
         outcome
+    }
+
+    /// Re-read a cached token from the store in the background and cache it afresh (no
+    /// argon2: its secret is known for the stored hash), or drop it if the store no longer
+    /// admits it. Bounded by [`CONCURRENT_REFRESHES`]; outside a tokio runtime, nothing.
+    #[cold]
+    fn refresh(&self, entry: Arc<VerifiedEntry>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            entry.release_refresh();
+            return;
+        };
+        let Ok(permit) = self.inner.refreshes.clone().try_acquire_owned() else {
+            entry.release_refresh();
+            return;
+        };
+        let inner = self.inner.clone();
+        runtime.spawn(async move {
+            let _permit = permit;
+            inner.refresh(&entry).await;
+        });
     }
 
     /// Count and log a rejection decided before the authenticator (unparsable headers), so
@@ -255,7 +292,7 @@ impl Inner {
             return self.verify_and_cache(client_id, secret, digest).await;
         };
         if let Some(retry_after) = throttle.check(client_id) {
-            if !self.verifier.known_good(client_id, digest).await {
+            if !self.verifier.known_good(client_id, &digest) {
                 return Err(AuthError::TooManyAttempts { retry_after });
             }
         }
@@ -281,6 +318,7 @@ impl Inner {
                 continue;
             }
             let (Some(token), Some(principal)) = (&fetched.token, &fetched.principal) else {
+                self.verifier.forget(client_id);
                 // Unknown id (or an owner-less personal token): spend what a wrong secret
                 // would, so timing does not tell which ids exist.
                 if self.dummy_verification {
@@ -327,5 +365,47 @@ impl Inner {
             return Ok(principal.clone());
         }
         Err(AuthError::InvalidCredentials)
+    }
+
+    /// See [`Authenticator::refresh`].
+    async fn refresh(&self, entry: &VerifiedEntry) {
+        let client_id = &entry.client_id;
+        let epochs = self.cache.epochs();
+        let Ok(fetched) = self.records.refetch(client_id, epochs).await else {
+            return; // the store failed: the entry lives out its TTL, then the cold path asks
+        };
+        if !epochs.is_current(fetched.epoch) {
+            return; // invalidated meanwhile: the cold path decides afresh
+        }
+        let admitted = match (&fetched.token, &fetched.principal) {
+            (Some(token), Some(principal))
+                if self
+                    .verifier
+                    .known_for(client_id, &entry.digest, &token.record.secret_hash)
+                    && !token.record.is_expired_at(self.clock.now()) =>
+            {
+                Some((token, principal))
+            }
+            _ => None,
+        };
+        let Some((token, principal)) = admitted else {
+            // Gone, reissued, expired or owner-less: the next request goes to the cold path.
+            self.cache.remove_verified(entry.client_id_bytes());
+            return;
+        };
+        let expires_at = token
+            .record
+            .expires_at
+            .map(OffsetDateTime::unix_timestamp_nanos);
+        let fresh = VerifiedEntry::new(
+            client_id.clone(),
+            fetched.epoch,
+            entry.digest,
+            principal.clone(),
+            expires_at,
+        );
+        fresh.inherit_usage(entry);
+        self.cache.insert_verified(fresh);
+        self.metrics.counters().refresh();
     }
 }

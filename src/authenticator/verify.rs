@@ -1,10 +1,15 @@
-//! Secret verification for the cold path: one argon2 run per (client id, secret) however many
-//! requests present it at once, admitted through [`Admission`], and its verdict remembered
-//! for the verdict TTL, so that repeating a wrong secret costs no argon2.
+//! Secret verification for the cold path: a secret [`KnownSecrets`] remembers for the stored
+//! hash passes without argon2; otherwise one argon2 run per (client id, secret) however many
+//! requests present it at once, admitted through [`Admission`] (stored-hash lane or dummy
+//! lane). An accepted secret is remembered as known; every verdict is also remembered for
+//! the verdict TTL, so that repeating a wrong secret costs no argon2.
 
 use std::{sync::Arc, time::Duration};
 
-use super::admission::{Admission, Busy};
+use super::{
+    admission::{Admission, Busy, Lane},
+    known::KnownSecrets,
+};
 use crate::{
     crypto::{
         SecretHasher,
@@ -52,6 +57,7 @@ pub(crate) struct Verifier {
     hasher: SecretHasher,
     admission: Admission,
     verdicts: moka::future::Cache<(ClientId, SecretDigest), Arc<Verdict>>,
+    known: KnownSecrets,
     metrics: Metrics,
     fingerprints: Arc<Fingerprints>,
 }
@@ -62,6 +68,7 @@ impl Verifier {
         admission: Admission,
         capacity: u64,
         verdict_ttl: Duration,
+        known: KnownSecrets,
         metrics: Metrics,
         fingerprints: Arc<Fingerprints>,
     ) -> Self {
@@ -72,22 +79,37 @@ impl Verifier {
                 .max_capacity(capacity)
                 .time_to_live(verdict_ttl)
                 .build(),
+            known,
             metrics,
             fingerprints,
         }
     }
 
-    /// Whether argon2 accepted this secret for `client_id` within the verdict TTL.
-    pub(crate) async fn known_good(&self, client_id: &ClientId, digest: SecretDigest) -> bool {
-        self.verdicts
-            .get(&(client_id.clone(), digest))
-            .await
-            .is_some_and(|v| v.ok)
+    /// Whether argon2 accepted this secret for `client_id` (and it is still remembered).
+    pub(crate) fn known_good(&self, client_id: &ClientId, digest: &SecretDigest) -> bool {
+        self.known.is_known(client_id, digest)
     }
 
-    /// Whether `secret` passes `check`. One argon2 run serves every concurrent caller with
-    /// the same id and secret, and its outcome is remembered for the verdict TTL. No capacity
-    /// in time is `auth_busy`.
+    /// Whether argon2 accepted this secret for `client_id` against exactly `hash`: the
+    /// background refresh's question, answered from memory only.
+    pub(crate) fn known_for(
+        &self,
+        client_id: &ClientId,
+        digest: &SecretDigest,
+        hash: &SecretHash,
+    ) -> bool {
+        self.known.accepts(client_id, digest, hash)
+    }
+
+    /// The token is gone from the store: forget its secret.
+    pub(crate) fn forget(&self, client_id: &ClientId) {
+        self.known.forget(client_id);
+    }
+
+    /// Whether `secret` passes `check`. A secret known for the stored hash passes at once;
+    /// otherwise one argon2 run serves every concurrent caller with the same id and secret,
+    /// and its outcome is remembered for the verdict TTL (and, if accepted, as known). No
+    /// capacity in time is `auth_busy`.
     pub(crate) async fn verdict(
         &self,
         client_id: &ClientId,
@@ -95,6 +117,12 @@ impl Verifier {
         check: Check<'_>,
         secret: &SecretKey,
     ) -> Result<bool, AuthError> {
+        if let Check::Stored(hash) = check {
+            if self.known.accepts(client_id, &digest, hash) {
+                self.metrics.counters().revalidation();
+                return Ok(true);
+            }
+        }
         let key = (client_id.clone(), digest);
         let against = check.hash();
         for _ in 0..HASH_CHANGE_RETRIES {
@@ -106,6 +134,9 @@ impl Verifier {
                     retry_after: BUSY_RETRY_AFTER,
                 })?;
             if verdict.against == against {
+                if let (true, Some(hash)) = (verdict.ok, &against) {
+                    self.known.remember(client_id, digest, hash);
+                }
                 return Ok(verdict.ok);
             }
             // Remembered for another hash (the id was reissued): decide afresh.
@@ -124,10 +155,15 @@ impl Verifier {
         let hasher = self.hasher.clone();
         let metrics = self.metrics.clone();
         let (secret, stored) = (secret.clone(), against.clone());
+        let lane = if against.is_some() {
+            Lane::Stored
+        } else {
+            Lane::Dummy
+        };
         let verification = self
             .admission
-            .run(move || {
-                let _running = metrics.counters().secret_verification();
+            .run(lane, move || {
+                let _running = metrics.counters().secret_verification(lane == Lane::Dummy);
                 let secret = secret.expose_secret().as_bytes();
                 match &stored {
                     Some(hash) => hasher.verify(secret, hash),

@@ -1,7 +1,7 @@
 //! What the token cache keeps: a [`VerifiedEntry`] per token whose secret argon2 accepted, a
 //! [`Refusal`] per attempt that failed, each with its [`Stamp`].
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::{
     authenticator::epoch::Epoch,
@@ -41,6 +41,8 @@ pub(crate) struct VerifiedEntry {
     pub(crate) expires_at: Option<i128>,
     /// When use of this token was last reported for `last_used_at` (coarse seconds).
     pub(crate) last_reported: AtomicU64,
+    /// Set once a background refresh of this entry was started (one per entry).
+    refreshing: AtomicBool,
 }
 
 impl VerifiedEntry {
@@ -58,7 +60,27 @@ impl VerifiedEntry {
             principal,
             expires_at,
             last_reported: AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
         }
+    }
+
+    /// Carry over when use of the token was last reported from the entry this one replaces.
+    pub(crate) fn inherit_usage(&self, older: &VerifiedEntry) {
+        self.last_reported.store(
+            older.last_reported.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Claim this entry's refresh: `true` for the first caller only.
+    #[inline]
+    pub(crate) fn claim_refresh(&self) -> bool {
+        !self.refreshing.load(Ordering::Relaxed) && !self.refreshing.swap(true, Ordering::AcqRel)
+    }
+
+    /// Give the claim back (the refresh could not start); a later hit may claim it again.
+    pub(crate) fn release_refresh(&self) {
+        self.refreshing.store(false, Ordering::Release);
     }
 
     pub(crate) fn client_id_bytes(&self) -> &[u8] {

@@ -74,6 +74,8 @@ pub(crate) struct Front {
     /// The age, in coarse clock ticks, up to which a verified entry is served: the cache
     /// TTL less [`CLOCK_MARGIN`] (0: the front never serves).
     entry_ticks: u64,
+    /// The age, in coarse clock ticks, from which a verified entry is due for a refresh.
+    refresh_ticks: u64,
     /// Likewise for refusals, from the verdict TTL.
     refusal_ticks: u64,
 }
@@ -85,25 +87,34 @@ impl Front {
         Front {
             owner: NEXT.fetch_add(1, Ordering::Relaxed),
             entry_ticks: ticks(entry_ttl),
+            refresh_ticks: refresh_ticks(entry_ttl),
             refusal_ticks: ticks(refusal_ttl),
         }
     }
 
-    /// This thread's entry for `client_id`, if it holds one young enough to serve.
+    /// This thread's entry for `client_id`, if it holds one young enough to serve, and
+    /// whether it is old enough to be refreshed.
     #[inline]
-    pub(crate) fn get(&self, client_id: &[u8]) -> Option<Arc<VerifiedEntry>> {
+    pub(crate) fn get(&self, client_id: &[u8]) -> Option<(Arc<VerifiedEntry>, bool)> {
         let index = slot_of(client_id);
         SLOTS_OF_THIS_THREAD
             .try_with(|slots| {
                 let slots = slots.try_borrow().ok()?;
                 let slot = slots[index].as_ref()?;
-                (slot.owner == self.owner
-                    && slot.entry.client_id_bytes() == client_id
-                    && is_younger(slot.entry.stamp.cached_at, self.entry_ticks))
-                .then(|| slot.entry.clone())
+                if slot.owner != self.owner || slot.entry.client_id_bytes() != client_id {
+                    return None;
+                }
+                let age = age_of(slot.entry.stamp.cached_at);
+                (age < self.entry_ticks).then(|| (slot.entry.clone(), age >= self.refresh_ticks))
             })
             .ok()
             .flatten()
+    }
+
+    /// Whether an entry (found in the shared cache) is old enough to be refreshed.
+    #[inline]
+    pub(crate) fn refresh_due(&self, entry: &VerifiedEntry) -> bool {
+        age_of(entry.stamp.cached_at) >= self.refresh_ticks
     }
 
     /// Remember `entry` on this thread, replacing whatever shared its slot.
@@ -182,11 +193,24 @@ fn ticks(ttl: Duration) -> u64 {
         .map_or(0, |ttl| coarsetime::Duration::from(ttl).as_ticks())
 }
 
+/// The age in coarse clock ticks from which a verified entry is refreshed in the background:
+/// three quarters of the age up to which it is served, so a token in use is re-read from the
+/// store before its entry expires and never waits for the store.
+fn refresh_ticks(ttl: Duration) -> u64 {
+    ticks(ttl) / 4 * 3
+}
+
+/// The age of something cached at `cached_at`, in coarse clock ticks.
+#[inline]
+fn age_of(cached_at: coarsetime::Instant) -> u64 {
+    let now = coarsetime::Instant::now_without_cache_update();
+    now.as_ticks().saturating_sub(cached_at.as_ticks())
+}
+
 /// Whether something cached at `cached_at` is younger than `ticks`, by the coarse clock.
 #[inline]
 fn is_younger(cached_at: coarsetime::Instant, ticks: u64) -> bool {
-    let now = coarsetime::Instant::now_without_cache_update();
-    now.as_ticks().saturating_sub(cached_at.as_ticks()) < ticks
+    age_of(cached_at) < ticks
 }
 
 fn slot_of(client_id: &[u8]) -> usize {
@@ -253,8 +277,9 @@ mod tests {
         let (front, other) = (Front::new(HOUR, HOUR), Front::new(HOUR, HOUR));
         let e = entry("2b5e6c1a-0000-4000-8000-000000000001");
         front.put(&e);
-        let got = front.get(e.client_id_bytes()).expect("served");
+        let (got, due) = front.get(e.client_id_bytes()).expect("served");
         assert!(Arc::ptr_eq(&got, &e));
+        assert!(!due, "a fresh entry is not due for a refresh");
         assert!(other.get(e.client_id_bytes()).is_none(), "another cache's");
         assert!(front.get(b"2b5e6c1a-0000-4000-8000-000000000002").is_none());
     }
@@ -273,7 +298,7 @@ mod tests {
         );
         front.put(&eb);
         assert!(front.get(a.as_bytes()).is_none(), "a was evicted: a miss");
-        assert!(Arc::ptr_eq(&front.get(b.as_bytes()).unwrap(), &eb));
+        assert!(Arc::ptr_eq(&front.get(b.as_bytes()).unwrap().0, &eb));
     }
 
     #[test]
@@ -289,7 +314,14 @@ mod tests {
             "within the margin"
         );
         front.put(&aged(&fresh, Duration::from_secs(30)));
-        assert!(front.get(fresh.client_id_bytes()).is_some(), "half way");
+        let (_, due) = front
+            .get(fresh.client_id_bytes())
+            .expect("half way: served");
+        assert!(!due, "half way: not due for a refresh");
+        // Past three quarters of what it may serve: served, and due for a refresh.
+        front.put(&aged(&fresh, Duration::from_secs(50)));
+        let (old, due) = front.get(fresh.client_id_bytes()).expect("served");
+        assert!(due && front.refresh_due(&old));
         // A TTL within the margin: the front never serves.
         let never = Front::new(CLOCK_MARGIN, HOUR);
         never.put(&fresh);

@@ -28,8 +28,9 @@ type FastHash = foldhash::fast::RandomState;
 
 /// What the cache says about presented credentials.
 pub(crate) enum Lookup {
-    /// A current verified token, and the secret is the one argon2 accepted.
-    Verified(Arc<VerifiedEntry>),
+    /// A current verified token, and the secret is the one argon2 accepted; `true` when the
+    /// entry is old enough to be refreshed from the store.
+    Verified(Arc<VerifiedEntry>, bool),
     /// The same id and secret failed before, and the token has not changed since.
     Refused,
     /// The cache cannot tell: the cold path must.
@@ -91,10 +92,14 @@ impl TokenCache {
     #[inline]
     pub(crate) fn lookup(&self, client_id: &[u8], secret: &SecretDigest) -> Lookup {
         match self.verified(client_id) {
-            Some((entry, _)) if digests_equal(secret, &entry.digest) => {
-                return Lookup::Verified(entry);
+            Some((entry, found, due)) if digests_equal(secret, &entry.digest) => {
+                let due = match found {
+                    Found::Front => due,
+                    Found::Shared => self.front.refresh_due(&entry),
+                };
+                return Lookup::Verified(entry, due);
             }
-            Some((_, Found::Front)) => {
+            Some((_, Found::Front, _)) => {
                 let _ = self.verified.contains_key(client_id);
             }
             _ => {}
@@ -107,12 +112,13 @@ impl TokenCache {
     }
 
     /// The current verified entry for a client id: from this thread's front when it holds a
-    /// young enough one, else from moka, refilling the front.
+    /// young enough one (with whether it is due for a refresh), else from moka, refilling
+    /// the front.
     #[inline]
-    fn verified(&self, client_id: &[u8]) -> Option<(Arc<VerifiedEntry>, Found)> {
-        if let Some(entry) = self.front.get(client_id) {
+    fn verified(&self, client_id: &[u8]) -> Option<(Arc<VerifiedEntry>, Found, bool)> {
+        if let Some((entry, due)) = self.front.get(client_id) {
             if self.epochs.is_current(entry.stamp.epoch) {
-                return Some((entry, Found::Front));
+                return Some((entry, Found::Front, due));
             }
         }
         let entry = self.verified.get(client_id)?;
@@ -120,7 +126,7 @@ impl TokenCache {
             return None;
         }
         self.front.put(&entry);
-        Some((entry, Found::Shared))
+        Some((entry, Found::Shared, false))
     }
 
     /// Whether this attempt failed before and its token has not changed since.
@@ -208,7 +214,7 @@ mod tests {
 
     fn lookup(cache: &TokenCache, id: &str, secret: &[u8]) -> &'static str {
         match cache.lookup(id.as_bytes(), &cache.digest(secret)) {
-            Lookup::Verified(_) => "verified",
+            Lookup::Verified(..) => "verified",
             Lookup::Refused => "refused",
             Lookup::Miss => "miss",
         }
