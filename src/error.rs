@@ -251,9 +251,12 @@ pub enum StoreError {
     /// A record with the same key already exists (e.g. a client id collision).
     #[error("conflict: {0}")]
     Conflict(&'static str),
-    /// The referenced account or user does not exist.
+    /// The referenced account, user or issuing token does not exist.
     #[error("not found: {0}")]
     NotFound(&'static str),
+    /// A cap on the number of tokens (per user or per account) is reached.
+    #[error("limit reached: {0}")]
+    LimitReached(&'static str),
     /// The backend failed (connection, query, corrupt row...).
     #[error("store backend error")]
     Backend(#[source] BoxError),

@@ -476,7 +476,10 @@ async fn a_stored_hash_above_the_cost_caps_is_refused_without_running_it() {
         None,
         None,
     );
-    h.store.insert_token(record).await.unwrap();
+    h.store
+        .insert_token(record, Default::default())
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let r = authenticate(&h.auth, &id, "anything").await;
     assert_eq!(code(r), ErrorCode::InvalidCredentials);

@@ -206,15 +206,15 @@ async fn a_random_id_flood_across_five_ttls_never_refuses_nor_delays_a_known_goo
     h.authenticate(&owner).await.unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let busy = Arc::new(AtomicU64::new(0));
+    let answered = Arc::new(AtomicU64::new(0));
     let flood: Vec<_> = (0..16)
         .map(|_| {
-            let (auth, stop, busy) = (h.auth.clone(), stop.clone(), busy.clone());
-            tokio::spawn(async move { flood_random_ids(auth, stop, busy).await })
+            let (auth, stop, answered) = (h.auth.clone(), stop.clone(), answered.clone());
+            tokio::spawn(async move { flood_random_ids(auth, stop, answered).await })
         })
         .collect();
-    // Wait until the flood saturates argon2.
-    while busy.load(Ordering::Relaxed) == 0 {
+    // Wait until the flood saturates argon2: more unknown ids answered than dummy runs.
+    while answered.load(Ordering::Relaxed) <= h.auth.metrics().dummy_verifications + 16 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 
@@ -254,9 +254,10 @@ async fn a_random_id_flood_across_five_ttls_never_refuses_nor_delays_a_known_goo
     let m = h.auth.metrics();
     assert!(owner_requests >= 100, "{owner_requests}");
     assert_eq!(first_of_a_new_token, Some(Ok(())));
+    let answered = answered.load(Ordering::Relaxed);
     assert!(
-        busy.load(Ordering::Relaxed) > 0 && m.dummy_verifications > 0,
-        "the flood saturated argon2: {m:?}"
+        m.dummy_verifications > 0 && answered > 2 * m.dummy_verifications,
+        "the flood saturated argon2: {answered} answered, {m:?}"
     );
     // Two stored-hash verifications in all: the owner's first request and the new token's.
     // None of the owner's requests during the flood waited for argon2.
@@ -267,17 +268,61 @@ async fn a_random_id_flood_across_five_ttls_never_refuses_nor_delays_a_known_goo
     );
 }
 
-async fn flood_random_ids(auth: Authenticator, stop: Arc<AtomicBool>, busy: Arc<AtomicU64>) {
+/// Invented ids as fast as answers come. Every answer is `invalid_credentials`, never
+/// `auth_busy`, however full the dummy lane: which ids exist stays hidden.
+async fn flood_random_ids(auth: Authenticator, stop: Arc<AtomicBool>, answered: Arc<AtomicU64>) {
     while !stop.load(Ordering::Relaxed) {
         let id = uuid::Uuid::new_v4().to_string();
         let creds = Credentials::new(&id, "not-a-secret").unwrap();
-        match auth.authenticate(creds).await.unwrap_err().code() {
-            ErrorCode::AuthBusy => {
-                busy.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
+        let code = auth.authenticate(creds).await.unwrap_err().code();
+        assert_eq!(code, ErrorCode::InvalidCredentials);
+        answered.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_wrong_secrets_for_one_id_runs_argon2_at_most_the_limit() {
+    let h = Harness::with(|b| b.failure_limit(5, Duration::from_secs(60))).await;
+    let token = h.api_token(Role::ReadOnly).await;
+    let burst: Vec<_> = (0..64)
+        .map(|n| {
+            let (auth, id) = (h.auth.clone(), token.client_id.clone());
+            tokio::spawn(async move { authenticate(&auth, &id, &format!("burst-{n}")).await })
+        })
+        .collect();
+    let mut throttled = 0;
+    for attempt in burst {
+        match attempt.await.unwrap().unwrap_err().code() {
+            ErrorCode::TooManyAttempts => throttled += 1,
             ErrorCode::InvalidCredentials => {}
-            other => panic!("flood got {other:?}"),
+            other => panic!("{other:?}"),
         }
     }
+    let m = h.auth.metrics();
+    assert_eq!(throttled, 64 - 5, "{m:?}");
+    assert_eq!(m.secret_verifications, 5, "{m:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_in_use_stays_known_past_the_known_secret_idle_time() {
+    let h = Harness::with(|b| {
+        b.cache_ttl(Duration::from_millis(100))
+            .known_secret_ttl(Duration::from_millis(300))
+            .failure_limit(3, Duration::from_secs(60))
+    })
+    .await;
+    let token = h.api_token(Role::ReadOnly).await;
+    // Busy for 1 s (3 known-secret idle times): served from cache, refreshed in the
+    // background, which keeps the secret known.
+    use_for(&h, &token, 200, Duration::from_millis(5), |r| {
+        assert!(r.is_ok())
+    })
+    .await;
+    // Now the attacker fills the window and the owner's entry expires.
+    for n in 0..3 {
+        let _ = authenticate(&h.auth, &token.client_id, &format!("guess-{n}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(h.authenticate(&token).await.is_ok(), "owner locked out");
+    assert_eq!(h.auth.metrics().secret_verifications, 1 + 3);
 }

@@ -59,8 +59,13 @@ finout_auth::token_store_conformance!(postgres_store, async {
         .map(|s| Arc::new(s) as Arc<dyn TokenAdminStore>)
 });
 
+/// An admin for bulk writes: fast argon2, no caps, and a hashing line long enough for the
+/// concurrent issues these tests make (the default answers `auth_busy` past 17).
 fn fast_admin(store: Arc<dyn TokenAdminStore>) -> TokenAdmin {
-    TokenAdmin::new(store).with_hasher(common::fast_hasher())
+    TokenAdmin::new(store)
+        .with_hasher(common::fast_hasher())
+        .with_token_limits(finout_auth::store::TokenLimits::unlimited())
+        .with_issuance_pool(1, 256, Duration::from_secs(30))
 }
 
 fn fast_auth(store: Arc<dyn finout_auth::store::TokenStore>) -> Authenticator {

@@ -23,6 +23,8 @@ pub struct MockError {
     status: StatusCode,
     code: Code,
     message: String,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u64>,
 }
 
 /// An error code: one of the library's, or one only the mock's API answers.
@@ -56,6 +58,7 @@ impl MockError {
             status: code.status(),
             code: Code::Auth(code),
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -64,6 +67,7 @@ impl MockError {
             status: StatusCode::NOT_FOUND,
             code: Code::NotFound,
             message: format!("{what} not found"),
+            retry_after: None,
         }
     }
 
@@ -72,6 +76,7 @@ impl MockError {
             status: StatusCode::BAD_REQUEST,
             code: Code::InvalidRequest,
             message: message.into(),
+            retry_after: None,
         }
     }
 }
@@ -83,6 +88,12 @@ impl IntoResponse for MockError {
             Json(ErrorBody::new(self.code.as_str(), &self.message)),
         )
             .into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
         if let Code::Auth(code) = self.code {
             // For `count_answered`: the metrics count the library's codes.
             response.extensions_mut().insert(code);
@@ -101,6 +112,17 @@ impl From<AdminError> for MockError {
                 status: StatusCode::CONFLICT,
                 code: Code::Conflict,
                 message: format!("{what} already exists"),
+                retry_after: None,
+            },
+            AdminError::LimitReached(what) => MockError {
+                status: StatusCode::CONFLICT,
+                code: Code::Conflict,
+                message: format!("limit reached: {what}; revoke a token first"),
+                retry_after: None,
+            },
+            AdminError::Busy { retry_after } => MockError {
+                retry_after: Some(retry_after.as_secs().max(1)),
+                ..MockError::auth(ErrorCode::AuthBusy)
             },
             AdminError::Store(StoreError::NotFound(what)) => MockError::not_found(what),
             other => {

@@ -169,9 +169,10 @@ impl Mock {
 
     /// Refuse data access naming a view the account does not have.
     fn check_views(&self, account: AccountId, access: &DataAccess) -> Answer<()> {
-        let views = self.views_of(account);
+        let views: std::collections::HashSet<String> =
+            self.views_of(account).into_iter().map(|v| v.id).collect();
         for id in access.ids().unwrap_or_default() {
-            if !views.iter().any(|v| &v.id == id) {
+            if !views.contains(id) {
                 return Err(MockError::invalid(format!(
                     "dataAccess: no view with id {id:?} in this account"
                 )));

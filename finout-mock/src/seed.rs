@@ -36,6 +36,7 @@ use finout_auth::{
     AccountId, AdminError, ClientId, Credentials, Role, SecretKey, TokenAdmin, UserId,
     crypto::SecretHasher,
     model::{Account, DataAccess, TokenKind, TokenRecord, User},
+    store::TokenLimits,
 };
 
 use crate::fixtures::{self, View};
@@ -165,7 +166,12 @@ impl Seed {
             let views = account
                 .views
                 .as_ref()
-                .map(|views| views.iter().map(|v| v.id.clone()).collect::<Vec<_>>())
+                .map(|views| {
+                    views
+                        .iter()
+                        .map(|v| v.id.clone())
+                        .collect::<std::collections::HashSet<_>>()
+                })
                 .unwrap_or_else(|| {
                     fixtures::default_views(account.id)
                         .into_iter()
@@ -180,7 +186,7 @@ impl Seed {
                     .iter()
                     .enumerate()
                 {
-                    if !views.contains(id) {
+                    if !views.contains(*id) {
                         return bad(
                             format!("accounts[{a}].users[{u}].dataAccess[{i}]"),
                             "no view of this account has that id",
@@ -300,7 +306,12 @@ impl Seed {
                     token.expires_at,
                     None,
                 );
-                store.insert_token(record).await.map_err(AdminError::from)?;
+                // Seeds are trusted set-up: the caps apply to issuing, not to what an
+                // operator seeds.
+                store
+                    .insert_token(record, TokenLimits::unlimited())
+                    .await
+                    .map_err(AdminError::from)?;
             }
         }
         Ok(())

@@ -1,5 +1,7 @@
 //! [`AdminError`]: what issuing, listing and revoking tokens and managing users report.
 
+use std::time::Duration;
+
 use crate::{crypto::HashError, error::StoreError};
 
 use super::validate::InvalidRequest;
@@ -17,6 +19,16 @@ pub enum AdminError {
     /// The request is not valid (bad role, bad expiry, empty description...).
     #[error("invalid request: {0}")]
     Invalid(InvalidRequest),
+    /// A cap on the number of tokens is reached (see
+    /// [`TokenLimits`](crate::store::TokenLimits)): revoke one first.
+    #[error("limit reached: {0}")]
+    LimitReached(&'static str),
+    /// No hashing capacity in time: try again after `retry_after`.
+    #[error("busy: retry later")]
+    Busy {
+        /// When to try again.
+        retry_after: Duration,
+    },
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -10,7 +10,17 @@
 //!   whose role and user both cover `Admin`);
 //! - personal tokens are issued to the calling user only, with a role within what the
 //!   caller's token and the user's current roles allow: a token never holds more than its
-//!   user.
+//!   user;
+//! - a token issued by a token-authenticated request records its issuer (`issued_by`),
+//!   never outlives it (its expiry is capped at the issuer's), and is deleted with it:
+//!   revoking a token, or removing its user, deletes every token it issued, directly or not;
+//! - a user holding `Admin` sees all data (a restriction on one is refused), and nobody
+//!   widens their own roles or data access.
+//!
+//! Issuing is bounded: new secrets are hashed on a small pool of its own (default one thread,
+//! 16 waiting, 2 s wait: past it `auth_busy`), so a burst of issues neither starves
+//! verification nor grows memory (argon2 takes ~19 MiB per running hash), and
+//! [`TokenLimits`] caps the tokens per user and per account.
 //!
 //! Every change that affects authentication invalidates the caches registered with
 //! [`TokenAdmin::with_authenticator`] (any [`Invalidate`]) before the method returns.
@@ -37,7 +47,7 @@ pub(crate) mod error;
 pub(crate) mod session;
 pub(crate) mod validate;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use time::OffsetDateTime;
 
@@ -45,18 +55,26 @@ use error::AdminError;
 
 use crate::{
     clock::{Clock, SystemClock},
-    crypto::{CredentialGenerator, SecretHasher, UuidV4Generator},
+    crypto::{
+        CredentialGenerator, SecretHasher, UuidV4Generator,
+        pool::{Admission, Lane},
+    },
     error::StoreError,
     model::{
         Account, AccountId, ClientId, DataAccess, IssuedToken, NewToken, Role, TokenInfo,
         TokenKind, TokenRecord, User, UserId,
     },
-    store::{Invalidate, TokenAdminStore, TokenFilter, UserUpdate},
+    store::{Invalidate, TokenAdminStore, TokenFilter, TokenLimits, UserUpdate},
 };
-use validate::{check_data_access, check_description, check_email, check_roles};
+use validate::{
+    check_admin_data_access, check_data_access, check_description, check_roles, normalize_email,
+};
 
 /// How often issuing draws a new client id after a collision before it gives up.
 const CLIENT_ID_ATTEMPTS: usize = 4;
+
+/// When `auth_busy` from issuing tells the client to retry.
+const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Issues and revokes tokens and manages users over a [`TokenAdminStore`].
 #[derive(Debug, Clone)]
@@ -66,10 +84,24 @@ pub struct TokenAdmin {
     generator: Arc<dyn CredentialGenerator>,
     clock: Arc<dyn Clock>,
     caches: Vec<Arc<dyn Invalidate>>,
+    limits: TokenLimits,
+    hashing: Arc<Admission>,
+}
+
+/// The hashing pool a new admin starts with: one thread, 16 waiting, 2 s wait.
+fn hashing_pool(threads: usize, waiting: usize, wait: Duration) -> Arc<Admission> {
+    Arc::new(Admission::new(
+        "finout-auth-issue",
+        threads,
+        waiting,
+        wait,
+        false,
+    ))
 }
 
 impl TokenAdmin {
-    /// Manage tokens in `store`, with UUID v4 credentials and default argon2id parameters.
+    /// Manage tokens in `store`, with UUID v4 credentials, default argon2id parameters and
+    /// default [`TokenLimits`]. Starts the hashing thread (see the [module docs](self)).
     pub fn new(store: Arc<dyn TokenAdminStore>) -> Self {
         TokenAdmin {
             store,
@@ -77,7 +109,25 @@ impl TokenAdmin {
             generator: Arc::new(UuidV4Generator),
             clock: Arc::new(SystemClock),
             caches: Vec::new(),
+            limits: TokenLimits::default(),
+            hashing: hashing_pool(1, 16, Duration::from_secs(2)),
         }
+    }
+
+    /// Cap the tokens per user and per account (default [`TokenLimits::default`]).
+    #[must_use]
+    pub fn with_token_limits(mut self, limits: TokenLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Hash new secrets on `threads` threads, with `waiting` more issues in line, each
+    /// waiting at most `wait` for a thread; past either, `auth_busy`. Default 1, 16, 2 s.
+    /// Peak memory for hashing is `threads` times the hasher's memory cost.
+    #[must_use]
+    pub fn with_issuance_pool(mut self, threads: usize, waiting: usize, wait: Duration) -> Self {
+        self.hashing = hashing_pool(threads, waiting, wait);
+        self
     }
 
     /// Invalidate this cache (typically an [`Authenticator`](crate::Authenticator)) on every
@@ -155,10 +205,10 @@ impl TokenAdmin {
         roles: Vec<Role>,
         data_access: DataAccess,
     ) -> Result<User, AdminError> {
-        let email = email.into();
-        check_email(&email)?;
+        let email = normalize_email(&email.into())?;
         check_roles(&roles)?;
         check_data_access(&data_access)?;
+        check_admin_data_access(&roles, &data_access)?;
         let mut user = User::new(UserId::new_v4(), account, email, roles);
         user.data_access = data_access;
         self.store
@@ -193,6 +243,17 @@ impl TokenAdmin {
         if let Some(access) = &update.data_access {
             check_data_access(access)?;
         }
+        if update.roles.is_some() || update.data_access.is_some() {
+            // Checked against the user as they are; the store applies the update atomically.
+            let current = self
+                .store
+                .get_user(account, user)
+                .await?
+                .ok_or(AdminError::NotFound("user"))?;
+            let mut after = current;
+            update.apply_to(&mut after);
+            check_admin_data_access(&after.roles, &after.data_access)?;
+        }
         let tokens = self
             .store
             .update_user(account, user, update)
@@ -226,7 +287,7 @@ impl TokenAdmin {
         created_by: Option<UserId>,
         new: NewToken,
     ) -> Result<IssuedToken, AdminError> {
-        self.issue(account, TokenKind::Api, None, created_by, new)
+        self.issue(account, TokenKind::Api, None, created_by, None, new)
             .await
     }
 
@@ -237,16 +298,25 @@ impl TokenAdmin {
         user: UserId,
         new: NewToken,
     ) -> Result<IssuedToken, AdminError> {
-        self.issue(account, TokenKind::Personal, Some(user), Some(user), new)
-            .await
+        self.issue(
+            account,
+            TokenKind::Personal,
+            Some(user),
+            Some(user),
+            None,
+            new,
+        )
+        .await
     }
 
-    async fn issue(
+    /// Issue a token; `issuer`: the token whose request asks for it (its lineage).
+    pub(crate) async fn issue(
         &self,
         account: AccountId,
         kind: TokenKind,
         user: Option<UserId>,
         created_by: Option<UserId>,
+        issuer: Option<&ClientId>,
         new: NewToken,
     ) -> Result<IssuedToken, AdminError> {
         check_description(&new.description)?;
@@ -263,13 +333,33 @@ impl TokenAdmin {
             }
         }
         let now = self.clock.now();
-        let expires_at = validate::expiry(now, new.expires_in)?;
+        let mut expires_at = validate::expiry(now, new.expires_in)?;
+        if let Some(issuer) = issuer {
+            // Never outlives its issuer (which must still be there and valid).
+            let parent = self
+                .store
+                .find_token(issuer)
+                .await?
+                .filter(|p| p.record.account_id == account)
+                .ok_or(AdminError::NotFound("issuing token"))?;
+            if parent.record.is_expired_at(now) {
+                return Err(AdminError::Forbidden("the issuing token has expired"));
+            }
+            if let Some(limit) = parent.record.expires_at {
+                expires_at = Some(expires_at.map_or(limit, |at| at.min(limit)));
+            }
+        }
         let secret = self.generator.secret_key();
-        let secret_hash = self
-            .hasher
-            .hash_async(&secret)
-            .await
-            .map_err(AdminError::Hash)?;
+        let secret_hash = {
+            let (hasher, secret) = (self.hasher.clone(), secret.clone());
+            self.hashing
+                .run(Lane::High, move || hasher.hash(&secret))
+                .await
+                .map_err(|_| AdminError::Busy {
+                    retry_after: BUSY_RETRY_AFTER,
+                })?
+                .map_err(AdminError::Hash)?
+        };
         // Ids are random; a collision is astronomically rare but must not overwrite a token.
         let mut attempts = 1;
         loop {
@@ -284,8 +374,9 @@ impl TokenAdmin {
                 truncate_to_micros(now),
                 expires_at.map(truncate_to_micros),
                 created_by,
-            );
-            match self.store.insert_token(record.clone()).await {
+            )
+            .with_issuer(issuer.cloned());
+            match self.store.insert_token(record.clone(), self.limits).await {
                 Ok(()) => {
                     // A lookup of this id before it existed may be cached as "unknown".
                     self.invalidate(std::slice::from_ref(&record.client_id))
@@ -313,25 +404,28 @@ impl TokenAdmin {
         Ok(self.store.list_tokens(account, filter).await?)
     }
 
-    /// Revoke (delete) a token of the account; it is rejected from the next request on.
+    /// Revoke (delete) a token of the account, and every token it issued (directly or not);
+    /// they are rejected from the next request on. Returns the revoked token.
     pub async fn revoke_token(
         &self,
         account: AccountId,
         client_id: &ClientId,
     ) -> Result<TokenRecord, AdminError> {
-        let record = self
+        let revoked = self
             .store
             .delete_token(account, client_id)
             .await?
             .ok_or(AdminError::NotFound("token"))?;
         self.invalidate(std::slice::from_ref(client_id)).await;
-        Ok(record)
+        self.invalidate(&revoked.issued).await;
+        Ok(revoked.record)
     }
 }
 
 fn not_found(e: StoreError) -> AdminError {
     match e {
         StoreError::NotFound(what) => AdminError::NotFound(what),
+        StoreError::LimitReached(what) => AdminError::LimitReached(what),
         other => AdminError::Store(other),
     }
 }
@@ -341,4 +435,66 @@ fn not_found(e: StoreError) -> AdminError {
 fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
         .unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::store::MemoryTokenStore;
+
+    /// 128 concurrent issues with real argon2 parameters (~19 MiB each): never more than the
+    /// pool's one thread hashing at once (so peak memory is one hash's, not 128), the rest
+    /// waiting in a line of 16 or refused at once with `Busy`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn issuing_is_bounded_by_its_own_pool() {
+        let admin = TokenAdmin::new(Arc::new(MemoryTokenStore::new()))
+            .with_token_limits(TokenLimits::unlimited());
+        let account = admin.create_account("Burst").await.unwrap();
+        let (stop, most) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let sampler = std::thread::spawn({
+            let (hashing, stop, most) = (admin.hashing.clone(), stop.clone(), most.clone());
+            move || {
+                while !stop.load(Ordering::Relaxed) {
+                    most.fetch_max(hashing.running(), Ordering::Relaxed);
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let issues: Vec<_> = (0..128)
+            .map(|i| {
+                let admin = admin.clone();
+                tokio::spawn(async move {
+                    admin
+                        .issue_api_token(
+                            account.id,
+                            None,
+                            NewToken::new(format!("t{i}"), Role::Basic),
+                        )
+                        .await
+                })
+            })
+            .collect();
+        let (mut issued, mut busy) = (0, 0);
+        for issue in issues {
+            match issue.await.unwrap() {
+                Ok(_) => issued += 1,
+                Err(AdminError::Busy { .. }) => busy += 1,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        sampler.join().unwrap();
+        assert_eq!(most.load(Ordering::Relaxed), 1, "one hash at a time");
+        assert!(issued >= 17 && busy > 0, "{issued} issued, {busy} busy");
+        let listed = admin
+            .list_tokens(account.id, TokenFilter::All)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), issued, "a refused issue stores nothing");
+    }
 }

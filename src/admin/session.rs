@@ -1,7 +1,7 @@
 //! [`AdminSession`]: the admin operations on behalf of an authenticated caller, with
 //! Finout's rules enforced (see the [module docs](super)).
 
-use super::{TokenAdmin, error::AdminError};
+use super::{TokenAdmin, error::AdminError, validate::only_narrows};
 use crate::{
     model::{
         AccountId, ClientId, DataAccess, IssuedToken, NewToken, Principal, Role, TokenInfo,
@@ -38,11 +38,19 @@ impl AdminSession<'_> {
         self.actor.account_id()
     }
 
-    /// Issue an API token in the caller's account. Admin users only.
+    /// Issue an API token in the caller's account. Admin users only. The token records the
+    /// caller's token as its issuer: it expires no later, and is deleted with it.
     pub async fn issue_api_token(&self, new: NewToken) -> Result<IssuedToken, AdminError> {
         let by = self.require_admin_user()?;
         self.admin
-            .issue_api_token(self.account(), Some(by), new)
+            .issue(
+                self.account(),
+                TokenKind::Api,
+                None,
+                Some(by),
+                Some(self.actor.client_id()),
+                new,
+            )
             .await
     }
 
@@ -63,7 +71,8 @@ impl AdminSession<'_> {
     }
 
     /// Issue a personal token for the calling user. Its role must be within both the
-    /// caller's token role and the user's current roles.
+    /// caller's token role and the user's current roles. The token records the caller's
+    /// token as its issuer: it expires no later, and is deleted with it.
     pub async fn issue_personal_token(&self, new: NewToken) -> Result<IssuedToken, AdminError> {
         let Some(user) = self.actor.user_id() else {
             return Err(AdminError::Forbidden(
@@ -76,7 +85,14 @@ impl AdminSession<'_> {
             ));
         }
         self.admin
-            .issue_personal_token(self.account(), user, new)
+            .issue(
+                self.account(),
+                TokenKind::Personal,
+                Some(user),
+                Some(user),
+                Some(self.actor.client_id()),
+                new,
+            )
             .await
     }
 
@@ -150,9 +166,23 @@ impl AdminSession<'_> {
             .await
     }
 
-    /// Change a user's roles and/or data access. Admin users only.
+    /// Change a user's roles and/or data access. Admin users only; nobody widens their own
+    /// roles or data access.
     pub async fn update_user(&self, user: UserId, update: UserUpdate) -> Result<(), AdminError> {
-        self.require_admin_user()?;
+        let me = self.require_admin_user()?;
+        if user == me {
+            let current = self
+                .admin
+                .store
+                .get_user(self.account(), me)
+                .await?
+                .ok_or(AdminError::NotFound("user"))?;
+            if !only_narrows(&current, &update) {
+                return Err(AdminError::Forbidden(
+                    "nobody widens their own roles or data access",
+                ));
+            }
+        }
         self.admin.update_user(self.account(), user, update).await
     }
 }

@@ -3,10 +3,15 @@
 
 use time::{Duration, OffsetDateTime};
 
-use crate::model::{DataAccess, MAX_DESCRIPTION_LEN, Role};
+use crate::model::{DataAccess, MAX_DESCRIPTION_LEN, Role, User};
+use crate::store::UserUpdate;
 
 /// The longest email accepted, in bytes (RFC 5321's limit).
 const MAX_EMAIL_LEN: usize = 320;
+/// The longest local part (before the `@`), in bytes (RFC 5321).
+const MAX_LOCAL_LEN: usize = 64;
+/// The longest domain label, in bytes (RFC 1035).
+const MAX_LABEL_LEN: usize = 63;
 /// The most ids a user's data access may list.
 const MAX_DATA_ACCESS_IDS: usize = 1_000;
 /// The longest id a user's data access may list, in bytes.
@@ -20,9 +25,15 @@ pub enum InvalidRequest {
     /// A token's description is empty or too long.
     #[error("description must be 1-{MAX_DESCRIPTION_LEN} bytes")]
     Description,
-    /// A user's email is empty or too long.
-    #[error("email must be 1-{MAX_EMAIL_LEN} characters")]
+    /// A user's email is not an address this crate accepts.
+    #[error(
+        "email must be an ASCII address local@domain.tld of at most {MAX_EMAIL_LEN} bytes, \
+         without spaces, control characters or quoting"
+    )]
     Email,
+    /// A data access restriction on a user holding `Admin`.
+    #[error("a user holding Admin sees all data: their data access cannot be restricted")]
+    AdminDataAccess,
     /// A user without any role.
     #[error("a user needs at least one role")]
     NoRoles,
@@ -47,11 +58,64 @@ pub(super) fn check_description(description: &str) -> Result<(), InvalidRequest>
     Ok(())
 }
 
-pub(super) fn check_email(email: &str) -> Result<(), InvalidRequest> {
-    if email.trim().is_empty() || email.len() > MAX_EMAIL_LEN {
+/// A user's email as stored and compared: surrounding whitespace trimmed, lowercased, and
+/// checked to be a plain ASCII address (`local@domain.tld`, RFC 5321 lengths, dot-atom
+/// local part, letter-digit-hyphen domain labels). Non-ASCII addresses are refused rather
+/// than compared: look-alike characters would make one person two users.
+pub(crate) fn normalize_email(email: &str) -> Result<String, InvalidRequest> {
+    let email = email.trim_matches(|c: char| c.is_ascii_whitespace());
+    if email.len() > MAX_EMAIL_LEN || !email.is_ascii() {
         return Err(InvalidRequest::Email);
     }
+    let email = email.to_ascii_lowercase();
+    let (local, domain) = email.split_once('@').ok_or(InvalidRequest::Email)?;
+    let local_ok = (1..=MAX_LOCAL_LEN).contains(&local.len())
+        && local.split('.').all(|atom| {
+            !atom.is_empty()
+                && atom
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~-".contains(&b))
+        });
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|label| {
+            (1..=MAX_LABEL_LEN).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if local_ok && domain_ok {
+        Ok(email)
+    } else {
+        Err(InvalidRequest::Email)
+    }
+}
+
+/// A user holding `Admin` sees all data.
+pub(super) fn check_admin_data_access(
+    roles: &[Role],
+    access: &DataAccess,
+) -> Result<(), InvalidRequest> {
+    if *access != DataAccess::All && roles.iter().any(|r| r.covers(&Role::Admin)) {
+        return Err(InvalidRequest::AdminDataAccess);
+    }
     Ok(())
+}
+
+/// Whether `update` leaves `user` with no role they do not hold now and no data they do not
+/// see now: what a user may do to themselves.
+pub(super) fn only_narrows(user: &User, update: &UserUpdate) -> bool {
+    let roles_ok = update
+        .roles
+        .as_ref()
+        .is_none_or(|roles| roles.iter().all(|r| user.holds(r)));
+    let access_ok = update
+        .data_access
+        .as_ref()
+        .is_none_or(|access| access.is_within(&user.data_access));
+    roles_ok && access_ok
 }
 
 pub(super) fn check_roles(roles: &[Role]) -> Result<(), InvalidRequest> {
@@ -87,5 +151,76 @@ pub(super) fn expiry(
             .map(Some)
             .ok_or(InvalidRequest::ExpiryTooFar),
         Some(_) => Err(InvalidRequest::ExpiryNotInFuture),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_lowercased_and_plain_ascii_addresses() {
+        for (given, stored) in [
+            ("alice@acme.test", "alice@acme.test"),
+            ("  Alice@ACME.test\t", "alice@acme.test"),
+            ("a.b+tag@sub.acme-corp.io", "a.b+tag@sub.acme-corp.io"),
+        ] {
+            assert_eq!(normalize_email(given).as_deref(), Ok(stored), "{given:?}");
+        }
+        let too_long = format!("{}@acme.test", "a".repeat(65));
+        for bad in [
+            "",
+            "   ",
+            "alice",
+            "alice@",
+            "@acme.test",
+            "alice@acme",
+            "alice@@acme.test",
+            "al ice@acme.test",
+            "alice\u{0}@acme.test",
+            "alice@acme.test\r\nBcc: x@y.z",
+            "al\u{7f}ice@acme.test",
+            "аlice@acme.test", // Cyrillic а
+            "alice@acme..test",
+            ".alice@acme.test",
+            "alice.@acme.test",
+            "alice@-acme.test",
+            "\"alice\"@acme.test",
+            too_long.as_str(),
+        ] {
+            assert_eq!(normalize_email(bad), Err(InvalidRequest::Email), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn admin_implies_all_data_and_self_updates_only_narrow() {
+        let only = DataAccess::only(["v1"]);
+        assert_eq!(
+            check_admin_data_access(&[Role::Admin], &only),
+            Err(InvalidRequest::AdminDataAccess)
+        );
+        assert_eq!(
+            check_admin_data_access(&[Role::Admin], &DataAccess::All),
+            Ok(())
+        );
+        assert_eq!(check_admin_data_access(&[Role::ReadOnly], &only), Ok(()));
+
+        let mut user = User::new(
+            crate::model::UserId::new_v4(),
+            crate::model::AccountId::new_v4(),
+            "u@acme.test",
+            vec![Role::ReadOnly],
+        );
+        user.data_access = DataAccess::only(["v1", "v2"]);
+        let narrows = |u: UserUpdate| only_narrows(&user, &u);
+        assert!(narrows(
+            UserUpdate::default().data_access(DataAccess::only(["v1"]))
+        ));
+        assert!(!narrows(UserUpdate::default().data_access(DataAccess::All)));
+        assert!(!narrows(
+            UserUpdate::default().data_access(DataAccess::only(["v3"]))
+        ));
+        assert!(narrows(UserUpdate::default().roles(vec![Role::ReadOnly])));
+        assert!(!narrows(UserUpdate::default().roles(vec![Role::Admin])));
     }
 }

@@ -5,13 +5,12 @@ use std::{fmt, sync::Arc, time::Duration};
 use tokio::sync::Semaphore;
 
 use super::{
-    Authenticator, CONCURRENT_REFRESHES, Inner, admission::Admission, cache::TokenCache,
-    known::KnownSecrets, lookup::Records, throttle::FailureThrottle, usage::UsageRecorder,
-    verify::Verifier,
+    Authenticator, CONCURRENT_REFRESHES, Inner, cache::TokenCache, known::KnownSecrets,
+    lookup::Records, throttle::FailureThrottle, usage::UsageRecorder, verify::Verifier,
 };
 use crate::{
     clock::{Clock, SystemClock},
-    crypto::{SecretHasher, digest::Fingerprints},
+    crypto::{SecretHasher, digest::Fingerprints, pool::Admission},
     metrics::Metrics,
     store::TokenStore,
 };
@@ -122,9 +121,10 @@ impl AuthenticatorBuilder {
         self
     }
 
-    /// How long an accepted secret is remembered after its argon2 verification. Default
-    /// 24 h. Forgotten sooner when the store no longer has the token or holds another hash
-    /// for it. Revocation does not depend on it: every re-validation asks the store.
+    /// How long an accepted secret is remembered while unused (a re-validation, a background
+    /// refresh or a throttle check uses it). Default 24 h. Forgotten sooner when the store no
+    /// longer has the token or holds another hash for it. Revocation does not depend on it:
+    /// every re-validation asks the store.
     pub fn known_secret_ttl(mut self, ttl: Duration) -> Self {
         self.known_secret_ttl = ttl;
         self
@@ -226,6 +226,7 @@ impl AuthenticatorBuilder {
             .and_then(|every| UsageRecorder::start(self.store.clone(), self.clock.clone(), every));
         let fingerprints = Arc::new(Fingerprints::random());
         let admission = Admission::new(
+            "finout-auth-verify",
             self.max_concurrent_verifications,
             self.max_waiting_verifications,
             self.verification_wait,
@@ -246,12 +247,12 @@ impl AuthenticatorBuilder {
                     self.cache_capacity,
                     self.verdict_ttl,
                     KnownSecrets::new(self.known_secret_capacity, self.known_secret_ttl),
+                    self.failure_limit.map(|(limit, window)| {
+                        FailureThrottle::new(limit, window, self.cache_capacity)
+                    }),
                     self.metrics.clone(),
                     fingerprints.clone(),
                 ),
-                throttle: self.failure_limit.map(|(limit, window)| {
-                    FailureThrottle::new(limit, window, self.cache_capacity)
-                }),
                 clock: self.clock,
                 dummy_verification: self.dummy_verification,
                 usage,

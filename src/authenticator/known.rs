@@ -1,6 +1,6 @@
 //! Known secrets: for each client id whose secret argon2 accepted, the keyed digest of that
 //! secret and the identity of the stored hash it was accepted against, remembered for long
-//! (default 24 h, bounded in number).
+//! (default: until unused for 24 h; bounded in number).
 //!
 //! "Is this the right secret" cannot change while the stored hash is unchanged, so a known
 //! (client id, secret digest, hash identity) answers it without argon2 for as long as it is
@@ -32,13 +32,14 @@ pub(crate) struct KnownSecrets {
 }
 
 impl KnownSecrets {
-    /// At most `capacity` ids, each remembered for `ttl` after its verification.
-    pub(crate) fn new(capacity: u64, ttl: Duration) -> Self {
+    /// At most `capacity` ids, each remembered until unused for `idle` (a re-validation or a
+    /// refresh is a use).
+    pub(crate) fn new(capacity: u64, idle: Duration) -> Self {
         KnownSecrets {
             hash_key: DigestKey::random(),
             known: moka::sync::Cache::builder()
                 .max_capacity(capacity)
-                .time_to_live(ttl)
+                .time_to_idle(idle)
                 .build(),
         }
     }
@@ -47,9 +48,9 @@ impl KnownSecrets {
         self.hash_key.digest(hash.as_phc().as_bytes())
     }
 
-    /// Whether argon2 accepted a secret with this digest for `client_id`, against whatever
-    /// hash it had then (the failure throttle's question: not a wrong guess).
-    pub(crate) fn is_known(&self, client_id: &ClientId, secret: &SecretDigest) -> bool {
+    /// Whether argon2 accepted a secret with this digest for `client_id`, whatever the hash.
+    #[cfg(test)]
+    fn is_known(&self, client_id: &ClientId, secret: &SecretDigest) -> bool {
         self.known
             .get(client_id)
             .is_some_and(|k| digests_equal(&k.secret, secret))

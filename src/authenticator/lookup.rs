@@ -118,6 +118,7 @@ fn shared(e: Arc<StoreError>) -> StoreError {
     match &*e {
         StoreError::Conflict(what) => StoreError::Conflict(what),
         StoreError::NotFound(what) => StoreError::NotFound(what),
+        StoreError::LimitReached(what) => StoreError::LimitReached(what),
         _ => StoreError::backend(Shared(e)),
     }
 }

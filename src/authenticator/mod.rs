@@ -4,14 +4,15 @@
 //! - **Hot path** ([`Authenticator::authenticate_cached`], synchronous): the secret's keyed
 //!   digest, one [`cache`] lookup (a verified token with that digest, an attempt that failed
 //!   before, or a miss), and an expiry re-check. No store call, no argon2, no allocation.
-//! - **Cold path**: the [`throttle`] first (a secret [`known`] good is never throttled), then
-//!   the token record is fetched once per client id however many requests wait for it
-//!   ([`lookup`]), and the secret is checked: a secret [`known`] good for the stored hash
-//!   passes without argon2 (a *re-validation*: one store lookup); otherwise argon2id
-//!   ([`verify`], admitted through bounded lines to dedicated low-priority threads by
-//!   [`admission`], real tokens ahead of unknown ids); concurrent requests with the same id
-//!   *and* secret share one verification, whose verdict is remembered so that repeating a
-//!   wrong secret costs no argon2. The outcome goes into the cache.
+//! - **Cold path**: the token record is fetched once per client id however many requests
+//!   wait for it ([`lookup`]), and the secret is checked: a secret [`known`] good for the
+//!   stored hash passes without argon2 (a *re-validation*: one store lookup); otherwise
+//!   argon2id ([`verify`]), once the [`throttle`] gave the attempt a place in its client id's
+//!   failure window, admitted through bounded lines to dedicated low-priority threads by
+//!   [`crate::crypto::pool`], real tokens ahead of unknown ids. Concurrent requests with the
+//!   same id *and* secret share one verification (and one place in the window), whose
+//!   verdict is remembered so that repeating a wrong secret costs no argon2. The outcome
+//!   goes into the cache.
 //! - **Refresh**: a cached token used after three quarters of its TTL is re-read from the
 //!   store in the background (no argon2), so a token in use never waits for the store.
 //!
@@ -19,7 +20,6 @@
 //! every hit, by the cold path before and after argon2. Outcomes are counted and logged by
 //! [`report`]; `last_used_at` is recorded off the hot path by [`usage`].
 
-mod admission;
 pub(crate) mod builder;
 mod cache;
 mod epoch;
@@ -39,7 +39,6 @@ use tokio::sync::Semaphore;
 use cache::{Lookup, TokenCache, VerifiedEntry};
 use lookup::Records;
 use report::{Source, report, store_failed};
-use throttle::FailureThrottle;
 use usage::UsageRecorder;
 use verify::{Check, Verifier};
 
@@ -92,7 +91,6 @@ struct Inner {
     cache: TokenCache,
     records: Records,
     verifier: Verifier,
-    throttle: Option<FailureThrottle>,
     clock: Arc<dyn Clock>,
     dummy_verification: bool,
     usage: Option<UsageRecorder>,
@@ -155,7 +153,11 @@ impl Authenticator {
         let outcome = match inner.cache.lookup(credentials.client_id_bytes(), &secret) {
             Lookup::Verified(entry, refresh_due) => {
                 let outcome = inner.admit(&entry);
-                if refresh_due && outcome.is_ok() && entry.claim_refresh() {
+                if refresh_due
+                    && outcome.is_ok()
+                    && inner.refreshes.available_permits() > 0
+                    && entry.claim_refresh()
+                {
                     self.refresh(entry);
                 }
                 outcome
@@ -284,23 +286,10 @@ impl Inner {
         Ok(entry.principal.clone())
     }
 
-    /// The cold path, behind the failure throttle. A secret argon2 already accepted is never
-    /// locked out by others' failures.
+    /// The cold path (the failure throttle applies inside verification: see [`verify`]).
     async fn cold(&self, client_id: &ClientId, secret: &SecretKey) -> Result<Principal, AuthError> {
         let digest = self.cache.digest(secret.expose_secret().as_bytes());
-        let Some(throttle) = &self.throttle else {
-            return self.verify_and_cache(client_id, secret, digest).await;
-        };
-        if let Some(retry_after) = throttle.check(client_id) {
-            if !self.verifier.known_good(client_id, &digest) {
-                return Err(AuthError::TooManyAttempts { retry_after });
-            }
-        }
-        let outcome = self.verify_and_cache(client_id, secret, digest).await;
-        if matches!(outcome, Err(AuthError::InvalidCredentials)) {
-            throttle.record_failure(client_id);
-        }
-        outcome
+        self.verify_and_cache(client_id, secret, digest).await
     }
 
     /// Look the token up, verify the secret, cache what was found.
@@ -355,6 +344,7 @@ impl Inner {
                 client_id.clone(),
                 fetched.epoch,
                 digest,
+                token.record.secret_hash.clone(),
                 principal.clone(),
                 expires_at,
             );
@@ -377,35 +367,39 @@ impl Inner {
         if !epochs.is_current(fetched.epoch) {
             return; // invalidated meanwhile: the cold path decides afresh
         }
-        let admitted = match (&fetched.token, &fetched.principal) {
+        let unchanged = match (&fetched.token, &fetched.principal) {
+            // The same hash (so the same secret is right), the same principal, not expired.
             (Some(token), Some(principal))
-                if self
-                    .verifier
-                    .known_for(client_id, &entry.digest, &token.record.secret_hash)
+                if token.record.secret_hash == entry.hash
+                    && *principal == entry.principal
                     && !token.record.is_expired_at(self.clock.now()) =>
             {
-                Some((token, principal))
+                Some(token)
             }
             _ => None,
         };
-        let Some((token, principal)) = admitted else {
-            // Gone, reissued, expired or owner-less: the next request goes to the cold path.
-            self.cache.remove_verified(entry.client_id_bytes());
+        let Some(token) = unchanged else {
+            // Gone, reissued, changed, expired or owner-less, and no invalidation said so
+            // (another process without a change feed): forget it everywhere, fronts
+            // included; the next request goes to the cold path.
+            self.cache.invalidate(client_id);
             return;
         };
-        let expires_at = token
-            .record
-            .expires_at
-            .map(OffsetDateTime::unix_timestamp_nanos);
         let fresh = VerifiedEntry::new(
             client_id.clone(),
             fetched.epoch,
             entry.digest,
-            principal.clone(),
-            expires_at,
+            entry.hash.clone(),
+            entry.principal.clone(),
+            token
+                .record
+                .expires_at
+                .map(OffsetDateTime::unix_timestamp_nanos),
         );
         fresh.inherit_usage(entry);
         self.cache.insert_verified(fresh);
+        // A token in use keeps its secret known (the memory forgets what goes unused).
+        self.verifier.remember(client_id, entry.digest, &entry.hash);
         self.metrics.counters().refresh();
     }
 }

@@ -1,5 +1,9 @@
 //! The failure throttle: at most so many failed attempts per client id in fixed windows;
 //! past that, `too_many_attempts` until the window closes.
+//!
+//! An attempt takes its place in the window *before* argon2 runs ([`FailureThrottle::reserve`])
+//! and gives it back if it did not fail, so a burst of concurrent wrong secrets for one id
+//! runs at most `limit` verifications per window, not one per request.
 
 use std::{
     sync::{
@@ -38,23 +42,52 @@ impl FailureThrottle {
     }
 
     /// `Some(retry_after)` when `client_id` has used up its failures for this window.
-    pub(crate) fn check(&self, client_id: &ClientId) -> Option<Duration> {
+    #[cfg(test)]
+    fn check(&self, client_id: &ClientId) -> Option<Duration> {
         let window = self.windows.get(client_id)?;
         let left = self.window.checked_sub(window.opened.elapsed())?;
         (window.failures.load(Ordering::Relaxed) >= self.limit).then_some(left)
     }
 
-    /// Count a failed attempt for `client_id`.
-    pub(crate) fn record_failure(&self, client_id: &ClientId) {
-        self.windows
-            .get_with_by_ref(client_id, || {
-                Arc::new(FailureWindow {
-                    opened: Instant::now(),
-                    failures: AtomicU32::new(0),
-                })
+    /// Take a place for an attempt on `client_id` in this window, counted as a failure
+    /// unless [`Attempt::succeeded`] gives it back; `Err(retry_after)` when the window is
+    /// full.
+    pub(crate) fn reserve(&self, client_id: &ClientId) -> Result<Attempt, Duration> {
+        let window = self.windows.get_with_by_ref(client_id, || {
+            Arc::new(FailureWindow {
+                opened: Instant::now(),
+                failures: AtomicU32::new(0),
             })
+        });
+        let taken = window
             .failures
-            .fetch_add(1, Ordering::Relaxed);
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.limit).then_some(n + 1)
+            });
+        match taken {
+            Ok(_) => Ok(Attempt(window)),
+            Err(_) => Err(self
+                .window
+                .checked_sub(window.opened.elapsed())
+                .unwrap_or(Duration::ZERO)),
+        }
+    }
+
+    /// Count a failed attempt for `client_id` (a test's shortcut for a reserved attempt
+    /// that failed).
+    #[cfg(test)]
+    fn record_failure(&self, client_id: &ClientId) {
+        let _ = self.reserve(client_id);
+    }
+}
+
+/// A place taken in a failure window: a failure unless given back.
+pub(crate) struct Attempt(Arc<FailureWindow>);
+
+impl Attempt {
+    /// The attempt did not fail (right secret, or no verdict): give its place back.
+    pub(crate) fn succeeded(self) {
+        self.0.failures.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -80,6 +113,22 @@ mod tests {
         throttle.record_failure(&ClientId::from("attacked"));
         assert!(throttle.check(&ClientId::from("attacked")).is_some());
         assert_eq!(throttle.check(&ClientId::from("other")), None);
+    }
+
+    #[test]
+    fn a_place_given_back_is_no_failure_and_a_full_window_takes_no_more() {
+        let throttle = FailureThrottle::new(2, Duration::from_secs(60), 100);
+        let id = ClientId::from("id");
+        for _ in 0..5 {
+            throttle.reserve(&id).expect("room").succeeded();
+        }
+        assert_eq!(throttle.check(&id), None);
+        let (a, b) = (throttle.reserve(&id), throttle.reserve(&id));
+        assert!(a.is_ok() && b.is_ok());
+        assert!(throttle.reserve(&id).is_err(), "two in flight fill it");
+        a.ok().unwrap().succeeded();
+        assert!(throttle.reserve(&id).is_ok(), "room again");
+        assert!(throttle.check(&id).is_some());
     }
 
     #[test]

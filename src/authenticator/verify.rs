@@ -4,16 +4,20 @@
 //! lane). An accepted secret is remembered as known; every verdict is also remembered for
 //! the verdict TTL, so that repeating a wrong secret costs no argon2.
 
-use std::{sync::Arc, time::Duration};
-
-use super::{
-    admission::{Admission, Busy, Lane},
-    known::KnownSecrets,
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
+
+use super::{known::KnownSecrets, throttle::FailureThrottle};
 use crate::{
     crypto::{
         SecretHasher,
         digest::{Fingerprints, SecretDigest},
+        pool::{Admission, Busy, Lane},
     },
     error::AuthError,
     metrics::Metrics,
@@ -26,6 +30,10 @@ const HASH_CHANGE_RETRIES: usize = 2;
 
 /// When `auth_busy` tells the client to retry.
 const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// What an argon2 verification is assumed to take until one was timed (the default
+/// parameters on a current core).
+const INITIAL_VERIFICATION_TIME: Duration = Duration::from_millis(15);
 
 /// What a secret is checked against.
 #[derive(Clone, Copy)]
@@ -46,6 +54,15 @@ impl Check<'_> {
     }
 }
 
+/// Why a verification did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// The client id's failure window is full for this long still.
+    Throttled(Duration),
+    /// No capacity in time.
+    Busy,
+}
+
 /// The outcome of one argon2 verification, for the hash it was made against.
 struct Verdict {
     against: Option<SecretHash>,
@@ -58,17 +75,23 @@ pub(crate) struct Verifier {
     admission: Admission,
     verdicts: moka::future::Cache<(ClientId, SecretDigest), Arc<Verdict>>,
     known: KnownSecrets,
+    throttle: Option<FailureThrottle>,
     metrics: Metrics,
     fingerprints: Arc<Fingerprints>,
+    /// A moving average of how long one argon2 run takes, in nanoseconds: how long an
+    /// unknown id refused for want of capacity waits before its answer.
+    run_nanos: Arc<AtomicU64>,
 }
 
 impl Verifier {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         hasher: SecretHasher,
         admission: Admission,
         capacity: u64,
         verdict_ttl: Duration,
         known: KnownSecrets,
+        throttle: Option<FailureThrottle>,
         metrics: Metrics,
         fingerprints: Arc<Fingerprints>,
     ) -> Self {
@@ -80,25 +103,16 @@ impl Verifier {
                 .time_to_live(verdict_ttl)
                 .build(),
             known,
+            throttle,
             metrics,
             fingerprints,
+            run_nanos: Arc::new(AtomicU64::new(INITIAL_VERIFICATION_TIME.as_nanos() as u64)),
         }
     }
 
-    /// Whether argon2 accepted this secret for `client_id` (and it is still remembered).
-    pub(crate) fn known_good(&self, client_id: &ClientId, digest: &SecretDigest) -> bool {
-        self.known.is_known(client_id, digest)
-    }
-
-    /// Whether argon2 accepted this secret for `client_id` against exactly `hash`: the
-    /// background refresh's question, answered from memory only.
-    pub(crate) fn known_for(
-        &self,
-        client_id: &ClientId,
-        digest: &SecretDigest,
-        hash: &SecretHash,
-    ) -> bool {
-        self.known.accepts(client_id, digest, hash)
+    /// Remember (again) that this secret is right for `client_id` while it has `hash`.
+    pub(crate) fn remember(&self, client_id: &ClientId, digest: SecretDigest, hash: &SecretHash) {
+        self.known.remember(client_id, digest, hash);
     }
 
     /// The token is gone from the store: forget its secret.
@@ -106,10 +120,13 @@ impl Verifier {
         self.known.forget(client_id);
     }
 
-    /// Whether `secret` passes `check`. A secret known for the stored hash passes at once;
-    /// otherwise one argon2 run serves every concurrent caller with the same id and secret,
-    /// and its outcome is remembered for the verdict TTL (and, if accepted, as known). No
-    /// capacity in time is `auth_busy`.
+    /// Whether `secret` passes `check`. A secret known for the stored hash passes at once,
+    /// never throttled; otherwise one argon2 run serves every concurrent caller with the
+    /// same id and secret, and its outcome is remembered for the verdict TTL (and, if
+    /// accepted, as known). That run first takes a place in the id's failure window (full:
+    /// `too_many_attempts`), kept only if the secret is wrong. No capacity in time is
+    /// `auth_busy` for a real token, and for an unknown id the answer a dummy run would give,
+    /// as late as it would give it.
     pub(crate) async fn verdict(
         &self,
         client_id: &ClientId,
@@ -126,13 +143,31 @@ impl Verifier {
         let key = (client_id.clone(), digest);
         let against = check.hash();
         for _ in 0..HASH_CHANGE_RETRIES {
-            let verdict = self
+            let verdict = match self
                 .verdicts
                 .try_get_with(key.clone(), self.run(client_id, against.clone(), secret))
                 .await
-                .map_err(|_: Arc<Busy>| AuthError::AuthBusy {
-                    retry_after: BUSY_RETRY_AFTER,
-                })?;
+            {
+                Ok(verdict) => verdict,
+                Err(refused) => {
+                    return match (*refused, &against) {
+                        (Refused::Throttled(retry_after), _) => {
+                            Err(AuthError::TooManyAttempts { retry_after })
+                        }
+                        (Refused::Busy, None) => {
+                            // An unknown id while the dummy lane is full: answer what a dummy
+                            // run would, as late as it would, so that `auth_busy` never tells
+                            // an unknown id from a real one.
+                            let typical = self.run_nanos.load(Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_nanos(typical)).await;
+                            Ok(false)
+                        }
+                        (Refused::Busy, Some(_)) => Err(AuthError::AuthBusy {
+                            retry_after: BUSY_RETRY_AFTER,
+                        }),
+                    };
+                }
+            };
             if verdict.against == against {
                 if let (true, Some(hash)) = (verdict.ok, &against) {
                     self.known.remember(client_id, digest, hash);
@@ -145,8 +180,29 @@ impl Verifier {
         Ok(false)
     }
 
-    /// One argon2 run of `secret` against `against` (`None`: a dummy run).
+    /// One argon2 run of `secret` against `against` (`None`: a dummy run), once the failure
+    /// throttle gave it a place.
     async fn run(
+        &self,
+        client_id: &ClientId,
+        against: Option<SecretHash>,
+        secret: &SecretKey,
+    ) -> Result<Arc<Verdict>, Refused> {
+        let attempt = match &self.throttle {
+            Some(throttle) => Some(throttle.reserve(client_id).map_err(Refused::Throttled)?),
+            None => None,
+        };
+        let verdict = self.run_admitted(client_id, against, secret).await;
+        // Only a wrong secret keeps its place in the window.
+        if !matches!(&verdict, Ok(v) if !v.ok) {
+            if let Some(attempt) = attempt {
+                attempt.succeeded();
+            }
+        }
+        verdict.map_err(|Busy| Refused::Busy)
+    }
+
+    async fn run_admitted(
         &self,
         client_id: &ClientId,
         against: Option<SecretHash>,
@@ -156,22 +212,28 @@ impl Verifier {
         let metrics = self.metrics.clone();
         let (secret, stored) = (secret.clone(), against.clone());
         let lane = if against.is_some() {
-            Lane::Stored
+            Lane::High
         } else {
-            Lane::Dummy
+            Lane::Low
         };
+        let run_nanos = self.run_nanos.clone();
         let verification = self
             .admission
             .run(lane, move || {
-                let _running = metrics.counters().secret_verification(lane == Lane::Dummy);
+                let _running = metrics.counters().secret_verification(lane == Lane::Low);
+                let started = std::time::Instant::now();
                 let secret = secret.expose_secret().as_bytes();
-                match &stored {
+                let verdict = match &stored {
                     Some(hash) => hasher.verify(secret, hash),
                     None => {
                         hasher.dummy_verify(secret);
                         Ok(false)
                     }
-                }
+                };
+                let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                let average = run_nanos.load(Ordering::Relaxed);
+                run_nanos.store(average - average / 8 + took / 8, Ordering::Relaxed);
+                verdict
             })
             .await?;
         let ok = verification.unwrap_or_else(|refused| {

@@ -1,5 +1,7 @@
 //! Accounts and their users: [`Account`], [`User`] and a user's [`DataAccess`].
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -63,7 +65,8 @@ impl User {
 ///
 /// In Finout data access is granted per view; the ids here are whatever the application
 /// scopes data by (view ids in `finout-mock`). Roles say what a caller may *do*; data
-/// access says *which data* it may do it to.
+/// access says *which data* it may do it to. [`allows`](Self::allows) takes constant time
+/// whatever the number of ids (a hash set).
 ///
 /// ```
 /// use finout_auth::model::DataAccess;
@@ -80,8 +83,63 @@ pub enum DataAccess {
     /// The whole account.
     #[default]
     All,
-    /// Only these ids (sorted, without repeats); empty means nothing at all.
-    Only(Vec<String>),
+    /// Only these ids; empty means nothing at all.
+    Only(IdSet),
+}
+
+/// A set of data ids: constant-time membership, listed in sorted order.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct IdSet {
+    ids: HashSet<String>,
+}
+
+impl IdSet {
+    /// Whether `id` is in the set.
+    pub fn contains(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// How many ids.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The ids, sorted.
+    pub fn sorted(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self.ids.iter().map(String::as_str).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Whether every id of `self` is in `other`.
+    pub fn is_subset(&self, other: &IdSet) -> bool {
+        self.ids.is_subset(&other.ids)
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for IdSet {
+    fn from_iter<I: IntoIterator<Item = S>>(ids: I) -> Self {
+        IdSet {
+            ids: ids.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl std::hash::Hash for IdSet {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.sorted().hash(state);
+    }
+}
+
+impl std::fmt::Debug for IdSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.sorted()).finish()
+    }
 }
 
 impl DataAccess {
@@ -91,25 +149,31 @@ impl DataAccess {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut ids: Vec<String> = ids.into_iter().map(Into::into).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        DataAccess::Only(ids)
+        DataAccess::Only(ids.into_iter().collect())
     }
 
-    /// Whether data with this id is visible.
+    /// Whether data with this id is visible. Constant time.
     pub fn allows(&self, id: &str) -> bool {
         match self {
             DataAccess::All => true,
-            DataAccess::Only(ids) => ids.iter().any(|i| i == id),
+            DataAccess::Only(ids) => ids.contains(id),
         }
     }
 
-    /// The ids, unless access is unrestricted.
-    pub fn ids(&self) -> Option<&[String]> {
+    /// The ids, sorted, unless access is unrestricted.
+    pub fn ids(&self) -> Option<Vec<&str>> {
         match self {
             DataAccess::All => None,
-            DataAccess::Only(ids) => Some(ids),
+            DataAccess::Only(ids) => Some(ids.sorted()),
+        }
+    }
+
+    /// Whether everything `self` allows, `other` allows too.
+    pub fn is_within(&self, other: &DataAccess) -> bool {
+        match (self, other) {
+            (_, DataAccess::All) => true,
+            (DataAccess::All, DataAccess::Only(_)) => false,
+            (DataAccess::Only(mine), DataAccess::Only(theirs)) => mine.is_subset(theirs),
         }
     }
 }
@@ -122,9 +186,8 @@ impl From<Option<Vec<String>>> for DataAccess {
 
 impl From<DataAccess> for Option<Vec<String>> {
     fn from(access: DataAccess) -> Self {
-        match access {
-            DataAccess::All => None,
-            DataAccess::Only(ids) => Some(ids),
-        }
+        access
+            .ids()
+            .map(|ids| ids.into_iter().map(str::to_owned).collect())
     }
 }

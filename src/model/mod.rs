@@ -13,7 +13,7 @@ pub(crate) mod role;
 pub(crate) mod secret;
 pub(crate) mod token;
 
-pub use account::{Account, DataAccess, User};
+pub use account::{Account, DataAccess, IdSet, User};
 pub use principal::{AccountPrincipal, UserPrincipal};
 pub use role::{CustomRole, Permission, UnknownRole};
 pub use secret::SecretHash;

@@ -16,7 +16,7 @@ use super::{
 /// The authenticated caller, attached to each request's extensions by the layer.
 ///
 /// Cheap to clone (one reference count).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Principal {
     /// An API token: account-level.

@@ -55,6 +55,10 @@ pub struct TokenRecord {
     pub expires_at: Option<OffsetDateTime>,
     /// Who issued it (`None` when issued by the system, e.g. a seed).
     pub created_by: Option<UserId>,
+    /// The client id of the token whose request issued it (`None` when issued by the system):
+    /// revoking that token, or removing its user, deletes this one too, and this one never
+    /// outlives it.
+    pub issued_by: Option<ClientId>,
     /// When it was last used, to the resolution of the authenticator's usage interval.
     pub last_used_at: Option<OffsetDateTime>,
 }
@@ -85,8 +89,16 @@ impl TokenRecord {
             created_at,
             expires_at,
             created_by,
+            issued_by: None,
             last_used_at: None,
         }
+    }
+
+    /// Record the token whose request issued this one.
+    #[must_use]
+    pub fn with_issuer(mut self, issued_by: Option<ClientId>) -> Self {
+        self.issued_by = issued_by;
+        self
     }
 
     /// Whether the token is expired at `now` (expiry is exclusive: valid strictly before).
@@ -106,6 +118,7 @@ impl TokenRecord {
             created_at: self.created_at,
             expires_at: self.expires_at,
             created_by: self.created_by,
+            issued_by: self.issued_by.clone(),
             last_used_at: self.last_used_at,
         }
     }
@@ -139,6 +152,9 @@ pub struct TokenInfo {
     /// Who issued it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub created_by: Option<UserId>,
+    /// The client id of the token whose request issued it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub issued_by: Option<ClientId>,
     /// When it was last used (`null` = never), recorded at most once per usage interval.
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub last_used_at: Option<OffsetDateTime>,

@@ -1,12 +1,14 @@
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{RwLock, RwLockReadGuard, RwLockWriteGuard},
 };
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::traits::{ResolvedToken, TokenAdminStore, TokenFilter, TokenStore, UserUpdate};
+use super::traits::{
+    ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter, TokenLimits, TokenStore, UserUpdate,
+};
 use crate::{
     error::StoreError,
     model::{Account, AccountId, ClientId, TokenInfo, TokenKind, TokenRecord, User, UserId},
@@ -33,6 +35,11 @@ struct State {
     accounts: HashMap<AccountId, Account>,
     users: HashMap<UserId, User>,
     tokens: HashMap<ClientId, TokenRecord>,
+    /// Indexes kept by `add_token` and `remove_token`: tokens per account, personal tokens
+    /// per user, tokens issued per issuing token.
+    per_account: HashMap<AccountId, usize>,
+    per_user: HashMap<UserId, HashSet<ClientId>>,
+    issued: HashMap<ClientId, HashSet<ClientId>>,
 }
 
 impl MemoryTokenStore {
@@ -58,11 +65,63 @@ impl State {
     }
 
     fn personal_tokens_of(&self, user: UserId) -> Vec<ClientId> {
-        self.tokens
-            .values()
-            .filter(|t| t.user_id == Some(user))
-            .map(|t| t.client_id.clone())
-            .collect()
+        self.per_user
+            .get(&user)
+            .map(|ids| ids.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn add_token(&mut self, record: TokenRecord) {
+        *self.per_account.entry(record.account_id).or_default() += 1;
+        if let Some(user) = record.user_id {
+            self.per_user
+                .entry(user)
+                .or_default()
+                .insert(record.client_id.clone());
+        }
+        if let Some(parent) = &record.issued_by {
+            self.issued
+                .entry(parent.clone())
+                .or_default()
+                .insert(record.client_id.clone());
+        }
+        self.tokens.insert(record.client_id.clone(), record);
+    }
+
+    /// Remove a token and every token it issued, directly or not: the removed records, the
+    /// root first.
+    fn remove_tree(&mut self, root: &ClientId) -> Vec<TokenRecord> {
+        let mut removed = Vec::new();
+        let mut pending = vec![root.clone()];
+        while let Some(id) = pending.pop() {
+            let Some(record) = self.tokens.remove(&id) else {
+                continue;
+            };
+            if let Some(n) = self.per_account.get_mut(&record.account_id) {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(user) = record.user_id {
+                if let Some(ids) = self.per_user.get_mut(&user) {
+                    ids.remove(&id);
+                    if ids.is_empty() {
+                        self.per_user.remove(&user);
+                    }
+                }
+            }
+            if let Some(parent) = &record.issued_by {
+                if let Some(ids) = self.issued.get_mut(parent) {
+                    ids.remove(&id);
+                    if ids.is_empty() {
+                        self.issued.remove(parent);
+                    }
+                }
+            }
+            if let Some(children) = self.issued.remove(&id) {
+                pending.extend(children);
+            }
+            removed.push(record);
+        }
+        removed
     }
 }
 
@@ -170,14 +229,23 @@ impl TokenAdminStore for MemoryTokenStore {
             return Ok(None);
         }
         state.users.remove(&id);
-        let removed = state.personal_tokens_of(id);
-        for client_id in &removed {
-            state.tokens.remove(client_id);
+        let mut removed = Vec::new();
+        for client_id in state.personal_tokens_of(id) {
+            removed.extend(
+                state
+                    .remove_tree(&client_id)
+                    .into_iter()
+                    .map(|t| t.client_id),
+            );
         }
         Ok(Some(removed))
     }
 
-    async fn insert_token(&self, record: TokenRecord) -> Result<(), StoreError> {
+    async fn insert_token(
+        &self,
+        record: TokenRecord,
+        limits: TokenLimits,
+    ) -> Result<(), StoreError> {
         let mut state = self.write();
         if !state.accounts.contains_key(&record.account_id) {
             return Err(StoreError::NotFound("account"));
@@ -193,10 +261,28 @@ impl TokenAdminStore for MemoryTokenStore {
                 ));
             }
         }
+        if let Some(parent) = &record.issued_by {
+            if state
+                .tokens
+                .get(parent)
+                .is_none_or(|p| p.account_id != record.account_id)
+            {
+                return Err(StoreError::NotFound("issuing token"));
+            }
+        }
         if state.tokens.contains_key(&record.client_id) {
             return Err(StoreError::Conflict("client id"));
         }
-        state.tokens.insert(record.client_id.clone(), record);
+        let in_account = state.per_account.get(&record.account_id).copied();
+        if in_account.unwrap_or(0) >= limits.per_account as usize {
+            return Err(StoreError::LimitReached("tokens per account"));
+        }
+        if let Some(user) = record.user_id {
+            if state.per_user.get(&user).map_or(0, HashSet::len) >= limits.per_user as usize {
+                return Err(StoreError::LimitReached("personal tokens per user"));
+            }
+        }
+        state.add_token(record);
         Ok(())
     }
 
@@ -204,17 +290,20 @@ impl TokenAdminStore for MemoryTokenStore {
         &self,
         account: AccountId,
         client_id: &ClientId,
-    ) -> Result<Option<TokenRecord>, StoreError> {
+    ) -> Result<Option<RevokedToken>, StoreError> {
         let mut state = self.write();
         if state
             .tokens
             .get(client_id)
-            .is_some_and(|t| t.account_id == account)
+            .is_none_or(|t| t.account_id != account)
         {
-            Ok(state.tokens.remove(client_id))
-        } else {
-            Ok(None)
+            return Ok(None);
         }
+        let mut removed = state.remove_tree(client_id).into_iter();
+        Ok(removed.next().map(|record| RevokedToken {
+            record,
+            issued: removed.map(|t| t.client_id).collect(),
+        }))
     }
 
     async fn list_tokens(

@@ -29,4 +29,7 @@ pub use sql::{
     change_feed::ChangeListener,
     postgres::{CHANGE_CHANNEL, PostgresTokenStore},
 };
-pub use traits::{Invalidate, ResolvedToken, TokenAdminStore, TokenFilter, TokenStore, UserUpdate};
+pub use traits::{
+    Invalidate, ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter, TokenLimits, TokenStore,
+    UserUpdate,
+};

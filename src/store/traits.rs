@@ -113,6 +113,66 @@ impl UserUpdate {
     }
 }
 
+/// Caps on how many tokens may exist, checked by [`TokenAdminStore::insert_token`] in the
+/// same transaction as the insert.
+///
+/// ```
+/// use finout_auth::store::TokenLimits;
+/// let limits = TokenLimits::default().per_user(20).per_account(1_000);
+/// assert_eq!((limits.per_user, limits.per_account), (20, 1_000));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenLimits {
+    /// Personal tokens one user may hold. Default 100.
+    pub per_user: u32,
+    /// Tokens (API and personal) one account may hold. Default 5,000.
+    pub per_account: u32,
+}
+
+impl Default for TokenLimits {
+    fn default() -> Self {
+        TokenLimits {
+            per_user: 100,
+            per_account: 5_000,
+        }
+    }
+}
+
+impl TokenLimits {
+    /// Limits no store will reach (for bulk set-ups and harnesses).
+    pub fn unlimited() -> Self {
+        TokenLimits {
+            per_user: u32::MAX,
+            per_account: u32::MAX,
+        }
+    }
+
+    /// At most `n` personal tokens per user.
+    #[must_use]
+    pub fn per_user(mut self, n: u32) -> Self {
+        self.per_user = n;
+        self
+    }
+
+    /// At most `n` tokens per account.
+    #[must_use]
+    pub fn per_account(mut self, n: u32) -> Self {
+        self.per_account = n;
+        self
+    }
+}
+
+/// What [`TokenAdminStore::delete_token`] deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RevokedToken {
+    /// The token asked for.
+    pub record: TokenRecord,
+    /// The tokens it issued, directly or not, deleted with it.
+    pub issued: Vec<ClientId>,
+}
+
 /// Which tokens a listing returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -157,24 +217,36 @@ pub trait TokenAdminStore: TokenStore {
         update: UserUpdate,
     ) -> Result<Option<Vec<ClientId>>, StoreError>;
 
-    /// Remove a user and, atomically, delete all of their personal tokens. Returns the
-    /// deleted tokens' ids, or `None` if there is no such user in the account.
+    /// Remove a user and, atomically, delete all of their personal tokens and every token
+    /// those issued (directly or not). Returns the deleted tokens' ids, or `None` if there is
+    /// no such user in the account.
     async fn remove_user(
         &self,
         account: AccountId,
         id: UserId,
     ) -> Result<Option<Vec<ClientId>>, StoreError>;
 
-    /// Store a new token. `Conflict` if the client id exists; `NotFound` if the account or
-    /// (for a personal token) the user does not.
-    async fn insert_token(&self, record: TokenRecord) -> Result<(), StoreError>;
+    /// Store a new token. `Conflict` if the client id exists; `NotFound` if the account, (for
+    /// a personal token) the user, or the issuing token (`issued_by`, in the same account)
+    /// does not; `LimitReached` if the account already holds `limits.per_account` tokens or
+    /// the user `limits.per_user` personal tokens.
+    ///
+    /// Atomic with respect to [`delete_token`](Self::delete_token) and
+    /// [`remove_user`](Self::remove_user): a token whose issuer or user is deleted
+    /// concurrently is either deleted with it (and reported) or refused.
+    async fn insert_token(
+        &self,
+        record: TokenRecord,
+        limits: TokenLimits,
+    ) -> Result<(), StoreError>;
 
-    /// Delete a token of an account, returning it; `None` if it was not there (idempotent).
+    /// Delete a token of an account and every token it issued (directly or not), returning
+    /// them; `None` if it was not there (idempotent).
     async fn delete_token(
         &self,
         account: AccountId,
         client_id: &ClientId,
-    ) -> Result<Option<TokenRecord>, StoreError>;
+    ) -> Result<Option<RevokedToken>, StoreError>;
 
     /// List an account's tokens (never a hash), oldest first.
     async fn list_tokens(

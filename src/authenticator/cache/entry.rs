@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::{
     authenticator::epoch::Epoch,
     crypto::digest::SecretDigest,
-    model::{ClientId, Principal},
+    model::{ClientId, Principal, SecretHash},
 };
 
 /// When something was cached: the revocation epoch its token was read in (a later change to
@@ -35,6 +35,9 @@ pub(crate) struct VerifiedEntry {
     pub(crate) stamp: Stamp,
     /// The keyed digest of the secret argon2 accepted.
     pub(crate) digest: SecretDigest,
+    /// The stored hash it was accepted against: while the store holds the same hash, the
+    /// same secret is right (what a background refresh checks).
+    pub(crate) hash: SecretHash,
     pub(crate) principal: Principal,
     /// The token's expiry, in nanoseconds since the Unix epoch (compared with
     /// [`Clock::now_unix_nanos`](crate::clock::Clock::now_unix_nanos) on every hit).
@@ -50,6 +53,7 @@ impl VerifiedEntry {
         client_id: ClientId,
         epoch: Epoch,
         digest: SecretDigest,
+        hash: SecretHash,
         principal: Principal,
         expires_at: Option<i128>,
     ) -> Self {
@@ -57,6 +61,7 @@ impl VerifiedEntry {
             client_id,
             stamp: Stamp::now(epoch),
             digest,
+            hash,
             principal,
             expires_at,
             last_reported: AtomicU64::new(0),

@@ -251,6 +251,7 @@ mod tests {
             ClientId::from(id),
             epoch,
             [7; 32],
+            crate::model::SecretHash::from_phc("h"),
             principal,
             None,
         ))
@@ -261,6 +262,7 @@ mod tests {
             entry.client_id.clone(),
             entry.stamp.epoch,
             entry.digest,
+            entry.hash.clone(),
             entry.principal.clone(),
             None,
         );

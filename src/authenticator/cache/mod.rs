@@ -207,6 +207,7 @@ mod tests {
             ClientId::from(id),
             epoch,
             cache.digest(secret),
+            crate::model::SecretHash::from_phc("h"),
             principal,
             None,
         ));
@@ -283,6 +284,7 @@ mod tests {
             "id".into(),
             epoch,
             digest,
+            crate::model::SecretHash::from_phc("h"),
             principal,
             None,
         ));

@@ -38,6 +38,8 @@ pub(crate) trait Backend: Database {
     fn text(row: &Self::Row, column: &str) -> Result<Option<String>, sqlx::Error>;
     /// Read a timestamp column.
     fn time(row: &Self::Row, column: &str) -> Result<Option<OffsetDateTime>, sqlx::Error>;
+    /// Read an integer column (a `COUNT(*)`).
+    fn count(row: &Self::Row, column: &str) -> Result<Option<i64>, sqlx::Error>;
     /// Run a query expecting at most one row.
     fn fetch_optional<'a>(
         on: On<'a, Self>,
@@ -79,6 +81,10 @@ macro_rules! backend_io {
         }
 
         fn time(row: &$row, column: &str) -> Result<Option<OffsetDateTime>, sqlx::Error> {
+            sqlx::Row::try_get(row, column)
+        }
+
+        fn count(row: &$row, column: &str) -> Result<Option<i64>, sqlx::Error> {
             sqlx::Row::try_get(row, column)
         }
 

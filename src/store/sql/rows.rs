@@ -68,7 +68,7 @@ pub(super) fn parse_data_access(json: Option<String>) -> Result<DataAccess, Stor
 }
 
 pub(super) fn data_access_json(access: &DataAccess) -> Option<String> {
-    access.ids().map(json)
+    access.ids().map(|ids| json(&ids))
 }
 
 pub(super) fn utc(t: OffsetDateTime) -> OffsetDateTime {
@@ -114,6 +114,7 @@ pub(super) fn record<B: Backend>(row: &B::Row) -> Result<TokenRecord, StoreError
         created_by.map(|u| parse_id(&u, "created_by")).transpose()?,
     );
     record.last_used_at = opt_time::<B>(row, "last_used_at")?;
+    record.issued_by = opt_text::<B>(row, "issued_by")?.map(ClientId::from);
     Ok(record)
 }
 

@@ -17,7 +17,10 @@ use super::{
 use crate::{
     error::StoreError,
     model::{Account, AccountId, ClientId, TokenInfo, TokenRecord, User, UserId},
-    store::traits::{ResolvedToken, TokenAdminStore, TokenFilter, TokenStore, UserUpdate},
+    store::traits::{
+        ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter, TokenLimits, TokenStore,
+        UserUpdate,
+    },
 };
 
 /// A token store in a SQLite database file: the embedded default. Tokens survive restarts;
@@ -165,15 +168,19 @@ impl TokenAdminStore for SqliteTokenStore {
         self.sql.remove_user(account, id).await
     }
 
-    async fn insert_token(&self, record: TokenRecord) -> Result<(), StoreError> {
-        self.sql.insert_token(record).await
+    async fn insert_token(
+        &self,
+        record: TokenRecord,
+        limits: TokenLimits,
+    ) -> Result<(), StoreError> {
+        self.sql.insert_token(record, limits).await
     }
 
     async fn delete_token(
         &self,
         account: AccountId,
         client_id: &ClientId,
-    ) -> Result<Option<TokenRecord>, StoreError> {
+    ) -> Result<Option<RevokedToken>, StoreError> {
         self.sql.delete_token(account, client_id).await
     }
 

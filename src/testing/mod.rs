@@ -15,6 +15,8 @@
 //! The factory returns `None` to skip (e.g. when a database is not configured). Every
 //! check uses fresh random ids, so one database can serve them all at once.
 
+mod lineage;
+
 use std::{collections::BTreeSet, sync::Arc};
 
 use time::{Duration, OffsetDateTime, macros::datetime};
@@ -25,7 +27,12 @@ use crate::{
         Account, AccountId, ClientId, DataAccess, Permission, Role, SecretHash, TokenInfo,
         TokenKind, TokenRecord, User, UserId,
     },
-    store::{TokenAdminStore, TokenFilter, UserUpdate},
+    store::{TokenAdminStore, TokenFilter, TokenLimits, UserUpdate},
+};
+
+pub use lineage::{
+    concurrent_issue_and_revoke, limits, revoke_deletes_what_the_token_issued,
+    user_removal_deletes_what_their_tokens_issued,
 };
 
 /// A store under test.
@@ -37,7 +44,7 @@ fn hash(n: u32) -> SecretHash {
     SecretHash::from_phc(format!("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ${n:0>43}"))
 }
 
-async fn account(store: &Store) -> Account {
+pub(super) async fn account(store: &Store) -> Account {
     let account = Account {
         id: AccountId::new_v4(),
         name: "Conformance".into(),
@@ -49,14 +56,14 @@ async fn account(store: &Store) -> Account {
     account
 }
 
-async fn user(store: &Store, account: AccountId, roles: Vec<Role>) -> User {
+pub(super) async fn user(store: &Store, account: AccountId, roles: Vec<Role>) -> User {
     let id = UserId::new_v4();
     let user = User::new(id, account, format!("{id}@conformance.test"), roles);
     store.insert_user(user.clone()).await.expect("insert user");
     user
 }
 
-fn api_record(account: AccountId, n: u32) -> TokenRecord {
+pub(super) fn api_record(account: AccountId, n: u32) -> TokenRecord {
     TokenRecord::new(
         ClientId::from(uuid::Uuid::new_v4().to_string()),
         TokenKind::Api,
@@ -71,7 +78,7 @@ fn api_record(account: AccountId, n: u32) -> TokenRecord {
     )
 }
 
-fn personal_record(user: &User, n: u32) -> TokenRecord {
+pub(super) fn personal_record(user: &User, n: u32) -> TokenRecord {
     TokenRecord::new(
         ClientId::from(uuid::Uuid::new_v4().to_string()),
         TokenKind::Personal,
@@ -86,9 +93,9 @@ fn personal_record(user: &User, n: u32) -> TokenRecord {
     )
 }
 
-async fn insert(store: &Store, record: &TokenRecord) {
+pub(super) async fn insert(store: &Store, record: &TokenRecord) {
     store
-        .insert_token(record.clone())
+        .insert_token(record.clone(), TokenLimits::default())
         .await
         .expect("insert token");
 }
@@ -307,10 +314,15 @@ pub async fn insert_refusals(store: Store) {
     let t = api_record(a.id, 1);
     insert(&store, &t).await;
     let dup = store
-        .insert_token(api_record(a.id, 2).with_client_id(&t.client_id))
+        .insert_token(
+            api_record(a.id, 2).with_client_id(&t.client_id),
+            TokenLimits::default(),
+        )
         .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
-    let nowhere = store.insert_token(api_record(AccountId::new_v4(), 3)).await;
+    let nowhere = store
+        .insert_token(api_record(AccountId::new_v4(), 3), TokenLimits::default())
+        .await;
     assert!(
         matches!(nowhere, Err(StoreError::NotFound(_))),
         "{nowhere:?}"
@@ -319,7 +331,7 @@ pub async fn insert_refusals(store: Store) {
     let stranger = user(&store, other.id, vec![Role::Basic]).await;
     let mut cross = personal_record(&stranger, 4);
     cross.account_id = a.id;
-    let r = store.insert_token(cross).await;
+    let r = store.insert_token(cross, TokenLimits::default()).await;
     assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
     // The first token is untouched.
     assert_eq!(
@@ -346,9 +358,10 @@ pub async fn revoke_is_idempotent_and_scoped(store: Store) {
             .unwrap()
             .is_none()
     );
+    let revoked = store.delete_token(a.id, &t.client_id).await.unwrap();
     assert_eq!(
-        store.delete_token(a.id, &t.client_id).await.unwrap(),
-        Some(t.clone())
+        revoked.map(|r| (r.record, r.issued)),
+        Some((t.clone(), vec![]))
     );
     assert!(
         store
@@ -463,7 +476,7 @@ pub async fn concurrent_inserts(store: Store) {
         .map(|n| {
             let store = store.clone();
             let record = api_record(a.id, n).with_client_id(&contested.client_id);
-            tokio::spawn(async move { store.insert_token(record).await })
+            tokio::spawn(async move { store.insert_token(record, TokenLimits::default()).await })
         })
         .collect();
     let mut ok = 0;
@@ -482,7 +495,7 @@ pub async fn concurrent_inserts(store: Store) {
         .cloned()
         .map(|record| {
             let store = store.clone();
-            tokio::spawn(async move { store.insert_token(record).await })
+            tokio::spawn(async move { store.insert_token(record, TokenLimits::default()).await })
         })
         .collect();
     for task in tasks {
@@ -554,6 +567,10 @@ macro_rules! token_store_conformance {
             check!(listing);
             check!(concurrent_inserts);
             check!(usage);
+            check!(revoke_deletes_what_the_token_issued);
+            check!(user_removal_deletes_what_their_tokens_issued);
+            check!(limits);
+            check!(concurrent_issue_and_revoke);
         }
     };
 }

@@ -1,43 +1,47 @@
-//! Admission to argon2: two bounded lines, a bounded wait, and the threads argon2 runs on.
+//! The threads argon2 runs on, behind bounded admission: two lanes with bounded lines, a
+//! bounded wait, and a small dedicated pool of threads.
 //!
-//! - **Lanes**: a secret checked against a stored hash (a real token's id) waits in the
-//!   stored lane; a dummy verification (an unknown id) in the dummy lane. Threads always take
-//!   the stored lane's next job first, and each lane has its own line, so a flood of invented
-//!   ids never delays nor crowds out the first verification of a real token.
-//! - **Line**: a lane's queued and running verifications together never exceed its length
-//!   (threads + waiting); past it, `auth_busy` at once, so a flood cannot pile up tasks.
-//! - **Threads**: how many verifications run at once, on a small dedicated pool at the lowest
-//!   OS priority, so that a flood of verifications yields the CPU to everything else (cached
-//!   requests first) instead of competing with the async runtime's workers.
-//! - **Wait**: how long a verification waits for a thread before `auth_busy`; a job whose
-//!   caller stopped waiting is skipped, not run.
+//! - **Lanes**: threads always take the [`Lane::High`] lane's next job first, and each lane
+//!   has its own line. The authenticator puts checks against a stored hash (a real token's
+//!   id) in the high lane and dummy verifications for unknown ids in the low one, so a flood
+//!   of invented ids never delays nor crowds out the first verification of a real token.
+//!   Issuing uses a pool of its own, so issuance and verification never starve each other.
+//! - **Line**: a lane's queued and running jobs together never exceed its length (threads +
+//!   waiting); past it, `auth_busy` at once, so a flood cannot pile up tasks.
+//! - **Threads**: how many jobs run at once, optionally at the lowest OS priority, so that a
+//!   flood of verifications yields the CPU to everything else (cached requests first)
+//!   instead of competing with the async runtime's workers.
+//! - **Wait**: how long a job waits for a thread before `auth_busy`; a job whose caller
+//!   stopped waiting is skipped, not run.
 
 use std::{
     collections::VecDeque,
     panic::AssertUnwindSafe,
-    sync::{Arc, Condvar, Mutex, MutexGuard},
+    sync::{
+        Arc, Condvar, Mutex, MutexGuard,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-/// No verification capacity in time, or the verification thread died: either way, try later.
+/// No capacity in time, or the job's thread died: either way, try later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Busy;
 
-/// Which line a verification waits in. Threads take the next [`Lane::Stored`] job before any
-/// [`Lane::Dummy`] one, and each lane has a line of its own, so a flood of invented client
-/// ids (dummy verifications only) can neither fill the line of real tokens nor run ahead of
-/// them.
+/// Which line a job waits in. Threads take the next [`Lane::High`] job before any
+/// [`Lane::Low`] one, and each lane has a line of its own, so a flood in the low lane can
+/// neither fill the high lane's line nor run ahead of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Lane {
-    /// A secret checked against a token's stored hash: the client id is a real token.
-    Stored = 0,
-    /// A dummy verification for an unknown client id.
-    Dummy = 1,
+    /// First served (the authenticator: a secret checked against a token's stored hash).
+    High = 0,
+    /// Served when the high lane is empty (the authenticator: dummy verifications).
+    Low = 1,
 }
 
-/// Admission to the verification threads.
+/// Admission to a pool of threads.
 #[derive(Debug)]
 pub(crate) struct Admission {
     /// Places in line (queued + running), one line per lane.
@@ -47,10 +51,11 @@ pub(crate) struct Admission {
 }
 
 impl Admission {
-    /// `concurrent` verifications at once on as many threads (lowered to the minimum OS
-    /// priority when `low_priority`), `waiting` more in each lane's line, each waiting at
-    /// most `wait` for a thread.
+    /// `concurrent` jobs at once on as many threads named `{name}-{i}` (lowered to the
+    /// minimum OS priority when `low_priority`), `waiting` more in each lane's line, each
+    /// waiting at most `wait` for a thread.
     pub(crate) fn new(
+        name: &str,
         concurrent: usize,
         waiting: usize,
         wait: Duration,
@@ -61,7 +66,7 @@ impl Admission {
         Admission {
             lines: [line(), line()],
             wait,
-            pool: VerifierPool::new(concurrent, low_priority),
+            pool: VerifierPool::new(name, concurrent, low_priority),
         }
     }
 
@@ -100,6 +105,14 @@ impl Admission {
     }
 }
 
+impl Admission {
+    /// How many jobs are running now.
+    #[cfg(test)]
+    pub(crate) fn running(&self) -> usize {
+        self.pool.shared.running.load(Ordering::Relaxed)
+    }
+}
+
 /// A queued verification, holding its place in line until it is done or dropped.
 struct Job {
     _in_line: OwnedSemaphorePermit,
@@ -116,6 +129,8 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
+    /// Jobs running now.
+    running: AtomicUsize,
 }
 
 impl Shared {
@@ -158,15 +173,16 @@ impl std::fmt::Debug for VerifierPool {
 
 impl VerifierPool {
     /// `threads` workers, each lowered to the minimum priority when `low_priority`.
-    fn new(threads: usize, low_priority: bool) -> Self {
+    fn new(name: &str, threads: usize, low_priority: bool) -> Self {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
+            running: AtomicUsize::new(0),
         });
         for i in 0..threads.max(1) {
             let shared = shared.clone();
             let spawned = std::thread::Builder::new()
-                .name(format!("finout-auth-verify-{i}"))
+                .name(format!("{name}-{i}"))
                 .spawn(move || {
                     if low_priority {
                         lower_priority();
@@ -175,13 +191,15 @@ impl VerifierPool {
                         // A panicking job loses its answer (its caller gets `Busy`) and,
                         // unwinding, gives back its place in line; the thread lives on.
                         let Job { _in_line, run } = job;
+                        shared.running.fetch_add(1, Ordering::Relaxed);
                         if std::panic::catch_unwind(AssertUnwindSafe(run)).is_err() {
-                            tracing::error!(target: "finout_auth", "a verification panicked");
+                            tracing::error!(target: "finout_auth", "an argon2 job panicked");
                         }
+                        shared.running.fetch_sub(1, Ordering::Relaxed);
                     }
                 });
             if let Err(e) = spawned {
-                tracing::error!(target: "finout_auth", error = %e, "cannot start a verification thread");
+                tracing::error!(target: "finout_auth", error = %e, "cannot start an argon2 thread");
             }
         }
         VerifierPool { shared }
@@ -236,6 +254,19 @@ mod tests {
         })
     }
 
+    /// Wait (at most 5 s) until `line` has `n` free places: a job's place comes back just
+    /// after its caller got the answer.
+    async fn places_back(line: &Semaphore, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while line.available_permits() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "places never came back"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     /// Occupy the only thread of `admission` until the returned sender is dropped.
     async fn occupy(
         admission: &Arc<Admission>,
@@ -243,7 +274,7 @@ mod tests {
         let (release, started, job) = blocking();
         let running = tokio::spawn({
             let admission = admission.clone();
-            async move { admission.run(Lane::Stored, job).await }
+            async move { admission.run(Lane::High, job).await }
         });
         tokio::task::spawn_blocking(move || started.recv())
             .await
@@ -254,9 +285,9 @@ mod tests {
 
     #[tokio::test]
     async fn work_runs_on_a_verification_thread() {
-        let admission = Admission::new(1, 0, Duration::from_secs(1), false);
+        let admission = Admission::new("finout-auth-verify", 1, 0, Duration::from_secs(1), false);
         let name = admission
-            .run(Lane::Dummy, || {
+            .run(Lane::Low, || {
                 std::thread::current().name().map(str::to_owned)
             })
             .await;
@@ -265,10 +296,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_line_is_busy_at_once() {
-        let admission = Arc::new(Admission::new(1, 0, Duration::from_secs(60), false));
+        let admission = Arc::new(Admission::new(
+            "finout-auth-verify",
+            1,
+            0,
+            Duration::from_secs(60),
+            false,
+        ));
         let (release, running) = occupy(&admission).await;
         let started = std::time::Instant::now();
-        assert_eq!(admission.run(Lane::Stored, || ()).await, Err(Busy));
+        assert_eq!(admission.run(Lane::High, || ()).await, Err(Busy));
         assert!(
             started.elapsed() < Duration::from_secs(1),
             "not after a wait"
@@ -276,7 +313,7 @@ mod tests {
         drop(release);
         assert_eq!(running.await.unwrap(), Ok(()));
         assert_eq!(
-            admission.run(Lane::Stored, || 7).await,
+            admission.run(Lane::High, || 7).await,
             Ok(7),
             "the line is free again"
         );
@@ -284,30 +321,36 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_dummy_line_leaves_the_stored_line_free() {
-        let admission = Arc::new(Admission::new(1, 2, Duration::from_secs(60), false));
+        let admission = Arc::new(Admission::new(
+            "finout-auth-verify",
+            1,
+            2,
+            Duration::from_secs(60),
+            false,
+        ));
         let (release, running) = occupy(&admission).await;
         // Fill the dummy lane's line (1 + 2 places) behind the running job.
         let queued: Vec<_> = (0..3)
             .map(|_| {
                 let admission = admission.clone();
-                tokio::spawn(async move { admission.run(Lane::Dummy, || "dummy").await })
+                tokio::spawn(async move { admission.run(Lane::Low, || "dummy").await })
             })
             .collect();
-        while admission.lines[Lane::Dummy as usize].available_permits() > 0 {
+        while admission.lines[Lane::Low as usize].available_permits() > 0 {
             tokio::task::yield_now().await;
         }
-        assert_eq!(admission.run(Lane::Dummy, || "dummy").await, Err(Busy));
+        assert_eq!(admission.run(Lane::Low, || "dummy").await, Err(Busy));
         // A real token's verification still finds a place, and runs first.
         let order = Arc::new(Mutex::new(Vec::new()));
         let stored = tokio::spawn({
             let (admission, order) = (admission.clone(), order.clone());
             async move {
                 admission
-                    .run(Lane::Stored, move || order.lock().unwrap().push("stored"))
+                    .run(Lane::High, move || order.lock().unwrap().push("stored"))
                     .await
             }
         });
-        while admission.pool.shared.lock().lanes[Lane::Stored as usize].is_empty() {
+        while admission.pool.shared.lock().lanes[Lane::High as usize].is_empty() {
             tokio::task::yield_now().await;
         }
         drop(release);
@@ -325,13 +368,19 @@ mod tests {
 
     #[tokio::test]
     async fn waiting_longer_than_the_wait_is_busy_and_the_job_is_skipped() {
-        let admission = Arc::new(Admission::new(1, 1, Duration::from_millis(50), false));
+        let admission = Arc::new(Admission::new(
+            "finout-auth-verify",
+            1,
+            1,
+            Duration::from_millis(50),
+            false,
+        ));
         let (release, running) = occupy(&admission).await;
         let ran = Arc::new(AtomicUsize::new(0));
         let counted = ran.clone();
         assert_eq!(
             admission
-                .run(Lane::Stored, move || counted.fetch_add(1, SeqCst))
+                .run(Lane::High, move || counted.fetch_add(1, SeqCst))
                 .await,
             Err(Busy),
             "no thread within 50 ms"
@@ -339,7 +388,7 @@ mod tests {
         drop(release);
         assert_eq!(running.await.unwrap(), Ok(()));
         // The thread skips the abandoned job, which gives its place in line back.
-        let line = &admission.lines[Lane::Stored as usize];
+        let line = &admission.lines[Lane::High as usize];
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while line.available_permits() < 2 {
             assert!(
@@ -348,23 +397,25 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        assert_eq!(admission.run(Lane::Stored, || ()).await, Ok(()));
+        assert_eq!(admission.run(Lane::High, || ()).await, Ok(()));
         assert_eq!(ran.load(SeqCst), 0, "the abandoned job never ran");
     }
 
     #[tokio::test]
     async fn no_more_run_at_once_than_the_threads() {
-        let admission = Arc::new(Admission::new(2, 8, Duration::from_secs(10), false));
+        let admission = Arc::new(Admission::new(
+            "finout-auth-verify",
+            2,
+            8,
+            Duration::from_secs(10),
+            false,
+        ));
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let jobs: Vec<_> = (0..16)
             .map(|i| {
                 let (admission, running, most) = (admission.clone(), running.clone(), most.clone());
-                let lane = if i % 2 == 0 {
-                    Lane::Stored
-                } else {
-                    Lane::Dummy
-                };
+                let lane = if i % 2 == 0 { Lane::High } else { Lane::Low };
                 tokio::spawn(async move {
                     admission
                         .run(lane, move || {
@@ -385,19 +436,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_job_keeps_its_thread_and_frees_its_place() {
-        let admission = Admission::new(1, 0, Duration::from_millis(200), false);
+        let admission = Admission::new(
+            "finout-auth-verify",
+            1,
+            0,
+            Duration::from_millis(200),
+            false,
+        );
         for _ in 0..3 {
             let panicked = admission
-                .run(Lane::Stored, || -> u8 { panic!("argon2 blew up") })
+                .run(Lane::High, || -> u8 { panic!("argon2 blew up") })
                 .await;
             assert_eq!(panicked, Err(Busy));
-            assert_eq!(
-                admission.lines[Lane::Stored as usize].available_permits(),
-                1,
-                "place in line back"
-            );
+            places_back(&admission.lines[Lane::High as usize], 1).await;
         }
         // The only thread still serves.
-        assert_eq!(admission.run(Lane::Stored, || 7).await, Ok(7));
+        assert_eq!(admission.run(Lane::High, || 7).await, Ok(7));
     }
 }
