@@ -1,12 +1,60 @@
 //! [`SecretHasher`]: argon2id for the secrets a store keeps, and the [`CostCaps`] a stored
 //! hash must stay within before any work is spent on it.
 
-use std::sync::OnceLock;
+use std::{cell::RefCell, sync::OnceLock};
 
 use argon2::{
-    ARGON2ID_IDENT, Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier,
-    Version,
+    ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, PasswordHash, Version,
+    password_hash::phc::{Output, ParamsString, Salt},
 };
+use subtle::ConstantTimeEq;
+
+thread_local! {
+    /// argon2's working memory (19 MiB at the default parameters), kept between runs on the
+    /// threads that run argon2 all day (the pools' of `crypto::pool`): allocating and freeing
+    /// it every run lets the allocator's heap grow with every run (glibc raises its mmap
+    /// threshold after the first free), so peak memory followed the number of runs, not the
+    /// number of threads. `None` on other threads: they allocate per run.
+    static SCRATCH: RefCell<Option<Vec<Block>>> = const { RefCell::new(None) };
+}
+
+/// Keep argon2's working memory on this thread between runs (a dedicated argon2 thread).
+pub(crate) fn keep_scratch_on_this_thread() {
+    let _ = SCRATCH.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            s.get_or_insert_with(Vec::new);
+        }
+    });
+}
+
+/// One argon2 run into `out`, in this thread's kept memory if it keeps one.
+fn run_argon2(
+    argon2: &Argon2<'_>,
+    secret: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> argon2::Result<()> {
+    let kept = SCRATCH
+        .try_with(|cell| {
+            let mut slot = cell.try_borrow_mut().ok()?;
+            let blocks = slot.as_mut()?;
+            let needed = argon2.params().block_count();
+            if blocks.len() != needed {
+                // Sized to these parameters exactly (a larger stored hash, within the caps,
+                // grows it; the next default-sized run shrinks it back).
+                *blocks = Vec::new();
+                blocks.try_reserve_exact(needed).ok()?;
+                blocks.resize(needed, Block::default());
+            }
+            Some(argon2.hash_password_into_with_memory(secret, salt, out, &mut blocks[..]))
+        })
+        .ok()
+        .flatten();
+    match kept {
+        Some(outcome) => outcome,
+        None => argon2.hash_password_into(secret, salt, out),
+    }
+}
 
 use crate::{
     error::BoxError,
@@ -117,11 +165,21 @@ impl SecretHasher {
 
     /// Hash a secret with a fresh random salt. Takes about as long as one verification.
     pub fn hash(&self, secret: &SecretKey) -> Result<SecretHash, HashError> {
-        let hash = self
-            .argon2()
-            .hash_password(secret.expose_secret().as_bytes())
-            .map_err(|e| HashError(Box::new(e)))?;
-        Ok(SecretHash::from_phc(hash.to_string()))
+        fn boxed<E: std::error::Error + Send + Sync + 'static>(e: E) -> HashError {
+            HashError(Box::new(e))
+        }
+        let salt = argon2::password_hash::try_generate_salt().map_err(boxed)?;
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        let argon2 = self.argon2();
+        run_argon2(&argon2, secret.expose_secret().as_bytes(), &salt, &mut out).map_err(boxed)?;
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).map_err(boxed)?,
+            salt: Some(Salt::new(&salt).map_err(boxed)?),
+            hash: Some(Output::new(&out).map_err(boxed)?),
+        };
+        Ok(SecretHash::from_phc(phc.to_string()))
     }
 
     /// [`hash`](Self::hash) on tokio's blocking pool, so the async threads never run argon2.
@@ -148,11 +206,19 @@ impl SecretHasher {
         {
             return Err(RefusedHash("argon2 cost above the caps"));
         }
-        match self.argon2().verify_password(secret, &parsed) {
-            Ok(()) => Ok(true),
-            Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-            Err(_) => Err(RefusedHash("argon2 rejected the hash")),
-        }
+        let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+            return Err(RefusedHash("no salt or no hash"));
+        };
+        let version = match parsed.version {
+            None => Version::default(),
+            Some(v) => Version::try_from(v).map_err(|_| RefusedHash("bad argon2 version"))?,
+        };
+        let argon2 = Argon2::new(Algorithm::Argon2id, version, params);
+        let mut out = [0u8; Output::MAX_LENGTH];
+        let out = &mut out[..expected.len()];
+        run_argon2(&argon2, secret, salt.as_ref(), out)
+            .map_err(|_| RefusedHash("argon2 rejected the hash"))?;
+        Ok(bool::from(out.ct_eq(expected.as_ref())))
     }
 
     /// Spend the same work as a real verification, for unknown client ids, so that their
@@ -182,6 +248,49 @@ mod tests {
         assert!(hash.as_phc().starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
         assert_eq!(h.verify(b"right", &hash), Ok(true));
         assert_eq!(h.verify(b"wrong", &hash), Ok(false));
+    }
+
+    #[test]
+    fn hashes_interoperate_with_the_argon2_crates_own() {
+        use argon2::{PasswordHasher, PasswordVerifier};
+        let h = fast();
+        let theirs = SecretHash::from_phc(h.argon2().hash_password(b"s").unwrap().to_string());
+        assert_eq!(h.verify(b"s", &theirs), Ok(true));
+        assert_eq!(h.verify(b"t", &theirs), Ok(false));
+        let ours = h.hash(&SecretKey::new("s")).unwrap();
+        let parsed = PasswordHash::new(ours.as_phc()).unwrap();
+        assert!(h.argon2().verify_password(b"s", &parsed).is_ok());
+        assert!(h.argon2().verify_password(b"t", &parsed).is_err());
+    }
+
+    #[test]
+    fn kept_memory_gives_the_same_answers_whatever_the_parameters() {
+        std::thread::spawn(|| {
+            keep_scratch_on_this_thread();
+            let (small, large) = (fast(), SecretHasher::with_params(2048, 1, 1).unwrap());
+            let (a, b) = (
+                small.hash(&SecretKey::new("a")).unwrap(),
+                large.hash(&SecretKey::new("b")).unwrap(),
+            );
+            for _ in 0..2 {
+                assert_eq!(small.verify(b"a", &a), Ok(true));
+                assert_eq!(
+                    small.verify(b"b", &b),
+                    Ok(true),
+                    "the hash's own parameters"
+                );
+                assert_eq!(small.verify(b"a", &b), Ok(false));
+                assert_eq!(large.verify(b"b", &b), Ok(true));
+            }
+            let kept = SCRATCH.with(|s| s.borrow().as_ref().map(Vec::len));
+            assert_eq!(
+                kept,
+                Some(large.params.block_count()),
+                "kept, sized to the last run"
+            );
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -187,6 +187,7 @@ impl VerifierPool {
                     if low_priority {
                         lower_priority();
                     }
+                    super::hasher::keep_scratch_on_this_thread();
                     while let Some(job) = shared.next() {
                         // A panicking job loses its answer (its caller gets `Busy`) and,
                         // unwinding, gives back its place in line; the thread lives on.

@@ -9,6 +9,10 @@
 //!
 //! argon2 runs with tiny parameters here (m=8 KiB, t=1) so that a million dummy
 //! verifications finish in a minute; the caches, not argon2, are what is measured.
+//!
+//! `ISSUES=128` measures issuing instead: that many concurrent issues through `TokenAdmin`
+//! with the default argon2 parameters (m=19456 KiB), and the peak resident memory they
+//! cause (`VmHWM`), which the issuance pool bounds to about one hash's memory.
 
 use std::{collections::BTreeMap, convert::Infallible, sync::Arc};
 
@@ -21,6 +25,55 @@ use http::{Request, Response};
 use http_body_util::Full;
 use tokio::task::JoinSet;
 use tower::{Layer, ServiceExt, service_fn};
+
+/// Peak resident set size of this process so far, in KiB.
+fn hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `n` concurrent issues with the default argon2 parameters: answers and peak memory.
+async fn issues(n: u64) {
+    use finout_auth::{AdminError, NewToken, Role, TokenAdmin, store::TokenLimits};
+    let admin = TokenAdmin::new(Arc::new(MemoryTokenStore::new()))
+        .with_token_limits(TokenLimits::unlimited());
+    let account = admin.create_account("issues").await.unwrap();
+    let before = hwm_kib();
+    let started = std::time::Instant::now();
+    let mut tasks = JoinSet::new();
+    for i in 0..n {
+        let admin = admin.clone();
+        tasks.spawn(async move {
+            admin
+                .issue_api_token(
+                    account.id,
+                    None,
+                    NewToken::new(format!("t{i}"), Role::Basic),
+                )
+                .await
+        });
+    }
+    let (mut issued, mut busy) = (0, 0);
+    while let Some(outcome) = tasks.join_next().await {
+        match outcome.unwrap() {
+            Ok(_) => issued += 1,
+            Err(AdminError::Busy { .. }) => busy += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    println!(
+        "{n} concurrent issues in {:.2} s: {issued} issued, {busy} auth_busy; peak RSS {:.1} MiB before, {:.1} MiB after",
+        started.elapsed().as_secs_f64(),
+        before as f64 / 1024.0,
+        hwm_kib() as f64 / 1024.0
+    );
+}
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -43,6 +96,9 @@ fn rss_kib() -> u64 {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    if let Ok(n) = std::env::var("ISSUES") {
+        return issues(n.parse().expect("ISSUES is a number")).await;
+    }
     let total = env("REQUESTS", 1_000_000);
     let in_flight = env("IN_FLIGHT", 32) as usize;
     let auth = Authenticator::builder(Arc::new(MemoryTokenStore::new()))
