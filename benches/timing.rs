@@ -7,8 +7,17 @@
 //! ```
 //!
 //! The failure throttle is off here, so that every attempt reaches the code under test.
+//!
+//! `timing/cold_interleaved` measures the two cold cases in alternation (unknown id, then
+//! wrong secret, then the other order), so that the host's drift over the run affects both
+//! alike; criterion reports the time of a pair, and the bench prints each case's median
+//! per-attempt time over the samples and their ratio.
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -57,6 +66,53 @@ fn timing(c: &mut Criterion) {
         }
     };
     let fresh = || uuid::Uuid::new_v4().to_string();
+
+    // Both cold cases in alternation: per sample, the mean time of each.
+    let samples = Arc::new(Mutex::new(Vec::<(f64, f64)>::new()));
+    let mut interleaved = c.benchmark_group("timing/cold_interleaved");
+    interleaved
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(20));
+    interleaved.bench_function("unknown_id+wrong_secret", |b| {
+        b.iter_custom(|iters| {
+            let (mut unknown, mut wrong) = (Duration::ZERO, Duration::ZERO);
+            for i in 0..iters {
+                let time = |id: String| {
+                    let started = Instant::now();
+                    rt.block_on(run(id, fresh()));
+                    started.elapsed()
+                };
+                if i % 2 == 0 {
+                    unknown += time(fresh());
+                    wrong += time(known.clone());
+                } else {
+                    wrong += time(known.clone());
+                    unknown += time(fresh());
+                }
+            }
+            let per = |d: Duration| d.as_secs_f64() / iters as f64;
+            samples.lock().unwrap().push((per(unknown), per(wrong)));
+            unknown + wrong
+        })
+    });
+    interleaved.finish();
+    let mut samples = samples.lock().unwrap().clone();
+    if !samples.is_empty() {
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let mut unknown: Vec<f64> = samples.iter().map(|s| s.0).collect();
+        let mut wrong: Vec<f64> = samples.drain(..).map(|s| s.1).collect();
+        let (u, w) = (median(&mut unknown), median(&mut wrong));
+        println!(
+            "timing/cold_interleaved: unknown id {:.2} ms, wrong secret {:.2} ms (medians over {} interleaved calls, warm-up included); wrong / unknown = {:.3}",
+            u * 1e3,
+            w * 1e3,
+            unknown.len(),
+            w / u
+        );
+    }
 
     let mut cold = c.benchmark_group("timing/cold");
     cold.sample_size(30)

@@ -69,9 +69,9 @@
 //! | --- | --- |
 //! | [`middleware`] | the tower layers, rejection responses, axum extractors |
 //! | `admin` ([`TokenAdmin`]) | issuing and revoking tokens, managing users, Finout's rules |
-//! | `authenticator` ([`Authenticator`]) | the engine: cache, store lookups, argon2 admission, throttle |
+//! | `authenticator` ([`Authenticator`]) | the engine: cache, store lookups, known secrets, background refresh, throttle, verification |
 //! | [`store`] | the store traits and the memory, SQLite and PostgreSQL stores |
-//! | [`crypto`] | argon2id hashing, keyed digests, credential generation |
+//! | [`crypto`] | argon2id hashing and its bounded thread pools, keyed digests, credential generation |
 //! | [`model`] | ids, roles, accounts and users, secrets, tokens, principals |
 //! | [`clock`], [`metrics`], `error`, `credentials` | shared by all of the above |
 //!
