@@ -324,3 +324,52 @@ async fn emails_are_one_person_whatever_their_case_and_spacing() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_never_combine_into_an_admin_with_restricted_data() {
+    let h = Harness::new().await;
+    for round in 0..500 {
+        let u = user(&h, &format!("u{round}@acme.test"), vec![Role::Basic]).await;
+        let promote = tokio::spawn({
+            let (admin, account) = (h.admin.clone(), h.account.id);
+            async move {
+                admin
+                    .update_user(
+                        account,
+                        u.id,
+                        UserUpdate::default().roles(vec![Role::Admin]),
+                    )
+                    .await
+            }
+        });
+        let restrict = tokio::spawn({
+            let (admin, account) = (h.admin.clone(), h.account.id);
+            async move {
+                admin
+                    .update_user(
+                        account,
+                        u.id,
+                        UserUpdate::default().data_access(DataAccess::only(["v1"])),
+                    )
+                    .await
+            }
+        });
+        let (promoted, restricted) = (promote.await.unwrap(), restrict.await.unwrap());
+        // Exactly one of them can apply: the other is refused by the rule, seeing the first.
+        assert!(
+            promoted.is_ok() != restricted.is_ok(),
+            "round {round}: {promoted:?} {restricted:?}"
+        );
+        let now = h
+            .admin
+            .store()
+            .get_user(h.account.id, u.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            !(now.holds(&Role::Admin) && now.data_access != DataAccess::All),
+            "round {round}: {now:?}"
+        );
+    }
+}

@@ -73,6 +73,12 @@ use validate::{
 /// How often issuing draws a new client id after a collision before it gives up.
 const CLIENT_ID_ATTEMPTS: usize = 4;
 
+/// How often a user update is decided afresh when the user changed while it was decided.
+const USER_CHANGE_ATTEMPTS: usize = 3;
+
+/// What a store answers when a conditional user update finds the user changed.
+const USER_CHANGED: &str = "user changed meanwhile";
+
 /// When `auth_busy` from issuing tells the client to retry.
 const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -170,9 +176,7 @@ impl TokenAdmin {
 
     async fn invalidate(&self, client_ids: &[ClientId]) {
         for cache in &self.caches {
-            for id in client_ids {
-                cache.invalidate(id).await;
-            }
+            cache.invalidate_many(client_ids).await;
         }
     }
 
@@ -230,12 +234,27 @@ impl TokenAdmin {
     }
 
     /// Change a user's roles and/or data access, atomically; their personal tokens follow
-    /// at once.
+    /// at once. Refused if the user would hold `Admin` with restricted data access.
     pub async fn update_user(
         &self,
         account: AccountId,
         user: UserId,
         update: UserUpdate,
+    ) -> Result<(), AdminError> {
+        self.update_user_checked(account, user, update, |_| Ok(()))
+            .await
+    }
+
+    /// [`update_user`](Self::update_user), with `check` run on the user as they are. The
+    /// rules are checked against the user as read, and the update applies only if the user
+    /// is still so (compare-and-set, retried a few times if it changed meanwhile): two
+    /// concurrent updates can never combine into what neither was allowed to do.
+    pub(crate) async fn update_user_checked(
+        &self,
+        account: AccountId,
+        user: UserId,
+        update: UserUpdate,
+        check: impl Fn(&User) -> Result<(), AdminError>,
     ) -> Result<(), AdminError> {
         if let Some(roles) = &update.roles {
             check_roles(roles)?;
@@ -243,24 +262,31 @@ impl TokenAdmin {
         if let Some(access) = &update.data_access {
             check_data_access(access)?;
         }
-        if update.roles.is_some() || update.data_access.is_some() {
-            // Checked against the user as they are; the store applies the update atomically.
+        for _ in 0..USER_CHANGE_ATTEMPTS {
             let current = self
                 .store
                 .get_user(account, user)
                 .await?
                 .ok_or(AdminError::NotFound("user"))?;
-            let mut after = current;
+            if !update.holds_for(&current) {
+                return Err(AdminError::Store(StoreError::Conflict(USER_CHANGED)));
+            }
+            check(&current)?;
+            let mut after = current.clone();
             update.apply_to(&mut after);
             check_admin_data_access(&after.roles, &after.data_access)?;
+            let conditional = update.clone().if_unchanged_from(&current);
+            match self.store.update_user(account, user, conditional).await {
+                Ok(Some(tokens)) => {
+                    self.invalidate(&tokens).await;
+                    return Ok(());
+                }
+                Ok(None) => return Err(AdminError::NotFound("user")),
+                Err(StoreError::Conflict(USER_CHANGED)) => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
-        let tokens = self
-            .store
-            .update_user(account, user, update)
-            .await?
-            .ok_or(AdminError::NotFound("user"))?;
-        self.invalidate(&tokens).await;
-        Ok(())
+        Err(AdminError::Store(StoreError::Conflict(USER_CHANGED)))
     }
 
     /// Remove a user and delete all of their personal tokens, which stop working at once.
@@ -416,8 +442,9 @@ impl TokenAdmin {
             .delete_token(account, client_id)
             .await?
             .ok_or(AdminError::NotFound("token"))?;
-        self.invalidate(std::slice::from_ref(client_id)).await;
-        self.invalidate(&revoked.issued).await;
+        let mut gone = revoked.issued;
+        gone.push(client_id.clone());
+        self.invalidate(&gone).await;
         Ok(revoked.record)
     }
 }

@@ -170,19 +170,16 @@ impl AdminSession<'_> {
     /// roles or data access.
     pub async fn update_user(&self, user: UserId, update: UserUpdate) -> Result<(), AdminError> {
         let me = self.require_admin_user()?;
-        if user == me {
-            let current = self
-                .admin
-                .store
-                .get_user(self.account(), me)
-                .await?
-                .ok_or(AdminError::NotFound("user"))?;
-            if !only_narrows(&current, &update) {
-                return Err(AdminError::Forbidden(
-                    "nobody widens their own roles or data access",
-                ));
-            }
-        }
-        self.admin.update_user(self.account(), user, update).await
+        let narrowing = update.clone();
+        self.admin
+            .update_user_checked(self.account(), user, update, |current| {
+                if user == me && !only_narrows(current, &narrowing) {
+                    return Err(AdminError::Forbidden(
+                        "nobody widens their own roles or data access",
+                    ));
+                }
+                Ok(())
+            })
+            .await
     }
 }

@@ -258,6 +258,16 @@ impl Invalidate for Authenticator {
         Authenticator::invalidate(self, client_id).await;
     }
 
+    async fn invalidate_many(&self, client_ids: &[ClientId]) {
+        // Every cached entry stale at once (no await in between), then the records.
+        for client_id in client_ids {
+            self.inner.cache.invalidate(client_id);
+        }
+        for client_id in client_ids {
+            self.inner.records.invalidate(client_id).await;
+        }
+    }
+
     fn invalidate_all(&self) {
         Authenticator::invalidate_all(self);
     }

@@ -10,7 +10,8 @@ use argon2::{
 use subtle::ConstantTimeEq;
 
 thread_local! {
-    /// argon2's working memory (19 MiB at the default parameters), kept between runs on the
+    /// argon2's working memory (19 MiB at the default parameters; grown to the largest
+    /// parameters run, at most the caps' 64 MiB), kept between runs on the
     /// threads that run argon2 all day (the pools' of `crypto::pool`): allocating and freeing
     /// it every run lets the allocator's heap grow with every run (glibc raises its mmap
     /// threshold after the first free), so peak memory followed the number of runs, not the
@@ -39,14 +40,13 @@ fn run_argon2(
             let mut slot = cell.try_borrow_mut().ok()?;
             let blocks = slot.as_mut()?;
             let needed = argon2.params().block_count();
-            if blocks.len() != needed {
-                // Sized to these parameters exactly (a larger stored hash, within the caps,
-                // grows it; the next default-sized run shrinks it back).
-                *blocks = Vec::new();
-                blocks.try_reserve_exact(needed).ok()?;
+            if blocks.len() < needed {
+                // Grown to the largest parameters seen (within the caps), never shrunk, so
+                // that alternating parameters never reallocate.
+                blocks.try_reserve_exact(needed - blocks.len()).ok()?;
                 blocks.resize(needed, Block::default());
             }
-            Some(argon2.hash_password_into_with_memory(secret, salt, out, &mut blocks[..]))
+            Some(argon2.hash_password_into_with_memory(secret, salt, out, &mut blocks[..needed]))
         })
         .ok()
         .flatten();

@@ -210,8 +210,11 @@ impl TokenAdminStore for MemoryTokenStore {
         update: UserUpdate,
     ) -> Result<Option<Vec<ClientId>>, StoreError> {
         let mut state = self.write();
-        if state.user_in(account, id).is_none() {
+        let Some(user) = state.user_in(account, id) else {
             return Ok(None);
+        };
+        if !update.holds_for(user) {
+            return Err(StoreError::Conflict("user changed meanwhile"));
         }
         if let Some(user) = state.users.get_mut(&id) {
             update.apply_to(user);

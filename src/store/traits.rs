@@ -58,6 +58,15 @@ pub trait Invalidate: Debug + Send + Sync + 'static {
     /// Forget everything cached about `client_id`.
     async fn invalidate(&self, client_id: &ClientId);
 
+    /// Forget everything cached about each of `client_ids` (a token and the tokens it
+    /// issued, a user's tokens). The default invalidates them one by one; a cache that can
+    /// make them all stale at once first should.
+    async fn invalidate_many(&self, client_ids: &[ClientId]) {
+        for client_id in client_ids {
+            self.invalidate(client_id).await;
+        }
+    }
+
     /// Forget everything cached about every token (e.g. after missed notifications).
     fn invalidate_all(&self);
 
@@ -85,6 +94,10 @@ pub struct UserUpdate {
     pub roles: Option<Vec<Role>>,
     /// New data access.
     pub data_access: Option<DataAccess>,
+    /// Apply only if the user's roles are still these (compare-and-set); else `Conflict`.
+    pub if_roles: Option<Vec<Role>>,
+    /// Apply only if the user's data access is still this; else `Conflict`.
+    pub if_data_access: Option<DataAccess>,
 }
 
 impl UserUpdate {
@@ -100,6 +113,24 @@ impl UserUpdate {
     pub fn data_access(mut self, access: DataAccess) -> Self {
         self.data_access = Some(access);
         self
+    }
+
+    /// Apply only if the user's roles and data access are still `user`'s (compare-and-set),
+    /// so that a decision made on `user` cannot land on a user changed since.
+    #[must_use]
+    pub fn if_unchanged_from(mut self, user: &User) -> Self {
+        self.if_roles = Some(user.roles.clone());
+        self.if_data_access = Some(user.data_access.clone());
+        self
+    }
+
+    /// Whether the update's conditions hold for `user` as it is.
+    pub fn holds_for(&self, user: &User) -> bool {
+        self.if_roles.as_ref().is_none_or(|r| *r == user.roles)
+            && self
+                .if_data_access
+                .as_ref()
+                .is_none_or(|d| *d == user.data_access)
     }
 
     /// Apply to a user.
@@ -207,9 +238,9 @@ pub trait TokenAdminStore: TokenStore {
     /// All users of an account.
     async fn list_users(&self, account: AccountId) -> Result<Vec<User>, StoreError>;
 
-    /// Change a user's roles and/or data access, atomically. Returns the user's personal
-    /// tokens (whose effective access changed), or `None` if there is no such user in the
-    /// account.
+    /// Change a user's roles and/or data access, atomically, if its conditions
+    /// ([`UserUpdate::holds_for`]) hold, else `Conflict`. Returns the user's personal tokens
+    /// (whose effective access changed), or `None` if there is no such user in the account.
     async fn update_user(
         &self,
         account: AccountId,

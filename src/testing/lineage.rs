@@ -1,13 +1,13 @@
-//! Conformance checks for lineage (a token issued by another is deleted with it) and the
-//! caps on tokens per user and per account.
+//! Conformance checks for lineage (a token issued by another is deleted with it), the caps
+//! on tokens per user and per account, and conditional user updates.
 
 use std::collections::BTreeSet;
 
 use super::{Store, account, api_record, insert, personal_record, user};
 use crate::{
     error::StoreError,
-    model::{ClientId, Role},
-    store::TokenLimits,
+    model::{ClientId, DataAccess, Role},
+    store::{TokenLimits, UserUpdate},
 };
 
 fn ids<'a>(ids: impl IntoIterator<Item = &'a ClientId>) -> BTreeSet<ClientId> {
@@ -155,4 +155,45 @@ pub async fn concurrent_issue_and_revoke(store: Store) {
         }
         assert!(!exists(&store, &child.client_id).await, "round {round}");
     }
+}
+
+/// A user update conditioned on the user as read (`if_unchanged_from`) applies only while the
+/// user is so; once another update changed them, `Conflict` and nothing changes.
+pub async fn conditional_user_update(store: Store) {
+    let a = account(&store).await;
+    let u = user(&store, a.id, vec![Role::Admin]).await;
+    let read = store.get_user(a.id, u.id).await.unwrap().unwrap();
+    // Another writer demotes the user after `read`.
+    store
+        .update_user(
+            a.id,
+            u.id,
+            UserUpdate::default().roles(vec![Role::ReadOnly]),
+        )
+        .await
+        .unwrap()
+        .expect("user exists");
+    let stale = UserUpdate::default()
+        .data_access(DataAccess::only(["v1"]))
+        .if_unchanged_from(&read);
+    let r = store.update_user(a.id, u.id, stale).await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    let now = store.get_user(a.id, u.id).await.unwrap().unwrap();
+    assert_eq!(
+        (now.roles.clone(), now.data_access.clone()),
+        (vec![Role::ReadOnly], DataAccess::All)
+    );
+    // Conditioned on the user as they are now: applies.
+    let fresh = UserUpdate::default()
+        .data_access(DataAccess::only(["v1"]))
+        .if_unchanged_from(&now);
+    assert!(
+        store
+            .update_user(a.id, u.id, fresh)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let after = store.get_user(a.id, u.id).await.unwrap().unwrap();
+    assert_eq!(after.data_access, DataAccess::only(["v1"]));
 }

@@ -31,8 +31,8 @@ use crate::{
 };
 
 pub use lineage::{
-    concurrent_issue_and_revoke, limits, revoke_deletes_what_the_token_issued,
-    user_removal_deletes_what_their_tokens_issued,
+    concurrent_issue_and_revoke, conditional_user_update, limits,
+    revoke_deletes_what_the_token_issued, user_removal_deletes_what_their_tokens_issued,
 };
 
 /// A store under test.
@@ -571,6 +571,7 @@ macro_rules! token_store_conformance {
             check!(user_removal_deletes_what_their_tokens_issued);
             check!(limits);
             check!(concurrent_issue_and_revoke);
+            check!(conditional_user_update);
         }
     };
 }

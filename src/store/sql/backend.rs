@@ -55,11 +55,11 @@ pub(crate) trait Backend: Database {
         on: On<'a, Self>,
         query: Query<'a, Self>,
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a;
-    /// Tell other replicas that `client_id` changed, when `tx` commits (nothing, for a
-    /// backend without a change feed).
+    /// Tell other replicas that these client ids changed, when `tx` commits, in one round
+    /// trip (nothing, for a backend without a change feed).
     fn notify<'a>(
         tx: &'a mut Transaction<'static, Self>,
-        client_id: &'a ClientId,
+        client_ids: &'a [ClientId],
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a;
 }
 

@@ -189,6 +189,24 @@ impl<B: Backend> SqlStore<B> {
         update: UserUpdate,
     ) -> Result<Option<Vec<ClientId>>, StoreError> {
         let mut tx = self.write().await?;
+        // The account's row first, as every token write does: a token issued to this user
+        // meanwhile is either read below (and announced) or issued after the change.
+        if !Self::lock_account(&mut tx, account).await? {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM finout_auth_users WHERE id = $1 AND account_id = $2"
+        );
+        let query = bind_str(bind_str(sqlx::query(&sql), id), account);
+        let Some(row) = B::fetch_optional(On::Tx(&mut tx), query)
+            .await
+            .map_err(backend_error)?
+        else {
+            return Ok(None);
+        };
+        if !update.holds_for(&user::<B>(&row)?) {
+            return Err(StoreError::Conflict("user changed meanwhile"));
+        }
         // `SET id = id` when nothing changes: still tells whether the user exists.
         let mut sets = vec!["id = id"];
         if update.roles.is_some() {
@@ -223,9 +241,7 @@ impl<B: Backend> SqlStore<B> {
             .await
             .map_err(backend_error)?;
         let ids = client_ids::<B>(&rows)?;
-        for client_id in &ids {
-            B::notify(&mut tx, client_id).await?;
-        }
+        B::notify(&mut tx, &ids).await?;
         tx.commit().await.map_err(backend_error)?;
         Ok(Some(ids))
     }

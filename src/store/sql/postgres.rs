@@ -93,12 +93,16 @@ impl Backend for Postgres {
 
     async fn notify(
         tx: &mut Transaction<'static, Self>,
-        client_id: &ClientId,
+        client_ids: &[ClientId],
     ) -> Result<(), StoreError> {
+        if client_ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = client_ids.iter().map(ClientId::as_str).collect();
         // Delivered at commit, and only if the transaction commits.
-        sqlx::query("SELECT pg_notify($1, $2)")
+        sqlx::query("SELECT pg_notify($1, id) FROM unnest($2::text[]) AS changed(id)")
             .bind(CHANGE_CHANNEL)
-            .bind(client_id.as_str())
+            .bind(ids)
             .execute(&mut **tx)
             .await
             .map_err(backend_error)?;

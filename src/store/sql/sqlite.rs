@@ -112,7 +112,7 @@ impl Backend for Sqlite {
     /// SQLite has no change feed: other processes see changes after their cache TTL.
     async fn notify(
         _tx: &mut Transaction<'static, Self>,
-        _client_id: &ClientId,
+        _client_ids: &[ClientId],
     ) -> Result<(), StoreError> {
         Ok(())
     }

@@ -159,7 +159,6 @@ impl<B: Backend> SqlStore<B> {
         let mut issued = Vec::new();
         for row in &rows {
             let record = record::<B>(row)?;
-            B::notify(&mut tx, &record.client_id).await?;
             if record.client_id == *client_id {
                 root = Some(record);
             } else {
@@ -169,6 +168,8 @@ impl<B: Backend> SqlStore<B> {
         let Some(record) = root else {
             return Ok(None);
         };
+        B::notify(&mut tx, std::slice::from_ref(client_id)).await?;
+        B::notify(&mut tx, &issued).await?;
         tx.commit().await.map_err(backend_error)?;
         Ok(Some(RevokedToken { record, issued }))
     }
@@ -214,9 +215,7 @@ impl<B: Backend> SqlStore<B> {
             // Removed meanwhile by another writer: the transaction rolls back on drop.
             return Ok(None);
         }
-        for client_id in &ids {
-            B::notify(&mut tx, client_id).await?;
-        }
+        B::notify(&mut tx, &ids).await?;
         tx.commit().await.map_err(backend_error)?;
         Ok(Some(ids))
     }
