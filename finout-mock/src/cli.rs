@@ -243,4 +243,10 @@ pub(crate) struct ServeArgs {
     /// A seed file (JSON) of accounts, users and tokens to load (idempotent).
     #[arg(long)]
     pub(crate) seed: Option<PathBuf>,
+    /// Connections open at once; past it, new ones wait in the kernel's backlog.
+    #[arg(long, default_value_t = 1024)]
+    pub(crate) max_connections: usize,
+    /// Seconds a request's headers may take (also closes connections idle that long).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) header_timeout_secs: u64,
 }

@@ -34,6 +34,9 @@ enum Code {
     NotFound,
     InvalidRequest,
     Conflict,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
 }
 
 impl Code {
@@ -43,6 +46,9 @@ impl Code {
             Code::NotFound => "not_found",
             Code::InvalidRequest => "invalid_request",
             Code::Conflict => "conflict",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::PayloadTooLarge => "payload_too_large",
+            Code::UnsupportedMediaType => "unsupported_media_type",
         }
     }
 }
@@ -67,6 +73,16 @@ impl MockError {
             status: StatusCode::NOT_FOUND,
             code: Code::NotFound,
             message: format!("{what} not found"),
+            retry_after: None,
+        }
+    }
+
+    /// 409 `conflict`: a cap on what an account keeps is reached.
+    pub(crate) fn limit(message: impl Into<String>) -> Self {
+        MockError {
+            status: StatusCode::CONFLICT,
+            code: Code::Conflict,
+            message: message.into(),
             retry_after: None,
         }
     }
@@ -147,7 +163,24 @@ pub(crate) async fn count_answered(
     response
 }
 
-/// A JSON body whose rejection is a 400 in Finout's shape rather than axum's plain text.
+/// The answer to a path no route serves.
+pub(crate) async fn no_route() -> MockError {
+    MockError::not_found("route")
+}
+
+/// The answer to a method a route does not serve.
+pub(crate) async fn no_method() -> MockError {
+    MockError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: Code::MethodNotAllowed,
+        message: "method not allowed on this route".to_owned(),
+        retry_after: None,
+    }
+}
+
+/// A JSON body whose rejection is answered in Finout's shape rather than axum's plain text:
+/// 413 past [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES), 415 without a JSON content type, 400
+/// for anything else.
 pub(crate) struct Body<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
@@ -157,6 +190,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         Json::<T>::from_request(request, state)
             .await
             .map(|Json(t)| Body(t))
-            .map_err(|e: JsonRejection| MockError::invalid(e.body_text()))
+            .map_err(|e: JsonRejection| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => MockError {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    code: Code::PayloadTooLarge,
+                    message: format!("the body is larger than {} bytes", crate::MAX_BODY_BYTES),
+                    retry_after: None,
+                },
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => MockError {
+                    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    code: Code::UnsupportedMediaType,
+                    message: "send the body as application/json".to_owned(),
+                    retry_after: None,
+                },
+                _ => MockError::invalid(e.body_text()),
+            })
     }
 }

@@ -19,7 +19,79 @@ const VIEW_NAMES: [&str; 3] = [
     "AWS by service",
     "Kubernetes by namespace",
 ];
-const SERVICES: [&str; 4] = ["EC2", "S3", "RDS", "EKS"];
+/// A dimension the fixtures know: what `/v1/megabill/query-language/keys` lists, what
+/// `/values/{costCenter}/{key}` answers, and what `query-by-view` accepts in `groupBy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dimension {
+    /// The cost center (`AWS`, `Kubernetes`, `Global`).
+    pub cost_center: &'static str,
+    /// The key.
+    pub key: &'static str,
+    /// Its display name.
+    pub display_name: &'static str,
+    /// The values costs are split by.
+    pub values: &'static [&'static str],
+}
+
+/// Every dimension of the fixtures; the first is how a view's costs are grouped by default.
+pub const DIMENSIONS: [Dimension; 6] = [
+    Dimension {
+        cost_center: "AWS",
+        key: "service",
+        display_name: "Service",
+        values: &["EC2", "S3", "RDS", "EKS"],
+    },
+    Dimension {
+        cost_center: "AWS",
+        key: "region",
+        display_name: "Region",
+        values: &["us-east-1", "eu-west-1", "ap-southeast-2"],
+    },
+    Dimension {
+        cost_center: "AWS",
+        key: "account",
+        display_name: "Account",
+        values: &["production", "staging"],
+    },
+    Dimension {
+        cost_center: "Kubernetes",
+        key: "namespace",
+        display_name: "Namespace",
+        values: &["payments", "search", "platform"],
+    },
+    Dimension {
+        cost_center: "Kubernetes",
+        key: "cluster",
+        display_name: "Cluster",
+        values: &["prod-eu", "prod-us"],
+    },
+    Dimension {
+        cost_center: "Global",
+        key: "vendor",
+        display_name: "Vendor",
+        values: &["AWS", "GCP", "Kubernetes"],
+    },
+];
+
+/// The dimension named `name` (its key or display name, any case).
+pub fn dimension(name: &str) -> Option<&'static Dimension> {
+    DIMENSIONS
+        .iter()
+        .find(|d| d.key.eq_ignore_ascii_case(name) || d.display_name.eq_ignore_ascii_case(name))
+}
+
+/// Finout's cost types, and the factor each applies to the fixtures' list costs (a mock's
+/// choice: deterministic, and different enough to tell apart).
+pub const COST_TYPES: [(&str, f64); 8] = [
+    ("netAmortizedCost", 1.0),
+    ("blendedCost", 1.04),
+    ("unblendedCost", 1.06),
+    ("amortizedCost", 1.02),
+    ("netUnblendedCost", 0.98),
+    ("listCost", 1.2),
+    ("fairShareCost", 0.97),
+    ("netFairShareCost", 0.95),
+];
 
 /// A UUID derived from the account and a name: the same inputs, the same id.
 fn stable_id(account: AccountId, name: &str) -> Uuid {
@@ -60,26 +132,44 @@ pub struct CostSeries {
 
 const DAY_MS: i64 = 86_400_000;
 
-/// Daily costs of a view between two instants (ms), per service plus a `Total` series: a
-/// pure function of (view id, service, day), so every call answers the same.
-pub fn costs(view_id: &str, start_ms: i64, end_ms: i64) -> Vec<CostSeries> {
+/// The most days one answer covers (a 90-day range touches at most 91 days).
+const MAX_DAYS: i64 = 92;
+
+/// Daily costs of a view between two instants (ms), one series per value of `group` plus a
+/// `Total` series, scaled by `factor` (see [`COST_TYPES`]): a pure function of (view id,
+/// value, day), so every call answers the same. Empty when the range is reversed or longer
+/// than [`MAX_DAYS`] (callers validate ranges; this never overflows nor allocates without
+/// bound whatever it is given).
+pub fn costs(
+    view_id: &str,
+    start_ms: i64,
+    end_ms: i64,
+    group: &Dimension,
+    factor: f64,
+) -> Vec<CostSeries> {
     let first_day = start_ms.div_euclid(DAY_MS);
     let last_day = end_ms.div_euclid(DAY_MS);
-    let days: Vec<i64> = (first_day..=last_day).collect();
-    let cost = |service: &str, day: i64| {
-        let h = blake3::hash(format!("{view_id}/{service}/{day}").as_bytes());
-        let cents = u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or_default()) % 50_000;
-        cents as f64 / 100.0
+    let days: Vec<(i64, i64)> = match last_day.checked_sub(first_day) {
+        Some(n) if (0..MAX_DAYS).contains(&n) => (first_day..=last_day)
+            .filter_map(|day| Some((day, day.checked_mul(DAY_MS)?)))
+            .collect(),
+        _ => Vec::new(),
     };
-    let mut series: Vec<CostSeries> = SERVICES
+    let cost = |value: &str, day: i64| {
+        let h = blake3::hash(format!("{view_id}/{}/{value}/{day}", group.key).as_bytes());
+        let cents = u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or_default()) % 50_000;
+        (cents as f64 * factor).round() / 100.0
+    };
+    let mut series: Vec<CostSeries> = group
+        .values
         .iter()
-        .map(|service| CostSeries {
-            name: (*service).to_owned(),
+        .map(|value| CostSeries {
+            name: (*value).to_owned(),
             data: days
                 .iter()
-                .map(|&day| CostPoint {
-                    time: day * DAY_MS,
-                    cost: cost(service, day),
+                .map(|&(day, time)| CostPoint {
+                    time,
+                    cost: cost(value, day),
                 })
                 .collect(),
         })
@@ -89,8 +179,8 @@ pub fn costs(view_id: &str, start_ms: i64, end_ms: i64) -> Vec<CostSeries> {
         data: days
             .iter()
             .enumerate()
-            .map(|(i, &day)| CostPoint {
-                time: day * DAY_MS,
+            .map(|(i, &(_, time))| CostPoint {
+                time,
                 cost: (series.iter().map(|s| s.data[i].cost).sum::<f64>() * 100.0).round() / 100.0,
             })
             .collect(),
@@ -110,5 +200,23 @@ mod tests {
         assert_eq!(views[0].id, "8f99c32e-b56d-498b-8f33-66f28aab2d5b");
         assert_eq!(views, default_views(account), "stable");
         assert_ne!(views[0].id, default_views(AccountId::new_v4())[0].id);
+    }
+
+    #[test]
+    fn costs_are_total_on_any_range() {
+        let group = &DIMENSIONS[0];
+        for (start, end) in [
+            (i64::MIN, 0),
+            (i64::MIN, i64::MIN + 1),
+            (i64::MAX - 1, i64::MAX),
+            (0, i64::MAX),
+            (10 * DAY_MS, 0),
+        ] {
+            let series = costs("v", start, end, group, 1.0);
+            assert!(series.iter().all(|s| s.data.len() <= 2), "{start}..{end}");
+        }
+        let day = costs("v", 0, DAY_MS - 1, group, 1.0);
+        assert_eq!(day.len(), group.values.len() + 1);
+        assert_eq!(day[0].data.len(), 1);
     }
 }

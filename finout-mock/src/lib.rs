@@ -26,7 +26,10 @@
 //! `POST /admin/users`, `PUT /admin/users/{id}/roles`, `DELETE /admin/users/{id}`;
 //! `GET /v1/view`, `POST /v1/cost/query-by-view`, `GET|POST /v1/virtual-tags`,
 //! `GET|PUT|DELETE /v1/virtual-tags/{id}` (kept in memory), `GET
-//! /v1/megabill/query-language/keys`. Writes under `/v1` need a role other than `Read-only`
+//! /v1/megabill/query-language/keys`, `GET
+//! /v1/megabill/query-language/values/{costCenter}/{key}`; any other path or method answers
+//! 404 / 405 in Finout's error shape (after authentication), a body over [`MAX_BODY_BYTES`]
+//! 413. [`serve`] runs the router with a connection cap and a header-read timeout. Writes under `/v1` need a role other than `Read-only`
 //! (403 otherwise); another account's resources answer 404. A personal token sees only the
 //! views of its user's data access ([`DataAccess`]): others are missing from `/v1/view` and
 //! answer 404 to `query-by-view`; API tokens see the whole account. At most 5 requests per
@@ -41,16 +44,17 @@ pub mod fixtures;
 mod metrics;
 mod routes;
 pub mod seed;
+mod server;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use axum::{
     Router,
-    extract::{Request, State},
+    extract::{DefaultBodyLimit, Request, State},
     middleware::{self, Next},
     response::Response,
     routing::{delete, get, post, put},
@@ -59,11 +63,14 @@ use finout_auth::{
     AccountId, AuthLayer, Authenticator, Principal, TokenAdmin, metrics::Metrics,
     middleware::TokenConcurrencyLimitLayer, model::DataAccess,
 };
-use serde_json::Value;
 
 use error::Answer;
 pub use error::MockError;
 use fixtures::View;
+pub use server::{ServerLimits, serve};
+
+/// The largest request body accepted, in bytes; past it, 413 `payload_too_large`.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// A Finout-compatible mock API over a token store.
 #[derive(Debug, Clone)]
@@ -78,7 +85,7 @@ struct MockInner {
     latency: Duration,
     max_in_flight: usize,
     /// Virtual tags, per account, by id. Kept in memory: they do not survive a restart.
-    tags: Mutex<HashMap<AccountId, BTreeMap<String, Value>>>,
+    tags: Mutex<HashMap<AccountId, routes::tags::AccountTags>>,
     /// Views replacing the fixtures, per account (from a seed).
     views: HashMap<AccountId, Vec<View>>,
 }
@@ -221,6 +228,10 @@ impl Mock {
                     .delete(routes::tags::delete),
             )
             .route("/v1/megabill/query-language/keys", get(routes::keys::keys))
+            .route(
+                "/v1/megabill/query-language/values/{cost_center}/{key}",
+                get(routes::keys::values),
+            )
             .layer(middleware::from_fn_with_state(self.clone(), delay))
             .layer(
                 TokenConcurrencyLimitLayer::new(self.inner.max_in_flight)
@@ -231,14 +242,19 @@ impl Mock {
             .route("/metrics", get(metrics::prometheus));
         // The handlers' error answers are counted by `count_answered`; the layers count
         // their own (the authentication layer's 401/429/503, the concurrency limit's 429).
+        // Unknown paths and methods answer in Finout's error shape, and only to an
+        // authenticated caller: without credentials every path but the open ones is 401.
         admin
             .merge(v1)
+            .fallback(error::no_route)
+            .method_not_allowed_fallback(error::no_method)
             .layer(middleware::from_fn_with_state(
                 self.clone(),
                 error::count_answered,
             ))
             .layer(AuthLayer::new(self.inner.authenticator.clone()))
             .merge(open)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.clone())
     }
 }

@@ -19,7 +19,7 @@ use finout_auth::{
     model::Account,
     store::{MemoryTokenStore, PostgresTokenStore, SqliteTokenStore, TokenAdminStore},
 };
-use finout_mock::{Mock, seed::Seed};
+use finout_mock::{Mock, ServerLimits, seed::Seed};
 
 use cli::{Cli, Command, ServeArgs};
 
@@ -110,15 +110,23 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let app = mock.router();
     let stop = shutdown()?;
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e} (choose another address with --listen)",
+                args.listen
+            )
+        })?;
     tracing::info!(addr = %listener.local_addr()?, store = %args.store, "finout-mock listening");
     println!(
         "finout-mock: listening on http://{}",
         listener.local_addr()?
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await?;
+    let limits = ServerLimits::default()
+        .max_connections(args.max_connections)
+        .header_read_timeout(Duration::from_secs(args.header_timeout_secs));
+    finout_mock::serve(listener, app, limits, stop).await?;
     tracing::info!("finout-mock stopped");
     Ok(())
 }

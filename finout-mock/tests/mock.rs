@@ -72,19 +72,24 @@ async fn call_raw(
     )
 }
 
-/// The view ids of a `/v1/view` answer.
-fn view_ids(body: &Value) -> Vec<String> {
+/// One string field of each item of an answer's `data` array.
+fn field_of_each(body: &Value, field: &str) -> Vec<String> {
     body["data"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .map(|v| v[field].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// The view ids of a `/v1/view` answer.
+fn view_ids(body: &Value) -> Vec<String> {
+    field_of_each(body, "id")
 }
 
 /// A `query-by-view` body for one day of `view`.
 fn one_day_of(view: &str) -> Value {
-    json!({"viewId": view, "date": {"unixTimeMillSecondsStart": 0, "unixTimeMillSecondsEnd": 86_400_000}})
+    json!({"viewId": view, "date": {"unixTimeMillSecondsStart": 1_719_792_000_000_i64, "unixTimeMillSecondsEnd": 1_719_878_400_000_i64}})
 }
 
 async fn start_in_process() -> (SocketAddr, String, String, AccountId) {
@@ -247,7 +252,7 @@ async fn users_personal_tokens_and_bad_requests() {
         Method::POST,
         "/v1/cost/query-by-view",
         admin,
-        Some(json!({"viewId": "x", "date": {"unixTimeMillSecondsStart": 0, "unixTimeMillSecondsEnd": 91i64 * 86_400_000}})),
+        Some(json!({"viewId": "x", "date": {"unixTimeMillSecondsStart": 1_719_792_000_000_i64, "unixTimeMillSecondsEnd": 1_719_792_000_000_i64 + 91 * 86_400_000}})),
     )
     .await;
     assert_eq!(status, 400, "over 90 days");
@@ -1113,4 +1118,253 @@ async fn metrics_count_every_403_and_429_the_mock_answers() {
     let after = text(addr, "/metrics").await;
     assert_eq!(requests_total(&after, "forbidden"), 1, "{after}");
     assert_eq!(requests_total(&after, "too_many_requests"), 1, "{after}");
+}
+
+/// The first view of the caller's account.
+async fn first_view(addr: SocketAddr, creds: (&str, &str)) -> String {
+    let (status, views) = call(addr, Method::GET, "/v1/view", Some(creds), None).await;
+    assert_eq!(status, 200);
+    views["data"][0]["id"].as_str().unwrap().to_owned()
+}
+
+fn series_names(body: &Value) -> Vec<String> {
+    field_of_each(body, "name")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_by_view_answers_real_clients_and_never_crashes() {
+    let (addr, id, secret, _) = start_in_process().await;
+    let creds = Some((id.as_str(), secret.as_str()));
+    let view = first_view(addr, (&id, &secret)).await;
+    let query = |body: Value| {
+        call(
+            addr,
+            Method::POST,
+            "/v1/cost/query-by-view",
+            creds,
+            Some(body),
+        )
+    };
+
+    // The request that aborted the process: refused, and the server keeps serving.
+    let crash = json!({"viewId": view, "date": {"unixTimeMillSecondsStart": i64::MIN, "unixTimeMillSecondsEnd": 0}});
+    let (status, body) = query(crash).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    for (start, end) in [
+        (i64::MIN, i64::MIN + 1),
+        (0, i64::MAX),
+        (i64::MAX - 1, i64::MAX),
+        (-86_400_000, 0),
+    ] {
+        let (status, _) = query(json!({"viewId": view, "date": {"unixTimeMillSecondsStart": start, "unixTimeMillSecondsEnd": end}})).await;
+        assert_eq!(status, 400, "{start}..{end}");
+    }
+    assert_eq!(
+        first_view(addr, (&id, &secret)).await,
+        view,
+        "still serving"
+    );
+
+    // Only `viewId`, as three public clients send it: the last 30 days.
+    let (status, body) = query(json!({"viewId": view})).await;
+    assert_eq!(status, 200, "{body}");
+    let total = body["data"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(total["name"], "Total");
+    assert!((30..=31).contains(&total["data"].as_array().unwrap().len()));
+    // Blank dates are refused, as Finout says.
+    let (status, _) = query(json!({"viewId": view, "date": {}})).await;
+    assert_eq!(status, 400);
+
+    // Finout's own example sends seconds: taken as seconds, answered in milliseconds.
+    let (status, body) = query(json!({"viewId": view, "date": {"unixTimeMillSecondsStart": 1_719_824_738, "unixTimeMillSecondsEnd": 1_719_911_138}, "costType": "netAmortizedCost"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["data"][0]["time"], 1_719_792_000_000_i64);
+
+    // groupBy by a dimension of the keys, as a client sends `["vendor"]`.
+    let (status, body) = query(json!({"viewId": view, "groupBy": ["vendor"]})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(series_names(&body), ["AWS", "GCP", "Kubernetes", "Total"]);
+    let (status, _) = query(json!({"viewId": view, "groupBy": ["colour"]})).await;
+    assert_eq!(status, 400);
+    let (status, _) = query(json!({"viewId": view, "groupBy": ["vendor", "region"]})).await;
+    assert_eq!(status, 400);
+    let (status, keys) = call(
+        addr,
+        Method::GET,
+        "/v1/megabill/query-language/keys",
+        creds,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["key"] == "vendor")
+    );
+    let (status, values) = call(
+        addr,
+        Method::GET,
+        "/v1/megabill/query-language/values/Global/vendor",
+        creds,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, values["values"].clone()),
+        (200, json!(["AWS", "GCP", "Kubernetes"]))
+    );
+    let (status, _) = call(
+        addr,
+        Method::GET,
+        "/v1/megabill/query-language/values/AWS/colour",
+        creds,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // costType: one of Finout's, reflected in the numbers; anything else refused.
+    let day = json!({"unixTimeMillSecondsStart": 1_719_792_000_000_i64, "unixTimeMillSecondsEnd": 1_719_878_399_999_i64});
+    let (_, net) =
+        query(json!({"viewId": view, "date": day, "costType": "netAmortizedCost"})).await;
+    let (_, list) = query(json!({"viewId": view, "date": day, "costType": "listCost"})).await;
+    let cost = |b: &Value| b["data"][0]["data"][0]["cost"].as_f64().unwrap();
+    assert!(
+        (cost(&list) - cost(&net) * 1.2).abs() < 0.02,
+        "{} {}",
+        cost(&list),
+        cost(&net)
+    );
+    let (status, body) = query(json!({"viewId": view, "costType": "cheapCost"})).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("netAmortizedCost")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_methods_and_bodies_answer_in_finouts_shape() {
+    let (addr, id, secret, _) = start_in_process().await;
+    let creds = Some((id.as_str(), secret.as_str()));
+    // Authentication comes before routing: without credentials an unknown /v1 path is 401.
+    let (status, body) = call(addr, Method::GET, "/v1/nope", None, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("missing_credentials"))
+    );
+    let (status, body) = call(addr, Method::GET, "/v1/nope", creds, None).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+    assert!(body["requestId"].is_string());
+    let (status, body) = call(addr, Method::DELETE, "/v1/view", creds, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    // Over the body limit: 413 in the usual shape.
+    let big = json!({"name": "big", "rules": [], "defaultValue": "x".repeat(finout_mock::MAX_BODY_BYTES)});
+    let (status, body) = call(addr, Method::POST, "/v1/virtual-tags", creds, Some(big)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    // A body that is not declared JSON: 415.
+    let (status, bytes) = call_raw(addr, Method::POST, "/v1/virtual-tags", creds, None).await;
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    assert_eq!(
+        first_view(addr, (&id, &secret)).await.len(),
+        36,
+        "still serving"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_tags_are_capped_per_account() {
+    let (addr, id, secret, _) = start_in_process().await;
+    let creds = Some((id.as_str(), secret.as_str()));
+    // By size: 16 MiB of tags, in bodies just under the limit.
+    let filler = "x".repeat(finout_mock::MAX_BODY_BYTES - 1024);
+    let mut created = 0;
+    let refusal = loop {
+        let tag = json!({"name": format!("t{created}"), "rules": [], "defaultValue": filler});
+        let (status, body) = call(addr, Method::POST, "/v1/virtual-tags", creds, Some(tag)).await;
+        if status != 201 {
+            break (status, body);
+        }
+        created += 1;
+        assert!(created <= 70, "no cap on bytes");
+    };
+    assert_eq!(refusal.0, 409, "{}", refusal.1);
+    assert!(created >= 60, "{created}");
+    let (status, list) = call(addr, Method::GET, "/v1/virtual-tags", creds, None).await;
+    assert_eq!(
+        (status, list["virtualTags"].as_array().unwrap().len()),
+        (200, created)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_requests_are_closed_and_a_real_client_is_served_at_the_cap() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let store = Arc::new(MemoryTokenStore::new());
+    let auth = Authenticator::new(store.clone());
+    let admin = TokenAdmin::new(store).with_authenticator(auth.clone());
+    let app = Mock::new(admin, auth).router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = finout_mock::ServerLimits::default()
+        .max_connections(8)
+        .header_read_timeout(Duration::from_millis(500));
+    tokio::spawn(finout_mock::serve(
+        listener,
+        app,
+        limits,
+        std::future::pending(),
+    ));
+
+    // 20 connections that send half a request and wait: more than the cap.
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: mock\r\n")
+            .await
+            .unwrap();
+        idle.push(stream);
+    }
+    // A real client is still served, within a few header timeouts.
+    let started = std::time::Instant::now();
+    let (status, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        call_raw(addr, Method::GET, "/healthz", None, None),
+    )
+    .await
+    .expect("served");
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The half-sent ones were closed by the server.
+    for mut stream in idle.drain(..8) {
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(_)) | Ok(Err(_))),
+            "still open after 5 s"
+        );
+    }
 }

@@ -19,6 +19,54 @@ use crate::{
 
 const WRITE_TAGS: &str = "fin.virtualtags.write.tags";
 
+/// The most virtual tags one account keeps.
+pub(crate) const MAX_TAGS_PER_ACCOUNT: usize = 500;
+/// The most bytes of virtual tags (as JSON) one account keeps.
+pub(crate) const MAX_TAG_BYTES_PER_ACCOUNT: usize = 16 * 1024 * 1024;
+
+/// One account's virtual tags, and their size as JSON.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AccountTags {
+    tags: BTreeMap<String, (Value, usize)>,
+    bytes: usize,
+}
+
+impl AccountTags {
+    fn values(&self) -> impl Iterator<Item = &Value> {
+        self.tags.values().map(|(tag, _)| tag)
+    }
+
+    fn get(&self, id: &str) -> Option<&Value> {
+        self.tags.get(id).map(|(tag, _)| tag)
+    }
+
+    /// Keep `tag` under `id` (replacing what was there) if the caps allow it.
+    fn put(&mut self, id: &str, tag: Value) -> Answer<()> {
+        let size = serde_json::to_vec(&tag).map_or(usize::MAX, |bytes| bytes.len());
+        let replaced = self.tags.get(id).map_or(0, |(_, size)| *size);
+        if !self.tags.contains_key(id) && self.tags.len() >= MAX_TAGS_PER_ACCOUNT {
+            return Err(MockError::limit(format!(
+                "an account keeps at most {MAX_TAGS_PER_ACCOUNT} virtual tags"
+            )));
+        }
+        let bytes = self.bytes - replaced;
+        if bytes.saturating_add(size) > MAX_TAG_BYTES_PER_ACCOUNT {
+            return Err(MockError::limit(format!(
+                "an account keeps at most {MAX_TAG_BYTES_PER_ACCOUNT} bytes of virtual tags"
+            )));
+        }
+        self.bytes = bytes + size;
+        self.tags.insert(id.to_owned(), (tag, size));
+        Ok(())
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Value> {
+        let (tag, size) = self.tags.remove(id)?;
+        self.bytes -= size;
+        Some(tag)
+    }
+}
+
 fn require_write(principal: &Principal) -> Answer<()> {
     if principal.has_permission(WRITE_TAGS) {
         Ok(())
@@ -27,11 +75,7 @@ fn require_write(principal: &Principal) -> Answer<()> {
     }
 }
 
-fn with_tags<T>(
-    mock: &Mock,
-    account: AccountId,
-    f: impl FnOnce(&mut BTreeMap<String, Value>) -> T,
-) -> T {
+fn with_tags<T>(mock: &Mock, account: AccountId, f: impl FnOnce(&mut AccountTags) -> T) -> T {
     let mut tags = mock.inner.tags.lock().unwrap_or_else(|e| e.into_inner());
     f(tags.entry(account).or_default())
 }
@@ -125,7 +169,7 @@ pub(crate) async fn create(
     let account = principal.account_id();
     let id = uuid::Uuid::new_v4().to_string();
     let tag = stamp(body, &id, account, &author(&mock, &principal).await, None)?;
-    with_tags(&mock, account, |tags| tags.insert(id, tag.clone()));
+    with_tags(&mock, account, |tags| tags.put(&id, tag.clone()))?;
     Ok((StatusCode::CREATED, Json(tag)))
 }
 
@@ -148,13 +192,13 @@ pub(crate) async fn replace(
     require_write(&principal)?;
     let account = principal.account_id();
     let author = author(&mock, &principal).await;
-    with_tags(&mock, account, |tags| match tags.get_mut(&id) {
-        Some(existing) => {
-            let tag = stamp(body, &id, account, &author, Some(existing))?;
-            *existing = tag.clone();
-            Ok(Json(tag))
-        }
-        None => Err(MockError::not_found("virtual tag")),
+    with_tags(&mock, account, |tags| {
+        let existing = tags
+            .get(&id)
+            .ok_or_else(|| MockError::not_found("virtual tag"))?;
+        let tag = stamp(body, &id, account, &author, Some(existing))?;
+        tags.put(&id, tag.clone())?;
+        Ok(Json(tag))
     })
 }
 

@@ -1,0 +1,253 @@
+//! Every handler is total: arbitrary methods, paths and JSON (or not-JSON) bodies, sent by
+//! an authenticated Admin through the whole router, never panic and never answer 5xx.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use finout_auth::{
+    Authenticator, NewToken, Role, TokenAdmin, crypto::SecretHasher, store::MemoryTokenStore,
+};
+use finout_mock::Mock;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use proptest::prelude::*;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// Any JSON value, a few levels deep, with numbers at the edges of i64 and f64.
+fn json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        prop_oneof![
+            Just(i64::MIN),
+            Just(i64::MAX),
+            Just(0i64),
+            Just(-1i64),
+            any::<i64>()
+        ]
+        .prop_map(Value::from),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        "[a-zA-Z0-9 _-]{0,12}".prop_map(Value::String),
+        // Replaced by a view of the caller's account, so that queries reach the costs.
+        Just(Value::String("VIEW".to_owned())),
+        prop::sample::select(vec![
+            "vendor",
+            "service",
+            "netAmortizedCost",
+            "listCost",
+            "Admin"
+        ])
+        .prop_map(|s| Value::String(s.to_owned())),
+    ];
+    leaf.prop_recursive(3, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec(
+                (
+                    prop_oneof![
+                        Just("viewId".to_owned()),
+                        Just("date".to_owned()),
+                        Just("unixTimeMillSecondsStart".to_owned()),
+                        Just("unixTimeMillSecondsEnd".to_owned()),
+                        Just("costType".to_owned()),
+                        Just("groupBy".to_owned()),
+                        Just("name".to_owned()),
+                        Just("rules".to_owned()),
+                        Just("defaultValue".to_owned()),
+                        Just("description".to_owned()),
+                        Just("role".to_owned()),
+                        Just("roles".to_owned()),
+                        Just("email".to_owned()),
+                        Just("dataAccess".to_owned()),
+                        Just("expiresInMinutes".to_owned()),
+                        "[a-z]{1,8}",
+                    ],
+                    inner
+                ),
+                0..6
+            )
+            .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+        ]
+    })
+}
+
+fn path() -> impl Strategy<Value = String> {
+    let segment = prop_oneof![
+        Just("v1".to_owned()),
+        Just("admin".to_owned()),
+        Just("view".to_owned()),
+        Just("cost".to_owned()),
+        Just("query-by-view".to_owned()),
+        Just("virtual-tags".to_owned()),
+        Just("megabill".to_owned()),
+        Just("query-language".to_owned()),
+        Just("keys".to_owned()),
+        Just("values".to_owned()),
+        Just("api-tokens".to_owned()),
+        Just("personal-tokens".to_owned()),
+        Just("users".to_owned()),
+        Just("roles".to_owned()),
+        Just("whoami".to_owned()),
+        "[A-Za-z0-9%._~-]{0,12}",
+    ];
+    let random = prop::collection::vec(segment, 0..6).prop_map(|s| format!("/{}", s.join("/")));
+    // The served routes, with arbitrary ids in their parameters.
+    let id = "[A-Za-z0-9._~-]{1,40}";
+    let served = (
+        prop::sample::select(vec![
+            "/v1/view",
+            "/v1/cost/query-by-view",
+            "/v1/virtual-tags",
+            "/v1/virtual-tags/{a}",
+            "/v1/megabill/query-language/keys",
+            "/v1/megabill/query-language/values/{a}/{b}",
+            "/admin/whoami",
+            "/admin/api-tokens",
+            "/admin/api-tokens/{a}",
+            "/admin/personal-tokens",
+            "/admin/personal-tokens/{a}",
+            "/admin/users",
+            "/admin/users/{a}/roles",
+            "/admin/users/{a}",
+        ]),
+        id,
+        id,
+    )
+        .prop_map(|(template, a, b)| template.replace("{a}", &a).replace("{b}", &b));
+    prop_oneof![3 => served, 1 => random]
+}
+
+/// Instants at the edges: overflow, the 1970 and 9999 bounds, seconds and milliseconds.
+fn instant() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        Just(i64::MIN),
+        Just(i64::MAX),
+        Just(0i64),
+        Just(-1i64),
+        Just(99_999_999_999i64),
+        Just(100_000_000_000i64),
+        Just(253_402_300_799_999i64),
+        Just(253_402_300_800_000i64),
+        1_600_000_000_000i64..1_800_000_000_000i64,
+        1_600_000_000i64..1_800_000_000i64,
+        any::<i64>(),
+    ]
+}
+
+/// A `query-by-view` body shaped like a client's, with every field at its edges.
+fn query_body() -> impl Strategy<Value = Value> {
+    (
+        prop_oneof![Just(Value::from("VIEW")), json()],
+        prop_oneof![
+            Just(None),
+            (instant(), instant()).prop_map(|(a, b)| Some(serde_json::json!({
+                "unixTimeMillSecondsStart": a, "unixTimeMillSecondsEnd": b
+            }))),
+            json().prop_map(Some),
+        ],
+        prop::option::of(prop_oneof![
+            prop::sample::select(vec![
+                "netAmortizedCost",
+                "listCost",
+                "fairShareCost",
+                "nope"
+            ])
+            .prop_map(Value::from),
+            json(),
+        ]),
+        prop::option::of(prop_oneof![
+            prop::collection::vec(
+                prop::sample::select(vec!["vendor", "Service", "region", "colour", ""]),
+                0..3
+            )
+            .prop_map(|v| serde_json::json!(v)),
+            json(),
+        ]),
+    )
+        .prop_map(|(view, date, cost_type, group_by)| {
+            let mut body = serde_json::Map::new();
+            body.insert("viewId".into(), view);
+            if let Some(date) = date {
+                body.insert("date".into(), date);
+            }
+            if let Some(c) = cost_type {
+                body.insert("costType".into(), c);
+            }
+            if let Some(g) = group_by {
+                body.insert("groupBy".into(), g);
+            }
+            Value::Object(body)
+        })
+}
+
+/// A request: method, path and body (`None`: no body).
+fn request() -> impl Strategy<Value = (Method, String, Option<String>)> {
+    let body = prop_oneof![
+        json().prop_map(|v| Some(v.to_string())),
+        "[^\u{0}]{0,40}".prop_map(Some),
+        Just(None),
+    ];
+    prop_oneof![
+        2 => query_body().prop_map(|b| (Method::POST, "/v1/cost/query-by-view".to_owned(), Some(b.to_string()))),
+        5 => (method(), path(), body),
+    ]
+}
+
+fn method() -> impl Strategy<Value = Method> {
+    prop_oneof![
+        Just(Method::GET),
+        Just(Method::POST),
+        Just(Method::PUT),
+        Just(Method::DELETE),
+        Just(Method::PATCH),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_request_panics_or_answers_5xx((method, path, body) in request()) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let store = Arc::new(MemoryTokenStore::new());
+            let fast = SecretHasher::with_params(64, 1, 1).unwrap();
+            let auth = Authenticator::builder(store.clone()).hasher(fast.clone()).build();
+            let admin = TokenAdmin::new(store).with_hasher(fast).with_authenticator(auth.clone());
+            let account = admin.create_account("Acme").await.unwrap();
+            let user = admin.add_user(account.id, "admin@acme.test", vec![Role::Admin]).await.unwrap();
+            let token = admin
+                .issue_personal_token(account.id, user.id, NewToken::new("admin", Role::Admin))
+                .await
+                .unwrap();
+            let view = finout_mock::fixtures::default_views(account.id)[0].id.clone();
+            let app = Mock::new(admin, auth).router();
+            let mut request = Request::builder()
+                .method(method.clone())
+                .uri(path.as_str())
+                .header("x-finout-client-id", token.client_id.as_str())
+                .header("x-finout-secret-key", token.secret_key.expose_secret());
+            let body = match body {
+                Some(text) => {
+                    request = request.header("content-type", "application/json");
+                    Full::new(Bytes::from(text.replace("\"VIEW\"", &format!("\"{view}\""))))
+                }
+                None => Full::default(),
+            };
+            let Ok(request) = request.body(body) else {
+                return Ok(()); // a path `http` itself refuses never reaches a server
+            };
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            prop_assert!(!status.is_server_error(), "{method} {path}: {status} {bytes:?}");
+            if status.is_client_error() {
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                prop_assert!(body["error"].is_string() && body["requestId"].is_string(), "{method} {path}: {status} {bytes:?}");
+            }
+            Ok(())
+        })?;
+    }
+}
