@@ -684,13 +684,52 @@ async fn virtual_tags_need_a_writer_and_never_cross_accounts() {
         (status, body["error"].as_str()),
         (400, Some("invalid_request"))
     );
+    // Fields typed as Finout documents them: a string defaultValue, rules assigning a string
+    // or a MegaBill key, filters an object.
+    for (bad, field) in [
+        (json!({"name": "n", "defaultValue": null}), "defaultValue"),
+        (json!({"name": "n", "defaultValue": 7}), "defaultValue"),
+        (json!({"name": "n", "rules": [7]}), "rules[0]"),
+        (json!({"name": "n", "rules": [{"to": 1}]}), "rules[0]"),
+        (
+            json!({"name": "n", "rules": [{"to": {"key": "k"}}]}),
+            "rules[0]",
+        ),
+        (
+            json!({"name": "n", "rules": [{"to": "a"}, {"to": "b", "filters": []}]}),
+            "rules[1]",
+        ),
+    ] {
+        let (status, body) = call(
+            addr,
+            Method::POST,
+            "/v1/virtual-tags",
+            admin,
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(
+            body["message"].as_str().unwrap().contains(field),
+            "{bad}: {body}"
+        );
+    }
+    let good = json!({"name": "owners", "defaultValue": "Untagged", "rules": [
+        {"to": "Asaf", "filters": {"costCenter": "AWS", "key": "aws_account_name", "operator": "oneOf", "value": ["a"]}},
+        {"to": {"key": "team", "costCenter": "Kubernetes"}, "filters": {"AND": []}}
+    ]});
+    let (status, body) = call(addr, Method::POST, "/v1/virtual-tags", admin, Some(good)).await;
+    assert_eq!(status, 201, "{body}");
     let path = format!("/v1/virtual-tags/{tag_id}");
     let (status, got) = call(addr, Method::GET, &path, admin, None).await;
     assert_eq!((status, got["name"].as_str()), (200, Some("team")));
+    assert!(tag["requestId"].is_string() && got["requestId"].is_string());
     let (status, list) = call(addr, Method::GET, "/v1/virtual-tags", admin, None).await;
     assert_eq!(status, 200);
     assert_eq!(list["accountId"], account.to_string());
-    assert_eq!(list["virtualTags"][0]["id"], tag_id.as_str());
+    let listed = list["virtualTags"].as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().any(|t| t["id"] == tag_id.as_str()));
 
     // A Read-only API token may read, not write.
     let (_, reader) = call(
@@ -749,6 +788,10 @@ async fn virtual_tags_need_a_writer_and_never_cross_accounts() {
     )
     .await;
     assert_eq!((status, replaced["name"].as_str()), (200, Some("squad")));
+    assert!(
+        replaced["requestId"].is_string(),
+        "PUT answers with a requestId"
+    );
     assert_eq!(replaced["createdBy"], "admin@acme.test");
     assert_eq!(replaced["createdAt"], created_at.as_str());
     assert_eq!(replaced["updatedBy"], writer_id);

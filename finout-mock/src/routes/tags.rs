@@ -116,6 +116,37 @@ fn js_date(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// A tag as answered: its fields and the request's id, as every Finout answer carries.
+fn answer(mut tag: Value) -> Json<Value> {
+    if let Value::Object(fields) = &mut tag {
+        fields.insert(
+            "requestId".into(),
+            Value::String(uuid::Uuid::new_v4().to_string()),
+        );
+    }
+    Json(tag)
+}
+
+/// A rule as Finout's v1 documents it: an object whose `to` is the value it assigns (a
+/// string, or a MegaBill key `{"key","costCenter"}`) and whose `filters`, if any, are an
+/// object (a condition, or `AND`/`OR` of conditions).
+fn check_rule(rule: &Value) -> Result<(), &'static str> {
+    let Value::Object(rule) = rule else {
+        return Err("a rule is a JSON object");
+    };
+    match rule.get("to") {
+        Some(Value::String(_)) => {}
+        Some(Value::Object(to))
+            if to.get("key").is_some_and(Value::is_string)
+                && to.get("costCenter").is_some_and(Value::is_string) => {}
+        _ => return Err("`to` must be a string or {\"key\", \"costCenter\"}"),
+    }
+    if rule.get("filters").is_some_and(|f| !f.is_object()) {
+        return Err("`filters` must be an object");
+    }
+    Ok(())
+}
+
 /// A tag as stored: the client's `name`, `rules` and `defaultValue` (other fields are
 /// kept as given), then `id`, `accountId` and the `created*`/`updated*` fields set by the
 /// mock, as Finout does. `previous` is the tag being replaced, if any.
@@ -132,17 +163,22 @@ fn stamp(
     if !fields.get("name").is_some_and(Value::is_string) {
         return Err(MockError::invalid("a virtual tag needs a string `name`"));
     }
+    // A client PUTting back a whole tag it read sends the old answer's request id too.
+    fields.remove("requestId");
     match fields.get("rules") {
         None => {
             fields.insert("rules".into(), Value::Array(Vec::new()));
         }
-        Some(Value::Array(_)) => {}
+        Some(Value::Array(rules)) => {
+            for (i, rule) in rules.iter().enumerate() {
+                check_rule(rule).map_err(|why| MockError::invalid(format!("rules[{i}]: {why}")))?;
+            }
+        }
         Some(_) => return Err(MockError::invalid("`rules` must be an array")),
     }
-    if fields
-        .get("defaultValue")
-        .is_some_and(|v| !v.is_string() && !v.is_null())
-    {
+    // Finout's v1 documents `defaultValue` as a string (e.g. "Untagged"); absent is allowed,
+    // `null` or any other type is not.
+    if fields.get("defaultValue").is_some_and(|v| !v.is_string()) {
         return Err(MockError::invalid("`defaultValue` must be a string"));
     }
     let now = Value::String(js_date(OffsetDateTime::now_utc()));
@@ -170,7 +206,7 @@ pub(crate) async fn create(
     let id = uuid::Uuid::new_v4().to_string();
     let tag = stamp(body, &id, account, &author(&mock, &principal).await, None)?;
     with_tags(&mock, account, |tags| tags.put(&id, tag.clone()))?;
-    Ok((StatusCode::CREATED, Json(tag)))
+    Ok((StatusCode::CREATED, answer(tag)))
 }
 
 pub(crate) async fn get(
@@ -179,7 +215,7 @@ pub(crate) async fn get(
     Path(id): Path<String>,
 ) -> Answer<Json<Value>> {
     with_tags(&mock, principal.account_id(), |tags| tags.get(&id).cloned())
-        .map(Json)
+        .map(answer)
         .ok_or_else(|| MockError::not_found("virtual tag"))
 }
 
@@ -198,7 +234,7 @@ pub(crate) async fn replace(
             .ok_or_else(|| MockError::not_found("virtual tag"))?;
         let tag = stamp(body, &id, account, &author, Some(existing))?;
         tags.put(&id, tag.clone())?;
-        Ok(Json(tag))
+        Ok(answer(tag))
     })
 }
 
