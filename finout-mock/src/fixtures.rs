@@ -94,7 +94,7 @@ pub const COST_TYPES: [(&str, f64); 8] = [
 ];
 
 /// A UUID derived from the account and a name: the same inputs, the same id.
-fn stable_id(account: AccountId, name: &str) -> Uuid {
+pub(crate) fn stable_id(account: AccountId, name: &str) -> Uuid {
     let hash = blake3::hash(format!("{}/{name}", account.0).as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&hash.as_bytes()[..16]);

@@ -25,9 +25,11 @@
 //! `POST|GET /admin/personal-tokens`, `DELETE /admin/personal-tokens/{clientId}`;
 //! `POST /admin/users`, `PUT /admin/users/{id}/roles`, `DELETE /admin/users/{id}`;
 //! `GET /v1/view`, `POST /v1/cost/query-by-view`, `GET|POST /v1/virtual-tags`,
-//! `GET|PUT|DELETE /v1/virtual-tags/{id}` (kept in memory), `GET
-//! /v1/megabill/query-language/keys`, `GET
-//! /v1/megabill/query-language/values/{costCenter}/{key}`; any other path or method answers
+//! `GET|PUT|DELETE /v1/virtual-tags/{id}` and `GET|PUT /v1/virtual-tags/{id}/metadata` (kept
+//! in memory), `GET /v1/megabill/query-language/keys`, `GET
+//! /v1/megabill/query-language/values/{costCenter}/{key}`, `GET /v1/cost-guard/scans`, `POST
+//! /v1/cost-guard/scans-recommendations`, `GET|POST /v1/endpoints` (kept in memory); any
+//! other path or method answers
 //! 404 / 405 in Finout's error shape (after authentication), a body over [`MAX_BODY_BYTES`]
 //! 413. [`serve`] runs the router with a connection cap and a header-read timeout. Writes under `/v1` need a role other than `Read-only`
 //! (403 otherwise); another account's resources answer 404. A personal token sees only the
@@ -86,6 +88,8 @@ struct MockInner {
     max_in_flight: usize,
     /// Virtual tags, per account, by id. Kept in memory: they do not survive a restart.
     tags: Mutex<HashMap<AccountId, routes::tags::AccountTags>>,
+    /// Endpoints (notification channels), per account. Kept in memory.
+    endpoints: Mutex<HashMap<AccountId, Vec<serde_json::Value>>>,
     /// Views replacing the fixtures, per account (from a seed).
     views: HashMap<AccountId, Vec<View>>,
 }
@@ -101,6 +105,7 @@ impl Mock {
                 latency: Duration::ZERO,
                 max_in_flight: 5,
                 tags: Mutex::default(),
+                endpoints: Mutex::default(),
                 views: HashMap::new(),
             }),
         }
@@ -115,6 +120,13 @@ impl Mock {
             tags: Mutex::new(
                 shared
                     .tags
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
+            ),
+            endpoints: Mutex::new(
+                shared
+                    .endpoints
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .clone(),
@@ -231,6 +243,19 @@ impl Mock {
             .route(
                 "/v1/megabill/query-language/values/{cost_center}/{key}",
                 get(routes::keys::values),
+            )
+            .route(
+                "/v1/virtual-tags/{id}/metadata",
+                get(routes::tags::get_metadata).put(routes::tags::put_metadata),
+            )
+            .route("/v1/cost-guard/scans", get(routes::costguard::scans))
+            .route(
+                "/v1/cost-guard/scans-recommendations",
+                post(routes::costguard::recommendations),
+            )
+            .route(
+                "/v1/endpoints",
+                get(routes::endpoints::list).post(routes::endpoints::create),
             )
             .layer(middleware::from_fn_with_state(self.clone(), delay))
             .layer(

@@ -1411,3 +1411,143 @@ async fn half_sent_requests_are_closed_and_a_real_client_is_served_at_the_cap() 
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn costguard_endpoints_and_tag_metadata_answer_as_documented() {
+    let (addr, id, secret, account) = start_in_process().await;
+    let creds = Some((id.as_str(), secret.as_str()));
+
+    // CostGuard, as clients use it: the scans, then the recommendations of the first.
+    let (status, body) = call(addr, Method::GET, "/v1/cost-guard/scans", creds, None).await;
+    assert_eq!(status, 200);
+    assert!(body["requestId"].is_string());
+    let scans = body["scans"].as_array().unwrap();
+    assert_eq!(scans.len(), 3);
+    for scan in scans {
+        assert!(scan["scanId"].is_string() && scan["scanName"].is_string());
+        assert!(scan["scanLastRunTime"].is_i64());
+        assert!(
+            scan["scanMetadata"]["type"].is_string()
+                && scan["scanMetadata"]["analysisDays"].is_u64()
+        );
+    }
+    let first = scans[0]["scanId"].as_str().unwrap().to_owned();
+    let recommend = |body: Value| {
+        call(
+            addr,
+            Method::POST,
+            "/v1/cost-guard/scans-recommendations",
+            creds,
+            Some(body),
+        )
+    };
+    let (status, body) = recommend(json!({"scanId": first})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scanName"], scans[0]["scanName"]);
+    let resource = &body["data"][0]["resources"][0];
+    assert!(resource["resourceId"].is_string() && resource["resourceMetadata"].is_object());
+    assert!(
+        resource["resourceTotalWaste"].is_f64()
+            && resource["resourceYearlyPotentialSavings"].is_f64()
+    );
+    assert!(body["data"][0]["groupYearlyPotentialSavings"].is_f64());
+    let (status, by_region) = recommend(json!({"scanId": first, "groupBy": {"costCenter": "AWS", "key": "region"}, "filters": {"costCenter": "AWS", "key": "x", "operator": "is", "value": "y"}})).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        by_region["data"].as_array().unwrap().len(),
+        3,
+        "one group per region"
+    );
+    let (status, _) = recommend(json!({"scanId": "nope"})).await;
+    assert_eq!(status, 404);
+    let (status, _) = recommend(json!({"scanId": first, "groupBy": {"costCenter": "AWS"}})).await;
+    assert_eq!(status, 400);
+
+    // Endpoints: created, listed, validated, and not by a Read-only token.
+    let (status, body) = call(addr, Method::GET, "/v1/endpoints", creds, None).await;
+    assert_eq!((status, body["endpoints"].clone()), (200, json!([])));
+    let email =
+        json!({"type": "email", "name": "finops", "configuration": {"to": "finops@acme.test"}});
+    let (status, created) = call(addr, Method::POST, "/v1/endpoints", creds, Some(email)).await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["configuration"]["to"], "finops@acme.test");
+    assert_eq!(created["accountId"], account.to_string());
+    assert!(
+        created["id"].is_string()
+            && created["createdAt"].is_string()
+            && created["requestId"].is_string()
+    );
+    for bad in [
+        json!({"type": "slack", "name": "s", "configuration": {"to": "http://hooks.example"}}),
+        json!({"type": "msteams", "name": "t", "configuration": {"to": "x"}}),
+        json!({"type": "email", "name": "", "configuration": {"to": "a@b.c"}}),
+        json!({"type": "email", "name": "n"}),
+    ] {
+        let (status, _) = call(
+            addr,
+            Method::POST,
+            "/v1/endpoints",
+            creds,
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}");
+    }
+    let (_, reader) = call(
+        addr,
+        Method::POST,
+        "/admin/api-tokens",
+        creds,
+        Some(json!({"description": "r", "role": "Read-only"})),
+    )
+    .await;
+    let reader = Some((
+        reader["clientId"].as_str().unwrap(),
+        reader["secretKey"].as_str().unwrap(),
+    ));
+    let slack = json!({"type": "slack", "name": "s", "configuration": {"to": "https://hooks.slack.com/services/x"}});
+    let (status, _) = call(addr, Method::POST, "/v1/endpoints", reader, Some(slack)).await;
+    assert_eq!(status, 403);
+    let (_, body) = call(addr, Method::GET, "/v1/endpoints", reader, None).await;
+    assert_eq!(body["endpoints"].as_array().unwrap().len(), 1);
+
+    // Virtual tag metadata: empty, replaced whole, read back; gone with its tag.
+    let (_, tag) = call(
+        addr,
+        Method::POST,
+        "/v1/virtual-tags",
+        creds,
+        Some(json!({"name": "teams", "rules": [{"to": "App Team"}]})),
+    )
+    .await;
+    let path = format!("/v1/virtual-tags/{}/metadata", tag["id"].as_str().unwrap());
+    let (status, body) = call(addr, Method::GET, &path, creds, None).await;
+    assert_eq!((status, body["metadata"].clone()), (200, json!({})));
+    let metadata = json!({"App Team": {"groups": ["g1"], "customMetadata": {"owner": "Dave"}, "endpoints": [created["id"]]}});
+    let (status, body) = call(addr, Method::PUT, &path, creds, Some(metadata.clone())).await;
+    assert_eq!((status, body["metadata"].clone()), (200, metadata.clone()));
+    let (_, body) = call(addr, Method::GET, &path, creds, None).await;
+    assert_eq!(body["metadata"], metadata);
+    for bad in [
+        json!({"a.b": {}}),
+        json!({"x": {"groups": "g"}}),
+        json!({"x": {"other": 1}}),
+        json!([1]),
+    ] {
+        let (status, _) = call(addr, Method::PUT, &path, creds, Some(bad.clone())).await;
+        assert_eq!(status, 400, "{bad}");
+    }
+    let (status, _) = call(addr, Method::PUT, &path, reader, Some(metadata)).await;
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        addr,
+        Method::DELETE,
+        &format!("/v1/virtual-tags/{}", tag["id"].as_str().unwrap()),
+        creds,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = call(addr, Method::GET, &path, creds, None).await;
+    assert_eq!(status, 404);
+}

@@ -28,6 +28,8 @@ pub(crate) const MAX_TAG_BYTES_PER_ACCOUNT: usize = 16 * 1024 * 1024;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AccountTags {
     tags: BTreeMap<String, (Value, usize)>,
+    /// Each tag's metadata (by tag id), counted in `bytes` too.
+    metadata: BTreeMap<String, (Value, usize)>,
     bytes: usize,
 }
 
@@ -49,21 +51,42 @@ impl AccountTags {
                 "an account keeps at most {MAX_TAGS_PER_ACCOUNT} virtual tags"
             )));
         }
+        self.resize(replaced, size)?;
+        self.tags.insert(id.to_owned(), (tag, size));
+        Ok(())
+    }
+
+    /// Account for `replaced` bytes becoming `size`, within the account's byte cap.
+    fn resize(&mut self, replaced: usize, size: usize) -> Answer<()> {
         let bytes = self.bytes - replaced;
         if bytes.saturating_add(size) > MAX_TAG_BYTES_PER_ACCOUNT {
             return Err(MockError::limit(format!(
-                "an account keeps at most {MAX_TAG_BYTES_PER_ACCOUNT} bytes of virtual tags"
+                "an account keeps at most {MAX_TAG_BYTES_PER_ACCOUNT} bytes of virtual tags and metadata"
             )));
         }
         self.bytes = bytes + size;
-        self.tags.insert(id.to_owned(), (tag, size));
         Ok(())
     }
 
     fn remove(&mut self, id: &str) -> Option<Value> {
         let (tag, size) = self.tags.remove(id)?;
         self.bytes -= size;
+        if let Some((_, size)) = self.metadata.remove(id) {
+            self.bytes -= size;
+        }
         Some(tag)
+    }
+
+    /// Replace tag `id`'s metadata, within the account's byte cap.
+    fn put_metadata(&mut self, id: &str, metadata: Value) -> Answer<()> {
+        if !self.tags.contains_key(id) {
+            return Err(MockError::not_found("virtual tag"));
+        }
+        let size = serde_json::to_vec(&metadata).map_or(usize::MAX, |bytes| bytes.len());
+        let replaced = self.metadata.get(id).map_or(0, |(_, size)| *size);
+        self.resize(replaced, size)?;
+        self.metadata.insert(id.to_owned(), (metadata, size));
+        Ok(())
     }
 }
 
@@ -91,7 +114,7 @@ pub(crate) async fn list(State(mock): State<Mock>, principal: Principal) -> Json
 }
 
 /// Who wrote a tag, as Finout records it: the user's email, or an API token's client id.
-async fn author(mock: &Mock, principal: &Principal) -> String {
+pub(crate) async fn author(mock: &Mock, principal: &Principal) -> String {
     if let Some(user) = principal.user_id() {
         if let Ok(Some(user)) = mock
             .inner
@@ -107,7 +130,7 @@ async fn author(mock: &Mock, principal: &Principal) -> String {
 }
 
 /// Finout's timestamp format for virtual tags (a JavaScript `Date` string, in UTC).
-fn js_date(t: OffsetDateTime) -> String {
+pub(crate) fn js_date(t: OffsetDateTime) -> String {
     const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
         "[weekday repr:short] [month repr:short] [day] [year] [hour]:[minute]:[second] GMT+0000 (Greenwich Mean Time)"
     );
@@ -247,4 +270,74 @@ pub(crate) async fn delete(
     with_tags(&mock, principal.account_id(), |tags| tags.remove(&id))
         .map(|_| StatusCode::NO_CONTENT)
         .ok_or_else(|| MockError::not_found("virtual tag"))
+}
+
+/// Check a metadata body as Finout's v1 documents it: an object keyed by virtual-tag value
+/// (no dots), each value an object of `customMetadata` (an object), `groups` and `endpoints`
+/// (arrays of ids); nothing else.
+fn check_metadata(body: &Value) -> Answer<()> {
+    let Value::Object(values) = body else {
+        return Err(MockError::invalid(
+            "metadata is an object keyed by virtual-tag value",
+        ));
+    };
+    for (value, entry) in values {
+        let bad = |why: &str| Err(MockError::invalid(format!("metadata[{value:?}]: {why}")));
+        if value.is_empty() || value.contains('.') {
+            return bad("a virtual-tag value must be non-empty and without dots");
+        }
+        let Value::Object(fields) = entry else {
+            return bad("must be an object");
+        };
+        for (field, v) in fields {
+            let ok = match field.as_str() {
+                "customMetadata" => v.is_object(),
+                "groups" | "endpoints" => v
+                    .as_array()
+                    .is_some_and(|ids| ids.iter().all(Value::is_string)),
+                _ => return bad(&format!("unknown field {field:?}")),
+            };
+            if !ok {
+                return bad(&format!("{field} has the wrong type"));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn get_metadata(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Answer<Json<Value>> {
+    let metadata = with_tags(&mock, principal.account_id(), |tags| {
+        tags.get(&id).map(|_| {
+            tags.metadata
+                .get(&id)
+                .map_or(serde_json::json!({}), |(m, _)| m.clone())
+        })
+    })
+    .ok_or_else(|| MockError::not_found("virtual tag"))?;
+    Ok(Json(serde_json::json!({
+        "requestId": uuid::Uuid::new_v4(),
+        "metadata": metadata,
+    })))
+}
+
+/// Replace a tag's metadata (Finout: "overrides the current data").
+pub(crate) async fn put_metadata(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> Answer<Json<Value>> {
+    require_write(&principal)?;
+    check_metadata(&body)?;
+    with_tags(&mock, principal.account_id(), |tags| {
+        tags.put_metadata(&id, body.clone())
+    })?;
+    Ok(Json(serde_json::json!({
+        "requestId": uuid::Uuid::new_v4(),
+        "metadata": body,
+    })))
 }
