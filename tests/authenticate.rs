@@ -363,6 +363,8 @@ async fn no_verification_capacity_answers_auth_busy() {
         b.hasher(slow_hasher.clone())
             .max_concurrent_verifications(1)
             .verification_wait(Duration::from_millis(1))
+            // Admission is tested, not how a lowest-priority thread fares on a busy machine.
+            .low_priority_verification(false)
     })
     .await;
     let admin = h.admin.clone().with_hasher(slow_hasher);
@@ -431,6 +433,7 @@ async fn a_full_line_for_verification_answers_auth_busy_at_once() {
             .max_concurrent_verifications(1)
             .max_waiting_verifications(0)
             .verification_wait(Duration::from_secs(30))
+            .low_priority_verification(false)
     })
     .await;
     let admin = h.admin.clone().with_hasher(slow_hasher);

@@ -24,7 +24,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 
 /// No capacity in time, or the job's thread died: either way, try later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,32 +76,42 @@ impl Admission {
         lane: Lane,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Busy> {
-        // Moved into the job and released when it is done (or skipped): queued and running
-        // jobs of a lane together never exceed its line's length.
+        // Moved into the job and released when its work is done, before its caller gets the
+        // answer (or when it is skipped or dropped): queued and running jobs of a lane
+        // together never exceed its line's length.
         let in_line = self.lines[lane as usize]
             .clone()
             .try_acquire_owned()
             .map_err(|_| Busy)?;
         let (started_tx, started) = oneshot::channel::<()>();
         let (done_tx, done) = oneshot::channel();
-        self.pool.submit(
+        let thread_free = self.pool.submit(
             lane,
             Job {
-                _in_line: in_line,
                 run: Box::new(move || {
                     // Its caller stopped waiting: skip the work.
                     if started_tx.send(()).is_err() {
                         return;
                     }
-                    let _ = done_tx.send(work());
+                    let answer = work();
+                    drop(in_line);
+                    let _ = done_tx.send(answer);
                 }),
             },
         );
-        match tokio::time::timeout(self.wait, started).await {
-            Ok(Ok(())) => done.await.map_err(|_| Busy),
-            // Waited too long (the job is skipped when its turn comes), or the job was dropped.
-            _ => Err(Busy),
-        }
+        // The wait bounds waiting for capacity: a job that found a thread free starts as
+        // soon as that thread wakes, however long the OS takes to schedule it.
+        let started = if thread_free {
+            started.await.map_err(|_| Busy)
+        } else {
+            // Waited too long (the job is skipped when its turn comes), or it was dropped.
+            tokio::time::timeout(self.wait, started)
+                .await
+                .map_err(|_| Busy)
+                .and_then(|r| r.map_err(|_| Busy))
+        };
+        started?;
+        done.await.map_err(|_| Busy)
     }
 }
 
@@ -113,9 +123,9 @@ impl Admission {
     }
 }
 
-/// A queued verification, holding its place in line until it is done or dropped.
+/// A queued job; its closure holds its place in line until its work is done or it is
+/// dropped.
 struct Job {
-    _in_line: OwnedSemaphorePermit,
     run: Box<dyn FnOnce() + Send + 'static>,
 }
 
@@ -129,8 +139,10 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
-    /// Jobs running now.
+    /// Jobs running now (counted when taken from the queue, under its lock).
     running: AtomicUsize,
+    /// How many threads serve the queue.
+    threads: usize,
 }
 
 impl Shared {
@@ -147,6 +159,7 @@ impl Shared {
         loop {
             let [stored, dummy] = &mut queue.lanes;
             if let Some(job) = stored.pop_front().or_else(|| dummy.pop_front()) {
+                self.running.fetch_add(1, Ordering::Relaxed);
                 return Some(job);
             }
             if queue.closed {
@@ -178,6 +191,7 @@ impl VerifierPool {
             queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
             running: AtomicUsize::new(0),
+            threads: threads.max(1),
         });
         for i in 0..threads.max(1) {
             let shared = shared.clone();
@@ -191,8 +205,7 @@ impl VerifierPool {
                     while let Some(job) = shared.next() {
                         // A panicking job loses its answer (its caller gets `Busy`) and,
                         // unwinding, gives back its place in line; the thread lives on.
-                        let Job { _in_line, run } = job;
-                        shared.running.fetch_add(1, Ordering::Relaxed);
+                        let Job { run } = job;
                         if std::panic::catch_unwind(AssertUnwindSafe(run)).is_err() {
                             tracing::error!(target: "finout_auth", "an argon2 job panicked");
                         }
@@ -206,10 +219,20 @@ impl VerifierPool {
         VerifierPool { shared }
     }
 
-    /// Queue a job in its lane for the next free thread.
-    fn submit(&self, lane: Lane, job: Job) {
-        self.shared.lock().lanes[lane as usize].push_back(job);
+    /// Queue a job in its lane for the next free thread; whether a thread is free for it
+    /// (fewer jobs running or queued ahead of it than threads).
+    fn submit(&self, lane: Lane, job: Job) -> bool {
+        let mut queue = self.shared.lock();
+        let [high, low] = &queue.lanes;
+        let queued_ahead = match lane {
+            Lane::High => high.len(),
+            Lane::Low => high.len() + low.len(),
+        };
+        let ahead = queued_ahead + self.shared.running.load(Ordering::Relaxed);
+        queue.lanes[lane as usize].push_back(job);
+        drop(queue);
         self.shared.ready.notify_one();
+        ahead < self.shared.threads
     }
 }
 
