@@ -59,7 +59,7 @@ impl MockError {
         Self::auth_with(code, code.message())
     }
 
-    fn auth_with(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn auth_with(code: ErrorCode, message: impl Into<String>) -> Self {
         MockError {
             status: code.status(),
             code: Code::Auth(code),

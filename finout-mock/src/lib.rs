@@ -20,7 +20,8 @@
 //! # let _ = app; Ok(()) }
 //! ```
 //!
-//! Routes: `GET /healthz` and `GET /metrics` (Prometheus text) without credentials;
+//! Routes: `GET /healthz` without credentials; `GET /metrics` (Prometheus text, Admin users
+//! only);
 //! `GET /admin/whoami`; `POST|GET /admin/api-tokens`, `DELETE /admin/api-tokens/{clientId}`;
 //! `POST|GET /admin/personal-tokens`, `DELETE /admin/personal-tokens/{clientId}`;
 //! `POST /admin/users`, `PUT /admin/users/{id}/roles`, `DELETE /admin/users/{id}`;
@@ -225,7 +226,8 @@ impl Mock {
                 "/admin/users/{id}/roles",
                 put(routes::admin::set_user_roles),
             )
-            .route("/admin/users/{id}", delete(routes::admin::remove_user));
+            .route("/admin/users/{id}", delete(routes::admin::remove_user))
+            .route("/metrics", get(metrics::prometheus));
         let v1 = Router::new()
             .route("/v1/view", get(routes::views::views))
             .route("/v1/cost/query-by-view", post(routes::views::query_by_view))
@@ -262,9 +264,7 @@ impl Mock {
                 TokenConcurrencyLimitLayer::new(self.inner.max_in_flight)
                     .metrics(self.metrics().clone()),
             );
-        let open = Router::new()
-            .route("/healthz", get(|| async { "ok" }))
-            .route("/metrics", get(metrics::prometheus));
+        let open = Router::new().route("/healthz", get(|| async { "ok" }));
         // The handlers' error answers are counted by `count_answered`; the layers count
         // their own (the authentication layer's 401/429/503, the concurrency limit's 429).
         // Unknown paths and methods answer in Finout's error shape, and only to an

@@ -3,14 +3,30 @@
 //! of the library's error codes, whoever gave it (the authentication layer, the concurrency
 //! limit, or a handler: see `error::count_answered`). A request authenticated and then
 //! refused (a `403`, a `429`) counts under both.
+//!
+//! Only a user holding `Admin` may read them (403 otherwise, 401 without credentials): the
+//! store-lookup and cache counts tell which client ids are tokens in use.
 
 use std::fmt::Write as _;
 
 use axum::{extract::State, http::header, response::IntoResponse};
+use finout_auth::{ErrorCode, Principal};
 
-use crate::Mock;
+use crate::{
+    Mock,
+    error::{Answer, MockError},
+};
 
-pub(crate) async fn prometheus(State(mock): State<Mock>) -> impl IntoResponse {
+pub(crate) async fn prometheus(
+    State(mock): State<Mock>,
+    principal: Principal,
+) -> Answer<impl IntoResponse> {
+    if !principal.is_admin_user() {
+        return Err(MockError::auth_with(
+            ErrorCode::Forbidden,
+            "only a user holding Admin may read the metrics",
+        ));
+    }
     let m = mock.metrics().snapshot();
     let mut text = String::new();
     let _ = writeln!(text, "# TYPE finout_auth_requests_total counter");
@@ -37,5 +53,5 @@ pub(crate) async fn prometheus(State(mock): State<Mock>) -> impl IntoResponse {
     ] {
         let _ = writeln!(text, "# TYPE {name} counter\n{name} {value}");
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }

@@ -271,7 +271,7 @@ async fn users_personal_tokens_and_bad_requests() {
     assert_eq!(call(addr, Method::DELETE, &path, admin, None).await.0, 204);
     assert_eq!(call(addr, Method::DELETE, &path, admin, None).await.0, 404);
 
-    let (status, metrics) = call(addr, Method::GET, "/metrics", None, None).await;
+    let (status, metrics) = call(addr, Method::GET, "/metrics", admin, None).await;
     assert_eq!(status, 200);
     assert_eq!(metrics, Value::Null, "Prometheus text, not JSON");
 }
@@ -1092,8 +1092,8 @@ async fn the_cli_manages_users_and_tokens_for_scripts() {
 }
 
 /// A plain-text GET without credentials.
-async fn text(addr: SocketAddr, path: &str) -> String {
-    let (status, bytes) = call_raw(addr, Method::GET, path, None, None).await;
+async fn text(addr: SocketAddr, path: &str, creds: (&str, &str)) -> String {
+    let (status, bytes) = call_raw(addr, Method::GET, path, Some(creds), None).await;
     assert_eq!(status, 200);
     String::from_utf8(bytes.to_vec()).unwrap()
 }
@@ -1119,6 +1119,19 @@ async fn metrics_count_every_403_and_429_the_mock_answers() {
         .issue_api_token(account.id, None, NewToken::new("reader", Role::ReadOnly))
         .await
         .unwrap();
+    let root = admin
+        .add_user(account.id, "root@acme.test", vec![Role::Admin])
+        .await
+        .unwrap();
+    let root = admin
+        .issue_personal_token(account.id, root.id, NewToken::new("metrics", Role::Admin))
+        .await
+        .unwrap();
+    let root = (
+        root.client_id.to_string(),
+        root.secret_key.expose_secret().to_owned(),
+    );
+    let root = (root.0.as_str(), root.1.as_str());
     // One request in flight per token, each held for 300 ms: a second one at once is 429.
     let app = Mock::new(admin, auth)
         .max_in_flight(1)
@@ -1129,8 +1142,17 @@ async fn metrics_count_every_403_and_429_the_mock_answers() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let creds = (reader.client_id.as_str(), reader.secret_key.expose_secret());
 
-    let before = text(addr, "/metrics").await;
-    assert_eq!(requests_total(&before, "forbidden"), 0);
+    // Only an Admin user reads the metrics: they tell which client ids are tokens in use.
+    let (status, _) = call(addr, Method::GET, "/metrics", None, None).await;
+    assert_eq!(status, 401);
+    let (status, body) = call(addr, Method::GET, "/metrics", Some(creds), None).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+    let before = text(addr, "/metrics", root).await;
+    assert_eq!(
+        requests_total(&before, "forbidden"),
+        1,
+        "the refused read above"
+    );
     assert_eq!(requests_total(&before, "too_many_requests"), 0);
 
     // A handler's 403: Read-only cannot write virtual tags.
@@ -1158,8 +1180,8 @@ async fn metrics_count_every_403_and_429_the_mock_answers() {
         (429, Some("too_many_requests"))
     );
 
-    let after = text(addr, "/metrics").await;
-    assert_eq!(requests_total(&after, "forbidden"), 1, "{after}");
+    let after = text(addr, "/metrics", root).await;
+    assert_eq!(requests_total(&after, "forbidden"), 2, "{after}");
     assert_eq!(requests_total(&after, "too_many_requests"), 1, "{after}");
 }
 
