@@ -106,7 +106,7 @@ async fn revoking_a_token_or_removing_its_user_stops_what_it_issued_at_once() {
         .issue_api_token(NewToken::new("child", Role::Admin))
         .await
         .unwrap();
-    let child_principal = h.authenticate(&child).await.unwrap();
+    h.authenticate(&child).await.unwrap();
     let grandchild = h
         .admin
         .acting_as(&admin)
@@ -125,7 +125,6 @@ async fn revoking_a_token_or_removing_its_user_stops_what_it_issued_at_once() {
     for t in [&child, &grandchild, &second] {
         h.authenticate(t).await.expect("cached now");
     }
-    let _ = child_principal;
 
     // Revoking the sibling stops its own child at once (cached entries included).
     h.admin

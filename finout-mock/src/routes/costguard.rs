@@ -55,8 +55,9 @@ pub(crate) async fn scans(principal: Principal) -> Json<Value> {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Recommendations {
     scan_id: String,
-    /// A filter object; accepted, not applied (the mock's resources are few).
+    /// A filter object: checked to be one, not applied (the mock's resources are few).
     #[serde(default)]
+    #[allow(dead_code)]
     filters: Option<Map<String, Value>>,
     /// `{"costCenter", "key", ...}`: resources are grouped by the value of `key` in their
     /// metadata (`region` or `account`), else all in one group.
@@ -68,7 +69,6 @@ pub(crate) async fn recommendations(
     principal: Principal,
     Body(query): Body<Recommendations>,
 ) -> Answer<Json<Value>> {
-    let _ = query.filters;
     let scan = scans_of(&principal)
         .into_iter()
         .find(|s| s["scanId"] == query.scan_id.as_str())
