@@ -21,6 +21,17 @@ pub trait Clock: fmt::Debug + Send + Sync + 'static {
     }
 }
 
+/// A shared clock is a clock.
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now(&self) -> OffsetDateTime {
+        (**self).now()
+    }
+
+    fn now_unix_nanos(&self) -> i128 {
+        (**self).now_unix_nanos()
+    }
+}
+
 /// The system's clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;

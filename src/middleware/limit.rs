@@ -202,8 +202,8 @@ where
 }
 
 pin_project! {
-    /// The future of [`TokenConcurrencyLimit`]; it holds the token's slot until the inner
-    /// service has answered.
+    /// The future of [`TokenConcurrencyLimit`] and [`RateLimit`](super::RateLimit); it
+    /// holds the token's slot (if any) until the inner service has answered.
     pub struct LimitFuture<F> {
         #[pin]
         state: LimitState<F>,
@@ -215,6 +215,22 @@ pin_project! {
     enum LimitState<F> {
         Inner { #[pin] future: F, slot: Option<Slot> },
         Rejected { response: Ready },
+    }
+}
+
+impl<F> LimitFuture<F> {
+    /// The inner service's future, holding no slot.
+    pub(super) fn pass(future: F) -> Self {
+        LimitFuture {
+            state: LimitState::Inner { future, slot: None },
+        }
+    }
+
+    /// A rejection.
+    pub(super) fn rejected(response: Ready) -> Self {
+        LimitFuture {
+            state: LimitState::Rejected { response },
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 //! - [`RequireLayer`] → [`Require`]: a role or permission, or 403 `forbidden`.
 //! - [`TokenConcurrencyLimitLayer`] → [`TokenConcurrencyLimit`]: at most N requests in flight
 //!   per token, or 429 `too_many_requests`.
+//! - [`RateLimitLayer`] → [`RateLimit`]: at most N requests per period per account (or
+//!   token), or 429 `too_many_requests` with `Retry-After`.
 //!
 //! Each answers a rejection through a [`RejectionResponse`] (by default [`JsonRejection`]:
 //! the [`ErrorBody`]), its responses carry an [`AuthBody`], and its futures are in
@@ -35,12 +37,14 @@ pub(crate) mod auth;
 mod axum;
 mod body;
 mod limit;
+mod rate;
 mod rejection;
 mod require;
 
 pub use auth::AuthService;
 pub use body::AuthBody;
 pub use limit::{TokenConcurrencyLimit, TokenConcurrencyLimitLayer};
+pub use rate::{DEFAULT_MAX_KEYS, Quota, RateKey, RateLimit, RateLimitLayer};
 pub use rejection::{ErrorBody, JsonRejection, RejectionResponse, json_error_response};
 pub use require::{Require, RequireLayer};
 

@@ -1,0 +1,315 @@
+//! [`RateLimitLayer`]: at most N requests per period per account (or per token), as Finout
+//! limits its V2 routes ("applied per route, per account": e.g. 50 a minute, and 10,000 a
+//! day for one of them); past it, 429 `too_many_requests` with `Retry-After` saying when
+//! the next request will be accepted.
+//!
+//! Put it inside an [`AuthLayer`](crate::AuthLayer): it keys on the [`Principal`]. A
+//! request without one passes untouched (the authentication layer decides about it).
+//!
+//! Each quota is a GCRA (a leaky bucket holding one timestamp): `limit` requests may come at
+//! once, then one every `period / limit`. A refused request uses nothing up. The state of a
+//! key is at most one timestamp per quota; a key unused for the longest period is
+//! forgotten (its bucket is empty by then, so forgetting changes nothing), and at most
+//! [`max_keys`](RateLimitLayer::max_keys) keys are kept (default [`DEFAULT_MAX_KEYS`]).
+//! Keys come only from authenticated principals, so an unauthenticated flood creates none;
+//! past the cap, the least recently used keys are forgotten (their callers get a fresh
+//! quota: a loosened limit, never a refusal of someone else).
+//!
+//! One layer (and its clones) is one set of counters: build one per route to limit routes
+//! separately.
+//!
+//! ```
+//! use finout_auth::middleware::{Quota, RateKey, RateLimitLayer};
+//! // Finout's `POST /v2/data/cost-usage/generate-query`: 50 a minute and 10,000 a day,
+//! // per account.
+//! let layer = RateLimitLayer::new([Quota::per_minute(50), Quota::per_day(10_000)])
+//!     .key(RateKey::Account);
+//! # let _ = layer;
+//! ```
+
+use std::{
+    fmt,
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use http::{Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{
+    limit::LimitFuture,
+    rejection::{JsonRejection, Ready, RejectionResponse},
+};
+use crate::{
+    clock::{Clock, SystemClock},
+    error::AuthError,
+    metrics::Metrics,
+    model::{AccountId, ClientId, Principal},
+};
+
+/// How many keys a [`RateLimitLayer`] remembers by default.
+pub const DEFAULT_MAX_KEYS: u64 = 100_000;
+
+/// `limit` requests per `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    limit: NonZeroU32,
+    period: Duration,
+}
+
+impl Quota {
+    /// `limit` (at least 1) requests per `period` (at least a nanosecond).
+    pub fn new(limit: u32, period: Duration) -> Self {
+        Quota {
+            limit: NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN),
+            period: period.max(Duration::from_nanos(1)),
+        }
+    }
+
+    /// `limit` requests a second.
+    pub fn per_second(limit: u32) -> Self {
+        Quota::new(limit, Duration::from_secs(1))
+    }
+
+    /// `limit` requests a minute.
+    pub fn per_minute(limit: u32) -> Self {
+        Quota::new(limit, Duration::from_secs(60))
+    }
+
+    /// `limit` requests a day.
+    pub fn per_day(limit: u32) -> Self {
+        Quota::new(limit, Duration::from_secs(86_400))
+    }
+
+    /// The requests allowed per period.
+    pub fn limit(&self) -> u32 {
+        self.limit.get()
+    }
+
+    /// The period.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// Nanoseconds between two requests at the sustained rate.
+    fn interval(&self) -> i128 {
+        (self.period.as_nanos() as i128 / i128::from(self.limit.get())).max(1)
+    }
+
+    /// How far ahead of now a bucket may be and still accept a request.
+    fn tolerance(&self) -> i128 {
+        self.period.as_nanos() as i128 - self.interval()
+    }
+}
+
+/// What a [`RateLimitLayer`] counts requests of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RateKey {
+    /// All tokens of an account together (Finout's V2 routes).
+    #[default]
+    Account,
+    /// Each token (client id) on its own.
+    Token,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Account(AccountId),
+    Token(ClientId),
+}
+
+/// Per key, the theoretical arrival time of each quota's next request (ns since the epoch).
+type Buckets = moka::sync::Cache<Key, Arc<Mutex<Vec<i128>>>>;
+
+/// Limits requests per account (or token) and period. Clones share the counts.
+#[derive(Clone)]
+#[must_use]
+pub struct RateLimitLayer<R = JsonRejection> {
+    quotas: Arc<[Quota]>,
+    key: RateKey,
+    max_keys: u64,
+    buckets: Buckets,
+    clock: Arc<dyn Clock>,
+    rejection: R,
+    metrics: Option<Metrics>,
+}
+
+impl<R> fmt::Debug for RateLimitLayer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitLayer")
+            .field("quotas", &self.quotas)
+            .field("key", &self.key)
+            .field("max_keys", &self.max_keys)
+            .finish_non_exhaustive()
+    }
+}
+
+fn buckets(quotas: &[Quota], max_keys: u64) -> Buckets {
+    let idle = quotas
+        .iter()
+        .map(Quota::period)
+        .max()
+        .unwrap_or(Duration::from_secs(1));
+    moka::sync::Cache::builder()
+        .max_capacity(max_keys)
+        .time_to_idle(idle)
+        .build()
+}
+
+impl RateLimitLayer {
+    /// Every quota in `quotas` must allow a request for it to pass (none: every request
+    /// passes). Keyed by account, on the system clock.
+    pub fn new(quotas: impl IntoIterator<Item = Quota>) -> Self {
+        let quotas: Arc<[Quota]> = quotas.into_iter().collect();
+        RateLimitLayer {
+            buckets: buckets(&quotas, DEFAULT_MAX_KEYS),
+            quotas,
+            key: RateKey::Account,
+            max_keys: DEFAULT_MAX_KEYS,
+            clock: Arc::new(SystemClock),
+            rejection: JsonRejection,
+            metrics: None,
+        }
+    }
+}
+
+impl<R> RateLimitLayer<R> {
+    /// Count per account (the default) or per token. Starts the counts afresh.
+    pub fn key(mut self, key: RateKey) -> Self {
+        self.key = key;
+        self.buckets = buckets(&self.quotas, self.max_keys);
+        self
+    }
+
+    /// Remember at most `max` keys (at least 1). Starts the counts afresh.
+    pub fn max_keys(mut self, max: u64) -> Self {
+        self.max_keys = max.max(1);
+        self.buckets = buckets(&self.quotas, self.max_keys);
+        self
+    }
+
+    /// Read the time from `clock` (e.g. a [`ManualClock`](crate::clock::ManualClock) in
+    /// tests). Forgetting idle keys still follows real time; it changes no answer.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Answer rejections with `rejection` instead.
+    pub fn rejection<R2: RejectionResponse>(self, rejection: R2) -> RateLimitLayer<R2> {
+        RateLimitLayer {
+            quotas: self.quotas,
+            key: self.key,
+            max_keys: self.max_keys,
+            buckets: self.buckets,
+            clock: self.clock,
+            rejection,
+            metrics: self.metrics,
+        }
+    }
+
+    /// Count every rejection it answers into `metrics`.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The quotas.
+    pub fn quotas(&self) -> &[Quota] {
+        &self.quotas
+    }
+
+    /// Take a request of `principal` if every quota allows it; otherwise how long until
+    /// they all would.
+    fn admit(&self, principal: &Principal) -> Result<(), Duration> {
+        let key = match self.key {
+            RateKey::Account => Key::Account(principal.account_id()),
+            RateKey::Token => Key::Token(principal.client_id().clone()),
+        };
+        let bucket = self.buckets.get_with(key, || {
+            Arc::new(Mutex::new(vec![i128::MIN; self.quotas.len()]))
+        });
+        let now = self.clock.now_unix_nanos();
+        let mut arrivals = bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let mut wait: i128 = 0;
+        for (quota, &arrival) in self.quotas.iter().zip(arrivals.iter()) {
+            let ahead = arrival.max(now).saturating_sub(now);
+            wait = wait.max(ahead.saturating_sub(quota.tolerance()));
+        }
+        if wait > 0 {
+            let nanos = u64::try_from(wait).unwrap_or(u64::MAX);
+            return Err(Duration::from_nanos(nanos));
+        }
+        for (quota, arrival) in self.quotas.iter().zip(arrivals.iter_mut()) {
+            *arrival = (*arrival).max(now).saturating_add(quota.interval());
+        }
+        Ok(())
+    }
+}
+
+impl<S, R: Clone> Layer<S> for RateLimitLayer<R> {
+    type Service = RateLimit<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit {
+            inner,
+            limit: self.clone(),
+        }
+    }
+}
+
+/// The service of [`RateLimitLayer`].
+#[derive(Clone)]
+pub struct RateLimit<S, R = JsonRejection> {
+    inner: S,
+    limit: RateLimitLayer<R>,
+}
+
+impl<S, R> RateLimit<S, R> {
+    define_inner_service_accessors!();
+}
+
+impl<S: fmt::Debug, R> fmt::Debug for RateLimit<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("inner", &self.inner)
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: RejectionResponse,
+{
+    type Response = Response<super::AuthBody<ResBody>>;
+    type Error = S::Error;
+    type Future = LimitFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let admitted = match request.extensions().get::<Principal>() {
+            Some(principal) => self.limit.admit(principal),
+            None => Ok(()),
+        };
+        if let Err(retry_after) = admitted {
+            let error = AuthError::TooManyRequests { retry_after };
+            if let Some(metrics) = &self.limit.metrics {
+                metrics.record_rejection(error.code());
+            }
+            return LimitFuture::rejected(Ready::new(self.limit.rejection.response(&error)));
+        }
+        LimitFuture::pass(self.inner.call(request))
+    }
+}
+
+#[cfg(test)]
+mod tests;
