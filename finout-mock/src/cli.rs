@@ -237,9 +237,15 @@ pub(crate) struct ServeArgs {
         default_value = "sqlite://finout-mock.db"
     )]
     pub(crate) store: String,
-    /// Extra delay added to every /v1 response, in milliseconds.
+    /// Extra delay added to every /v1 and /v2 response, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub(crate) latency_ms: u64,
+    /// How long a V2 cost-and-usage query stays queued/running, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) query_delay_ms: u64,
+    /// Do not apply Finout's per-route V2 rate limits.
+    #[arg(long)]
+    pub(crate) no_rate_limits: bool,
     /// A seed file (JSON) of accounts, users and tokens to load (idempotent).
     #[arg(long)]
     pub(crate) seed: Option<PathBuf>,

@@ -4,7 +4,7 @@
 
 use axum::{
     Json,
-    extract::{FromRequest, Request, State, rejection::JsonRejection},
+    extract::{FromRequest, FromRequestParts, Query, Request, State, rejection::JsonRejection},
     http::StatusCode,
     middleware::Next,
     response::{IntoResponse, Response},
@@ -37,6 +37,8 @@ enum Code {
     MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// A code of Finout's V2 answers (`QUERY_RUNNING`, `RESULTS_EXPIRED`, ...).
+    V2(&'static str),
 }
 
 impl Code {
@@ -49,6 +51,7 @@ impl Code {
             Code::MethodNotAllowed => "method_not_allowed",
             Code::PayloadTooLarge => "payload_too_large",
             Code::UnsupportedMediaType => "unsupported_media_type",
+            Code::V2(code) => code,
         }
     }
 }
@@ -82,6 +85,16 @@ impl MockError {
         MockError {
             status: StatusCode::CONFLICT,
             code: Code::Conflict,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A V2 answer with its own status and code.
+    pub(crate) fn v2(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        MockError {
+            status,
+            code: Code::V2(code),
             message: message.into(),
             retry_after: None,
         }
@@ -205,5 +218,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 },
                 _ => MockError::invalid(e.body_text()),
             })
+    }
+}
+
+/// Query parameters whose rejection is a 400 in Finout's shape.
+pub(crate) struct Params<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = MockError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(t)| Params(t))
+            .map_err(|e| MockError::invalid(e.body_text()))
     }
 }

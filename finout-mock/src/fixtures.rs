@@ -31,6 +31,8 @@ pub struct Dimension {
     pub display_name: &'static str,
     /// The values costs are split by.
     pub values: &'static [&'static str],
+    /// The key types (Finout's V2 query language) the key supports.
+    pub types: &'static [&'static str],
 }
 
 /// Every dimension of the fixtures; the first is how a view's costs are grouped by default.
@@ -40,36 +42,42 @@ pub const DIMENSIONS: [Dimension; 6] = [
         key: "service",
         display_name: "Service",
         values: &["EC2", "S3", "RDS", "EKS"],
+        types: &["billing_dimension"],
     },
     Dimension {
         cost_center: "AWS",
         key: "region",
         display_name: "Region",
         values: &["us-east-1", "eu-west-1", "ap-southeast-2"],
+        types: &["billing_dimension"],
     },
     Dimension {
         cost_center: "AWS",
         key: "account",
         display_name: "Account",
         values: &["production", "staging"],
+        types: &["billing_dimension"],
     },
     Dimension {
         cost_center: "Kubernetes",
         key: "namespace",
         display_name: "Namespace",
         values: &["payments", "search", "platform"],
+        types: &["kubernetes_resource"],
     },
     Dimension {
         cost_center: "Kubernetes",
         key: "cluster",
         display_name: "Cluster",
         values: &["prod-eu", "prod-us"],
+        types: &["kubernetes_resource"],
     },
     Dimension {
         cost_center: "Global",
         key: "vendor",
         display_name: "Vendor",
         values: &["AWS", "GCP", "Kubernetes"],
+        types: &["billing_dimension"],
     },
 ];
 

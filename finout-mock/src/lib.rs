@@ -20,23 +20,22 @@
 //! # let _ = app; Ok(()) }
 //! ```
 //!
-//! Routes: `GET /healthz` without credentials; `GET /metrics` (Prometheus text, Admin users
-//! only);
-//! `GET /admin/whoami`; `POST|GET /admin/api-tokens`, `DELETE /admin/api-tokens/{clientId}`;
-//! `POST|GET /admin/personal-tokens`, `DELETE /admin/personal-tokens/{clientId}`;
-//! `POST /admin/users`, `PUT /admin/users/{id}/roles`, `DELETE /admin/users/{id}`;
-//! `GET /v1/view`, `POST /v1/cost/query-by-view`, `GET|POST /v1/virtual-tags`,
-//! `GET|PUT|DELETE /v1/virtual-tags/{id}` and `GET|PUT /v1/virtual-tags/{id}/metadata` (kept
-//! in memory), `GET /v1/megabill/query-language/keys`, `GET
-//! /v1/megabill/query-language/values/{costCenter}/{key}`, `GET /v1/cost-guard/scans`, `POST
-//! /v1/cost-guard/scans-recommendations`, `GET|POST /v1/endpoints` (kept in memory); any
-//! other path or method answers
-//! 404 / 405 in Finout's error shape (after authentication), a body over [`MAX_BODY_BYTES`]
-//! 413. [`serve`] runs the router with a connection cap and a header-read timeout. Writes under `/v1` need a role other than `Read-only`
-//! (403 otherwise); another account's resources answer 404. A personal token sees only the
-//! views of its user's data access ([`DataAccess`]): others are missing from `/v1/view` and
-//! answer 404 to `query-by-view`; API tokens see the whole account. At most 5 requests per
-//! token are in flight on `/v1` (configurable); the next gets 429 `too_many_requests`.
+//! For a test suite, [`MockServer::start`] runs one on a free port in one call.
+//!
+//! Routes (the README has the table): `GET /healthz` without credentials; `GET /metrics`
+//! (Prometheus text, Admin users only); `/admin/...` (whoami, API and personal tokens,
+//! users); Finout's V1 API (`/v1/view`, `/v1/cost/query-by-view`, `/v1/virtual-tags` with
+//! metadata, `/v1/megabill/query-language`, `/v1/cost-guard`, `/v1/endpoints`) and V2 API
+//! (`/v2/query-language`, the asynchronous `/v2/data/cost-usage` query, `/v2/virtual-tags`
+//! with versions and metadata, each route rate-limited per account as Finout documents).
+//! Any other path or method answers 404 / 405 in Finout's error shape (after
+//! authentication), a body over [`MAX_BODY_BYTES`] 413. [`serve`] runs the router with a
+//! connection cap and a header-read timeout. Writes need a role other than `Read-only` (403
+//! otherwise); another account's resources answer 404. A personal token sees only the views
+//! of its user's data access ([`DataAccess`]); API tokens see the whole account. At most 5
+//! requests per token are in flight on `/v1` (configurable); the next gets 429
+//! `too_many_requests`. Virtual tags and endpoints are kept in memory, or in the store's
+//! database with [`Mock::database`].
 
 #![forbid(unsafe_code)]
 #![deny(unreachable_pub)]
@@ -45,15 +44,13 @@
 mod error;
 pub mod fixtures;
 mod metrics;
+mod mock_server;
 mod routes;
 pub mod seed;
 mod server;
+mod state;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -63,14 +60,20 @@ use axum::{
     routing::{delete, get, post, put},
 };
 use finout_auth::{
-    AccountId, AuthLayer, Authenticator, Principal, TokenAdmin, metrics::Metrics,
-    middleware::TokenConcurrencyLimitLayer, model::DataAccess,
+    AccountId, AuthLayer, Authenticator, Principal, TokenAdmin,
+    clock::{Clock, SystemClock},
+    metrics::Metrics,
+    middleware::TokenConcurrencyLimitLayer,
+    model::DataAccess,
 };
+use time::OffsetDateTime;
 
 use error::Answer;
 pub use error::MockError;
 use fixtures::View;
+pub use mock_server::{DEFAULT_ACCOUNT, MockServer, MockServerBuilder, StartError};
 pub use server::{ServerLimits, serve};
+pub use state::MockDatabase;
 
 /// The largest request body accepted, in bytes; past it, 413 `payload_too_large`.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -81,23 +84,33 @@ pub struct Mock {
     inner: Arc<MockInner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct MockInner {
     admin: TokenAdmin,
     authenticator: Authenticator,
     latency: Duration,
     max_in_flight: usize,
-    /// Virtual tags, per account, by id. Kept in memory: they do not survive a restart.
-    tags: Mutex<HashMap<AccountId, routes::tags::AccountTags>>,
-    /// Endpoints (notification channels), per account. Kept in memory.
-    endpoints: Mutex<HashMap<AccountId, Vec<serde_json::Value>>>,
+    clock: Arc<dyn Clock>,
+    /// How long a V2 cost-and-usage query takes to complete.
+    query_delay: Duration,
+    rate_limits: bool,
+    /// Virtual tags and endpoints, per account (in the database, if any).
+    state: Arc<state::State>,
+    /// V2 cost-and-usage queries, per account (in memory).
+    queries: Arc<routes::v2::Queries>,
     /// Views replacing the fixtures, per account (from a seed).
     views: HashMap<AccountId, Vec<View>>,
+    /// What `/metrics` answers.
+    prometheus: metrics::Prometheus,
 }
+
+/// How long a V2 cost-and-usage query takes to complete by default.
+pub const DEFAULT_QUERY_DELAY: Duration = Duration::from_secs(2);
 
 impl Mock {
     /// A mock over `admin`'s store, authenticating with `authenticator` (register it with
-    /// the admin, so revocations take effect at once).
+    /// the admin, so revocations take effect at once). What clients write is kept in
+    /// memory until [`database`](Self::database) says where to keep it.
     pub fn new(admin: TokenAdmin, authenticator: Authenticator) -> Self {
         Mock {
             inner: Arc::new(MockInner {
@@ -105,39 +118,54 @@ impl Mock {
                 authenticator,
                 latency: Duration::ZERO,
                 max_in_flight: 5,
-                tags: Mutex::default(),
-                endpoints: Mutex::default(),
+                clock: Arc::new(SystemClock),
+                query_delay: DEFAULT_QUERY_DELAY,
+                rate_limits: true,
+                state: Arc::default(),
+                queries: Arc::default(),
                 views: HashMap::new(),
+                prometheus: metrics::Prometheus::new(),
             }),
         }
     }
 
     fn with(self, f: impl FnOnce(&mut MockInner)) -> Self {
-        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| MockInner {
-            admin: shared.admin.clone(),
-            authenticator: shared.authenticator.clone(),
-            latency: shared.latency,
-            max_in_flight: shared.max_in_flight,
-            tags: Mutex::new(
-                shared
-                    .tags
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone(),
-            ),
-            endpoints: Mutex::new(
-                shared
-                    .endpoints
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone(),
-            ),
-            views: shared.views.clone(),
-        });
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| (*shared).clone());
         f(&mut inner);
         Mock {
             inner: Arc::new(inner),
         }
+    }
+
+    /// Keep virtual tags, their metadata and endpoints in `db` (the mock's own table,
+    /// created if needed), loading what it holds: they survive a restart.
+    pub async fn database(self, db: MockDatabase) -> Result<Self, sqlx::Error> {
+        let state = Arc::new(state::State::load(db).await?);
+        Ok(self.with(|m| m.state = state))
+    }
+
+    /// Read the time from `clock`: V2 query completion, rate limits and timestamps (e.g. a
+    /// [`ManualClock`](finout_auth::clock::ManualClock) in tests).
+    #[must_use]
+    pub fn clock(self, clock: impl Clock) -> Self {
+        self.with(|m| m.clock = Arc::new(clock))
+    }
+
+    /// How long a V2 cost-and-usage query stays `queued`/`running` before it completes
+    /// (default [`DEFAULT_QUERY_DELAY`]).
+    #[must_use]
+    pub fn query_delay(self, delay: Duration) -> Self {
+        self.with(|m| m.query_delay = delay)
+    }
+
+    /// Apply Finout's per-route V2 rate limits (the default) or not.
+    #[must_use]
+    pub fn rate_limits(self, on: bool) -> Self {
+        self.with(|m| m.rate_limits = on)
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.inner.clock.now()
     }
 
     /// Delay every `/v1` response by `latency` (to test clients against a slow API).
@@ -264,6 +292,8 @@ impl Mock {
                 TokenConcurrencyLimitLayer::new(self.inner.max_in_flight)
                     .metrics(self.metrics().clone()),
             );
+        let v2 =
+            routes::v2::router(self).layer(middleware::from_fn_with_state(self.clone(), delay));
         let open = Router::new().route("/healthz", get(|| async { "ok" }));
         // The handlers' error answers are counted by `count_answered`; the layers count
         // their own (the authentication layer's 401/429/503, the concurrency limit's 429).
@@ -271,6 +301,7 @@ impl Mock {
         // authenticated caller: without credentials every path but the open ones is 401.
         admin
             .merge(v1)
+            .merge(v2)
             .fallback(error::no_route)
             .method_not_allowed_fallback(error::no_method)
             .layer(middleware::from_fn_with_state(
@@ -279,6 +310,10 @@ impl Mock {
             ))
             .layer(AuthLayer::new(self.inner.authenticator.clone()))
             .merge(open)
+            .layer(middleware::from_fn_with_state(
+                self.clone(),
+                metrics::observe,
+            ))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.clone())
     }

@@ -19,7 +19,7 @@ use finout_auth::{
     model::Account,
     store::{MemoryTokenStore, PostgresTokenStore, SqliteTokenStore, TokenAdminStore},
 };
-use finout_mock::{Mock, ServerLimits, seed::Seed};
+use finout_mock::{Mock, MockDatabase, ServerLimits, seed::Seed};
 
 use cli::{Cli, Command, ServeArgs};
 
@@ -30,18 +30,34 @@ pub(crate) const MOCK_ACCOUNT: AccountId =
 pub(crate) async fn open(
     url: &str,
 ) -> Result<(Arc<dyn TokenAdminStore>, Option<PostgresTokenStore>), String> {
+    open_with_database(url)
+        .await
+        .map(|(store, postgres, _)| (store, postgres))
+}
+
+/// A store opened, its change feed's source (PostgreSQL) and where the mock keeps what
+/// clients write (none for `memory`).
+type Opened = (
+    Arc<dyn TokenAdminStore>,
+    Option<PostgresTokenStore>,
+    Option<MockDatabase>,
+);
+
+async fn open_with_database(url: &str) -> Result<Opened, String> {
     if url == "memory" {
-        Ok((Arc::new(MemoryTokenStore::new()), None))
+        Ok((Arc::new(MemoryTokenStore::new()), None, None))
     } else if url.starts_with("sqlite:") {
         let store = SqliteTokenStore::connect(url)
             .await
             .map_err(|e| format!("cannot open {url}: {e}"))?;
-        Ok((Arc::new(store), None))
+        let db = MockDatabase::Sqlite(store.pool().clone());
+        Ok((Arc::new(store), None, Some(db)))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = PostgresTokenStore::connect(url)
             .await
             .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
-        Ok((Arc::new(store.clone()), Some(store)))
+        let db = MockDatabase::Postgres(store.pool().clone());
+        Ok((Arc::new(store.clone()), Some(store), Some(db)))
     } else {
         Err(format!(
             "--store {url:?}: expected sqlite://PATH, memory or postgres://..."
@@ -86,15 +102,23 @@ async fn bootstrap(admin: &TokenAdmin) -> Result<(), Box<dyn std::error::Error>>
 }
 
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let (store, postgres) = open(&args.store).await?;
+    let (store, postgres, db) = open_with_database(&args.store).await?;
     let authenticator = Authenticator::new(store.clone());
     let admin = TokenAdmin::new(store).with_authenticator(authenticator.clone());
     let _feed = match postgres {
         Some(pg) => Some(pg.listen([authenticator.clone()]).await?),
         None => None,
     };
-    let mut mock =
-        Mock::new(admin.clone(), authenticator).latency(Duration::from_millis(args.latency_ms));
+    let mut mock = Mock::new(admin.clone(), authenticator)
+        .latency(Duration::from_millis(args.latency_ms))
+        .query_delay(Duration::from_millis(args.query_delay_ms))
+        .rate_limits(!args.no_rate_limits);
+    if let Some(db) = db {
+        mock = mock
+            .database(db)
+            .await
+            .map_err(|e| format!("cannot read the mock's saved state: {e}"))?;
+    }
     match &args.seed {
         Some(path) => {
             let text = std::fs::read_to_string(path)

@@ -1,21 +1,183 @@
-//! `GET /metrics`: the authenticator's counters as Prometheus text. `finout_auth_requests_total`
-//! counts answers by outcome: `ok` for every authenticated request, and every answer with one
-//! of the library's error codes, whoever gave it (the authentication layer, the concurrency
-//! limit, or a handler: see `error::count_answered`). A request authenticated and then
-//! refused (a `403`, a `429`) counts under both.
+//! `GET /metrics`: Prometheus text through `metrics-exporter-prometheus`, one recorder per
+//! mock (never installed as the process's global recorder, so a test process's own metrics
+//! and several mocks do not mix):
+//!
+//! - the authenticator's counters (`finout_auth_*`, copied from its [`Metrics`] when
+//!   scraped). `finout_auth_requests_total` counts answers by outcome: `ok` for every
+//!   authenticated request, and every answer with one of the library's error codes, whoever
+//!   gave it (the authentication layer, the concurrency or rate limit, or a handler: see
+//!   `error::count_answered`). A request authenticated and then refused (a `403`, a `429`)
+//!   counts under both;
+//! - `finout_auth_verifications_in_flight` (argon2 runs now) and
+//!   `finout_mock_requests_in_flight` (requests being answered);
+//! - `finout_mock_request_duration_seconds`, a histogram by API (`v1`, `v2`, `admin`,
+//!   `other`) and status.
 //!
 //! Only a user holding `Admin` may read them (403 otherwise, 401 without credentials): the
 //! store-lookup and cache counts tell which client ids are tokens in use.
 
-use std::fmt::Write as _;
+use std::{sync::Arc, time::Instant};
 
-use axum::{extract::State, http::header, response::IntoResponse};
-use finout_auth::{ErrorCode, Principal};
+use axum::{
+    extract::{Request, State},
+    http::header,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use finout_auth::{ErrorCode, Principal, metrics::Metrics};
+use metrics::{Key, KeyName, Label, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::{
     Mock,
     error::{Answer, MockError},
 };
+
+const DURATION: &str = "finout_mock_request_duration_seconds";
+const IN_FLIGHT: &str = "finout_mock_requests_in_flight";
+/// Buckets of the latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+const COUNTERS: [(&str, &str); 8] = [
+    (
+        "finout_auth_requests_total",
+        "Answers by outcome: ok, or the error code answered.",
+    ),
+    (
+        "finout_auth_cache_hits_total",
+        "Requests answered from the authenticator's cache.",
+    ),
+    (
+        "finout_auth_cache_misses_total",
+        "Requests that took the cold path.",
+    ),
+    (
+        "finout_auth_store_lookups_total",
+        "Calls to the token store.",
+    ),
+    (
+        "finout_auth_secret_verifications_total",
+        "argon2 verifications run, dummy ones included.",
+    ),
+    (
+        "finout_auth_dummy_verifications_total",
+        "argon2 verifications for unknown client ids.",
+    ),
+    (
+        "finout_auth_revalidations_total",
+        "Cold requests admitted by a known secret, without argon2.",
+    ),
+    (
+        "finout_auth_refreshes_total",
+        "Cached tokens refreshed from the store before their TTL.",
+    ),
+];
+
+/// The mock's recorder and its handle.
+#[derive(Debug, Clone)]
+pub(crate) struct Prometheus {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+}
+
+static METADATA: Metadata<'static> = Metadata::new(module_path!(), metrics::Level::INFO, None);
+
+impl Prometheus {
+    pub(crate) fn new() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&BUCKETS)
+            .map(PrometheusBuilder::build_recorder)
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        for (name, help) in COUNTERS {
+            recorder.describe_counter(KeyName::from(name), None, SharedString::from(help));
+        }
+        recorder.describe_gauge(
+            KeyName::from("finout_auth_verifications_in_flight"),
+            None,
+            SharedString::from("argon2 verifications running now."),
+        );
+        recorder.describe_gauge(
+            KeyName::from(IN_FLIGHT),
+            None,
+            SharedString::from("Requests the mock is answering now."),
+        );
+        recorder.describe_histogram(
+            KeyName::from(DURATION),
+            Some(Unit::Seconds),
+            SharedString::from("Time to answer a request, by API and status."),
+        );
+        Prometheus {
+            recorder: Arc::new(recorder),
+            handle,
+        }
+    }
+
+    fn counter(&self, name: &'static str, labels: Vec<Label>, value: u64) {
+        self.recorder
+            .register_counter(&Key::from_parts(name, labels), &METADATA)
+            .absolute(value);
+    }
+
+    /// The text, with the authenticator's counters as they are now.
+    fn render(&self, metrics: &Metrics) -> String {
+        let m = metrics.snapshot();
+        let outcome = |v: &'static str| vec![Label::new("outcome", v)];
+        self.counter(COUNTERS[0].0, outcome("ok"), m.authenticated);
+        for (code, n) in m.rejections {
+            self.counter(COUNTERS[0].0, outcome(code.as_str()), n);
+        }
+        for (i, value) in [
+            m.cache_hits,
+            m.cache_misses,
+            m.store_lookups,
+            m.secret_verifications,
+            m.dummy_verifications,
+            m.revalidations,
+            m.refreshes,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            self.counter(COUNTERS[i + 1].0, Vec::new(), value);
+        }
+        self.recorder
+            .register_gauge(
+                &Key::from_name("finout_auth_verifications_in_flight"),
+                &METADATA,
+            )
+            .set(m.verifications_in_flight as f64);
+        self.handle.render()
+    }
+}
+
+/// Time every answer and count the requests in flight.
+pub(crate) async fn observe(State(mock): State<Mock>, request: Request, next: Next) -> Response {
+    let p = &mock.inner.prometheus;
+    let api: &'static str = match request.uri().path().split('/').nth(1) {
+        Some("v1") => "v1",
+        Some("v2") => "v2",
+        Some("admin") => "admin",
+        _ => "other",
+    };
+    let in_flight = p
+        .recorder
+        .register_gauge(&Key::from_name(IN_FLIGHT), &METADATA);
+    in_flight.increment(1.0);
+    let started = Instant::now();
+    let response = next.run(request).await;
+    in_flight.decrement(1.0);
+    let labels = vec![
+        Label::new("api", api),
+        Label::new("status", response.status().as_str().to_owned()),
+    ];
+    p.recorder
+        .register_histogram(&Key::from_parts(DURATION, labels), &METADATA)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
 
 pub(crate) async fn prometheus(
     State(mock): State<Mock>,
@@ -27,31 +189,6 @@ pub(crate) async fn prometheus(
             "only a user holding Admin may read the metrics",
         ));
     }
-    let m = mock.metrics().snapshot();
-    let mut text = String::new();
-    let _ = writeln!(text, "# TYPE finout_auth_requests_total counter");
-    let _ = writeln!(
-        text,
-        "finout_auth_requests_total{{outcome=\"ok\"}} {}",
-        m.authenticated
-    );
-    for (code, n) in m.rejections {
-        let _ = writeln!(
-            text,
-            "finout_auth_requests_total{{outcome=\"{}\"}} {n}",
-            code.as_str()
-        );
-    }
-    for (name, value) in [
-        (
-            "finout_auth_secret_verifications_total",
-            m.secret_verifications,
-        ),
-        ("finout_auth_cache_hits_total", m.cache_hits),
-        ("finout_auth_cache_misses_total", m.cache_misses),
-        ("finout_auth_store_lookups_total", m.store_lookups),
-    ] {
-        let _ = writeln!(text, "# TYPE {name} counter\n{name} {value}");
-    }
+    let text = mock.inner.prometheus.render(mock.metrics());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }

@@ -1,5 +1,6 @@
 //! Every handler is total: arbitrary methods, paths and JSON (or not-JSON) bodies, sent by
-//! an authenticated Admin through the whole router, never panic and never answer 5xx.
+//! an authenticated Admin through the whole router (V1, V2 and admin), never panic and never
+//! answer 5xx.
 
 use std::sync::Arc;
 
@@ -37,7 +38,14 @@ fn json() -> impl Strategy<Value = Value> {
             "service",
             "netAmortizedCost",
             "listCost",
-            "Admin"
+            "Admin",
+            "day",
+            "sum",
+            "amortizedCost",
+            "billing_dimension",
+            "oneOf",
+            "exists",
+            "AWS"
         ])
         .prop_map(|s| Value::String(s.to_owned())),
     ];
@@ -56,6 +64,23 @@ fn json() -> impl Strategy<Value = Value> {
                         Just("name".to_owned()),
                         Just("rules".to_owned()),
                         Just("defaultValue".to_owned()),
+                        Just("unixTimeMillisecondsStart".to_owned()),
+                        Just("timeInterval".to_owned()),
+                        Just("interval".to_owned()),
+                        Just("measurements".to_owned()),
+                        Just("dimensions".to_owned()),
+                        Just("filters".to_owned()),
+                        Just("AND".to_owned()),
+                        Just("OR".to_owned()),
+                        Just("operator".to_owned()),
+                        Just("value".to_owned()),
+                        Just("type".to_owned()),
+                        Just("key".to_owned()),
+                        Just("costCenter".to_owned()),
+                        Just("rowLimit".to_owned()),
+                        Just("timeframe".to_owned()),
+                        Just("versionMetadata".to_owned()),
+                        Just("mergeValuesAndMetadata".to_owned()),
                         Just("description".to_owned()),
                         Just("role".to_owned()),
                         Just("roles".to_owned()),
@@ -76,6 +101,10 @@ fn json() -> impl Strategy<Value = Value> {
 fn path() -> impl Strategy<Value = String> {
     let segment = prop_oneof![
         Just("v1".to_owned()),
+        Just("v2".to_owned()),
+        Just("data".to_owned()),
+        Just("cost-usage".to_owned()),
+        Just("versions".to_owned()),
         Just("admin".to_owned()),
         Just("view".to_owned()),
         Just("cost".to_owned()),
@@ -107,6 +136,19 @@ fn path() -> impl Strategy<Value = String> {
             "/v1/cost-guard/scans",
             "/v1/cost-guard/scans-recommendations",
             "/v1/endpoints",
+            "/v2/query-language/keys",
+            "/v2/megabill/query-language/keys",
+            "/v2/query-language/values/{a}/{b}",
+            "/v2/query-language/values/AWS/{b}?type={a}",
+            "/v2/data/cost-usage/generate-query",
+            "/v2/data/cost-usage/{a}/status",
+            "/v2/data/cost-usage/{a}/results?pageSize={b}&cursor={a}",
+            "/v2/virtual-tags",
+            "/v2/virtual-tags?setAsLive={a}",
+            "/v2/virtual-tags/{a}",
+            "/v2/virtual-tags/{a}/versions?pageSize={b}&from={a}&sortDirection={b}",
+            "/v2/virtual-tags/{a}/versions/{b}",
+            "/v2/virtual-tags/{a}/metadata",
             "/admin/whoami",
             "/admin/api-tokens",
             "/admin/api-tokens/{a}",
@@ -186,6 +228,57 @@ fn query_body() -> impl Strategy<Value = Value> {
         })
 }
 
+/// A `generate-query` body shaped like a connector's, with every field at its edges.
+fn cost_usage_body() -> impl Strategy<Value = Value> {
+    (
+        (instant(), instant()),
+        prop_oneof![
+            prop::sample::select(vec!["day", "week", "month", "hour"]).prop_map(Value::from),
+            json()
+        ],
+        prop_oneof![
+            prop::collection::vec(
+                (
+                    prop::sample::select(vec!["amortizedCost", "usageAmount", "listCost", "x"]),
+                    prop::sample::select(vec!["sum", "avg", "max", "median"]),
+                )
+                    .prop_map(|(t, o)| serde_json::json!({"type": t, "operator": o})),
+                0..7
+            )
+            .prop_map(Value::Array),
+            json(),
+        ],
+        prop_oneof![
+            prop::collection::vec(
+                prop::sample::select(vec!["service", "region", "namespace", "vendor", "nope"])
+                    .prop_map(|k| serde_json::json!({"costCenter": "", "key": k})),
+                0..4
+            )
+            .prop_map(Value::Array),
+            json(),
+        ],
+        prop::option::of(json()),
+        prop::option::of(prop_oneof![(0u64..200_000).prop_map(Value::from), json()]),
+    )
+        .prop_map(
+            |((a, b), interval, measurements, dimensions, filters, rows)| {
+                let mut body = serde_json::json!({
+                    "date": {"unixTimeMillisecondsStart": a, "unixTimeMillisecondsEnd": b},
+                    "timeInterval": {"interval": interval},
+                    "measurements": measurements,
+                    "dimensions": dimensions,
+                });
+                if let Some(f) = filters {
+                    body["filters"] = f;
+                }
+                if let Some(r) = rows {
+                    body["rowLimit"] = r;
+                }
+                body
+            },
+        )
+}
+
 /// A request: method, path and body (`None`: no body).
 fn request() -> impl Strategy<Value = (Method, String, Option<String>)> {
     let body = prop_oneof![
@@ -195,6 +288,7 @@ fn request() -> impl Strategy<Value = (Method, String, Option<String>)> {
     ];
     prop_oneof![
         2 => query_body().prop_map(|b| (Method::POST, "/v1/cost/query-by-view".to_owned(), Some(b.to_string()))),
+        2 => cost_usage_body().prop_map(|b| (Method::POST, "/v2/data/cost-usage/generate-query".to_owned(), Some(b.to_string()))),
         5 => (method(), path(), body),
     ]
 }

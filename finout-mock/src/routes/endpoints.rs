@@ -1,5 +1,5 @@
-//! Endpoints (`/v1/endpoints`): an account's notification channels (email or Slack), kept in
-//! the server's memory like virtual tags.
+//! Endpoints (`/v1/endpoints`): an account's notification channels (email or Slack), kept
+//! with the account's virtual tags (`state`).
 
 use axum::{Json, extract::State};
 use finout_auth::{ErrorCode, Principal};
@@ -10,10 +10,9 @@ use crate::{
     Mock,
     error::{Answer, Body, MockError},
     routes::tags::{author, js_date},
+    state::{Change, check_endpoints},
 };
 
-/// The most endpoints one account keeps.
-pub(crate) const MAX_ENDPOINTS_PER_ACCOUNT: usize = 100;
 /// The longest `name` and `configuration.to`, in bytes.
 const MAX_NAME_LEN: usize = 256;
 const MAX_TO_LEN: usize = 2048;
@@ -21,14 +20,7 @@ const MAX_TO_LEN: usize = 2048;
 const WRITE_ENDPOINTS: &str = "fin.endpoints.write.endpoints";
 
 pub(crate) async fn list(State(mock): State<Mock>, principal: Principal) -> Json<Value> {
-    let endpoints = mock
-        .inner
-        .endpoints
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&principal.account_id())
-        .cloned()
-        .unwrap_or_default();
+    let endpoints = mock.inner.state.endpoints(principal.account_id());
     Json(json!({"endpoints": endpoints, "requestId": uuid::Uuid::new_v4()}))
 }
 
@@ -76,9 +68,10 @@ pub(crate) async fn create(
             "name must be 1-{MAX_NAME_LEN} bytes and configuration.to at most {MAX_TO_LEN}"
         )));
     }
-    let now = js_date(time::OffsetDateTime::now_utc());
+    let now = js_date(mock.now());
     let endpoint = json!({
-        "id": uuid::Uuid::new_v4().to_string(),
+        // Time-ordered, so a restart lists them in the order they were created.
+        "id": uuid::Uuid::now_v7().to_string(),
         "accountId": principal.account_id().to_string(),
         "type": kind,
         "name": new.name,
@@ -88,19 +81,14 @@ pub(crate) async fn create(
         "createdAt": now,
         "updatedAt": now,
     });
-    let mut all = mock
+    let mut answer = mock
         .inner
-        .endpoints
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let mine = all.entry(principal.account_id()).or_default();
-    if mine.len() >= MAX_ENDPOINTS_PER_ACCOUNT {
-        return Err(MockError::limit(format!(
-            "an account keeps at most {MAX_ENDPOINTS_PER_ACCOUNT} endpoints"
-        )));
-    }
-    mine.push(endpoint.clone());
-    let mut answer = endpoint;
+        .state
+        .write(principal.account_id(), |_, endpoints| {
+            check_endpoints(endpoints)?;
+            Ok((Change::AddEndpoint(endpoint.clone()), endpoint))
+        })
+        .await?;
     answer["requestId"] = json!(uuid::Uuid::new_v4());
     Ok(Json(answer))
 }

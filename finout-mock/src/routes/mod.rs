@@ -5,4 +5,5 @@ pub(crate) mod costguard;
 pub(crate) mod endpoints;
 pub(crate) mod keys;
 pub(crate) mod tags;
+pub(crate) mod v2;
 pub(crate) mod views;

@@ -1,0 +1,101 @@
+//! `/v2/query-language/keys` and `/values/{costCenter}/{key}` (also served under
+//! `/v2/megabill/query-language/`, the path Finout's rate-limit table names): the fixtures'
+//! dimensions (`fixtures::DIMENSIONS`) and the account's virtual tags (cost center `Virtual
+//! Tags`, type `virtual_tag`, key the tag's id, values what its rules and default assign).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use finout_auth::Principal;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    Mock,
+    error::{Answer, MockError, Params},
+    fixtures::DIMENSIONS,
+    state::tags::StoredTag,
+};
+
+/// The cost center virtual tags are listed under.
+pub(crate) const VIRTUAL_TAGS: &str = "Virtual Tags";
+
+pub(crate) async fn keys(State(mock): State<Mock>, principal: Principal) -> Json<Value> {
+    let mut keys: Vec<Value> = DIMENSIONS
+        .iter()
+        .map(|d| {
+            json!({"costCenter": d.cost_center, "key": d.key, "displayName": d.display_name,
+                   "types": d.types})
+        })
+        .collect();
+    mock.inner.state.tags(principal.account_id(), |tags| {
+        keys.extend(tags.values().map(|t| {
+            json!({"costCenter": VIRTUAL_TAGS, "key": t.id, "displayName": t.name(),
+                   "types": ["virtual_tag"]})
+        }));
+    });
+    Json(json!({"requestId": uuid::Uuid::new_v4(), "data": {"keys": keys}}))
+}
+
+/// What a virtual tag assigns: its rules' string `to` values and its string default.
+fn tag_values(tag: &StoredTag) -> Vec<String> {
+    let mut values: Vec<String> = tag.fields["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("to")?.as_str().map(str::to_owned))
+        .chain(
+            tag.fields
+                .get("defaultValue")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        )
+        .collect();
+    values.sort();
+    values.dedup();
+    values
+}
+
+#[derive(Deserialize)]
+pub(crate) struct KeyType {
+    /// Required by Finout when a key supports several types; checked when given.
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+}
+
+pub(crate) async fn values(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path((cost_center, key)): Path<(String, String)>,
+    Params(KeyType { kind }): Params<KeyType>,
+) -> Answer<Json<Value>> {
+    let (types, values): (Vec<&str>, Vec<String>) = if cost_center == VIRTUAL_TAGS {
+        let values = mock
+            .inner
+            .state
+            .tags(principal.account_id(), |tags| {
+                tags.get(&key).map(tag_values)
+            })
+            .ok_or_else(|| MockError::not_found("key"))?;
+        (vec!["virtual_tag"], values)
+    } else {
+        let d = DIMENSIONS
+            .iter()
+            .find(|d| d.cost_center.eq_ignore_ascii_case(&cost_center) && d.key == key)
+            .ok_or_else(|| MockError::not_found("key"))?;
+        (
+            d.types.to_vec(),
+            d.values.iter().map(|v| (*v).to_owned()).collect(),
+        )
+    };
+    if let Some(kind) = kind {
+        if !types.contains(&kind.as_str()) {
+            return Err(MockError::invalid(format!(
+                "type: this key supports {}",
+                types.join(", ")
+            )));
+        }
+    }
+    Ok(Json(
+        json!({"requestId": uuid::Uuid::new_v4(), "data": {"values": values}}),
+    ))
+}

@@ -1,0 +1,342 @@
+//! `/v2/virtual-tags` (Finout's V2 beta): the same virtual tags as `/v1/virtual-tags`, in
+//! V2's shape (`{"requestId","data": ...}`, no `accountId`, ISO-8601 timestamps), with their
+//! versions (`setAsLive=false` stages one) and their metadata (`mergeValuesAndMetadata`).
+
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use finout_auth::Principal;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+use crate::{
+    Mock,
+    error::{Answer, Body, MockError, Params},
+    routes::tags::{author, require_write},
+    state::{
+        Change,
+        tags::{StoredTag, Version, client_fields, is_value_or_key, metadata_body},
+    },
+};
+
+fn iso(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn ok(data: Value) -> Json<Value> {
+    Json(json!({"requestId": uuid::Uuid::new_v4(), "data": data}))
+}
+
+/// A tag in V2's shape.
+fn v2(tag: &StoredTag) -> Value {
+    let mut fields = tag.fields.clone();
+    fields.insert("id".into(), json!(tag.id));
+    fields.insert("createdBy".into(), json!(tag.created_by));
+    fields.insert("createdAt".into(), json!(iso(tag.created_at)));
+    fields.insert("updatedBy".into(), json!(tag.updated_by));
+    fields.insert("updatedAt".into(), json!(iso(tag.updated_at)));
+    Value::Object(fields)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SetAsLive {
+    /// Default true; false stages the version without changing what the tag answers.
+    #[serde(default)]
+    set_as_live: Option<bool>,
+}
+
+/// V2's body: `name`, `rules` and `defaultValue` required (`defaultValue` a string or a
+/// MegaBill key), `versionMetadata.changeDescription` optional.
+fn v2_body(body: Value) -> Answer<(Map<String, Value>, Option<String>)> {
+    let description = match body.get("versionMetadata") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => match m.get("changeDescription") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(d)) => Some(d.clone()),
+            Some(_) => {
+                return Err(MockError::invalid(
+                    "versionMetadata.changeDescription must be a string",
+                ));
+            }
+        },
+        Some(_) => return Err(MockError::invalid("versionMetadata must be an object")),
+    };
+    let fields = client_fields(
+        body,
+        true,
+        is_value_or_key,
+        "a string or {\"key\", \"costCenter\"}",
+    )?;
+    Ok((fields, description))
+}
+
+pub(crate) async fn list(State(mock): State<Mock>, principal: Principal) -> Json<Value> {
+    let tags: Vec<Value> = mock.inner.state.tags(principal.account_id(), |tags| {
+        tags.values().map(v2).collect()
+    });
+    ok(json!({ "virtualTags": tags }))
+}
+
+pub(crate) async fn get(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Answer<Json<Value>> {
+    mock.inner
+        .state
+        .tags(principal.account_id(), |tags| tags.get(&id).map(v2))
+        .map(ok)
+        .ok_or_else(|| MockError::not_found("virtual tag"))
+}
+
+/// Create a tag. Its first version is live whatever `setAsLive` says (a tag without a live
+/// version would answer nothing: a mock's choice, Finout's docs do not say).
+pub(crate) async fn create(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Params(_live): Params<SetAsLive>,
+    Body(body): Body<Value>,
+) -> Answer<Json<Value>> {
+    require_write(&principal)?;
+    let (fields, description) = v2_body(body)?;
+    let tag = StoredTag::new(
+        fields,
+        &author(&mock, &principal).await,
+        mock.now(),
+        description,
+    );
+    let tag = mock
+        .inner
+        .state
+        .write(principal.account_id(), |tags, _| {
+            tags.check(&tag)?;
+            Ok((Change::PutTag(tag.clone()), tag))
+        })
+        .await?;
+    Ok(ok(v2(&tag)))
+}
+
+/// Save a new version of a tag: live (the default) or staged.
+pub(crate) async fn update(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Params(live): Params<SetAsLive>,
+    Body(body): Body<Value>,
+) -> Answer<Json<Value>> {
+    require_write(&principal)?;
+    let (fields, description) = v2_body(body)?;
+    let author = author(&mock, &principal).await;
+    let now = mock.now();
+    let tag = mock
+        .inner
+        .state
+        .write(principal.account_id(), |tags, _| {
+            let mut tag = tags
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| MockError::not_found("virtual tag"))?;
+            let live = live.set_as_live.unwrap_or(true);
+            tag.save(fields, &author, now, live, description);
+            tags.check(&tag)?;
+            Ok((Change::PutTag(tag.clone()), tag))
+        })
+        .await?;
+    Ok(ok(v2(&tag)))
+}
+
+/// Delete a tag and its versions.
+pub(crate) async fn delete(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Answer<Json<Value>> {
+    require_write(&principal)?;
+    let name = mock
+        .inner
+        .state
+        .write(principal.account_id(), |tags, _| match tags.get(&id) {
+            Some(tag) => Ok((Change::DeleteTag(id.clone()), tag.name().to_owned())),
+            None => Err(MockError::not_found("virtual tag")),
+        })
+        .await?;
+    Ok(ok(json!({"id": id, "name": name})))
+}
+
+/// The most versions one page lists, and the default.
+const MAX_PAGE: usize = 100;
+const DEFAULT_PAGE: usize = 50;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct VersionQuery {
+    #[serde(default)]
+    from: Option<i64>,
+    #[serde(default)]
+    to: Option<i64>,
+    #[serde(default)]
+    page_size: Option<usize>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    sort_direction: Option<String>,
+}
+
+fn version_summary(v: &Version) -> Value {
+    json!({
+        "id": v.id,
+        "createdBy": v.created_by,
+        "createdAt": iso(v.created_at),
+        "isLive": v.is_live,
+        "changeDescription": v.change_description,
+    })
+}
+
+/// A tag's versions, newest first by default, filtered by `from`/`to` (epoch ms of
+/// `createdAt`), paginated by an opaque cursor (the offset into the filtered list).
+pub(crate) async fn versions(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Params(q): Params<VersionQuery>,
+) -> Answer<Json<Value>> {
+    let page = q.page_size.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&page) {
+        return Err(MockError::invalid(format!("pageSize must be 1-{MAX_PAGE}")));
+    }
+    let descending = match q.sort_direction.as_deref() {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(_) => return Err(MockError::invalid("sortDirection must be asc or desc")),
+    };
+    let offset = match q.cursor.as_deref() {
+        None => 0,
+        Some(c) => c
+            .parse::<usize>()
+            .map_err(|_| MockError::invalid("cursor: not a cursor this API returned"))?,
+    };
+    let in_range = |v: &&Version| {
+        let ms = v.created_at.unix_timestamp_nanos() / 1_000_000;
+        q.from.is_none_or(|from| ms >= i128::from(from))
+            && q.to.is_none_or(|to| ms <= i128::from(to))
+    };
+    let mut listed: Vec<Value> = mock
+        .inner
+        .state
+        .tags(principal.account_id(), |tags| {
+            tags.get(&id).map(|t| {
+                t.versions
+                    .iter()
+                    .filter(in_range)
+                    .map(version_summary)
+                    .collect()
+            })
+        })
+        .ok_or_else(|| MockError::not_found("virtual tag"))?;
+    if descending {
+        listed.reverse();
+    }
+    let rest = listed.get(offset..).unwrap_or_default();
+    let data: Vec<Value> = rest.iter().take(page).cloned().collect();
+    let has_more = rest.len() > page;
+    let next = has_more.then(|| (offset + page).to_string());
+    Ok(Json(json!({
+        "requestId": uuid::Uuid::new_v4(),
+        "pagination": {"nextCursor": next, "hasMore": has_more},
+        "data": data,
+    })))
+}
+
+/// One version, with what it saved (`versionData`).
+pub(crate) async fn version(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path((tag, version)): Path<(String, String)>,
+) -> Answer<Json<Value>> {
+    mock.inner
+        .state
+        .tags(principal.account_id(), |tags| {
+            let v = tags.get(&tag)?.versions.iter().find(|v| v.id == version)?;
+            let mut answer = version_summary(v);
+            let mut data = v.fields.clone();
+            data.remove("name");
+            answer["versionData"] = Value::Object(data);
+            Some(answer)
+        })
+        .map(ok)
+        .ok_or_else(|| MockError::not_found("virtual tag version"))
+}
+
+pub(crate) async fn get_metadata(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Answer<Json<Value>> {
+    mock.inner
+        .state
+        .tags(principal.account_id(), |tags| {
+            tags.get(&id).map(|t| json!({"metadata": t.metadata}))
+        })
+        .map(ok)
+        .ok_or_else(|| MockError::not_found("virtual tag"))
+}
+
+/// Set the metadata of the values in the body: each replaces that value's metadata, or
+/// with `mergeValuesAndMetadata: true` merges into it (custom metadata by key, groups and
+/// endpoints as sets). Values not in the body keep theirs.
+pub(crate) async fn put_metadata(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> Answer<Json<Value>> {
+    require_write(&principal)?;
+    let values = metadata_body(body, true)?;
+    let metadata = mock
+        .inner
+        .state
+        .write(principal.account_id(), |tags, _| {
+            let mut tag = tags
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| MockError::not_found("virtual tag"))?;
+            for (value, entry) in values {
+                let Value::Object(mut entry) = entry else {
+                    continue;
+                };
+                let merge = entry.remove("mergeValuesAndMetadata") == Some(Value::Bool(true));
+                match tag.metadata.get_mut(&value) {
+                    Some(Value::Object(existing)) if merge => merge_into(existing, entry),
+                    _ => {
+                        tag.metadata.insert(value, Value::Object(entry));
+                    }
+                }
+            }
+            tags.check(&tag)?;
+            let metadata = tag.metadata.clone();
+            Ok((Change::PutTag(tag), metadata))
+        })
+        .await?;
+    Ok(ok(json!({"metadata": metadata, "virtualTagId": id})))
+}
+
+fn merge_into(existing: &mut Map<String, Value>, new: Map<String, Value>) {
+    for (field, value) in new {
+        match (existing.get_mut(&field), value) {
+            (Some(Value::Object(old)), Value::Object(new)) => old.extend(new),
+            (Some(Value::Array(old)), Value::Array(new)) => {
+                for id in new {
+                    if !old.contains(&id) {
+                        old.push(id);
+                    }
+                }
+            }
+            (_, value) => {
+                existing.insert(field, value);
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The mock's own table, `finout_mock_documents`, beside (never inside) the token store's
+//! schema: one JSON document per tag or endpoint. It is created with `CREATE TABLE IF NOT
+//! EXISTS` when the mock opens the database, and recorded in no migration table, so it
+//! does not interfere with the token store's migrations or an application's.
+
+use finout_auth::AccountId;
+use serde_json::Value;
+use sqlx::{PgPool, SqlitePool};
+
+use super::{Change, tags::StoredTag};
+
+const CREATE: &str = "CREATE TABLE IF NOT EXISTS finout_mock_documents (
+    account_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (account_id, kind, id)
+)";
+const SELECT: &str = "SELECT account_id, kind, body FROM finout_mock_documents ORDER BY kind, id";
+const SQLITE_UPSERT: &str = "INSERT INTO finout_mock_documents (account_id, kind, id, body) \
+     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account_id, kind, id) DO UPDATE SET body = excluded.body";
+const SQLITE_DELETE: &str =
+    "DELETE FROM finout_mock_documents WHERE account_id = ?1 AND kind = ?2 AND id = ?3";
+const PG_UPSERT: &str = "INSERT INTO finout_mock_documents (account_id, kind, id, body) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, kind, id) DO UPDATE SET body = excluded.body";
+const PG_DELETE: &str =
+    "DELETE FROM finout_mock_documents WHERE account_id = $1 AND kind = $2 AND id = $3";
+
+const TAG: &str = "virtual_tag";
+const ENDPOINT: &str = "endpoint";
+
+/// Where the mock keeps what clients write: the database of its token store.
+#[derive(Debug, Clone)]
+pub enum MockDatabase {
+    /// A SQLite database (e.g. [`SqliteTokenStore::pool`](finout_auth::store::SqliteTokenStore::pool)).
+    Sqlite(SqlitePool),
+    /// A PostgreSQL database (e.g. [`PostgresTokenStore::pool`](finout_auth::store::PostgresTokenStore::pool)).
+    Postgres(PgPool),
+}
+
+/// (kind, id, body) of a change to save; body `None` deletes.
+fn row(change: &Change) -> Result<(&'static str, String, Option<String>), serde_json::Error> {
+    Ok(match change {
+        Change::PutTag(tag) => (TAG, tag.id.clone(), Some(serde_json::to_string(tag)?)),
+        Change::DeleteTag(id) => (TAG, id.clone(), None),
+        Change::AddEndpoint(endpoint) => (
+            ENDPOINT,
+            endpoint["id"].as_str().unwrap_or_default().to_owned(),
+            Some(endpoint.to_string()),
+        ),
+    })
+}
+
+impl MockDatabase {
+    /// Create the table if needed, and read every document back as the change that wrote it.
+    pub(crate) async fn load(&self) -> Result<Vec<(AccountId, Change)>, sqlx::Error> {
+        let rows: Vec<(String, String, String)> = match self {
+            MockDatabase::Sqlite(pool) => {
+                sqlx::query(CREATE).execute(pool).await?;
+                sqlx::query_as(SELECT).fetch_all(pool).await?
+            }
+            MockDatabase::Postgres(pool) => {
+                sqlx::query(CREATE).execute(pool).await?;
+                sqlx::query_as(SELECT).fetch_all(pool).await?
+            }
+        };
+        let mut changes = Vec::with_capacity(rows.len());
+        for (account, kind, body) in rows {
+            let decode = |e: &dyn std::fmt::Display| sqlx::Error::Decode(e.to_string().into());
+            let account: AccountId = account.parse().map_err(|e| decode(&e))?;
+            let change = match kind.as_str() {
+                TAG => Change::PutTag(
+                    serde_json::from_str::<StoredTag>(&body).map_err(|e| decode(&e))?,
+                ),
+                ENDPOINT => Change::AddEndpoint(
+                    serde_json::from_str::<Value>(&body).map_err(|e| decode(&e))?,
+                ),
+                // A kind a later version wrote: not ours to read.
+                _ => continue,
+            };
+            changes.push((account, change));
+        }
+        Ok(changes)
+    }
+
+    /// Save one change.
+    pub(crate) async fn save(
+        &self,
+        account: AccountId,
+        change: &Change,
+    ) -> Result<(), sqlx::Error> {
+        let (kind, id, body) = row(change).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let account = account.to_string();
+        match (self, body) {
+            (MockDatabase::Sqlite(pool), Some(body)) => {
+                sqlx::query(SQLITE_UPSERT)
+                    .bind(account)
+                    .bind(kind)
+                    .bind(id)
+                    .bind(body)
+                    .execute(pool)
+                    .await?;
+            }
+            (MockDatabase::Sqlite(pool), None) => {
+                sqlx::query(SQLITE_DELETE)
+                    .bind(account)
+                    .bind(kind)
+                    .bind(id)
+                    .execute(pool)
+                    .await?;
+            }
+            (MockDatabase::Postgres(pool), Some(body)) => {
+                sqlx::query(PG_UPSERT)
+                    .bind(account)
+                    .bind(kind)
+                    .bind(id)
+                    .bind(body)
+                    .execute(pool)
+                    .await?;
+            }
+            (MockDatabase::Postgres(pool), None) => {
+                sqlx::query(PG_DELETE)
+                    .bind(account)
+                    .bind(kind)
+                    .bind(id)
+                    .execute(pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

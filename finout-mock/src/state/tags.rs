@@ -1,0 +1,299 @@
+//! Virtual tags as the mock keeps them: the client's fields of the live version, who wrote
+//! them and when, their versions (Finout's V2 "version history") and their metadata (per tag
+//! value). One set per account, answered in V1's shape by `routes::tags` and in V2's by
+//! `routes::v2::tags`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::error::{Answer, MockError};
+
+/// The most virtual tags one account keeps.
+pub(crate) const MAX_TAGS_PER_ACCOUNT: usize = 500;
+/// The most bytes of virtual tags (as JSON, with their versions and metadata) one account
+/// keeps.
+pub(crate) const MAX_TAG_BYTES_PER_ACCOUNT: usize = 16 * 1024 * 1024;
+/// The most versions kept per tag (Finout: "up to 100"); past it, the oldest that is not
+/// live is dropped.
+pub(crate) const MAX_VERSIONS: usize = 100;
+
+/// One version of a tag.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Version {
+    pub(crate) id: String,
+    pub(crate) created_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) is_live: bool,
+    pub(crate) change_description: Option<String>,
+    /// The client's fields of this version.
+    pub(crate) fields: Map<String, Value>,
+}
+
+/// A virtual tag.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StoredTag {
+    pub(crate) id: String,
+    /// The client's fields of the live version: `name`, `rules`, `defaultValue` and any
+    /// other it sent.
+    pub(crate) fields: Map<String, Value>,
+    pub(crate) created_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub(crate) created_at: OffsetDateTime,
+    pub(crate) updated_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub(crate) updated_at: OffsetDateTime,
+    /// Oldest first.
+    pub(crate) versions: Vec<Version>,
+    /// Per tag value: `{customMetadata, groups, endpoints}`.
+    #[serde(default)]
+    pub(crate) metadata: Map<String, Value>,
+}
+
+impl StoredTag {
+    /// A new tag whose first version is live.
+    pub(crate) fn new(
+        fields: Map<String, Value>,
+        author: &str,
+        now: OffsetDateTime,
+        change_description: Option<String>,
+    ) -> Self {
+        let mut tag = StoredTag {
+            id: uuid::Uuid::new_v4().to_string(),
+            fields: Map::new(),
+            created_by: author.to_owned(),
+            created_at: now,
+            updated_by: author.to_owned(),
+            updated_at: now,
+            versions: Vec::new(),
+            metadata: Map::new(),
+        };
+        tag.save(fields, author, now, true, change_description);
+        tag
+    }
+
+    /// Save `fields` as a new version, live or staged.
+    pub(crate) fn save(
+        &mut self,
+        fields: Map<String, Value>,
+        author: &str,
+        now: OffsetDateTime,
+        live: bool,
+        change_description: Option<String>,
+    ) {
+        if live {
+            for v in &mut self.versions {
+                v.is_live = false;
+            }
+            self.fields = fields.clone();
+            self.updated_by = author.to_owned();
+            self.updated_at = now;
+        }
+        self.versions.push(Version {
+            id: uuid::Uuid::new_v4().to_string(),
+            created_by: author.to_owned(),
+            created_at: now,
+            is_live: live,
+            change_description,
+            fields,
+        });
+        while self.versions.len() > MAX_VERSIONS {
+            match self.versions.iter().position(|v| !v.is_live) {
+                Some(oldest) => self.versions.remove(oldest),
+                None => break,
+            };
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        self.fields
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    fn size(&self) -> usize {
+        serde_json::to_vec(self).map_or(usize::MAX, |bytes| bytes.len())
+    }
+}
+
+/// One account's virtual tags, and their size as JSON.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AccountTags {
+    tags: BTreeMap<String, (StoredTag, usize)>,
+    bytes: usize,
+}
+
+impl AccountTags {
+    pub(crate) fn values(&self) -> impl Iterator<Item = &StoredTag> {
+        self.tags.values().map(|(tag, _)| tag)
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<&StoredTag> {
+        self.tags.get(id).map(|(tag, _)| tag)
+    }
+
+    /// Refuse `tag` (new, or replacing the tag of its id) if the caps would not allow it.
+    pub(crate) fn check(&self, tag: &StoredTag) -> Answer<()> {
+        let replaced = self.tags.get(&tag.id).map(|(_, size)| *size);
+        if replaced.is_none() && self.tags.len() >= MAX_TAGS_PER_ACCOUNT {
+            return Err(MockError::limit(format!(
+                "an account keeps at most {MAX_TAGS_PER_ACCOUNT} virtual tags"
+            )));
+        }
+        let bytes = self.bytes - replaced.unwrap_or(0);
+        if bytes.saturating_add(tag.size()) > MAX_TAG_BYTES_PER_ACCOUNT {
+            return Err(MockError::limit(format!(
+                "an account keeps at most {MAX_TAG_BYTES_PER_ACCOUNT} bytes of virtual tags, \
+                 their versions and metadata"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Keep `tag` (checked with [`check`](Self::check)), replacing the tag of its id.
+    pub(crate) fn put(&mut self, tag: StoredTag) {
+        let size = tag.size();
+        if let Some((_, old)) = self.tags.insert(tag.id.clone(), (tag, size)) {
+            self.bytes -= old;
+        }
+        self.bytes += size;
+    }
+
+    pub(crate) fn remove(&mut self, id: &str) -> Option<StoredTag> {
+        let (tag, size) = self.tags.remove(id)?;
+        self.bytes -= size;
+        Some(tag)
+    }
+}
+
+/// A rule as Finout documents it: an object whose `to` is the value it assigns (a string,
+/// or a MegaBill key `{"key","costCenter"}`), whose `filters`, if any, are an object (a
+/// condition, or `AND`/`OR` of conditions), and whose `timeframe`, if any (V2), is
+/// `{"from": ms, "to"?: ms}`.
+pub(crate) fn check_rule(rule: &Value) -> Result<(), &'static str> {
+    let Value::Object(rule) = rule else {
+        return Err("a rule is a JSON object");
+    };
+    if !rule.get("to").is_some_and(is_value_or_key) {
+        return Err("`to` must be a string or {\"key\", \"costCenter\"}");
+    }
+    if rule.get("filters").is_some_and(|f| !f.is_object()) {
+        return Err("`filters` must be an object");
+    }
+    match rule.get("timeframe") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Object(t))
+            if t.get("from").is_some_and(Value::is_i64)
+                && t.get("to").is_none_or(|to| to.is_null() || to.is_i64()) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err("`timeframe` must be {\"from\": ms, \"to\"?: ms}"),
+    }
+}
+
+/// A tag value: a string, or a MegaBill key `{"key","costCenter"}`.
+pub(crate) fn is_value_or_key(v: &Value) -> bool {
+    match v {
+        Value::String(_) => true,
+        Value::Object(to) => {
+            to.get("key").is_some_and(Value::is_string)
+                && to.get("costCenter").is_some_and(Value::is_string)
+        }
+        _ => false,
+    }
+}
+
+/// The client's fields of a tag body: a string `name`, `rules` each checked by
+/// [`check_rule`] (absent: none, unless `required`), and `defaultValue` passing
+/// `default_ok` (absent allowed unless `required`). `requestId` and the fields the mock
+/// sets are dropped (a client PUTting back a whole tag it read sends them too).
+pub(crate) fn client_fields(
+    body: Value,
+    required: bool,
+    default_ok: fn(&Value) -> bool,
+    default_rule: &str,
+) -> Answer<Map<String, Value>> {
+    let Value::Object(mut fields) = body else {
+        return Err(MockError::invalid("a virtual tag is a JSON object"));
+    };
+    for set_by_mock in [
+        "requestId",
+        "id",
+        "accountId",
+        "createdBy",
+        "createdAt",
+        "updatedBy",
+        "updatedAt",
+        "versionMetadata",
+    ] {
+        fields.remove(set_by_mock);
+    }
+    if !fields.get("name").is_some_and(Value::is_string) {
+        return Err(MockError::invalid("a virtual tag needs a string `name`"));
+    }
+    match fields.get("rules") {
+        None if required => return Err(MockError::invalid("a virtual tag needs `rules`")),
+        None => {
+            fields.insert("rules".into(), Value::Array(Vec::new()));
+        }
+        Some(Value::Array(rules)) => {
+            for (i, rule) in rules.iter().enumerate() {
+                check_rule(rule).map_err(|why| MockError::invalid(format!("rules[{i}]: {why}")))?;
+            }
+        }
+        Some(_) => return Err(MockError::invalid("`rules` must be an array")),
+    }
+    match fields.get("defaultValue") {
+        None if required => Err(MockError::invalid("a virtual tag needs `defaultValue`")),
+        Some(v) if !default_ok(v) => Err(MockError::invalid(format!(
+            "`defaultValue` must be {default_rule}"
+        ))),
+        _ => Ok(fields),
+    }
+}
+
+/// Check one value's metadata: an object of `customMetadata` (an object), `groups` and
+/// `endpoints` (arrays of ids), and, if `merge_allowed` (V2), `mergeValuesAndMetadata`.
+pub(crate) fn check_value_metadata(value: &str, entry: &Value, merge_allowed: bool) -> Answer<()> {
+    let bad = |why: &str| Err(MockError::invalid(format!("metadata[{value:?}]: {why}")));
+    if value.is_empty() || value.contains('.') {
+        return bad("a virtual-tag value must be non-empty and without dots");
+    }
+    let Value::Object(fields) = entry else {
+        return bad("must be an object");
+    };
+    for (field, v) in fields {
+        let ok = match field.as_str() {
+            "customMetadata" => v.is_object(),
+            "groups" | "endpoints" => v
+                .as_array()
+                .is_some_and(|ids| ids.iter().all(Value::is_string)),
+            "mergeValuesAndMetadata" if merge_allowed => v.is_boolean(),
+            _ => return bad(&format!("unknown field {field:?}")),
+        };
+        if !ok {
+            return bad(&format!("{field} has the wrong type"));
+        }
+    }
+    Ok(())
+}
+
+/// A metadata body: an object keyed by tag value.
+pub(crate) fn metadata_body(body: Value, merge_allowed: bool) -> Answer<Map<String, Value>> {
+    let Value::Object(values) = body else {
+        return Err(MockError::invalid(
+            "metadata is an object keyed by virtual-tag value",
+        ));
+    };
+    for (value, entry) in &values {
+        check_value_metadata(value, entry, merge_allowed)?;
+    }
+    Ok(values)
+}

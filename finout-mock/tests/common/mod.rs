@@ -1,0 +1,89 @@
+//! What the mock's tests share: one request over a fresh connection.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+/// One request over a fresh connection: status, headers and body bytes.
+pub async fn send(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    creds: Option<(&str, &str)>,
+    body: Option<Value>,
+) -> (u16, HeaderMap, Bytes) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "mock");
+    if let Some((id, secret)) = creds {
+        request = request
+            .header("x-finout-client-id", id)
+            .header("x-finout-secret-key", secret);
+    }
+    let body = match body {
+        Some(v) => {
+            request = request.header("content-type", "application/json");
+            Full::new(Bytes::from(v.to_string()))
+        }
+        None => Full::default(),
+    };
+    let response = sender
+        .send_request(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (parts.status.as_u16(), parts.headers, bytes)
+}
+
+/// One request: status and body bytes.
+pub async fn call_raw(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    creds: Option<(&str, &str)>,
+    body: Option<Value>,
+) -> (u16, Bytes) {
+    let (status, _, bytes) = send(addr, method, path, creds, body).await;
+    (status, bytes)
+}
+
+/// One request: status and JSON body (Null if none).
+pub async fn call(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    creds: Option<(&str, &str)>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let (status, _, bytes) = send(addr, method, path, creds, body).await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// One request: status, headers and JSON body (Null if none).
+pub async fn call_full(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    creds: Option<(&str, &str)>,
+    body: Option<Value>,
+) -> (u16, HeaderMap, Value) {
+    let (status, headers, bytes) = send(addr, method, path, creds, body).await;
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, headers, json)
+}

@@ -1,0 +1,745 @@
+//! Finout's V2 API on the mock, over a real socket, with an injected clock: each operation
+//! against the fields Finout documents, the asynchronous cost-and-usage flow and the
+//! per-route rate limits (no sleeping: the clock is moved).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{call, call_full};
+use finout_auth::{NewToken, Role, clock::ManualClock};
+use finout_mock::MockServer;
+use http::Method;
+use serde_json::{Value, json};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339, macros::datetime};
+
+const DELAY: Duration = Duration::from_secs(10);
+
+fn clock() -> ManualClock {
+    ManualClock::new(datetime!(2026-11-29 12:00 UTC))
+}
+
+async fn server(clock: &ManualClock) -> MockServer {
+    MockServer::builder()
+        .clock(clock.clone())
+        .query_delay(DELAY)
+        .start()
+        .await
+}
+
+fn creds(s: &MockServer) -> Option<(&str, &str)> {
+    Some((s.client_id(), s.secret_key()))
+}
+
+fn advance(clock: &ManualClock, by: Duration) {
+    clock.advance(time::Duration::try_from(by).unwrap());
+}
+
+/// The body a public connector sends (the `costCenter` left empty, as it does).
+fn connector_query() -> Value {
+    json!({
+        "date": {"unixTimeMillisecondsStart": 1_717_200_000_000_i64,
+                 "unixTimeMillisecondsEnd": 1_717_286_400_000_i64},
+        "timeInterval": {"interval": "day", "sortDirection": "ascending"},
+        "measurements": [{"type": "amortizedCost", "operator": "sum"},
+                         {"type": "usageAmount", "operator": "sum"}],
+        "dimensions": [{"costCenter": "", "key": "service", "type": "billing_dimension"}],
+        "filters": {"AND": []},
+        "rowLimit": 100_000
+    })
+}
+
+fn assert_envelope(body: &Value) {
+    assert!(body["requestId"].is_string(), "{body}");
+    assert!(
+        body["data"].is_object() || body["data"].is_array(),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn query_language_keys_and_values_on_both_documented_paths() {
+    let clock = clock();
+    let s = server(&clock).await;
+    let (status, keys) = call(
+        s.address(),
+        Method::GET,
+        "/v2/query-language/keys",
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{keys}");
+    assert_envelope(&keys);
+    let list = keys["data"]["keys"].as_array().unwrap();
+    assert!(list.iter().all(|k| k["costCenter"].is_string()
+        && k["key"].is_string()
+        && k["displayName"].is_string()
+        && k["types"].as_array().is_some_and(|t| !t.is_empty())));
+    let (_, megabill) = call(
+        s.address(),
+        Method::GET,
+        "/v2/megabill/query-language/keys",
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!(megabill["data"], keys["data"]);
+
+    let path = "/v2/query-language/values/AWS/service?type=billing_dimension";
+    let (status, values) = call(s.address(), Method::GET, path, creds(&s), None).await;
+    assert_eq!(status, 200, "{values}");
+    assert_eq!(values["data"]["values"], json!(["EC2", "S3", "RDS", "EKS"]));
+    let (status, wrong) = call(
+        s.address(),
+        Method::GET,
+        "/v2/query-language/values/AWS/service?type=virtual_tag",
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, wrong["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, _) = call(
+        s.address(),
+        Method::GET,
+        "/v2/megabill/query-language/values/AWS/nope",
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // A virtual tag is a key too, whose values are what it assigns.
+    let tag = json!({"name": "Team", "defaultValue": "Untagged",
+        "rules": [{"to": "payments", "filters": {}}, {"to": "search", "filters": {}}]});
+    let (status, created) = call(
+        s.address(),
+        Method::POST,
+        "/v2/virtual-tags",
+        creds(&s),
+        Some(tag),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["data"]["id"].as_str().unwrap();
+    let (_, keys) = call(
+        s.address(),
+        Method::GET,
+        "/v2/query-language/keys",
+        creds(&s),
+        None,
+    )
+    .await;
+    assert!(
+        keys["data"]["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["key"] == id
+                && k["costCenter"] == "Virtual Tags"
+                && k["types"] == json!(["virtual_tag"])
+                && k["displayName"] == "Team")
+    );
+    let path = format!("/v2/query-language/values/Virtual%20Tags/{id}");
+    let (status, values) = call(s.address(), Method::GET, &path, creds(&s), None).await;
+    assert_eq!(status, 200, "{values}");
+    assert_eq!(
+        values["data"]["values"],
+        json!(["Untagged", "payments", "search"])
+    );
+}
+
+#[tokio::test]
+async fn a_cost_and_usage_query_is_queued_runs_completes_pages_and_expires() {
+    let clock = clock();
+    let s = server(&clock).await;
+    let (status, generated) = call(
+        s.address(),
+        Method::POST,
+        "/v2/data/cost-usage/generate-query",
+        creds(&s),
+        Some(connector_query()),
+    )
+    .await;
+    assert_eq!(status, 200, "{generated}");
+    assert_envelope(&generated);
+    let id = generated["data"]["queryId"].as_str().unwrap().to_owned();
+    let status_path = format!("/v2/data/cost-usage/{id}/status");
+    let results_path = format!("/v2/data/cost-usage/{id}/results");
+    let status_now = || async {
+        let (code, body) = call(s.address(), Method::GET, &status_path, creds(&s), None).await;
+        assert_eq!(code, 200, "{body}");
+        body["data"].clone()
+    };
+    let results_error = || async {
+        let (code, body) = call(s.address(), Method::GET, &results_path, creds(&s), None).await;
+        (code, body["error"].as_str().unwrap_or_default().to_owned())
+    };
+
+    assert_eq!(status_now().await, json!({"status": "queued"}));
+    assert_eq!(results_error().await, (202, "QUERY_QUEUED".to_owned()));
+    advance(&clock, DELAY / 2);
+    assert_eq!(status_now().await, json!({"status": "running"}));
+    assert_eq!(results_error().await, (202, "QUERY_RUNNING".to_owned()));
+    advance(&clock, DELAY / 2);
+    let done = status_now().await;
+    assert_eq!(done["status"], "completed");
+    // Two days (both ends inclusive: 1 June and 2 June 2024) x four services.
+    assert_eq!(done["totalRows"], 8);
+    let completed = OffsetDateTime::parse(done["completedAt"].as_str().unwrap(), &Rfc3339).unwrap();
+    let expires = OffsetDateTime::parse(done["expiredAt"].as_str().unwrap(), &Rfc3339).unwrap();
+    assert_eq!(expires - completed, time::Duration::hours(24));
+
+    // Paged by cursor, three at a time.
+    let mut rows = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("{results_path}?pageSize=3&cursor={c}"),
+            None => format!("{results_path}?pageSize=3"),
+        };
+        let (code, page) = call(s.address(), Method::GET, &path, creds(&s), None).await;
+        assert_eq!(code, 200, "{page}");
+        assert_eq!(page["pagination"]["totalRows"], 8);
+        let data = page["data"].as_array().unwrap();
+        assert!(data.len() <= 3);
+        rows.extend(data.iter().cloned());
+        if page["pagination"]["hasMore"] == false {
+            assert!(page["pagination"].get("nextCursor").is_none());
+            break;
+        }
+        cursor = Some(
+            page["pagination"]["nextCursor"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(rows.len(), 8);
+    for row in &rows {
+        // The columns the connector reads.
+        assert!(row["_billing_dimension_service"].is_string(), "{row}");
+        assert!(row["amortizedCost_sum"]["amount"].is_number(), "{row}");
+        assert!(row["usageAmount_sum"]["unit"].is_string(), "{row}");
+        assert!(row["day"].is_string(), "{row}");
+    }
+    let days: Vec<&str> = rows.iter().map(|r| r["day"].as_str().unwrap()).collect();
+    let mut sorted = days.clone();
+    sorted.sort();
+    assert_eq!(days, sorted, "timeInterval.sortDirection ascending");
+    assert_eq!(days[0], "2024-06-01");
+
+    // Kept 24 hours.
+    advance(&clock, Duration::from_secs(24 * 3600));
+    assert_eq!(status_now().await, json!({"status": "expired"}));
+    assert_eq!(results_error().await, (410, "RESULTS_EXPIRED".to_owned()));
+    // Forgotten a day later (when the account next generates a query).
+    advance(&clock, Duration::from_secs(24 * 3600 + 60));
+    let (status, _) = call(
+        s.address(),
+        Method::POST,
+        "/v2/data/cost-usage/generate-query",
+        creds(&s),
+        Some(connector_query()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(s.address(), Method::GET, &status_path, creds(&s), None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn bad_cost_and_usage_queries_answer_400_naming_the_field() {
+    let clock = clock();
+    let s = server(&clock).await;
+    let mut cases = Vec::new();
+    let mut q = connector_query();
+    q["date"]["unixTimeMillisecondsEnd"] = json!(1_717_200_000_000_i64 + 61 * 86_400_000);
+    cases.push((q, "60 days"));
+    let mut q = connector_query();
+    q["date"]["unixTimeMillisecondsStart"] = json!(i64::MIN);
+    cases.push((q, "date"));
+    let mut q = connector_query();
+    q["measurements"][0]["type"] = json!("fairShareCost");
+    cases.push((q, "measurements[0].type"));
+    let mut q = connector_query();
+    q["measurements"] = json!([]);
+    cases.push((q, "measurements"));
+    let mut q = connector_query();
+    q["dimensions"][0]["key"] = json!("nope");
+    cases.push((q, "dimensions[0]"));
+    let mut q = connector_query();
+    q["timeInterval"]["interval"] = json!("hour");
+    cases.push((q, "timeInterval.interval"));
+    let mut q = connector_query();
+    q["filters"] = json!({"AND": [{"costCenter": "AWS", "key": "region", "type": "billing_dimension", "operator": "oneOf"}]});
+    cases.push((q, "filters.AND[0]"));
+    let mut q = connector_query();
+    q["rowLimit"] = json!(100_001);
+    cases.push((q, "rowLimit"));
+    for (query, field) in cases {
+        let (status, body) = call(
+            s.address(),
+            Method::POST,
+            "/v2/data/cost-usage/generate-query",
+            creds(&s),
+            Some(query),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{field}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains(field),
+            "{field}: {body}"
+        );
+    }
+    // An unknown query id, and a cursor this API never gave.
+    let (status, _) = call(
+        s.address(),
+        Method::GET,
+        "/v2/data/cost-usage/nope/status",
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, body) = call(
+        s.address(),
+        Method::GET,
+        "/v2/data/cost-usage/nope/results?cursor=abc",
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+}
+
+#[tokio::test]
+async fn each_route_is_rate_limited_per_account_with_retry_after() {
+    let clock = clock();
+    let s = server(&clock).await;
+    // A second token of the same account, and one of... the same account's other user.
+    let other = s
+        .admin()
+        .issue_api_token(s.account_id(), None, NewToken::new("ci", Role::ApiToken))
+        .await
+        .unwrap();
+    let other = Some((other.client_id.as_str(), other.secret_key.expose_secret()));
+    let generate = "/v2/data/cost-usage/generate-query";
+    for i in 0..50 {
+        let (status, body) = call(
+            s.address(),
+            Method::POST,
+            generate,
+            creds(&s),
+            Some(connector_query()),
+        )
+        .await;
+        assert_eq!(status, 200, "request {i}: {body}");
+    }
+    let (status, headers, body) = call_full(
+        s.address(),
+        Method::POST,
+        generate,
+        creds(&s),
+        Some(connector_query()),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("too_many_requests"))
+    );
+    // One every 1.2 s from now on.
+    assert_eq!(headers["retry-after"], "2");
+    // Per account: the other token is refused too...
+    let (status, _) = call(
+        s.address(),
+        Method::POST,
+        generate,
+        other,
+        Some(connector_query()),
+    )
+    .await;
+    assert_eq!(status, 429);
+    // ...per route: another route is not.
+    let (status, _) = call(
+        s.address(),
+        Method::GET,
+        "/v2/query-language/keys",
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // And time gives it back.
+    advance(&clock, Duration::from_millis(1_200));
+    let (status, _) = call(
+        s.address(),
+        Method::POST,
+        generate,
+        other,
+        Some(connector_query()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        s.address(),
+        Method::POST,
+        generate,
+        creds(&s),
+        Some(connector_query()),
+    )
+    .await;
+    assert_eq!(status, 429);
+    advance(&clock, Duration::from_secs(60));
+    for _ in 0..50 {
+        let (status, _) = call(
+            s.address(),
+            Method::POST,
+            generate,
+            creds(&s),
+            Some(connector_query()),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+
+    // A route limited to 100 a minute.
+    let tag = json!({"name": "T", "rules": [], "defaultValue": "x"});
+    let (_, created) = call(
+        s.address(),
+        Method::POST,
+        "/v2/virtual-tags",
+        creds(&s),
+        Some(tag),
+    )
+    .await;
+    let path = format!(
+        "/v2/virtual-tags/{}",
+        created["data"]["id"].as_str().unwrap()
+    );
+    for _ in 0..100 {
+        assert_eq!(
+            call(s.address(), Method::GET, &path, creds(&s), None)
+                .await
+                .0,
+            200
+        );
+    }
+    assert_eq!(
+        call(s.address(), Method::GET, &path, creds(&s), None)
+            .await
+            .0,
+        429
+    );
+
+    // Rate limits off: no 429.
+    let s = MockServer::builder()
+        .clock(clock.clone())
+        .rate_limits(false)
+        .start()
+        .await;
+    for _ in 0..60 {
+        let (status, _) = call(
+            s.address(),
+            Method::POST,
+            generate,
+            creds(&s),
+            Some(connector_query()),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+}
+
+#[tokio::test]
+async fn virtual_tags_v2_create_read_version_stage_and_delete() {
+    let clock = clock();
+    let s = server(&clock).await;
+    let a = s.address();
+    let tag = json!({
+        "name": "Environment",
+        "defaultValue": "Untagged",
+        "rules": [{
+            "to": {"key": "environment", "costCenter": "AWS", "type": "tag"},
+            "filters": {"AND": [{"costCenter": "AWS", "key": "region", "type": "billing_dimension",
+                                  "operator": "oneOf", "value": ["us-east-1"]}]},
+            "timeframe": {"from": 1_756_166_400_000_i64}
+        }],
+        "versionMetadata": {"changeDescription": "first"}
+    });
+    let (status, created) = call(a, Method::POST, "/v2/virtual-tags", creds(&s), Some(tag)).await;
+    assert_eq!(status, 200, "{created}");
+    assert_envelope(&created);
+    let data = &created["data"];
+    let id = data["id"].as_str().unwrap().to_owned();
+    assert_eq!(data["name"], "Environment");
+    assert_eq!(data["defaultValue"], "Untagged");
+    assert_eq!(data["rules"][0]["timeframe"]["from"], 1_756_166_400_000_i64);
+    assert_eq!(data["createdBy"], "admin@finout-mock.local");
+    assert!(data.get("accountId").is_none() && data.get("versionMetadata").is_none());
+    let created_at = OffsetDateTime::parse(data["createdAt"].as_str().unwrap(), &Rfc3339).unwrap();
+    assert_eq!(
+        created_at,
+        datetime!(2026-11-29 12:00 UTC),
+        "ISO-8601, on the mock's clock"
+    );
+
+    let (_, list) = call(a, Method::GET, "/v2/virtual-tags", creds(&s), None).await;
+    assert_eq!(list["data"]["virtualTags"].as_array().unwrap().len(), 1);
+    let path = format!("/v2/virtual-tags/{id}");
+    let (status, got) = call(a, Method::GET, &path, creds(&s), None).await;
+    assert_eq!((status, &got["data"]), (200, data));
+    // The same tag through V1, in V1's shape.
+    let (status, v1) = call(
+        a,
+        Method::GET,
+        &format!("/v1/virtual-tags/{id}"),
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!((status, v1["name"].as_str()), (200, Some("Environment")));
+    assert!(v1["accountId"].is_string() && v1["createdAt"].as_str().unwrap().contains("GMT"));
+
+    // A staged version changes nothing the tag answers; a live one does.
+    advance(&clock, Duration::from_secs(60));
+    let staged = json!({"name": "Env (draft)", "defaultValue": {"key": "env", "costCenter": "AWS"},
+        "rules": [], "versionMetadata": {"changeDescription": "draft"}});
+    let (status, body) = call(
+        a,
+        Method::PUT,
+        &format!("{path}?setAsLive=false"),
+        creds(&s),
+        Some(staged),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["data"]["name"]),
+        (200, &json!("Environment"))
+    );
+    advance(&clock, Duration::from_secs(60));
+    let live = json!({"name": "Env", "defaultValue": "none", "rules": []});
+    let (status, body) = call(a, Method::PUT, &path, creds(&s), Some(live)).await;
+    assert_eq!((status, &body["data"]["name"]), (200, &json!("Env")));
+    assert_eq!(body["data"]["createdAt"], data["createdAt"]);
+    assert_ne!(body["data"]["updatedAt"], data["updatedAt"]);
+
+    let (status, versions) =
+        call(a, Method::GET, &format!("{path}/versions"), creds(&s), None).await;
+    assert_eq!(status, 200, "{versions}");
+    let list = versions["data"].as_array().unwrap();
+    let live_flags: Vec<bool> = list
+        .iter()
+        .map(|v| v["isLive"].as_bool().unwrap())
+        .collect();
+    assert_eq!(live_flags, [true, false, false], "newest first");
+    assert_eq!(list[1]["changeDescription"], "draft");
+    assert_eq!(
+        versions["pagination"],
+        json!({"nextCursor": null, "hasMore": false})
+    );
+    let (_, page) = call(
+        a,
+        Method::GET,
+        &format!("{path}/versions?pageSize=1&sortDirection=asc"),
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!(page["data"][0]["changeDescription"], "first");
+    assert_eq!(page["pagination"]["hasMore"], true);
+    let next = page["pagination"]["nextCursor"].as_str().unwrap();
+    let (_, page) = call(
+        a,
+        Method::GET,
+        &format!("{path}/versions?pageSize=1&sortDirection=asc&cursor={next}"),
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!(page["data"][0]["changeDescription"], "draft");
+    // `from` (epoch ms) keeps the versions created on or after it.
+    let from = (created_at + time::Duration::seconds(30)).unix_timestamp() * 1000;
+    let (_, later) = call(
+        a,
+        Method::GET,
+        &format!("{path}/versions?from={from}"),
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!(later["data"].as_array().unwrap().len(), 2);
+    let draft_id = list[1]["id"].as_str().unwrap();
+    let (status, draft) = call(
+        a,
+        Method::GET,
+        &format!("{path}/versions/{draft_id}"),
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{draft}");
+    assert_eq!(
+        draft["data"]["versionData"]["defaultValue"],
+        json!({"key": "env", "costCenter": "AWS"})
+    );
+    assert_eq!(draft["data"]["isLive"], false);
+
+    // Metadata: empty, then replaced per value, then merged.
+    let meta = format!("{path}/metadata");
+    let (status, empty) = call(a, Method::GET, &meta, creds(&s), None).await;
+    assert_eq!((status, &empty["data"]), (200, &json!({"metadata": {}})));
+    let body = json!({"App Team": {"groups": ["g1"], "customMetadata": {"owner": "Dave"}}});
+    let (status, put) = call(a, Method::PUT, &meta, creds(&s), Some(body)).await;
+    assert_eq!(status, 200, "{put}");
+    assert_eq!(put["data"]["virtualTagId"], id.as_str());
+    let body = json!({"App Team": {"groups": ["g2"], "customMetadata": {"tier": "1"},
+                                   "mergeValuesAndMetadata": true}});
+    call(a, Method::PUT, &meta, creds(&s), Some(body)).await;
+    let (_, got) = call(a, Method::GET, &meta, creds(&s), None).await;
+    assert_eq!(
+        got["data"]["metadata"]["App Team"],
+        json!({"groups": ["g1", "g2"], "customMetadata": {"owner": "Dave", "tier": "1"}})
+    );
+    let (status, _) = call(a, Method::PUT, &meta, creds(&s), Some(json!({"a.b": {}}))).await;
+    assert_eq!(status, 400, "values cannot include dots");
+
+    // Bodies Finout's V2 refuses.
+    for bad in [
+        json!({"name": "x", "rules": [], "defaultValue": null}),
+        json!({"name": "x", "defaultValue": "d"}),
+        json!({"name": "x", "rules": [{"to": 3}], "defaultValue": "d"}),
+        json!({"name": "x", "rules": [{"to": "a", "timeframe": {"to": 1}}], "defaultValue": "d"}),
+        json!({"name": "x", "rules": [], "defaultValue": "d", "versionMetadata": "v"}),
+    ] {
+        let (status, body) = call(
+            a,
+            Method::POST,
+            "/v2/virtual-tags",
+            creds(&s),
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{bad}"
+        );
+    }
+    let (status, body) = call(
+        a,
+        Method::PUT,
+        "/v2/virtual-tags/x?setAsLive=maybe",
+        creds(&s),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+
+    // A Read-only token reads but does not write.
+    let reader = s
+        .admin()
+        .issue_api_token(s.account_id(), None, NewToken::new("r", Role::ReadOnly))
+        .await
+        .unwrap();
+    let reader = Some((reader.client_id.as_str(), reader.secret_key.expose_secret()));
+    assert_eq!(call(a, Method::GET, &path, reader, None).await.0, 200);
+    assert_eq!(call(a, Method::DELETE, &path, reader, None).await.0, 403);
+
+    let (status, deleted) = call(a, Method::DELETE, &path, creds(&s), None).await;
+    assert_eq!(
+        (status, &deleted["data"]),
+        (200, &json!({"id": id, "name": "Env"}))
+    );
+    assert_eq!(call(a, Method::GET, &path, creds(&s), None).await.0, 404);
+    assert_eq!(
+        call(a, Method::GET, &format!("{path}/versions"), creds(&s), None)
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn v2_paths_need_credentials_and_unknown_ones_answer_json_404() {
+    let clock = clock();
+    let s = server(&clock).await;
+    for path in [
+        "/v2/virtual-tags",
+        "/v2/nope",
+        "/v2/data/cost-usage/x/status",
+    ] {
+        let (status, body) = call(s.address(), Method::GET, path, None, None).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("missing_credentials")),
+            "{path}"
+        );
+    }
+    let (status, body) = call(s.address(), Method::GET, "/v2/nope", creds(&s), None).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+    let (status, body) = call(
+        s.address(),
+        Method::DELETE,
+        "/v2/virtual-tags",
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_the_rate_limits_429_with_help_a_histogram_and_gauges() {
+    let clock = clock();
+    let s = server(&clock).await;
+    for _ in 0..51 {
+        call(
+            s.address(),
+            Method::GET,
+            "/v2/virtual-tags",
+            creds(&s),
+            None,
+        )
+        .await;
+    }
+    let (status, _, bytes) =
+        common::send(s.address(), Method::GET, "/metrics", creds(&s), None).await;
+    assert_eq!(status, 200);
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(
+        text.contains("finout_auth_requests_total{outcome=\"too_many_requests\"} 1\n"),
+        "{text}"
+    );
+    for line in [
+        "# HELP finout_auth_requests_total ",
+        "# TYPE finout_auth_requests_total counter",
+        "# TYPE finout_mock_request_duration_seconds histogram",
+        "finout_mock_request_duration_seconds_bucket{api=\"v2\",status=\"429\",le=\"0.005\"}",
+        "finout_mock_request_duration_seconds_count{api=\"v2\",status=\"200\"} 50",
+        "# TYPE finout_mock_requests_in_flight gauge",
+        // The scrape itself is being answered.
+        "finout_mock_requests_in_flight 1",
+        "# TYPE finout_auth_verifications_in_flight gauge",
+    ] {
+        assert!(text.contains(line), "no {line:?} in:\n{text}");
+    }
+    // The secret appears nowhere.
+    assert!(!text.contains(s.secret_key()));
+}
