@@ -525,7 +525,7 @@ fn free_port() -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_keeps_its_tokens_across_a_restart_and_logs_no_secret() {
+async fn the_binary_keeps_its_tokens_tags_and_endpoints_across_a_restart_and_logs_no_secret() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("mock.db").display());
     let port = free_port();
@@ -557,6 +557,27 @@ async fn the_binary_keeps_its_tokens_across_a_restart_and_logs_no_secret() {
     assert_eq!(status, 201);
     let api_secret = created["secretKey"].as_str().unwrap().to_owned();
     let api_id = created["clientId"].as_str().unwrap().to_owned();
+    // What clients write survives too: a tag with metadata, an endpoint.
+    let tag = json!({"name": "team", "rules": [], "defaultValue": "none"});
+    let (status, tag) = call(addr, Method::POST, "/v1/virtual-tags", creds, Some(tag)).await;
+    assert_eq!(status, 201, "{tag}");
+    let tag_path = format!("/v1/virtual-tags/{}", tag["id"].as_str().unwrap());
+    let meta = json!({"payments": {"customMetadata": {"owner": "Dave"}}});
+    let metadata_path = format!("{tag_path}/metadata");
+    assert_eq!(
+        call(addr, Method::PUT, &metadata_path, creds, Some(meta))
+            .await
+            .0,
+        200
+    );
+    let endpoint =
+        json!({"type": "email", "name": "ops", "configuration": {"to": "ops@acme.test"}});
+    assert_eq!(
+        call(addr, Method::POST, "/v1/endpoints", creds, Some(endpoint))
+            .await
+            .0,
+        200
+    );
     let mut logs = first.stop();
 
     let second = spawn_binary(&db, port);
@@ -584,6 +605,15 @@ async fn the_binary_keeps_its_tokens_across_a_restart_and_logs_no_secret() {
     )
     .await;
     assert_eq!(status, 401);
+    let (status, kept) = call(addr, Method::GET, &tag_path, creds, None).await;
+    assert_eq!((status, &kept["name"]), (200, &json!("team")));
+    let (_, kept) = call(addr, Method::GET, &metadata_path, creds, None).await;
+    assert_eq!(
+        kept["metadata"]["payments"]["customMetadata"]["owner"],
+        "Dave"
+    );
+    let (_, kept) = call(addr, Method::GET, "/v1/endpoints", creds, None).await;
+    assert_eq!(kept["endpoints"][0]["name"], "ops");
     tokio::time::sleep(Duration::from_millis(100)).await;
     logs += &second.stop();
 
