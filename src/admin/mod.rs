@@ -209,6 +209,19 @@ impl TokenAdmin {
         Ok(user)
     }
 
+    /// A user's email as it is stored and compared: trimmed and lowercased, and refused
+    /// ([`InvalidRequest::Email`]) unless a plain ASCII address `local@domain.tld`. Two
+    /// emails name the same user of an account when their normalized forms are equal.
+    ///
+    /// ```
+    /// use finout_auth::TokenAdmin;
+    /// assert_eq!(TokenAdmin::normalize_email(" Ops@Acme.TEST ").unwrap(), "ops@acme.test");
+    /// assert!(TokenAdmin::normalize_email("").is_err());
+    /// ```
+    pub fn normalize_email(email: &str) -> Result<String, InvalidRequest> {
+        normalize_email(email)
+    }
+
     /// The checks [`add_user_with_access`](Self::add_user_with_access) makes of a new user,
     /// without storing anything: a plain address (see [`InvalidRequest::Email`]), at least
     /// one role, a well-formed data access, and all data for a user holding `Admin`. Answers
@@ -219,7 +232,7 @@ impl TokenAdmin {
         roles: &[Role],
         data_access: &DataAccess,
     ) -> Result<String, InvalidRequest> {
-        let email = normalize_email(email)?;
+        let email = Self::normalize_email(email)?;
         check_roles(roles)?;
         check_data_access(data_access)?;
         check_admin_data_access(roles, data_access)?;
