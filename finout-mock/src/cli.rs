@@ -16,7 +16,7 @@ type Failure = Box<dyn std::error::Error>;
 
 /// A Finout-compatible mock API server.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "finout-mock", version, about)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
@@ -240,7 +240,8 @@ pub(crate) struct ServeArgs {
     /// Extra delay added to every /v1 response, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub(crate) latency_ms: u64,
-    /// A seed file (JSON) of accounts, users and tokens to load (idempotent).
+    /// A seed file (JSON) of accounts, users and tokens to load instead of the bootstrap: all
+    /// or nothing, idempotent.
     #[arg(long)]
     pub(crate) seed: Option<PathBuf>,
     /// Connections open at once; past it, new ones wait in the kernel's backlog.
@@ -249,4 +250,14 @@ pub(crate) struct ServeArgs {
     /// Seconds a request's headers may take (also closes connections idle that long).
     #[arg(long, default_value_t = 10)]
     pub(crate) header_timeout_secs: u64,
+    /// On the first start, also write the bootstrap credentials to this file, as JSON
+    /// `{"accountId","userId","clientId","secretKey","baseUrl"}` (mode 0600; replaced
+    /// whole). A later start, which creates no credentials, leaves it as it is.
+    #[arg(long, conflicts_with = "seed")]
+    pub(crate) credentials_file: Option<PathBuf>,
+    /// Print one JSON line on stdout, once listening, instead of the prose: the bootstrap
+    /// credentials on the first start (as --credentials-file writes them), else
+    /// `{"baseUrl"}`.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
