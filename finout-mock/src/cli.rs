@@ -287,8 +287,7 @@ pub(crate) struct ServeArgs {
     /// Extra delay added to every /v1 response, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub(crate) latency_ms: u64,
-    /// A seed file (JSON) of accounts, users and tokens to load instead of the bootstrap: all
-    /// or nothing, idempotent.
+    /// A seed file (JSON) of accounts, users and tokens to load (idempotent).
     #[arg(long)]
     pub(crate) seed: Option<PathBuf>,
     /// Connections open at once; past it, new ones wait in the kernel's backlog.

@@ -2,11 +2,11 @@
 //! its credentials reach scripts (`--json`, `--credentials-file`) and never the logs, and
 //! the binary introduces itself and its address problems plainly.
 
-mod common;
+mod binary;
 
 use std::{io::BufRead, sync::Arc, time::Instant};
 
-use common::{MOCK_ACCOUNT, first_line, get_status, run, spawn, sqlite_url, stop};
+use binary::{MOCK_ACCOUNT, first_line, get_status, run, spawn, sqlite_url, stop};
 use finout_auth::{
     AccountId, Role,
     model::TokenKind,

@@ -2,9 +2,9 @@
 //! on an empty store, `user list`, `token list` across users, and errors that name the
 //! option to fix.
 
-mod common;
+mod binary;
 
-use common::{MOCK_ACCOUNT, cli, first_line, get_status, run, spawn, sqlite_url, stop};
+use binary::{MOCK_ACCOUNT, cli, first_line, get_status, run, spawn, sqlite_url, stop};
 use serde_json::Value;
 
 fn creds(token: &Value) -> (String, String) {

@@ -1,5 +1,5 @@
-//! Running the built binary from tests: a server started on a fresh store, the CLI, and a
-//! plain HTTP GET.
+//! Running the built binary from tests: a server started on a store, the CLI, and a plain
+//! HTTP GET (beside `tests/common`, which sends requests in process).
 
 #![allow(dead_code)] // each test file uses its own part
 
