@@ -5,8 +5,8 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use finout_auth::{
-    AccountId, ClientId, NewToken, Role, TokenAdmin, UserId,
-    model::{DataAccess, User},
+    AccountId, AdminError, ClientId, NewToken, Role, StoreError, TokenAdmin, UserId,
+    model::{Account, DataAccess, User},
     store::{TokenFilter, UserUpdate},
 };
 
@@ -16,7 +16,7 @@ type Failure = Box<dyn std::error::Error>;
 
 /// A Finout-compatible mock API server.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "finout-mock", version, about)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
@@ -31,7 +31,7 @@ pub(crate) enum Command {
     /// Create, list or revoke tokens directly in --store (prints JSON).
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Add, remove or re-role users directly in --store (prints JSON).
+    /// List, add, remove or re-role users directly in --store (prints JSON).
     #[command(subcommand)]
     User(UserCommand),
 }
@@ -52,7 +52,8 @@ pub(crate) struct StoreArgs {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum TokenCommand {
-    /// Issue a token; its secret is printed once.
+    /// Issue a token; its secret is printed once. On a store without the mock's own
+    /// account, that account is created first (when --account is left at its default).
     Create {
         #[command(flatten)]
         at: StoreArgs,
@@ -69,7 +70,8 @@ pub(crate) enum TokenCommand {
         #[arg(long)]
         expires_in_minutes: Option<u32>,
     },
-    /// List the account's tokens (never a secret).
+    /// List every token of the account: its API tokens and every user's personal tokens
+    /// (never a secret).
     List {
         #[command(flatten)]
         at: StoreArgs,
@@ -85,7 +87,13 @@ pub(crate) enum TokenCommand {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum UserCommand {
-    /// Add a user.
+    /// List the account's users: id, email, roles and data access.
+    List {
+        #[command(flatten)]
+        at: StoreArgs,
+    },
+    /// Add a user (on a store without the mock's own account, that account is created
+    /// first, when --account is left at its default).
     Add {
         #[command(flatten)]
         at: StoreArgs,
@@ -137,12 +145,24 @@ pub(crate) async fn token(command: TokenCommand) -> Result<serde_json::Value, Fa
             expires_in_minutes,
         } => {
             let admin = admin_at(&at).await?;
+            ensure_account(&admin, at.account).await?;
             let mut new = NewToken::new(description, role);
             if let Some(minutes) = expires_in_minutes {
                 new = new.expires_in_minutes(minutes);
             }
             let issued = match user {
-                Some(user) => admin.issue_personal_token(at.account, user, new).await?,
+                Some(user) => admin
+                    .issue_personal_token(at.account, user, new)
+                    .await
+                    .map_err(|e| match e {
+                        AdminError::NotFound("user") => format!(
+                            "--user {user}: no such user in account {} (`finout-mock user \
+                             list` shows them)",
+                            at.account
+                        )
+                        .into(),
+                        e => Failure::from(e),
+                    })?,
                 None => admin.issue_api_token(at.account, None, new).await?,
             };
             serde_json::json!({
@@ -166,8 +186,34 @@ pub(crate) async fn token(command: TokenCommand) -> Result<serde_json::Value, Fa
     })
 }
 
+/// The account must exist; the mock's own account is created when it does not.
+async fn ensure_account(admin: &TokenAdmin, account: AccountId) -> Result<(), Failure> {
+    if admin.store().get_account(account).await?.is_some() {
+        return Ok(());
+    }
+    if account != MOCK_ACCOUNT {
+        return Err(format!("--account {account}: no such account in this store").into());
+    }
+    let created = admin
+        .store()
+        .insert_account(Account {
+            id: MOCK_ACCOUNT,
+            name: "finout-mock".into(),
+        })
+        .await;
+    match created {
+        // Created meanwhile by another process: as good.
+        Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub(crate) async fn user(command: UserCommand) -> Result<serde_json::Value, Failure> {
     Ok(match command {
+        UserCommand::List { at } => {
+            let users = admin_at(&at).await?.store().list_users(at.account).await?;
+            serde_json::json!({ "users": users.iter().map(user_json).collect::<Vec<_>>() })
+        }
         UserCommand::Add {
             at,
             email,
@@ -175,8 +221,9 @@ pub(crate) async fn user(command: UserCommand) -> Result<serde_json::Value, Fail
             data_access,
         } => {
             let access = data_access.map_or(DataAccess::All, access_from);
-            let user = admin_at(&at)
-                .await?
+            let admin = admin_at(&at).await?;
+            ensure_account(&admin, at.account).await?;
+            let user = admin
                 .add_user_with_access(at.account, email, roles, access)
                 .await?;
             user_json(&user)
@@ -255,4 +302,14 @@ pub(crate) struct ServeArgs {
     /// Seconds a request's headers may take (also closes connections idle that long).
     #[arg(long, default_value_t = 10)]
     pub(crate) header_timeout_secs: u64,
+    /// On the first start, also write the bootstrap credentials to this file, as JSON
+    /// `{"accountId","userId","clientId","secretKey","baseUrl"}` (mode 0600; replaced
+    /// whole). A later start, which creates no credentials, leaves it as it is.
+    #[arg(long, conflicts_with = "seed")]
+    pub(crate) credentials_file: Option<PathBuf>,
+    /// Print one JSON line on stdout, once listening, instead of the prose: the bootstrap
+    /// credentials on the first start (as --credentials-file writes them), else
+    /// `{"baseUrl"}`.
+    #[arg(long)]
+    pub(crate) json: bool,
 }

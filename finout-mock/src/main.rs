@@ -5,22 +5,24 @@
 //! ```
 //!
 //! Serves on 127.0.0.1:8080 with its tokens in `./finout-mock.db` (SQLite). On a store
-//! without its account, it creates one with an Admin user and a personal token, and prints
-//! that token's client id and secret once.
+//! without its account, it creates one with an Admin user and a personal token (in one
+//! transaction), and prints that token's client id and secret once (`--json`: as one JSON
+//! line; `--credentials-file`: also to a file).
 
+mod bootstrap;
 mod cli;
 
 use std::{sync::Arc, time::Duration};
 
 use clap::Parser;
 use finout_auth::{
-    AccountId, Authenticator, NewToken, Role, TokenAdmin,
+    AccountId, Authenticator, TokenAdmin,
     crypto::SecretHasher,
-    model::Account,
     store::{MemoryTokenStore, PostgresTokenStore, SqliteTokenStore, TokenAdminStore},
 };
 use finout_mock::{Mock, MockDatabase, ServerLimits, seed::Seed};
 
+use bootstrap::{bootstrap, write_credentials};
 use cli::{Cli, Command, ServeArgs};
 
 /// The account created on a store that has none of ours.
@@ -65,42 +67,6 @@ async fn open_with_database(url: &str) -> Result<Opened, String> {
     }
 }
 
-/// Create the mock account, an Admin user and a personal token, unless they exist.
-async fn bootstrap(admin: &TokenAdmin) -> Result<(), Box<dyn std::error::Error>> {
-    if admin.store().get_account(MOCK_ACCOUNT).await?.is_some() {
-        return Ok(());
-    }
-    admin
-        .store()
-        .insert_account(Account {
-            id: MOCK_ACCOUNT,
-            name: "finout-mock".into(),
-        })
-        .await?;
-    let user = admin
-        .add_user(MOCK_ACCOUNT, "admin@finout-mock.local", vec![Role::Admin])
-        .await?;
-    let token = admin
-        .issue_personal_token(
-            MOCK_ACCOUNT,
-            user.id,
-            NewToken::new("finout-mock bootstrap", Role::Admin),
-        )
-        .await?;
-    // Printed once, on stdout; the logs (stderr) never carry a secret.
-    println!(
-        "finout-mock: created account {MOCK_ACCOUNT} and Admin user {} with a personal token:",
-        user.email
-    );
-    println!("  x-finout-client-id: {}", token.client_id);
-    println!(
-        "  x-finout-secret-key: {}",
-        token.secret_key.expose_secret()
-    );
-    println!("  (the secret is shown only now)");
-    Ok(())
-}
-
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (store, postgres, db) = open_with_database(&args.store).await?;
     let authenticator = Authenticator::new(store.clone());
@@ -109,6 +75,18 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         Some(pg) => Some(pg.listen([authenticator.clone()]).await?),
         None => None,
     };
+    let stop = shutdown()?;
+    // Bound first: the base URL goes out with the credentials, and an address in use stops
+    // the start before anything is written.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e} (choose another address with --listen)",
+                args.listen
+            )
+        })?;
+    let base_url = format!("http://{}", listener.local_addr()?);
     let mut mock = Mock::new(admin.clone(), authenticator)
         .latency(Duration::from_millis(args.latency_ms))
         .query_delay(Duration::from_millis(args.query_delay_ms))
@@ -119,34 +97,62 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             .await
             .map_err(|e| format!("cannot read the mock's saved state: {e}"))?;
     }
+    let mut created = None;
     match &args.seed {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read the seed {}: {e}", path.display()))?;
             let seed = Seed::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-            seed.load(&admin, &SecretHasher::default()).await?;
+            seed.load(&admin, &SecretHasher::default())
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             for (account, views) in seed.views() {
                 mock = mock.views(account, views);
             }
-            println!("finout-mock: seed {} loaded", path.display());
+            if !args.json {
+                println!("finout-mock: seed {} loaded", path.display());
+            }
         }
-        None => bootstrap(&admin).await?,
+        None => created = bootstrap(&admin).await?,
+    }
+    match &created {
+        Some(created) => {
+            let json = created.json(&base_url);
+            let written = args
+                .credentials_file
+                .as_ref()
+                .map(|path| {
+                    write_credentials(path, &json).map_err(|e| {
+                        format!("cannot write the credentials to {}: {e}", path.display())
+                    })
+                })
+                .transpose();
+            // On stdout only (the logs, on stderr, never carry a secret), and even when the
+            // file could not be written: the secret exists nowhere else.
+            if args.json {
+                println!("{json}");
+            } else {
+                created.print();
+            }
+            written?;
+        }
+        None => {
+            if args.credentials_file.is_some() {
+                tracing::info!(
+                    "the store has the mock's account already: no new credentials, \
+                     --credentials-file left as it is"
+                );
+            }
+            if args.json {
+                println!("{}", serde_json::json!({ "baseUrl": base_url }));
+            }
+        }
     }
     let app = mock.router();
-    let stop = shutdown()?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot listen on {}: {e} (choose another address with --listen)",
-                args.listen
-            )
-        })?;
     tracing::info!(addr = %listener.local_addr()?, store = %args.store, "finout-mock listening");
-    println!(
-        "finout-mock: listening on http://{}",
-        listener.local_addr()?
-    );
+    if !args.json {
+        println!("finout-mock: listening on {base_url}");
+    }
     let limits = ServerLimits::default()
         .max_connections(args.max_connections)
         .header_read_timeout(Duration::from_secs(args.header_timeout_secs));

@@ -60,9 +60,11 @@ use crate::{
         Account, AccountId, ClientId, DataAccess, IssuedToken, NewToken, Role, TokenInfo,
         TokenKind, TokenRecord, User, UserId,
     },
-    store::{Invalidate, TokenAdminStore, TokenFilter, TokenLimits, UserUpdate},
+    store::{Batch, Invalidate, TokenAdminStore, TokenFilter, TokenLimits, UserUpdate},
 };
-use validate::{check_admin_data_access, check_data_access, check_roles, normalize_email};
+use validate::{
+    InvalidRequest, check_admin_data_access, check_data_access, check_roles, normalize_email,
+};
 
 /// How often a user update is decided afresh when the user changed while it was decided.
 const USER_CHANGE_ATTEMPTS: usize = 3;
@@ -197,10 +199,7 @@ impl TokenAdmin {
         roles: Vec<Role>,
         data_access: DataAccess,
     ) -> Result<User, AdminError> {
-        let email = normalize_email(&email.into())?;
-        check_roles(&roles)?;
-        check_data_access(&data_access)?;
-        check_admin_data_access(&roles, &data_access)?;
+        let email = Self::check_new_user(&email.into(), &roles, &data_access)?;
         let mut user = User::new(UserId::new_v4(), account, email, roles);
         user.data_access = data_access;
         self.store
@@ -208,6 +207,49 @@ impl TokenAdmin {
             .await
             .map_err(not_found)?;
         Ok(user)
+    }
+
+    /// A user's email as it is stored and compared: trimmed and lowercased, and refused
+    /// ([`InvalidRequest::Email`]) unless a plain ASCII address `local@domain.tld`. Two
+    /// emails name the same user of an account when their normalized forms are equal.
+    ///
+    /// ```
+    /// use finout_auth::TokenAdmin;
+    /// assert_eq!(TokenAdmin::normalize_email(" Ops@Acme.TEST ").unwrap(), "ops@acme.test");
+    /// assert!(TokenAdmin::normalize_email("").is_err());
+    /// ```
+    pub fn normalize_email(email: &str) -> Result<String, InvalidRequest> {
+        normalize_email(email)
+    }
+
+    /// The checks [`add_user_with_access`](Self::add_user_with_access) makes of a new user,
+    /// without storing anything: a plain address (see [`InvalidRequest::Email`]), at least
+    /// one role, a well-formed data access, and all data for a user holding `Admin`. Answers
+    /// the email as it is stored and compared (trimmed, lowercased), so that a set-up checked
+    /// ahead (a seed file) finds the duplicates the store would.
+    pub fn check_new_user(
+        email: &str,
+        roles: &[Role],
+        data_access: &DataAccess,
+    ) -> Result<String, InvalidRequest> {
+        let email = Self::normalize_email(email)?;
+        check_roles(roles)?;
+        check_data_access(data_access)?;
+        check_admin_data_access(roles, data_access)?;
+        Ok(email)
+    }
+
+    /// Store a [`Batch`] of accounts, users and tokens all at once or not at all (see
+    /// [`TokenAdminStore::insert_batch`]), then forget what caches hold about its client ids.
+    /// Trusted, like the other methods here: its elements are stored as given, so check them
+    /// first (users with [`check_new_user`](Self::check_new_user), a personal token's role
+    /// with [`User::holds`]); the token caps do not apply.
+    pub async fn insert_batch(&self, batch: Batch) -> Result<(), AdminError> {
+        let client_ids: Vec<ClientId> = batch.tokens.iter().map(|t| t.client_id.clone()).collect();
+        self.store.insert_batch(batch).await.map_err(not_found)?;
+        // A lookup of these ids before they existed may be cached as "unknown".
+        self.invalidate(&client_ids).await;
+        Ok(())
     }
 
     /// Replace a user's roles; their personal tokens follow at once.

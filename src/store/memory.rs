@@ -6,8 +6,12 @@ use std::{
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::traits::{
-    ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter, TokenLimits, TokenStore, UserUpdate,
+use super::{
+    batch::Batch,
+    traits::{
+        ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter, TokenLimits, TokenStore,
+        UserUpdate,
+    },
 };
 use crate::{
     error::StoreError,
@@ -86,6 +90,74 @@ impl State {
                 .insert(record.client_id.clone());
         }
         self.tokens.insert(record.client_id.clone(), record);
+    }
+
+    /// Whether `batch` can be stored whole: each element checked as its single insert checks
+    /// it, against the store and the batch's earlier elements. Writes nothing.
+    fn check_batch(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut accounts = HashSet::new();
+        for account in &batch.accounts {
+            if self.accounts.contains_key(&account.id) || !accounts.insert(account.id) {
+                return Err(StoreError::Conflict("account id"));
+            }
+        }
+        let account_exists = |id| self.accounts.contains_key(&id) || accounts.contains(&id);
+        let mut users: HashMap<UserId, &User> = HashMap::new();
+        for user in &batch.users {
+            if !account_exists(user.account_id) {
+                return Err(StoreError::NotFound("account"));
+            }
+            if self.users.contains_key(&user.id) || users.contains_key(&user.id) {
+                return Err(StoreError::Conflict("user id"));
+            }
+            if self
+                .users
+                .values()
+                .chain(users.values().copied())
+                .any(|u| u.account_id == user.account_id && u.email == user.email)
+            {
+                return Err(StoreError::Conflict("user email"));
+            }
+            users.insert(user.id, user);
+        }
+        let mut tokens: HashMap<&ClientId, AccountId> = HashMap::new();
+        for record in &batch.tokens {
+            if !account_exists(record.account_id) {
+                return Err(StoreError::NotFound("account"));
+            }
+            match (record.kind, record.user_id) {
+                (TokenKind::Api, None) => {}
+                (TokenKind::Personal, Some(user))
+                    if self.user_in(record.account_id, user).is_some()
+                        || users
+                            .get(&user)
+                            .is_some_and(|u| u.account_id == record.account_id) => {}
+                (TokenKind::Personal, Some(_)) => return Err(StoreError::NotFound("user")),
+                _ => {
+                    return Err(StoreError::Conflict(
+                        "a personal token needs exactly its user",
+                    ));
+                }
+            }
+            if let Some(parent) = &record.issued_by {
+                let issuer = self
+                    .tokens
+                    .get(parent)
+                    .map(|p| p.account_id)
+                    .or_else(|| tokens.get(parent).copied());
+                if issuer != Some(record.account_id) {
+                    return Err(StoreError::NotFound("issuing token"));
+                }
+            }
+            if self.tokens.contains_key(&record.client_id)
+                || tokens
+                    .insert(&record.client_id, record.account_id)
+                    .is_some()
+            {
+                return Err(StoreError::Conflict("client id"));
+            }
+        }
+        Ok(())
     }
 
     /// Remove a token and every token it issued, directly or not: the removed records, the
@@ -191,6 +263,10 @@ impl TokenAdminStore for MemoryTokenStore {
         Ok(self.read().user_in(account, id).cloned())
     }
 
+    async fn find_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.read().users.get(&id).cloned())
+    }
+
     async fn list_users(&self, account: AccountId) -> Result<Vec<User>, StoreError> {
         let mut users: Vec<User> = self
             .read()
@@ -286,6 +362,22 @@ impl TokenAdminStore for MemoryTokenStore {
             }
         }
         state.add_token(record);
+        Ok(())
+    }
+
+    async fn insert_batch(&self, batch: Batch) -> Result<(), StoreError> {
+        // One lock: checked whole, then applied, so nobody sees a part of it.
+        let mut state = self.write();
+        state.check_batch(&batch)?;
+        for account in batch.accounts {
+            state.accounts.insert(account.id, account);
+        }
+        for user in batch.users {
+            state.users.insert(user.id, user);
+        }
+        for record in batch.tokens {
+            state.add_token(record);
+        }
         Ok(())
     }
 

@@ -6,7 +6,8 @@
 //! - [`TokenStore`], the read side the [`Authenticator`](crate::Authenticator) needs: one
 //!   lookup by client id.
 //! - [`TokenAdminStore`], the write side [`TokenAdmin`](crate::TokenAdmin) needs: accounts,
-//!   users with roles, inserting, listing and deleting tokens.
+//!   users with roles, inserting, listing and deleting tokens, and a [`Batch`] of them at
+//!   once.
 //!
 //! And one for what caches a store's answers: [`Invalidate`], implemented by the
 //! [`Authenticator`](crate::Authenticator), which [`TokenAdmin`](crate::TokenAdmin) and the
@@ -16,11 +17,13 @@
 //! and `PostgresTokenStore` (feature `postgres`). The conformance suite in
 //! `finout_auth::testing` (feature `testing`) checks any implementation.
 
+mod batch;
 mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 pub(crate) mod traits;
 
+pub use batch::Batch;
 pub use memory::MemoryTokenStore;
 #[cfg(feature = "sqlite")]
 pub use sql::sqlite::SqliteTokenStore;

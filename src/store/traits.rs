@@ -6,6 +6,7 @@ use std::{fmt::Debug, sync::Arc};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::batch::Batch;
 use crate::{
     clock::Clock,
     error::StoreError,
@@ -235,6 +236,10 @@ pub trait TokenAdminStore: TokenStore {
     /// A user of an account.
     async fn get_user(&self, account: AccountId, id: UserId) -> Result<Option<User>, StoreError>;
 
+    /// A user by id, whatever their account (user ids are unique across accounts): for
+    /// operators checking a set-up against the store, never for answering a request.
+    async fn find_user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
     /// All users of an account.
     async fn list_users(&self, account: AccountId) -> Result<Vec<User>, StoreError>;
 
@@ -270,6 +275,15 @@ pub trait TokenAdminStore: TokenStore {
         record: TokenRecord,
         limits: TokenLimits,
     ) -> Result<(), StoreError>;
+
+    /// Store a whole [`Batch`] atomically: every account, user and token in it, or, on any
+    /// error, nothing. Each element is checked as [`insert_account`](Self::insert_account),
+    /// [`insert_user`](Self::insert_user) and [`insert_token`](Self::insert_token) check it
+    /// (`Conflict` for an id or email taken, in the store or earlier in the batch; `NotFound`
+    /// for an account, user or issuing token in neither), except the token caps: a batch is a
+    /// set-up, not issuing. Nothing is skipped: an element that exists already is a
+    /// `Conflict`, however identical.
+    async fn insert_batch(&self, batch: Batch) -> Result<(), StoreError>;
 
     /// Delete a token of an account and every token it issued (directly or not), returning
     /// them; `None` if it was not there (idempotent).

@@ -15,6 +15,7 @@
 //! The factory returns `None` to skip (e.g. when a database is not configured). Every
 //! check uses fresh random ids, so one database can serve them all at once.
 
+mod batch;
 mod lineage;
 
 use std::{collections::BTreeSet, sync::Arc};
@@ -30,6 +31,7 @@ use crate::{
     store::{TokenAdminStore, TokenFilter, TokenLimits, UserUpdate},
 };
 
+pub use batch::{batch_is_all_or_nothing, batch_stores_everything};
 pub use lineage::{
     concurrent_issue_and_revoke, conditional_user_update, limits,
     revoke_deletes_what_the_token_issued, user_removal_deletes_what_their_tokens_issued,
@@ -572,6 +574,8 @@ macro_rules! token_store_conformance {
             check!(limits);
             check!(concurrent_issue_and_revoke);
             check!(conditional_user_update);
+            check!(batch_stores_everything);
+            check!(batch_is_all_or_nothing);
         }
     };
 }

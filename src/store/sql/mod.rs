@@ -17,7 +17,7 @@ mod tokens;
 use sqlx::{Database, Pool, Transaction};
 use time::OffsetDateTime;
 
-use backend::{Backend, On};
+use backend::{Backend, On, Query};
 use rows::{
     backend_error, bind_str, client_ids, data_access_json, json, opt_text, parse_data_access,
     parse_json, record, text, user, utc, write_error,
@@ -26,7 +26,10 @@ use rows::{
 use crate::{
     error::StoreError,
     model::{Account, AccountId, ClientId, TokenInfo, User, UserId},
-    store::traits::{ResolvedToken, TokenFilter, UserUpdate},
+    store::{
+        batch::Batch,
+        traits::{ResolvedToken, TokenFilter, UserUpdate},
+    },
 };
 
 const TOKEN_COLUMNS: &str = "t.client_id, t.kind, t.account_id, t.user_id, \
@@ -119,13 +122,45 @@ impl<B: Backend> SqlStore<B> {
         tx.commit().await.map_err(backend_error)
     }
 
-    pub(super) async fn insert_account(&self, account: Account) -> Result<(), StoreError> {
+    fn account_insert<'q>(account: &Account) -> Query<'q, B> {
         let query = sqlx::query("INSERT INTO finout_auth_accounts (id, name) VALUES ($1, $2)");
-        let query = bind_str(bind_str(query, account.id), &account.name);
-        B::execute(On::Pool(&self.pool), query)
+        bind_str(bind_str(query, account.id), &account.name)
+    }
+
+    fn user_insert<'q>(user: &User) -> Query<'q, B> {
+        let query = sqlx::query(
+            "INSERT INTO finout_auth_users (id, account_id, email, roles, data_access) \
+             VALUES ($1, $2, $3, $4, $5)",
+        );
+        let query = bind_str(bind_str(query, user.id), user.account_id);
+        let query = bind_str(bind_str(query, &user.email), json(&user.roles));
+        B::bind_text(query, data_access_json(&user.data_access))
+    }
+
+    pub(super) async fn insert_account(&self, account: Account) -> Result<(), StoreError> {
+        B::execute(On::Pool(&self.pool), Self::account_insert(&account))
             .await
             .map_err(|e| write_error(e, "account id", "account"))?;
         Ok(())
+    }
+
+    /// Everything in `batch`, in one write transaction: an error rolls it all back.
+    pub(super) async fn insert_batch(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        for account in &batch.accounts {
+            B::execute(On::Tx(&mut tx), Self::account_insert(account))
+                .await
+                .map_err(|e| write_error(e, "account id", "account"))?;
+        }
+        for user in &batch.users {
+            B::execute(On::Tx(&mut tx), Self::user_insert(user))
+                .await
+                .map_err(|e| write_error(e, "user id or email", "account"))?;
+        }
+        for record in &batch.tokens {
+            Self::insert_token_in(&mut tx, record, None).await?;
+        }
+        tx.commit().await.map_err(backend_error)
     }
 
     pub(super) async fn get_account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
@@ -143,14 +178,7 @@ impl<B: Backend> SqlStore<B> {
     }
 
     pub(super) async fn insert_user(&self, user: User) -> Result<(), StoreError> {
-        let query = sqlx::query(
-            "INSERT INTO finout_auth_users (id, account_id, email, roles, data_access) \
-             VALUES ($1, $2, $3, $4, $5)",
-        );
-        let query = bind_str(bind_str(query, user.id), user.account_id);
-        let query = bind_str(bind_str(query, &user.email), json(&user.roles));
-        let query = B::bind_text(query, data_access_json(&user.data_access));
-        B::execute(On::Pool(&self.pool), query)
+        B::execute(On::Pool(&self.pool), Self::user_insert(&user))
             .await
             .map_err(|e| write_error(e, "user id or email", "account"))?;
         Ok(())
@@ -166,6 +194,14 @@ impl<B: Backend> SqlStore<B> {
         );
         let query = bind_str(bind_str(sqlx::query(&sql), id), account);
         let row = B::fetch_optional(On::Pool(&self.pool), query)
+            .await
+            .map_err(backend_error)?;
+        row.as_ref().map(user::<B>).transpose()
+    }
+
+    pub(super) async fn find_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM finout_auth_users WHERE id = $1");
+        let row = B::fetch_optional(On::Pool(&self.pool), bind_str(sqlx::query(&sql), id))
             .await
             .map_err(backend_error)?;
         row.as_ref().map(user::<B>).transpose()

@@ -19,9 +19,12 @@ use super::{
 use crate::{
     error::StoreError,
     model::{Account, AccountId, ClientId, TokenInfo, TokenRecord, User, UserId},
-    store::traits::{
-        ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter, TokenLimits, TokenStore,
-        UserUpdate,
+    store::{
+        batch::Batch,
+        traits::{
+            ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter, TokenLimits, TokenStore,
+            UserUpdate,
+        },
     },
 };
 
@@ -139,6 +142,10 @@ impl TokenAdminStore for PostgresTokenStore {
         self.sql.get_user(account, id).await
     }
 
+    async fn find_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.sql.find_user(id).await
+    }
+
     async fn list_users(&self, account: AccountId) -> Result<Vec<User>, StoreError> {
         self.sql.list_users(account).await
     }
@@ -166,6 +173,10 @@ impl TokenAdminStore for PostgresTokenStore {
         limits: TokenLimits,
     ) -> Result<(), StoreError> {
         self.sql.insert_token(record, limits).await
+    }
+
+    async fn insert_batch(&self, batch: Batch) -> Result<(), StoreError> {
+        self.sql.insert_batch(batch).await
     }
 
     async fn delete_token(

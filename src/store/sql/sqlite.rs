@@ -17,9 +17,12 @@ use super::{
 use crate::{
     error::StoreError,
     model::{Account, AccountId, ClientId, TokenInfo, TokenRecord, User, UserId},
-    store::traits::{
-        ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter, TokenLimits, TokenStore,
-        UserUpdate,
+    store::{
+        batch::Batch,
+        traits::{
+            ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter, TokenLimits, TokenStore,
+            UserUpdate,
+        },
     },
 };
 
@@ -147,6 +150,10 @@ impl TokenAdminStore for SqliteTokenStore {
         self.sql.get_user(account, id).await
     }
 
+    async fn find_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.sql.find_user(id).await
+    }
+
     async fn list_users(&self, account: AccountId) -> Result<Vec<User>, StoreError> {
         self.sql.list_users(account).await
     }
@@ -174,6 +181,10 @@ impl TokenAdminStore for SqliteTokenStore {
         limits: TokenLimits,
     ) -> Result<(), StoreError> {
         self.sql.insert_token(record, limits).await
+    }
+
+    async fn insert_batch(&self, batch: Batch) -> Result<(), StoreError> {
+        self.sql.insert_batch(batch).await
     }
 
     async fn delete_token(

@@ -69,6 +69,18 @@ impl<B: Backend> SqlStore<B> {
         record: TokenRecord,
         limits: TokenLimits,
     ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        Self::insert_token_in(&mut tx, &record, Some(limits)).await?;
+        tx.commit().await.map_err(backend_error)
+    }
+
+    /// Insert a token inside `tx` (which the caller commits), under `limits` (`None`: no
+    /// caps, for a batch).
+    pub(super) async fn insert_token_in(
+        tx: &mut Transaction<'static, B>,
+        record: &TokenRecord,
+        limits: Option<TokenLimits>,
+    ) -> Result<(), StoreError> {
         match (record.kind, record.user_id) {
             (TokenKind::Api, None) | (TokenKind::Personal, Some(_)) => {}
             _ => {
@@ -77,40 +89,43 @@ impl<B: Backend> SqlStore<B> {
                 ));
             }
         }
-        let mut tx = self.write().await?;
         // Locked until the token is stored, so a concurrent removal of the user or revoke of
         // the issuer waits and then deletes (and announces) this token too.
-        if !Self::lock_account(&mut tx, record.account_id).await? {
+        if !Self::lock_account(tx, record.account_id).await? {
             return Err(StoreError::NotFound("account"));
         }
         if let Some(user) = record.user_id {
             let sql = "SELECT 1 AS one FROM finout_auth_users WHERE id = $1 AND account_id = $2";
             let query = bind_str(bind_str(sqlx::query(sql), user), record.account_id);
-            let owner = B::fetch_optional(On::Tx(&mut tx), query)
+            let owner = B::fetch_optional(On::Tx(tx), query)
                 .await
                 .map_err(backend_error)?;
             if owner.is_none() {
                 return Err(StoreError::NotFound("user"));
             }
-            let sql = "SELECT COUNT(*) AS n FROM finout_auth_tokens WHERE user_id = $1";
-            if Self::count(&mut tx, sql, user).await? >= u64::from(limits.per_user) {
-                return Err(StoreError::LimitReached("personal tokens per user"));
+            if let Some(limits) = limits {
+                let sql = "SELECT COUNT(*) AS n FROM finout_auth_tokens WHERE user_id = $1";
+                if Self::count(tx, sql, user).await? >= u64::from(limits.per_user) {
+                    return Err(StoreError::LimitReached("personal tokens per user"));
+                }
             }
         }
         if let Some(parent) = &record.issued_by {
             let sql = "SELECT 1 AS one FROM finout_auth_tokens \
                        WHERE client_id = $1 AND account_id = $2";
             let query = bind_str(bind_str(sqlx::query(sql), parent), record.account_id);
-            let issuer = B::fetch_optional(On::Tx(&mut tx), query)
+            let issuer = B::fetch_optional(On::Tx(tx), query)
                 .await
                 .map_err(backend_error)?;
             if issuer.is_none() {
                 return Err(StoreError::NotFound("issuing token"));
             }
         }
-        let sql = "SELECT COUNT(*) AS n FROM finout_auth_tokens WHERE account_id = $1";
-        if Self::count(&mut tx, sql, record.account_id).await? >= u64::from(limits.per_account) {
-            return Err(StoreError::LimitReached("tokens per account"));
+        if let Some(limits) = limits {
+            let sql = "SELECT COUNT(*) AS n FROM finout_auth_tokens WHERE account_id = $1";
+            if Self::count(tx, sql, record.account_id).await? >= u64::from(limits.per_account) {
+                return Err(StoreError::LimitReached("tokens per account"));
+            }
         }
         let query = sqlx::query(
             "INSERT INTO finout_auth_tokens (client_id, kind, account_id, user_id, \
@@ -129,10 +144,10 @@ impl<B: Backend> SqlStore<B> {
         let query = B::bind_text(query, record.created_by.map(|u| u.to_string()));
         let query = B::bind_time(query, record.last_used_at.map(utc));
         let query = B::bind_text(query, record.issued_by.as_ref().map(ToString::to_string));
-        B::execute(On::Tx(&mut tx), query)
+        B::execute(On::Tx(tx), query)
             .await
             .map_err(|e| write_error(e, "client id", "account"))?;
-        tx.commit().await.map_err(backend_error)
+        Ok(())
     }
 
     pub(super) async fn delete_token(
