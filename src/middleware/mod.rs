@@ -44,7 +44,7 @@ mod require;
 pub use auth::AuthService;
 pub use body::AuthBody;
 pub use limit::{TokenConcurrencyLimit, TokenConcurrencyLimitLayer};
-pub use rate::{DEFAULT_MAX_KEYS, Quota, RateKey, RateLimit, RateLimitLayer};
+pub use rate::{DEFAULT_MAX_KEYS, MAX_PERIOD, Quota, RateKey, RateLimit, RateLimitLayer};
 pub use rejection::{ErrorBody, JsonRejection, RejectionResponse, json_error_response};
 pub use require::{Require, RequireLayer};
 

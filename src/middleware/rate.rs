@@ -7,9 +7,11 @@
 //! request without one passes untouched (the authentication layer decides about it).
 //!
 //! Each quota is a GCRA (a leaky bucket holding one timestamp): `limit` requests may come at
-//! once, then one every `period / limit`. A refused request uses nothing up. The state of a
-//! key is at most one timestamp per quota; a key unused for the longest period is
-//! forgotten (its bucket is empty by then, so forgetting changes nothing), and at most
+//! once, then one every `period / limit` — the semantics of the `governor` crate's quotas:
+//! `limit` per period sustained, at most `2 * limit - 1` within any one period (the burst,
+//! then the refill). A refused request uses nothing up. The state of a
+//! key is at most one timestamp per quota; a key unused for the longest period (and at least
+//! a minute) is forgotten (its bucket is empty by then, so forgetting changes nothing), and at most
 //! [`max_keys`](RateLimitLayer::max_keys) keys are kept (default [`DEFAULT_MAX_KEYS`]).
 //! Keys come only from authenticated principals, so an unauthenticated flood creates none;
 //! past the cap, the least recently used keys are forgotten (their callers get a fresh
@@ -53,7 +55,11 @@ use crate::{
 /// How many keys a [`RateLimitLayer`] remembers by default.
 pub const DEFAULT_MAX_KEYS: u64 = 100_000;
 
-/// `limit` requests per `period`.
+/// The longest period a [`Quota`] counts over: 100 years.
+pub const MAX_PERIOD: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// `limit` requests per `period`: a burst of `limit` at once, then one every `period /
+/// limit` (so at most `2 * limit - 1` in any one period, and `limit` per period sustained).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
     limit: NonZeroU32,
@@ -61,11 +67,12 @@ pub struct Quota {
 }
 
 impl Quota {
-    /// `limit` (at least 1) requests per `period` (at least a nanosecond).
+    /// `limit` (at least 1) requests per `period` (at least a nanosecond, at most
+    /// [`MAX_PERIOD`]).
     pub fn new(limit: u32, period: Duration) -> Self {
         Quota {
             limit: NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN),
-            period: period.max(Duration::from_nanos(1)),
+            period: period.clamp(Duration::from_nanos(1), MAX_PERIOD),
         }
     }
 
@@ -94,14 +101,12 @@ impl Quota {
         self.period
     }
 
-    /// Nanoseconds between two requests at the sustained rate.
-    fn interval(&self) -> i128 {
-        (self.period.as_nanos() as i128 / i128::from(self.limit.get())).max(1)
-    }
-
-    /// How far ahead of now a bucket may be and still accept a request.
-    fn tolerance(&self) -> i128 {
-        self.period.as_nanos() as i128 - self.interval()
+    /// The quota in "scaled" time, nanoseconds times `limit`, where everything is an exact
+    /// integer: (scale = `limit`, the interval between two requests = `period`, the
+    /// tolerance = `period * (limit - 1)`).
+    fn scaled(&self) -> (i128, i128, i128) {
+        let (period, limit) = (self.period.as_nanos() as i128, i128::from(self.limit.get()));
+        (limit, period, period * (limit - 1))
     }
 }
 
@@ -122,7 +127,8 @@ enum Key {
     Token(ClientId),
 }
 
-/// Per key, the theoretical arrival time of each quota's next request (ns since the epoch).
+/// Per key, the theoretical arrival time of each quota's next request (in the quota's scaled
+/// time: ns since the epoch times its limit).
 type Buckets = moka::sync::Cache<Key, Arc<Mutex<Vec<i128>>>>;
 
 /// Limits requests per account (or token) and period. Clones share the counts.
@@ -149,14 +155,21 @@ impl<R> fmt::Debug for RateLimitLayer<R> {
 }
 
 fn buckets(quotas: &[Quota], max_keys: u64) -> Buckets {
+    // Idle for its longest period, a key's buckets are empty: forgetting it changes nothing.
+    // At least a minute of real time, so that an injected clock that moves slower than
+    // real time (a test's) does not see short-period keys forgotten under it.
     let idle = quotas
         .iter()
         .map(Quota::period)
         .max()
-        .unwrap_or(Duration::from_secs(1));
+        .unwrap_or_default()
+        .max(Duration::from_secs(60));
     moka::sync::Cache::builder()
         .max_capacity(max_keys)
         .time_to_idle(idle)
+        // Past the cap the least recently used key goes (TinyLFU would instead refuse to
+        // remember new keys, leaving them unlimited).
+        .eviction_policy(moka::policy::EvictionPolicy::lru())
         .build()
 }
 
@@ -237,15 +250,24 @@ impl<R> RateLimitLayer<R> {
         let mut arrivals = bucket.lock().unwrap_or_else(|e| e.into_inner());
         let mut wait: i128 = 0;
         for (quota, &arrival) in self.quotas.iter().zip(arrivals.iter()) {
-            let ahead = arrival.max(now).saturating_sub(now);
-            wait = wait.max(ahead.saturating_sub(quota.tolerance()));
+            let (scale, _, tolerance) = quota.scaled();
+            let now = now.saturating_mul(scale);
+            let over = arrival
+                .max(now)
+                .saturating_sub(now)
+                .saturating_sub(tolerance);
+            // Back to nanoseconds, rounded up.
+            wait = wait.max((over + scale - 1) / scale);
         }
         if wait > 0 {
             let nanos = u64::try_from(wait).unwrap_or(u64::MAX);
             return Err(Duration::from_nanos(nanos));
         }
         for (quota, arrival) in self.quotas.iter().zip(arrivals.iter_mut()) {
-            *arrival = (*arrival).max(now).saturating_add(quota.interval());
+            let (scale, interval, _) = quota.scaled();
+            *arrival = (*arrival)
+                .max(now.saturating_mul(scale))
+                .saturating_add(interval);
         }
         Ok(())
     }

@@ -202,8 +202,65 @@ async fn memory_is_bounded_by_max_keys() {
 fn quotas_are_never_zero() {
     let q = Quota::new(0, Duration::ZERO);
     assert_eq!((q.limit(), q.period()), (1, Duration::from_nanos(1)));
-    assert_eq!(q.interval(), 1);
-    assert_eq!(q.tolerance(), 0);
-    // A huge limit over a short period still moves time forward.
-    assert_eq!(Quota::new(u32::MAX, Duration::from_nanos(1)).interval(), 1);
+    assert_eq!(q.scaled(), (1, 1, 0));
+    let huge = Quota::new(u32::MAX, MAX_PERIOD);
+    let (scale, interval, tolerance) = huge.scaled();
+    assert_eq!(interval * (scale - 1), tolerance, "exact, no overflow");
+}
+
+#[tokio::test]
+async fn a_burst_never_exceeds_the_limit_when_the_period_does_not_divide() {
+    let clock = clock();
+    for (limit, period) in [(4, 10), (3, 10), (7, 100), (70_000, 1_000_000_000)] {
+        let layer = RateLimitLayer::new([Quota::new(limit, Duration::from_nanos(period))])
+            .clock(clock.clone());
+        let p = principal(ACCOUNT, "a");
+        let mut passed = 0;
+        while call(&layer, Some(p.clone())).await.0 == StatusCode::OK {
+            passed += 1;
+            assert!(
+                passed <= limit,
+                "{limit} per {period} ns let {passed} through"
+            );
+        }
+        assert_eq!(passed, limit);
+    }
+}
+
+#[tokio::test]
+async fn the_longest_periods_do_not_panic() {
+    let layer = RateLimitLayer::new([Quota::new(1, Duration::MAX)]).clock(clock());
+    assert_eq!(layer.quotas()[0].period(), MAX_PERIOD);
+    assert_eq!(
+        call(&layer, Some(principal(ACCOUNT, "a"))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&layer, Some(principal(ACCOUNT, "a"))).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn past_the_cap_a_busy_key_keeps_its_count_while_new_keys_come_and_go() {
+    let clock = clock();
+    let layer = RateLimitLayer::new([Quota::per_minute(1)])
+        .key(RateKey::Token)
+        .max_keys(64)
+        .clock(clock.clone());
+    let busy = principal(ACCOUNT, "busy");
+    assert_eq!(call(&layer, Some(busy.clone())).await.0, StatusCode::OK);
+    for i in 0..1_000 {
+        // Each new key is admitted (its first request passes)...
+        let fresh = principal(ACCOUNT, &format!("t{i}"));
+        assert_eq!(call(&layer, Some(fresh)).await.0, StatusCode::OK, "{i}");
+        // ...and the busy key, used all along, stays limited.
+        assert_eq!(
+            call(&layer, Some(busy.clone())).await.0,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{i}"
+        );
+        layer.buckets.run_pending_tasks();
+    }
+    assert!(layer.buckets.entry_count() <= 64);
 }
