@@ -221,6 +221,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
+/// Path parameters whose rejection (e.g. a segment that is not UTF-8) is a 400 in
+/// Finout's shape rather than axum's plain text.
+pub(crate) struct Path<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = MockError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(t)| Path(t))
+            .map_err(|e| MockError::invalid(e.body_text()))
+    }
+}
+
 /// Query parameters whose rejection is a 400 in Finout's shape.
 pub(crate) struct Params<T>(pub(crate) T);
 

@@ -106,6 +106,8 @@ struct MockInner {
 
 /// How long a V2 cost-and-usage query takes to complete by default.
 pub const DEFAULT_QUERY_DELAY: Duration = Duration::from_secs(2);
+/// The longest query delay: 100 years.
+pub const MAX_QUERY_DELAY: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 impl Mock {
     /// A mock over `admin`'s store, authenticating with `authenticator` (register it with
@@ -152,10 +154,11 @@ impl Mock {
     }
 
     /// How long a V2 cost-and-usage query stays `queued`/`running` before it completes
-    /// (default [`DEFAULT_QUERY_DELAY`]).
+    /// (default [`DEFAULT_QUERY_DELAY`]; at most [`MAX_QUERY_DELAY`], which is as good as
+    /// never).
     #[must_use]
     pub fn query_delay(self, delay: Duration) -> Self {
-        self.with(|m| m.query_delay = delay)
+        self.with(|m| m.query_delay = delay.min(MAX_QUERY_DELAY))
     }
 
     /// Apply Finout's per-route V2 rate limits (the default) or not.
@@ -292,8 +295,14 @@ impl Mock {
                 TokenConcurrencyLimitLayer::new(self.inner.max_in_flight)
                     .metrics(self.metrics().clone()),
             );
-        let v2 =
-            routes::v2::router(self).layer(middleware::from_fn_with_state(self.clone(), delay));
+        // V2 documents rate limits only; the mock also holds V1's in-flight limit per token
+        // there, so that a burst within the rate cannot pile up unbounded work.
+        let v2 = routes::v2::router(self)
+            .layer(middleware::from_fn_with_state(self.clone(), delay))
+            .layer(
+                TokenConcurrencyLimitLayer::new(self.inner.max_in_flight)
+                    .metrics(self.metrics().clone()),
+            );
         let open = Router::new().route("/healthz", get(|| async { "ok" }));
         // The handlers' error answers are counted by `count_answered`; the layers count
         // their own (the authentication layer's 401/429/503, the concurrency limit's 429).

@@ -16,7 +16,13 @@
 //! Only a user holding `Admin` may read them (403 otherwise, 401 without credentials): the
 //! store-lookup and cache counts tell which client ids are tokens in use.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
 
 use axum::{
     extract::{Request, State},
@@ -80,6 +86,21 @@ const COUNTERS: [(&str, &str); 8] = [
 pub(crate) struct Prometheus {
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
+    /// Requests observed, to fold the histogram samples into their buckets every
+    /// [`UPKEEP_EVERY`] (without it they pile up until the next scrape).
+    observed: Arc<AtomicU64>,
+}
+
+/// How many requests may add histogram samples before they are folded into buckets.
+const UPKEEP_EVERY: u64 = 1_024;
+
+/// Counts a request in flight until dropped (also when the request is cancelled).
+struct InFlight(metrics::Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 static METADATA: Metadata<'static> = Metadata::new(module_path!(), metrics::Level::INFO, None);
@@ -112,6 +133,7 @@ impl Prometheus {
         Prometheus {
             recorder: Arc::new(recorder),
             handle,
+            observed: Arc::default(),
         }
     }
 
@@ -162,13 +184,14 @@ pub(crate) async fn observe(State(mock): State<Mock>, request: Request, next: Ne
         Some("admin") => "admin",
         _ => "other",
     };
-    let in_flight = p
+    let gauge = p
         .recorder
         .register_gauge(&Key::from_name(IN_FLIGHT), &METADATA);
-    in_flight.increment(1.0);
+    gauge.increment(1.0);
+    let in_flight = InFlight(gauge);
     let started = Instant::now();
     let response = next.run(request).await;
-    in_flight.decrement(1.0);
+    drop(in_flight);
     let labels = vec![
         Label::new("api", api),
         Label::new("status", response.status().as_str().to_owned()),
@@ -176,6 +199,9 @@ pub(crate) async fn observe(State(mock): State<Mock>, request: Request, next: Ne
     p.recorder
         .register_histogram(&Key::from_parts(DURATION, labels), &METADATA)
         .record(started.elapsed().as_secs_f64());
+    if p.observed.fetch_add(1, Ordering::Relaxed) % UPKEEP_EVERY == UPKEEP_EVERY - 1 {
+        p.handle.run_upkeep();
+    }
     response
 }
 

@@ -6,14 +6,43 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use finout_auth::{
-    Authenticator, NewToken, Role, TokenAdmin, crypto::SecretHasher, store::MemoryTokenStore,
+    Authenticator, NewToken, Role, TokenAdmin, clock::ManualClock, crypto::SecretHasher,
+    store::MemoryTokenStore,
 };
 use finout_mock::Mock;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use proptest::prelude::*;
 use serde_json::Value;
+use time::macros::datetime;
 use tower::ServiceExt;
+
+/// One request through `app` that must succeed; its JSON body.
+async fn send(
+    app: &axum::Router,
+    method: Method,
+    path: &str,
+    creds: (&str, &str),
+    body: Option<Value>,
+) -> Value {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-finout-client-id", creds.0)
+        .header("x-finout-secret-key", creds.1)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        )))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
+}
 
 /// Any JSON value, a few levels deep, with numbers at the edges of i64 and f64.
 fn json() -> impl Strategy<Value = Value> {
@@ -123,7 +152,17 @@ fn path() -> impl Strategy<Value = String> {
     ];
     let random = prop::collection::vec(segment, 0..6).prop_map(|s| format!("/{}", s.join("/")));
     // The served routes, with arbitrary ids in their parameters.
-    let id = "[A-Za-z0-9._~-]{1,40}";
+    // Ids: made up (with percent signs: invalid UTF-8 once decoded), or a placeholder for
+    // the tag, version or query each case creates first.
+    let id = || {
+        prop_oneof![
+            2 => "[A-Za-z0-9%._~-]{1,40}",
+            1 => Just("TAG".to_owned()),
+            1 => Just("VERSION".to_owned()),
+            1 => Just("QUERY".to_owned()),
+            1 => Just("%FF%FE".to_owned()),
+        ]
+    };
     let served = (
         prop::sample::select(vec![
             "/v1/view",
@@ -158,11 +197,29 @@ fn path() -> impl Strategy<Value = String> {
             "/admin/users/{a}/roles",
             "/admin/users/{a}",
         ]),
-        id,
-        id,
+        id(),
+        id(),
     )
         .prop_map(|(template, a, b)| template.replace("{a}", &a).replace("{b}", &b));
-    prop_oneof![3 => served, 1 => random]
+    // The routes of what each case creates first, with the right ids in place.
+    let stateful = (
+        prop::sample::select(vec![
+            "/v2/virtual-tags/TAG",
+            "/v2/virtual-tags/TAG?setAsLive={a}",
+            "/v2/virtual-tags/TAG/metadata",
+            "/v2/virtual-tags/TAG/versions?pageSize={b}&cursor=VERSION&sortDirection={a}",
+            "/v2/virtual-tags/TAG/versions/VERSION",
+            "/v2/data/cost-usage/QUERY/status",
+            "/v2/data/cost-usage/QUERY/results?pageSize={b}&cursor={a}",
+            "/v2/query-language/values/Virtual%20Tags/TAG",
+            "/v1/virtual-tags/TAG",
+            "/v1/virtual-tags/TAG/metadata",
+        ]),
+        prop_oneof!["[0-9]{1,6}", "[a-z%]{0,6}"],
+        prop_oneof!["[0-9]{1,6}", "[a-z%]{0,6}"],
+    )
+        .prop_map(|(template, a, b)| template.replace("{a}", &a).replace("{b}", &b));
+    prop_oneof![3 => served, 2 => stateful, 1 => random]
 }
 
 /// Instants at the edges: overflow, the 1970 and 9999 bounds, seconds and milliseconds.
@@ -321,7 +378,34 @@ proptest! {
                 .await
                 .unwrap();
             let view = finout_mock::fixtures::default_views(account.id)[0].id.clone();
-            let app = Mock::new(admin, auth).router();
+            let clock = ManualClock::new(datetime!(2026-11-29 12:00 UTC));
+            let app = Mock::new(admin, auth).clock(clock.clone()).router();
+            let creds = (token.client_id.as_str(), token.secret_key.expose_secret());
+            // State for the stateful handlers: a tag with metadata and two versions, and a
+            // completed query.
+            let tag = serde_json::json!({"name": "T", "defaultValue": "d",
+                "rules": [{"to": "a", "filters": {}}, {"to": "b", "filters": {}}]});
+            let tag = send(&app, Method::POST, "/v2/virtual-tags", creds, Some(tag)).await;
+            let tag_id = tag["data"]["id"].as_str().unwrap().to_owned();
+            let draft_path = format!("/v2/virtual-tags/{tag_id}?setAsLive=false");
+            let draft = serde_json::json!({"name": "T2", "defaultValue": "d", "rules": []});
+            send(&app, Method::PUT, &draft_path, creds, Some(draft)).await;
+            let meta = serde_json::json!({"a": {"groups": ["g"], "customMetadata": {"k": "v"}}});
+            send(&app, Method::PUT, &format!("/v2/virtual-tags/{tag_id}/metadata"), creds, Some(meta)).await;
+            let versions = send(&app, Method::GET, &format!("/v2/virtual-tags/{tag_id}/versions"), creds, None).await;
+            let version_id = versions["data"][0]["id"].as_str().unwrap().to_owned();
+            let query = serde_json::json!({
+                "date": {"unixTimeMillisecondsStart": 1_717_200_000_000_i64, "unixTimeMillisecondsEnd": 1_717_286_400_000_i64},
+                "timeInterval": {"interval": "day"},
+                "measurements": [{"type": "amortizedCost"}],
+                "dimensions": [{"costCenter": "Virtual Tags", "key": tag_id}, {"costCenter": "AWS", "key": "service"}]});
+            let query = send(&app, Method::POST, "/v2/data/cost-usage/generate-query", creds, Some(query)).await;
+            let query_id = query["data"]["queryId"].as_str().unwrap().to_owned();
+            clock.advance(time::Duration::seconds(10));
+            let path = path
+                .replace("TAG", &tag_id)
+                .replace("VERSION", &version_id)
+                .replace("QUERY", &query_id);
             let mut request = Request::builder()
                 .method(method.clone())
                 .uri(path.as_str())
@@ -337,7 +421,7 @@ proptest! {
             let Ok(request) = request.body(body) else {
                 return Ok(()); // a path `http` itself refuses never reaches a server
             };
-            let response = app.oneshot(request).await.unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
             let status = response.status();
             let bytes = response.into_body().collect().await.unwrap().to_bytes();
             prop_assert!(!status.is_server_error(), "{method} {path}: {status} {bytes:?}");

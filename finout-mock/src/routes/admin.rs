@@ -1,12 +1,7 @@
 //! `/admin`: who the caller is, API and personal tokens, and users, with Finout's rules
 //! (enforced by [`finout_auth::AdminSession`]).
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-    response::IntoResponse,
-};
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use finout_auth::{
     AdminError, ClientId, IssuedToken, NewToken, Principal, Role, UserId,
     model::{DataAccess, TokenInfo, TokenKind, User},
@@ -17,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::{
     Mock,
-    error::{Answer, Body, MockError},
+    error::{Answer, Body, MockError, Path},
 };
 
 #[derive(Serialize)]

@@ -1,12 +1,12 @@
 //! `/v1/megabill/query-language/keys` and `/values/{costCenter}/{key}`: the dimensions the
 //! fixtures know (`fixtures::DIMENSIONS`), which `query-by-view` also accepts in `groupBy`.
 
-use axum::{Json, extract::Path};
+use axum::Json;
 use finout_auth::Principal;
 use serde_json::Value;
 
 use crate::{
-    error::{Answer, MockError},
+    error::{Answer, MockError, Path},
     fixtures::DIMENSIONS,
 };
 

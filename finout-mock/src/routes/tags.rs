@@ -1,22 +1,17 @@
 //! `/v1/virtual-tags`: the account's virtual tags (`state::tags`) in V1's shape: the tag's
 //! fields at the top level with `accountId`, timestamps as JavaScript `Date` strings.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-    response::IntoResponse,
-};
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use finout_auth::{ErrorCode, Principal};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::{
     Mock,
-    error::{Answer, Body, MockError},
+    error::{Answer, Body, MockError, Path},
     state::{
         Change,
-        tags::{StoredTag, client_fields, metadata_body},
+        tags::{StoredTag, client_fields, is_value_or_key, metadata_body},
     },
 };
 
@@ -92,10 +87,16 @@ pub(crate) async fn list(State(mock): State<Mock>, principal: Principal) -> Json
     }))
 }
 
-/// Finout's v1 documents `defaultValue` as a string (e.g. "Untagged"): absent is allowed,
-/// `null` or any other type is not.
+/// Finout's v1 documents `defaultValue` as a string (e.g. "Untagged"); a MegaBill key
+/// `{"key","costCenter"}` (what V2 also allows, so a tag written there reads and writes back
+/// here) is accepted too. Absent is allowed, `null` or any other type is not.
 fn v1_fields(body: Value) -> Answer<Map<String, Value>> {
-    client_fields(body, false, Value::is_string, "a string")
+    client_fields(
+        body,
+        false,
+        is_value_or_key,
+        "a string or {\"key\", \"costCenter\"}",
+    )
 }
 
 pub(crate) async fn create(
@@ -110,8 +111,9 @@ pub(crate) async fn create(
         .inner
         .state
         .write(principal.account_id(), |tags, _| {
-            tags.check(&tag)?;
-            Ok((Change::PutTag(tag.clone()), tag))
+            let mut tag = tag;
+            let json = tags.fit(&mut tag)?;
+            Ok((Change::PutTag(tag.clone(), json), tag))
         })
         .await?;
     Ok((StatusCode::CREATED, answer(&tag, &principal)))
@@ -150,8 +152,8 @@ pub(crate) async fn replace(
                 .cloned()
                 .ok_or_else(|| MockError::not_found("virtual tag"))?;
             tag.save(fields, &author, now, true, None);
-            tags.check(&tag)?;
-            Ok((Change::PutTag(tag.clone()), tag))
+            let json = tags.fit(&mut tag)?;
+            Ok((Change::PutTag(tag.clone(), json), tag))
         })
         .await?;
     Ok(answer(&tag, &principal))
@@ -208,9 +210,9 @@ pub(crate) async fn put_metadata(
                 .cloned()
                 .ok_or_else(|| MockError::not_found("virtual tag"))?;
             tag.metadata = metadata;
-            tags.check(&tag)?;
+            let json = tags.fit(&mut tag)?;
             let metadata = tag.metadata.clone();
-            Ok((Change::PutTag(tag), metadata))
+            Ok((Change::PutTag(tag, json), metadata))
         })
         .await?;
     Ok(Json(serde_json::json!({

@@ -41,7 +41,7 @@ pub enum MockDatabase {
 /// (kind, id, body) of a change to save; body `None` deletes.
 fn row(change: &Change) -> Result<(&'static str, String, Option<String>), serde_json::Error> {
     Ok(match change {
-        Change::PutTag(tag) => (TAG, tag.id.clone(), Some(serde_json::to_string(tag)?)),
+        Change::PutTag(tag, json) => (TAG, tag.id.clone(), Some(json.clone())),
         Change::DeleteTag(id) => (TAG, id.clone(), None),
         Change::AddEndpoint(endpoint) => (
             ENDPOINT,
@@ -71,6 +71,7 @@ impl MockDatabase {
             let change = match kind.as_str() {
                 TAG => Change::PutTag(
                     serde_json::from_str::<StoredTag>(&body).map_err(|e| decode(&e))?,
+                    body,
                 ),
                 ENDPOINT => Change::AddEndpoint(
                     serde_json::from_str::<Value>(&body).map_err(|e| decode(&e))?,

@@ -3,15 +3,19 @@
 //! mock's own table first ([`MockDatabase`]), so it survives a restart.
 //!
 //! Writes are serialized: a writer plans its change against the current state (checking
-//! the caps), saves it to the database, and only then applies it in memory; a failed save
-//! answers 503 and changes nothing.
+//! the caps) while readers go on, then saves it to the database and applies it in memory
+//! in a task of its own, so a caller that goes away (a client disconnecting) cannot leave
+//! the database and memory apart; a failed save answers 503 and changes nothing.
+//!
+//! One mock per database: a mock reads the table once, when it starts. Several mocks on one
+//! PostgreSQL database share tokens (the change feed) but not what clients write.
 
 mod db;
 pub(crate) mod tags;
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard},
 };
 
 use finout_auth::{AccountId, ErrorCode};
@@ -28,8 +32,8 @@ pub(crate) const MAX_ENDPOINTS_PER_ACCOUNT: usize = 100;
 /// One write.
 #[derive(Debug)]
 pub(crate) enum Change {
-    /// Keep this tag (new, or replacing the tag of its id).
-    PutTag(StoredTag),
+    /// Keep this tag (new, or replacing the tag of its id), whose JSON is this.
+    PutTag(StoredTag, String),
     /// Delete the tag of this id.
     DeleteTag(String),
     /// Add this endpoint (an object with an `id`).
@@ -45,7 +49,7 @@ struct Memory {
 impl Memory {
     fn apply(&mut self, account: AccountId, change: Change) {
         match change {
-            Change::PutTag(tag) => self.tags.entry(account).or_default().put(tag),
+            Change::PutTag(tag, json) => self.tags.entry(account).or_default().put(tag, json.len()),
             Change::DeleteTag(id) => {
                 if let Some(tags) = self.tags.get_mut(&account) {
                     tags.remove(&id);
@@ -61,9 +65,9 @@ impl Memory {
 /// The client-written state of every account.
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    memory: Mutex<Memory>,
+    memory: RwLock<Memory>,
     db: Option<MockDatabase>,
-    writing: tokio::sync::Mutex<()>,
+    writing: Arc<tokio::sync::Mutex<()>>,
 }
 
 static NO_TAGS: std::sync::LazyLock<AccountTags> = std::sync::LazyLock::new(AccountTags::default);
@@ -76,14 +80,18 @@ impl State {
             memory.apply(account, change);
         }
         Ok(State {
-            memory: Mutex::new(memory),
+            memory: RwLock::new(memory),
             db: Some(db),
-            writing: tokio::sync::Mutex::new(()),
+            writing: Arc::default(),
         })
     }
 
-    fn memory(&self) -> MutexGuard<'_, Memory> {
-        self.memory.lock().unwrap_or_else(|e| e.into_inner())
+    fn memory(&self) -> RwLockReadGuard<'_, Memory> {
+        self.memory.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn memory_mut(&self) -> RwLockWriteGuard<'_, Memory> {
+        self.memory.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Read `account`'s tags.
@@ -104,11 +112,11 @@ impl State {
     /// Plan a change against `account`'s tags and endpoints (`plan` checks the caps), save
     /// it, apply it; answer what `plan` returned.
     pub(crate) async fn write<T>(
-        &self,
+        self: &Arc<Self>,
         account: AccountId,
         plan: impl FnOnce(&AccountTags, &[Value]) -> Answer<(Change, T)>,
     ) -> Answer<T> {
-        let _writing = self.writing.lock().await;
+        let writing = self.writing.clone().lock_owned().await;
         let (change, answer) = {
             let memory = self.memory();
             let endpoints = memory
@@ -117,14 +125,27 @@ impl State {
                 .map_or(&[][..], Vec::as_slice);
             plan(memory.tags.get(&account).unwrap_or(&NO_TAGS), endpoints)?
         };
-        if let Some(db) = &self.db {
-            db.save(account, &change).await.map_err(|e| {
+        let state = Arc::clone(self);
+        let saved = tokio::spawn(async move {
+            let _writing = writing;
+            if let Some(db) = &state.db {
+                db.save(account, &change).await?;
+            }
+            state.memory_mut().apply(account, change);
+            Ok::<_, sqlx::Error>(())
+        })
+        .await;
+        match saved {
+            Ok(Ok(())) => Ok(answer),
+            Ok(Err(e)) => {
                 tracing::warn!(target: "finout_mock", error = %e, "saving client state failed");
-                MockError::auth(ErrorCode::AuthUnavailable)
-            })?;
+                Err(MockError::auth(ErrorCode::AuthUnavailable))
+            }
+            Err(e) => {
+                tracing::error!(target: "finout_mock", error = %e, "saving client state panicked");
+                Err(MockError::auth(ErrorCode::AuthUnavailable))
+            }
         }
-        self.memory().apply(account, change);
-        Ok(answer)
     }
 }
 

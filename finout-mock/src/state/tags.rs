@@ -16,6 +16,11 @@ pub(crate) const MAX_TAGS_PER_ACCOUNT: usize = 500;
 /// The most bytes of virtual tags (as JSON, with their versions and metadata) one account
 /// keeps.
 pub(crate) const MAX_TAG_BYTES_PER_ACCOUNT: usize = 16 * 1024 * 1024;
+/// The most values with metadata per tag, and ids per `groups` or `endpoints` list.
+pub(crate) const MAX_METADATA_VALUES: usize = 1_000;
+pub(crate) const MAX_IDS: usize = 1_000;
+/// The most rules per tag (Finout's V2: 1,000).
+pub(crate) const MAX_RULES: usize = 1_000;
 /// The most versions kept per tag (Finout: "up to 100"); past it, the oldest that is not
 /// live is dropped.
 pub(crate) const MAX_VERSIONS: usize = 100;
@@ -110,6 +115,27 @@ impl StoredTag {
         }
     }
 
+    /// What the tag assigns: its rules' string `to` values and its string default, sorted.
+    pub(crate) fn assigned_values(&self) -> Vec<String> {
+        let mut values: Vec<String> = self
+            .fields
+            .get("rules")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.get("to")?.as_str().map(str::to_owned))
+            .chain(
+                self.fields
+                    .get("defaultValue")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            )
+            .collect();
+        values.sort();
+        values.dedup();
+        values
+    }
+
     pub(crate) fn name(&self) -> &str {
         self.fields
             .get("name")
@@ -117,8 +143,8 @@ impl StoredTag {
             .unwrap_or("")
     }
 
-    fn size(&self) -> usize {
-        serde_json::to_vec(self).map_or(usize::MAX, |bytes| bytes.len())
+    fn to_json(&self) -> Answer<String> {
+        serde_json::to_string(self).map_err(|e| MockError::invalid(format!("virtual tag: {e}")))
     }
 }
 
@@ -138,27 +164,46 @@ impl AccountTags {
         self.tags.get(id).map(|(tag, _)| tag)
     }
 
-    /// Refuse `tag` (new, or replacing the tag of its id) if the caps would not allow it.
-    pub(crate) fn check(&self, tag: &StoredTag) -> Answer<()> {
+    /// Make `tag` (new, or replacing the tag of its id) fit the caps, dropping its oldest
+    /// staged versions if it takes that (as Finout deletes the oldest automatically), and
+    /// answer it as JSON; refuse it if it cannot fit.
+    pub(crate) fn fit(&self, tag: &mut StoredTag) -> Answer<String> {
         let replaced = self.tags.get(&tag.id).map(|(_, size)| *size);
         if replaced.is_none() && self.tags.len() >= MAX_TAGS_PER_ACCOUNT {
             return Err(MockError::limit(format!(
                 "an account keeps at most {MAX_TAGS_PER_ACCOUNT} virtual tags"
             )));
         }
-        let bytes = self.bytes - replaced.unwrap_or(0);
-        if bytes.saturating_add(tag.size()) > MAX_TAG_BYTES_PER_ACCOUNT {
-            return Err(MockError::limit(format!(
+        let room = MAX_TAG_BYTES_PER_ACCOUNT - (self.bytes - replaced.unwrap_or(0));
+        let too_big = || {
+            MockError::limit(format!(
                 "an account keeps at most {MAX_TAG_BYTES_PER_ACCOUNT} bytes of virtual tags, \
                  their versions and metadata"
-            )));
+            ))
+        };
+        let mut json = tag.to_json()?;
+        if json.len() > room {
+            let mut excess = json.len() - room;
+            while excess > 0 {
+                let oldest = tag.versions.iter().position(|v| !v.is_live);
+                let Some(oldest) = oldest else {
+                    return Err(too_big());
+                };
+                let dropped = tag.versions.remove(oldest);
+                let size = serde_json::to_vec(&dropped).map_or(0, |v| v.len());
+                excess = excess.saturating_sub(size);
+            }
+            json = tag.to_json()?;
+            if json.len() > room {
+                return Err(too_big());
+            }
         }
-        Ok(())
+        Ok(json)
     }
 
-    /// Keep `tag` (checked with [`check`](Self::check)), replacing the tag of its id.
-    pub(crate) fn put(&mut self, tag: StoredTag) {
-        let size = tag.size();
+    /// Keep `tag` (made to fit by [`fit`](Self::fit)), `size` bytes as JSON, replacing the
+    /// tag of its id.
+    pub(crate) fn put(&mut self, tag: StoredTag, size: usize) {
         if let Some((_, old)) = self.tags.insert(tag.id.clone(), (tag, size)) {
             self.bytes -= old;
         }
@@ -243,6 +288,9 @@ pub(crate) fn client_fields(
         None => {
             fields.insert("rules".into(), Value::Array(Vec::new()));
         }
+        Some(Value::Array(rules)) if rules.len() > MAX_RULES => {
+            return Err(MockError::invalid(format!("`rules`: at most {MAX_RULES}")));
+        }
         Some(Value::Array(rules)) => {
             for (i, rule) in rules.iter().enumerate() {
                 check_rule(rule).map_err(|why| MockError::invalid(format!("rules[{i}]: {why}")))?;
@@ -274,12 +322,14 @@ pub(crate) fn check_value_metadata(value: &str, entry: &Value, merge_allowed: bo
             "customMetadata" => v.is_object(),
             "groups" | "endpoints" => v
                 .as_array()
-                .is_some_and(|ids| ids.iter().all(Value::is_string)),
+                .is_some_and(|ids| ids.len() <= MAX_IDS && ids.iter().all(Value::is_string)),
             "mergeValuesAndMetadata" if merge_allowed => v.is_boolean(),
             _ => return bad(&format!("unknown field {field:?}")),
         };
         if !ok {
-            return bad(&format!("{field} has the wrong type"));
+            return bad(&format!(
+                "{field} has the wrong type (groups and endpoints: at most {MAX_IDS} ids)"
+            ));
         }
     }
     Ok(())
@@ -292,6 +342,11 @@ pub(crate) fn metadata_body(body: Value, merge_allowed: bool) -> Answer<Map<Stri
             "metadata is an object keyed by virtual-tag value",
         ));
     };
+    if values.len() > MAX_METADATA_VALUES {
+        return Err(MockError::invalid(format!(
+            "metadata: at most {MAX_METADATA_VALUES} values"
+        )));
+    }
     for (value, entry) in &values {
         check_value_metadata(value, entry, merge_allowed)?;
     }

@@ -3,15 +3,12 @@
 //! passed (`Mock::query_delay`, on the mock's clock); `results` pages the rows by cursor
 //! and answers 202 before completion. Results are kept 24 hours (then `expired`, 410); a
 //! query is forgotten a further 24 hours later (404). An account keeps at most
-//! [`MAX_QUERIES_PER_ACCOUNT`] queries (Finout's daily limit for generating them).
+//! [`MAX_QUERIES_PER_ACCOUNT`] queries; past it the oldest is forgotten. Results pages are
+//! built on demand from the query (never stored).
 
 use std::{collections::HashMap, sync::Mutex};
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{Json, extract::State, http::StatusCode};
 use finout_auth::{AccountId, Principal};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -20,13 +17,15 @@ use time::{Duration, OffsetDateTime, format_description::well_known::Rfc3339};
 use super::spec::{Query, Spec};
 use crate::{
     Mock,
-    error::{Answer, Body, MockError, Params},
+    error::{Answer, Body, MockError, Params, Path},
+    state::tags::StoredTag,
 };
 
 /// How long results are kept after completing.
 const KEPT: Duration = Duration::hours(24);
-/// The most queries an account keeps (completed or not).
-pub(crate) const MAX_QUERIES_PER_ACCOUNT: usize = 10_000;
+/// The most queries an account keeps (three days of Finout's daily limit); past it, the
+/// oldest is forgotten.
+pub(crate) const MAX_QUERIES_PER_ACCOUNT: usize = 30_000;
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 10_000;
 
@@ -34,6 +33,8 @@ const MAX_PAGE: usize = 10_000;
 struct Stored {
     query: Query,
     created: OffsetDateTime,
+    /// Order of creation within the account (several may share an instant).
+    seq: u64,
 }
 
 /// Every account's queries.
@@ -51,16 +52,18 @@ enum Status {
 }
 
 fn status(created: OffsetDateTime, delay: Duration, now: OffsetDateTime) -> Status {
-    let done = created + delay;
-    if now < created + delay / 2 {
+    // A delay past the calendar's end never completes.
+    let (Some(half), Some(done)) = (created.checked_add(delay / 2), created.checked_add(delay))
+    else {
+        return Status::Running;
+    };
+    let expires = done.checked_add(KEPT);
+    if now < half {
         Status::Queued
     } else if now < done {
         Status::Running
-    } else if now < done + KEPT {
-        Status::Completed {
-            at: done,
-            expires: done + KEPT,
-        }
+    } else if let Some(expires) = expires.filter(|e| now < *e) {
+        Status::Completed { at: done, expires }
     } else {
         Status::Expired
     }
@@ -79,9 +82,17 @@ pub(crate) async fn generate(
     principal: Principal,
     Body(spec): Body<Spec>,
 ) -> Answer<Json<Value>> {
-    let query = spec.check()?;
+    let account = principal.account_id();
+    let query = spec.check(|id| {
+        mock.inner
+            .state
+            .tags(account, |tags| tags.get(id).map(StoredTag::assigned_values))
+    })?;
     let now = mock.now();
-    let forget_before = now - delay(&mock) - KEPT - KEPT;
+    // Queries created before this are expired since a day: forgotten.
+    let forget_before = now
+        .checked_sub(delay(&mock))
+        .and_then(|t| t.checked_sub(KEPT + KEPT));
     let id = uuid::Uuid::new_v4().to_string();
     {
         let mut all = mock
@@ -91,19 +102,25 @@ pub(crate) async fn generate(
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let mine = all.entry(principal.account_id()).or_default();
-        mine.retain(|_, q| q.created >= forget_before);
-        if mine.len() >= MAX_QUERIES_PER_ACCOUNT {
-            return Err(MockError::limit(format!(
-                "an account keeps at most {MAX_QUERIES_PER_ACCOUNT} queries"
-            )));
+        if let Some(before) = forget_before {
+            mine.retain(|_, q| q.created >= before);
         }
-        mine.insert(
-            id.clone(),
-            Stored {
-                query,
-                created: now,
-            },
-        );
+        if mine.len() >= MAX_QUERIES_PER_ACCOUNT {
+            let oldest = mine
+                .iter()
+                .min_by_key(|(_, q)| (q.created, q.seq))
+                .map(|(id, _)| id.clone());
+            if let Some(oldest) = oldest {
+                mine.remove(&oldest);
+            }
+        }
+        let seq = mine.values().map(|q| q.seq).max().map_or(0, |s| s + 1);
+        let stored = Stored {
+            query,
+            created: now,
+            seq,
+        };
+        mine.insert(id.clone(), stored);
     }
     Ok(Json(
         json!({"requestId": uuid::Uuid::new_v4(), "data": {"queryId": id}}),
@@ -138,7 +155,7 @@ pub(crate) async fn query_status(
             "status": "completed",
             "completedAt": iso(at),
             "expiredAt": iso(expires),
-            "totalRows": query.rows(&account.to_string()).len(),
+            "totalRows": query.total_rows(),
         }),
         Status::Expired => json!({"status": "expired"}),
     };
@@ -191,20 +208,21 @@ pub(crate) async fn results(
             "results are kept 24 hours; generate the query again",
         )),
         Status::Completed { .. } => {
-            let rows = query.rows(&account.to_string());
-            if offset > rows.len() {
+            let total = usize::try_from(query.total_rows()).unwrap_or(usize::MAX);
+            if offset > total {
                 return Err(MockError::invalid("cursor: past the last row"));
             }
-            let end = offset.saturating_add(size).min(rows.len());
-            let has_more = end < rows.len();
-            let mut pagination = json!({"hasMore": has_more, "totalRows": rows.len()});
+            let rows = query.page(&account.to_string(), offset, size);
+            let end = offset.saturating_add(rows.len());
+            let has_more = end < total;
+            let mut pagination = json!({"hasMore": has_more, "totalRows": total});
             if has_more {
                 pagination["nextCursor"] = json!(end.to_string());
             }
             Ok(Json(json!({
                 "requestId": uuid::Uuid::new_v4(),
                 "pagination": pagination,
-                "data": rows[offset..end],
+                "data": rows,
             })))
         }
     }

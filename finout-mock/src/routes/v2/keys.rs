@@ -3,15 +3,14 @@
 //! dimensions (`fixtures::DIMENSIONS`) and the account's virtual tags (cost center `Virtual
 //! Tags`, type `virtual_tag`, key the tag's id, values what its rules and default assign).
 
-use axum::Json;
-use axum::extract::{Path, State};
+use axum::{Json, extract::State};
 use finout_auth::Principal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
     Mock,
-    error::{Answer, MockError, Params},
+    error::{Answer, MockError, Params, Path},
     fixtures::DIMENSIONS,
     state::tags::StoredTag,
 };
@@ -36,25 +35,6 @@ pub(crate) async fn keys(State(mock): State<Mock>, principal: Principal) -> Json
     Json(json!({"requestId": uuid::Uuid::new_v4(), "data": {"keys": keys}}))
 }
 
-/// What a virtual tag assigns: its rules' string `to` values and its string default.
-fn tag_values(tag: &StoredTag) -> Vec<String> {
-    let mut values: Vec<String> = tag.fields["rules"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r.get("to")?.as_str().map(str::to_owned))
-        .chain(
-            tag.fields
-                .get("defaultValue")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        )
-        .collect();
-    values.sort();
-    values.dedup();
-    values
-}
-
 #[derive(Deserialize)]
 pub(crate) struct KeyType {
     /// Required by Finout when a key supports several types; checked when given.
@@ -73,7 +53,7 @@ pub(crate) async fn values(
             .inner
             .state
             .tags(principal.account_id(), |tags| {
-                tags.get(&key).map(tag_values)
+                tags.get(&key).map(StoredTag::assigned_values)
             })
             .ok_or_else(|| MockError::not_found("key"))?;
         (vec!["virtual_tag"], values)

@@ -5,9 +5,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use time::{Date, Duration, OffsetDateTime};
 
+use super::keys::VIRTUAL_TAGS;
 use crate::{
     error::{Answer, MockError},
-    fixtures::{self, COST_TYPES, Dimension},
+    fixtures::{self, COST_TYPES},
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -102,13 +103,24 @@ pub(crate) struct Query {
     end_ms: i64,
     interval: &'static str,
     measurements: Vec<(&'static str, &'static str)>,
-    /// Each dimension, its type, and its column (`{costCenter}_{type}_{key}`, with the cost
-    /// center as the client sent it: a client sending `""` reads `_billing_dimension_service`).
-    dimensions: Vec<(&'static Dimension, String)>,
+    /// Each dimension: its column (`{costCenter}_{type}_{key}`, with the cost center as the
+    /// client sent it: a client sending `""` reads `_billing_dimension_service`) and its
+    /// values.
+    dimensions: Vec<Dim>,
     /// Sort by (column, descending); `None`: the first measurement, descending.
     sort: Option<(String, bool)>,
     row_limit: u64,
 }
+
+#[derive(Debug, Clone)]
+struct Dim {
+    column: String,
+    values: Vec<String>,
+}
+
+/// The most rows a query may range over before `rowLimit` (periods x combinations of its
+/// dimensions' values): past it, 400.
+pub(crate) const MAX_CANDIDATE_ROWS: u64 = 200_000;
 
 fn one_of(value: &str, allowed: &[&'static str], field: &str) -> Answer<&'static str> {
     allowed
@@ -169,8 +181,9 @@ fn conditions(filter: &Value, path: &str, depth: usize) -> Answer<usize> {
 }
 
 impl Spec {
-    /// Check every field; the first problem answers 400 naming it.
-    pub(crate) fn check(self) -> Answer<Query> {
+    /// Check every field; the first problem answers 400 naming it. `virtual_tag` answers
+    /// the values of the account's virtual tag of an id (cost center `Virtual Tags`).
+    pub(crate) fn check(self, virtual_tag: impl Fn(&str) -> Option<Vec<String>>) -> Answer<Query> {
         let (start, end) = (
             self.date.unix_time_milliseconds_start,
             self.date.unix_time_milliseconds_end,
@@ -221,32 +234,36 @@ impl Spec {
                 "dimensions: at most {MAX_DIMENSIONS}"
             )));
         }
-        let mut dimensions: Vec<(&'static Dimension, String)> = Vec::new();
+        let mut dimensions: Vec<Dim> = Vec::new();
         for (i, d) in self.dimensions.iter().enumerate() {
-            let found = fixtures::DIMENSIONS
-                .iter()
-                .find(|f| f.key == d.key && (d.cost_center.is_empty() || f.cost_center == d.cost_center))
-                .ok_or_else(|| {
-                    MockError::invalid(format!(
-                        "dimensions[{i}]: no key {:?} in cost center {:?} (see /v2/query-language/keys)",
-                        d.key, d.cost_center
-                    ))
-                })?;
-            let kind = match &d.kind {
-                Some(k) => one_of(k, found.types, &format!("dimensions[{i}].type"))?,
-                None => found.types[0],
+            let (key, types, values) = if d.cost_center.eq_ignore_ascii_case(VIRTUAL_TAGS) {
+                let values = virtual_tag(&d.key).ok_or_else(|| unknown_key(i, d))?;
+                (d.key.as_str(), &["virtual_tag"][..], values)
+            } else {
+                let found = fixtures::DIMENSIONS
+                    .iter()
+                    .find(|f| {
+                        f.key == d.key
+                            && (d.cost_center.is_empty()
+                                || f.cost_center.eq_ignore_ascii_case(&d.cost_center))
+                    })
+                    .ok_or_else(|| unknown_key(i, d))?;
+                let values = found.values.iter().map(|v| (*v).to_owned()).collect();
+                (found.key, found.types, values)
             };
-            if dimensions.iter().any(|(f, _)| std::ptr::eq(*f, found)) {
+            let kind = match &d.kind {
+                Some(k) => one_of(k, types, &format!("dimensions[{i}].type"))?,
+                None => types[0],
+            };
+            let column = column(&d.cost_center, kind, key);
+            if dimensions.iter().any(|seen| seen.column == column) {
                 return Err(MockError::invalid(format!("dimensions[{i}]: repeated")));
             }
             if let (None, Some(s)) = (&sort, &d.sort_direction) {
                 let field = format!("dimensions[{i}].sortDirection");
-                sort = Some((
-                    column(&d.cost_center, kind, found.key),
-                    descending(s, &field)?,
-                ));
+                sort = Some((column.clone(), descending(s, &field)?));
             }
-            dimensions.push((found, column(&d.cost_center, kind, found.key)));
+            dimensions.push(Dim { column, values });
         }
         if let Some(filters) = &self.filters {
             conditions(filters, "filters", 0)?;
@@ -257,7 +274,7 @@ impl Spec {
                 "rowLimit: 1 to {MAX_ROW_LIMIT}"
             )));
         }
-        Ok(Query {
+        let query = Query {
             start_ms: start,
             end_ms: end,
             interval,
@@ -265,8 +282,22 @@ impl Spec {
             dimensions,
             sort,
             row_limit,
-        })
+        };
+        if query.candidates() > MAX_CANDIDATE_ROWS {
+            return Err(MockError::invalid(format!(
+                "dimensions: the query ranges over more than {MAX_CANDIDATE_ROWS} rows \
+                 (periods x values of every dimension); use fewer dimensions or a shorter range"
+            )));
+        }
+        Ok(query)
     }
+}
+
+fn unknown_key(i: usize, d: &DimensionSpec) -> MockError {
+    MockError::invalid(format!(
+        "dimensions[{i}]: no key {:?} in cost center {:?} (see /v2/query-language/keys)",
+        d.key, d.cost_center
+    ))
 }
 
 /// A dimension's column: `{costCenter}_{type}_{key}`.
@@ -303,66 +334,135 @@ fn periods(start_ms: i64, end_ms: i64, interval: &str) -> Vec<Date> {
 }
 
 impl Query {
-    /// Every row, sorted, at most `rowLimit`.
-    pub(crate) fn rows(&self, seed: &str) -> Vec<Map<String, Value>> {
-        let mut combos: Vec<Vec<(String, &'static str)>> = vec![Vec::new()];
-        for (d, col) in &self.dimensions {
-            combos = combos
-                .into_iter()
-                .flat_map(|c| {
-                    d.values.iter().map(move |v| {
-                        let mut c = c.clone();
-                        c.push((col.clone(), *v));
-                        c
-                    })
-                })
-                .take(MAX_ROW_LIMIT as usize)
-                .collect();
+    /// Rows the query ranges over before `rowLimit`, saturating.
+    fn candidates(&self) -> u64 {
+        let periods = periods(self.start_ms, self.end_ms, self.interval).len() as u64;
+        self.dimensions
+            .iter()
+            .fold(periods, |n, d| n.saturating_mul(d.values.len() as u64))
+    }
+
+    /// How many rows the results hold: every candidate, at most `rowLimit`.
+    pub(crate) fn total_rows(&self) -> u64 {
+        self.candidates().min(self.row_limit)
+    }
+
+    /// The index of each dimension's value in combination `c` (mixed radix).
+    fn indices(&self, mut c: usize) -> Vec<usize> {
+        let mut indices = vec![0; self.dimensions.len()];
+        for (i, d) in self.dimensions.iter().enumerate().rev() {
+            let n = d.values.len().max(1);
+            indices[i] = c % n;
+            c /= n;
         }
-        let mut rows = Vec::new();
-        for period in periods(self.start_ms, self.end_ms, self.interval) {
-            for combo in &combos {
-                let mut row = Map::new();
-                let key: String = combo.iter().map(|(_, v)| *v).collect::<Vec<_>>().join("/");
-                for (col, v) in combo {
-                    row.insert(col.clone(), json!(v));
+        indices
+    }
+
+    /// The dimension values of combination `c`.
+    fn combo(&self, c: usize) -> Vec<&str> {
+        self.indices(c)
+            .into_iter()
+            .zip(&self.dimensions)
+            .map(|(i, d)| d.values.get(i).map_or("", String::as_str))
+            .collect()
+    }
+
+    fn amount(seed: &str, period: Date, combo: &[&str], kind: &str, op: &str) -> f64 {
+        let mut h = blake3::Hasher::new();
+        h.update(seed.as_bytes());
+        h.update(period.to_string().as_bytes());
+        for v in combo {
+            h.update(b"/");
+            h.update(v.as_bytes());
+        }
+        h.update(b"/");
+        h.update(kind.as_bytes());
+        h.update(op.as_bytes());
+        let bytes = h.finalize();
+        let cents =
+            u64::from_le_bytes(bytes.as_bytes()[..8].try_into().unwrap_or_default()) % 50_000;
+        let factor = COST_TYPES
+            .iter()
+            .find(|(t, _)| t == &kind)
+            .map_or(0.1, |f| f.1);
+        (cents as f64 * factor).round() / 100.0
+    }
+
+    /// Rows `offset..offset + size` of the results (sorted, within `rowLimit`): only those
+    /// rows are built; the others are ranked by their sort key alone.
+    pub(crate) fn page(&self, seed: &str, offset: usize, size: usize) -> Vec<Map<String, Value>> {
+        let periods = periods(self.start_ms, self.end_ms, self.interval);
+        let combos = self
+            .dimensions
+            .iter()
+            .fold(1usize, |n, d| n.saturating_mul(d.values.len()));
+        let total = periods.len().saturating_mul(combos);
+        let (by, desc) = self.sort.clone().unwrap_or_else(|| {
+            let (kind, op) = self.measurements[0];
+            (format!("{kind}_{op}"), true)
+        });
+        let measurement = self
+            .measurements
+            .iter()
+            .find(|(kind, op)| by == format!("{kind}_{op}"));
+        // For a sort by a dimension: each of its values' rank in alphabetical order.
+        let dimension = self
+            .dimensions
+            .iter()
+            .position(|d| d.column == by)
+            .map(|d| {
+                let values = &self.dimensions[d].values;
+                let mut order: Vec<usize> = (0..values.len()).collect();
+                order.sort_by(|&a, &b| values[a].cmp(&values[b]));
+                let mut rank = vec![0usize; values.len()];
+                for (r, i) in order.into_iter().enumerate() {
+                    rank[i] = r;
                 }
-                row.insert(self.interval.into(), json!(period.to_string()));
+                (d, rank)
+            });
+        // (key, row index): the key ranks rows; ties keep the natural order.
+        let mut ranked: Vec<(f64, usize)> = (0..total)
+            .map(|row| {
+                let (p, c) = (row / combos.max(1), row % combos.max(1));
+                let key = match (measurement, &dimension) {
+                    (Some((kind, op)), _) => {
+                        Self::amount(seed, periods[p], &self.combo(c), kind, op)
+                    }
+                    (None, Some((d, rank))) => rank[self.indices(c)[*d]] as f64,
+                    (None, None) => p as f64,
+                };
+                (key, row)
+            })
+            .collect();
+        ranked.sort_by(|a, b| {
+            let order = a.0.total_cmp(&b.0);
+            (if desc { order.reverse() } else { order }).then(a.1.cmp(&b.1))
+        });
+        ranked.truncate(usize::try_from(self.row_limit).unwrap_or(usize::MAX));
+        let end = offset.saturating_add(size).min(ranked.len());
+        ranked
+            .get(offset..end)
+            .unwrap_or_default()
+            .iter()
+            .map(|&(_, row)| {
+                let (p, c) = (row / combos.max(1), row % combos.max(1));
+                let combo = self.combo(c);
+                let mut out = Map::new();
+                for (d, v) in self.dimensions.iter().zip(&combo) {
+                    out.insert(d.column.clone(), json!(v));
+                }
+                out.insert(self.interval.into(), json!(periods[p].to_string()));
                 for (kind, op) in &self.measurements {
-                    let h = blake3::hash(format!("{seed}/{period}/{key}/{kind}/{op}").as_bytes());
-                    let cents =
-                        u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or_default())
-                            % 50_000;
-                    let factor = COST_TYPES
-                        .iter()
-                        .find(|(t, _)| t == kind)
-                        .map_or(0.1, |f| f.1);
-                    let amount = (cents as f64 * factor).round() / 100.0;
+                    let amount = Self::amount(seed, periods[p], &combo, kind, op);
                     let value = if matches!(*kind, "usageAmount" | "normalizedUsageAmount") {
                         json!({"amount": amount, "unit": "hours"})
                     } else {
                         json!({"amount": amount})
                     };
-                    row.insert(format!("{kind}_{op}"), value);
+                    out.insert(format!("{kind}_{op}"), value);
                 }
-                rows.push(row);
-            }
-        }
-        let (by, desc) = self.sort.clone().unwrap_or_else(|| {
-            let (kind, op) = self.measurements[0];
-            (format!("{kind}_{op}"), true)
-        });
-        let sort_key = |row: &Map<String, Value>| match &row.get(&by) {
-            Some(Value::Object(m)) => (m["amount"].as_f64().unwrap_or(0.0), String::new()),
-            Some(v) => (0.0, v.as_str().unwrap_or("").to_owned()),
-            None => (0.0, String::new()),
-        };
-        rows.sort_by(|a, b| {
-            let (x, y) = (sort_key(a), sort_key(b));
-            let order = x.0.total_cmp(&y.0).then_with(|| x.1.cmp(&y.1));
-            if desc { order.reverse() } else { order }
-        });
-        rows.truncate(self.row_limit as usize);
-        rows
+                out
+            })
+            .collect()
     }
 }

@@ -2,10 +2,9 @@
 //! V2's shape (`{"requestId","data": ...}`, no `accountId`, ISO-8601 timestamps), with their
 //! versions (`setAsLive=false` stages one) and their metadata (`mergeValuesAndMetadata`).
 
-use axum::{
-    Json,
-    extract::{Path, State},
-};
+use std::collections::HashSet;
+
+use axum::{Json, extract::State};
 use finout_auth::Principal;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -13,11 +12,14 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::{
     Mock,
-    error::{Answer, Body, MockError, Params},
+    error::{Answer, Body, MockError, Params, Path},
     routes::tags::{author, require_write},
     state::{
         Change,
-        tags::{StoredTag, Version, client_fields, is_value_or_key, metadata_body},
+        tags::{
+            MAX_IDS, MAX_METADATA_VALUES, StoredTag, Version, client_fields, is_value_or_key,
+            metadata_body,
+        },
     },
 };
 
@@ -48,6 +50,20 @@ pub(crate) struct SetAsLive {
     set_as_live: Option<bool>,
 }
 
+/// The fields of a V2 tag body: what the client sets, then what the mock sets (a client
+/// sending back a tag it read).
+const V2_FIELDS: [&str; 9] = [
+    "name",
+    "rules",
+    "defaultValue",
+    "versionMetadata",
+    "id",
+    "createdBy",
+    "createdAt",
+    "updatedBy",
+    "updatedAt",
+];
+
 /// V2's body: `name`, `rules` and `defaultValue` required (`defaultValue` a string or a
 /// MegaBill key), `versionMetadata.changeDescription` optional.
 fn v2_body(body: Value) -> Answer<(Map<String, Value>, Option<String>)> {
@@ -64,6 +80,15 @@ fn v2_body(body: Value) -> Answer<(Map<String, Value>, Option<String>)> {
         },
         Some(_) => return Err(MockError::invalid("versionMetadata must be an object")),
     };
+    if let Some(unknown) = body
+        .as_object()
+        .and_then(|b| b.keys().find(|k| !V2_FIELDS.contains(&k.as_str())).cloned())
+    {
+        return Err(MockError::invalid(format!(
+            "unknown field {unknown:?}: a virtual tag has {}",
+            V2_FIELDS[..4].join(", ")
+        )));
+    }
     let fields = client_fields(
         body,
         true,
@@ -112,8 +137,9 @@ pub(crate) async fn create(
         .inner
         .state
         .write(principal.account_id(), |tags, _| {
-            tags.check(&tag)?;
-            Ok((Change::PutTag(tag.clone()), tag))
+            let mut tag = tag;
+            let json = tags.fit(&mut tag)?;
+            Ok((Change::PutTag(tag.clone(), json), tag))
         })
         .await?;
     Ok(ok(v2(&tag)))
@@ -141,8 +167,8 @@ pub(crate) async fn update(
                 .ok_or_else(|| MockError::not_found("virtual tag"))?;
             let live = live.set_as_live.unwrap_or(true);
             tag.save(fields, &author, now, live, description);
-            tags.check(&tag)?;
-            Ok((Change::PutTag(tag.clone()), tag))
+            let json = tags.fit(&mut tag)?;
+            Ok((Change::PutTag(tag.clone(), json), tag))
         })
         .await?;
     Ok(ok(v2(&tag)))
@@ -212,12 +238,6 @@ pub(crate) async fn versions(
         Some("asc") => false,
         Some(_) => return Err(MockError::invalid("sortDirection must be asc or desc")),
     };
-    let offset = match q.cursor.as_deref() {
-        None => 0,
-        Some(c) => c
-            .parse::<usize>()
-            .map_err(|_| MockError::invalid("cursor: not a cursor this API returned"))?,
-    };
     let in_range = |v: &&Version| {
         let ms = v.created_at.unix_timestamp_nanos() / 1_000_000;
         q.from.is_none_or(|from| ms >= i128::from(from))
@@ -239,10 +259,22 @@ pub(crate) async fn versions(
     if descending {
         listed.reverse();
     }
+    // The cursor is the id of the last version answered: a version saved meanwhile does not
+    // shift the pages.
+    let offset = match q.cursor.as_deref() {
+        None => 0,
+        Some(c) => {
+            listed.iter().position(|v| v["id"] == c).ok_or_else(|| {
+                MockError::invalid("cursor: not a version of this list (it may have been dropped)")
+            })? + 1
+        }
+    };
     let rest = listed.get(offset..).unwrap_or_default();
     let data: Vec<Value> = rest.iter().take(page).cloned().collect();
     let has_more = rest.len() > page;
-    let next = has_more.then(|| (offset + page).to_string());
+    let next = has_more
+        .then(|| data.last().map(|v| v["id"].clone()))
+        .flatten();
     Ok(Json(json!({
         "requestId": uuid::Uuid::new_v4(),
         "pagination": {"nextCursor": next, "hasMore": has_more},
@@ -309,29 +341,45 @@ pub(crate) async fn put_metadata(
                 };
                 let merge = entry.remove("mergeValuesAndMetadata") == Some(Value::Bool(true));
                 match tag.metadata.get_mut(&value) {
-                    Some(Value::Object(existing)) if merge => merge_into(existing, entry),
+                    Some(Value::Object(existing)) if merge => merge_into(existing, entry)?,
                     _ => {
                         tag.metadata.insert(value, Value::Object(entry));
                     }
                 }
             }
-            tags.check(&tag)?;
+            if tag.metadata.len() > MAX_METADATA_VALUES {
+                return Err(MockError::invalid(format!(
+                    "metadata: at most {MAX_METADATA_VALUES} values per tag"
+                )));
+            }
+            let json = tags.fit(&mut tag)?;
             let metadata = tag.metadata.clone();
-            Ok((Change::PutTag(tag), metadata))
+            Ok((Change::PutTag(tag, json), metadata))
         })
         .await?;
     Ok(ok(json!({"metadata": metadata, "virtualTagId": id})))
 }
 
-fn merge_into(existing: &mut Map<String, Value>, new: Map<String, Value>) {
+/// Merge `new` into `existing`: custom metadata by key, `groups` and `endpoints` as sets
+/// (at most [`MAX_IDS`] each).
+fn merge_into(existing: &mut Map<String, Value>, new: Map<String, Value>) -> Answer<()> {
     for (field, value) in new {
         match (existing.get_mut(&field), value) {
             (Some(Value::Object(old)), Value::Object(new)) => old.extend(new),
             (Some(Value::Array(old)), Value::Array(new)) => {
+                let mut seen: HashSet<String> = old
+                    .iter()
+                    .filter_map(|id| id.as_str().map(str::to_owned))
+                    .collect();
                 for id in new {
-                    if !old.contains(&id) {
+                    if id.as_str().is_some_and(|s| seen.insert(s.to_owned())) {
                         old.push(id);
                     }
+                }
+                if old.len() > MAX_IDS {
+                    return Err(MockError::invalid(format!(
+                        "metadata: {field} would hold more than {MAX_IDS} ids"
+                    )));
                 }
             }
             (_, value) => {
@@ -339,4 +387,5 @@ fn merge_into(existing: &mut Map<String, Value>, new: Map<String, Value>) {
             }
         }
     }
+    Ok(())
 }
