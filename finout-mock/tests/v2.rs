@@ -743,3 +743,138 @@ async fn metrics_count_the_rate_limits_429_with_help_a_histogram_and_gauges() {
     // The secret appears nowhere.
     assert!(!text.contains(s.secret_key()));
 }
+
+#[tokio::test]
+async fn queries_are_bounded_and_virtual_tags_are_dimensions() {
+    let clock = clock();
+    let s = server(&clock).await;
+    let a = s.address();
+    // A virtual tag whose values are a dimension of the query.
+    let rules: Vec<Value> = (0..1_000)
+        .map(|i| json!({"to": format!("team-{i:04}"), "filters": {}}))
+        .collect();
+    let tag = json!({"name": "Team", "defaultValue": "none", "rules": rules});
+    let (status, created) = call(a, Method::POST, "/v2/virtual-tags", creds(&s), Some(tag)).await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+
+    let every_fixture_dimension: Vec<Value> = [
+        "service",
+        "region",
+        "account",
+        "namespace",
+        "cluster",
+        "vendor",
+    ]
+    .iter()
+    .map(|k| json!({"costCenter": "", "key": k}))
+    .collect();
+    let query = |dimensions: Vec<Value>, days: i64| {
+        json!({
+            "date": {"unixTimeMillisecondsStart": 1_717_200_000_000_i64,
+                     "unixTimeMillisecondsEnd": 1_717_200_000_000_i64 + days * 86_400_000},
+            "timeInterval": {"interval": "day"},
+            "measurements": [{"type": "netAmortizedCost"}],
+            "dimensions": dimensions,
+            "rowLimit": 100_000
+        })
+    };
+    // Every fixture dimension over 60 days: 432 combinations x 61 days = 26,352 rows.
+    let (status, body) = call(
+        a,
+        Method::POST,
+        "/v2/data/cost-usage/generate-query",
+        creds(&s),
+        Some(query(every_fixture_dimension.clone(), 60)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let big = body["data"]["queryId"].as_str().unwrap().to_owned();
+    // With the tag too, 26 million: refused before any work.
+    let mut with_tag = every_fixture_dimension.clone();
+    with_tag.push(json!({"costCenter": "Virtual Tags", "key": id, "type": "virtual_tag"}));
+    let (status, body) = call(
+        a,
+        Method::POST,
+        "/v2/data/cost-usage/generate-query",
+        creds(&s),
+        Some(query(with_tag, 60)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("200000"),
+        "{body}"
+    );
+    // The tag alone: its 1,001 values ("none" and 1,000 teams) for one day, by value.
+    let tag_only = json!({
+        "date": {"unixTimeMillisecondsStart": 1_717_200_000_000_i64, "unixTimeMillisecondsEnd": 1_717_200_000_000_i64},
+        "timeInterval": {"interval": "day"},
+        "measurements": [{"type": "netAmortizedCost"}],
+        "dimensions": [{"costCenter": "Virtual Tags", "key": id, "sortDirection": "ascending"}]
+    });
+    let (status, body) = call(
+        a,
+        Method::POST,
+        "/v2/data/cost-usage/generate-query",
+        creds(&s),
+        Some(tag_only),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let small = body["data"]["queryId"].as_str().unwrap().to_owned();
+
+    advance(&clock, DELAY);
+    let (_, status_body) = call(
+        a,
+        Method::GET,
+        &format!("/v2/data/cost-usage/{big}/status"),
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!(status_body["data"]["totalRows"], 26_352);
+    let path = format!("/v2/data/cost-usage/{big}/results?pageSize=2&cursor=26350");
+    let (status, page) = call(a, Method::GET, &path, creds(&s), None).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["data"].as_array().unwrap().len(), 2);
+    assert_eq!(page["pagination"]["hasMore"], false);
+    // Sorted by the first measurement, descending, across the whole result.
+    let first = call(
+        a,
+        Method::GET,
+        &format!("/v2/data/cost-usage/{big}/results?pageSize=1"),
+        creds(&s),
+        None,
+    )
+    .await
+    .1;
+    let top = first["data"][0]["netAmortizedCost_sum"]["amount"]
+        .as_f64()
+        .unwrap();
+    let last = page["data"][1]["netAmortizedCost_sum"]["amount"]
+        .as_f64()
+        .unwrap();
+    assert!(top >= last, "{top} < {last}");
+
+    let path = format!("/v2/data/cost-usage/{small}/results?pageSize=3");
+    let (status, page) = call(a, Method::GET, &path, creds(&s), None).await;
+    assert_eq!(status, 200, "{page}");
+    // 1,001 values, one day, within the default rowLimit of 1,000.
+    assert_eq!(page["pagination"]["totalRows"], 1_000);
+    let values: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["Virtual Tags_virtual_tag_".to_owned() + &id]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(values, ["none", "team-0000", "team-0001"]);
+}
