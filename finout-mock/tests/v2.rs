@@ -878,3 +878,53 @@ async fn queries_are_bounded_and_virtual_tags_are_dimensions() {
         .collect();
     assert_eq!(values, ["none", "team-0000", "team-0001"]);
 }
+
+#[tokio::test]
+async fn a_whole_tag_read_then_put_back_round_trips_through_v1_and_v2() {
+    let clock = clock();
+    let s = server(&clock).await;
+    let a = s.address();
+    // Written through V2 with a MegaBill-key default, read and PUT back whole through V1, as
+    // clients do.
+    let tag = json!({"name": "Env", "defaultValue": {"key": "environment", "costCenter": "AWS"},
+        "rules": [{"to": "prod", "filters": {"costCenter": "AWS", "key": "account",
+                   "operator": "oneOf", "value": ["production"]}}]});
+    let (status, created) = call(a, Method::POST, "/v2/virtual-tags", creds(&s), Some(tag)).await;
+    assert_eq!(status, 200, "{created}");
+    let v1_path = format!(
+        "/v1/virtual-tags/{}",
+        created["data"]["id"].as_str().unwrap()
+    );
+    let (status, read) = call(a, Method::GET, &v1_path, creds(&s), None).await;
+    assert_eq!(status, 200, "{read}");
+    advance(&clock, Duration::from_secs(5));
+    let (status, put) = call(a, Method::PUT, &v1_path, creds(&s), Some(read.clone())).await;
+    assert_eq!(status, 200, "{put}");
+    for field in [
+        "id",
+        "accountId",
+        "name",
+        "rules",
+        "defaultValue",
+        "createdBy",
+        "createdAt",
+    ] {
+        assert_eq!(put[field], read[field], "{field}");
+    }
+    assert_ne!(put["updatedAt"], read["updatedAt"]);
+    assert_ne!(put["requestId"], read["requestId"]);
+    // And back through V2, whole.
+    let v2_path = v1_path.replace("/v1/", "/v2/");
+    let (_, read) = call(a, Method::GET, &v2_path, creds(&s), None).await;
+    let (status, put) = call(
+        a,
+        Method::PUT,
+        &v2_path,
+        creds(&s),
+        Some(read["data"].clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{put}");
+    assert_eq!(put["data"]["rules"], read["data"]["rules"]);
+    assert_eq!(put["data"]["defaultValue"], read["data"]["defaultValue"]);
+}
