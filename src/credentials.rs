@@ -141,6 +141,11 @@ impl fmt::Debug for Credentials<'_> {
 pub(crate) struct TakenSecret(Option<(HeaderValue, bool)>);
 
 impl TakenSecret {
+    /// Whether the request had the secret header at all.
+    pub(crate) fn is_present(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Remove every value of the secret header from `headers`, in one lookup.
     ///
     /// [`HeaderMap::len`] counts values, so what the removal took tells whether the header

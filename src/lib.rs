@@ -110,6 +110,7 @@
 
 mod admin;
 mod authenticator;
+pub mod client;
 pub mod clock;
 mod credentials;
 pub mod crypto;

@@ -140,8 +140,20 @@ impl Counters {
             if dummy {
                 metrics::counter!("finout_auth_dummy_verifications_total").increment(1);
             }
+            metrics::gauge!(VERIFICATIONS_IN_FLIGHT).increment(1.0);
         }
         InFlight(&self.verifications_in_flight)
+    }
+
+    /// A cold request (store, maybe argon2) begins; it is in flight until the guard drops,
+    /// which records how long it took with its outcome (`metrics` feature).
+    pub(crate) fn cold(&self) -> Cold {
+        #[cfg(feature = "metrics")]
+        metrics::gauge!(COLD_IN_FLIGHT).increment(1.0);
+        Cold {
+            started: std::time::Instant::now(),
+            outcome: "abandoned",
+        }
     }
 
     /// A known secret passed without argon2 after a store lookup.
@@ -181,7 +193,91 @@ pub(crate) struct InFlight<'a>(&'a AtomicU64);
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::gauge!(VERIFICATIONS_IN_FLIGHT).decrement(1.0);
     }
+}
+
+/// A cold request in flight (see [`Counters::cold`]).
+pub(crate) struct Cold {
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    started: std::time::Instant,
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    outcome: &'static str,
+}
+
+impl Cold {
+    /// How it ended: `ok` or an error code.
+    pub(crate) fn finished(mut self, outcome: &'static str) {
+        self.outcome = outcome;
+    }
+}
+
+impl Drop for Cold {
+    fn drop(&mut self) {
+        #[cfg(feature = "metrics")]
+        {
+            metrics::gauge!(COLD_IN_FLIGHT).decrement(1.0);
+            metrics::histogram!(COLD_SECONDS, "outcome" => self.outcome)
+                .record(self.started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+#[cfg(feature = "metrics")]
+const VERIFICATIONS_IN_FLIGHT: &str = "finout_auth_verifications_in_flight";
+#[cfg(feature = "metrics")]
+const COLD_IN_FLIGHT: &str = "finout_auth_cold_in_flight";
+#[cfg(feature = "metrics")]
+const COLD_SECONDS: &str = "finout_auth_cold_path_seconds";
+
+/// Describe every metric the crate reports through the `metrics` facade (the `# HELP`
+/// lines of a Prometheus exporter): call it once, after installing your recorder.
+#[cfg(feature = "metrics")]
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "finout_auth_requests_total",
+        "Answers by outcome: ok, or the error code."
+    );
+    describe_counter!(
+        "finout_auth_cache_hits_total",
+        "Requests answered from the cache."
+    );
+    describe_counter!(
+        "finout_auth_cache_misses_total",
+        "Requests that took the cold path."
+    );
+    describe_counter!(
+        "finout_auth_store_lookups_total",
+        "Calls to the token store."
+    );
+    describe_counter!(
+        "finout_auth_secret_verifications_total",
+        "argon2 verifications run, dummy ones included."
+    );
+    describe_counter!(
+        "finout_auth_dummy_verifications_total",
+        "argon2 verifications for unknown client ids."
+    );
+    describe_counter!(
+        "finout_auth_revalidations_total",
+        "Cold requests admitted by a known secret, without argon2."
+    );
+    describe_counter!(
+        "finout_auth_refreshes_total",
+        "Cached tokens refreshed from the store before their TTL."
+    );
+    describe_gauge!(VERIFICATIONS_IN_FLIGHT, "argon2 verifications running now.");
+    describe_gauge!(
+        COLD_IN_FLIGHT,
+        "Cold requests (store, maybe argon2) being answered now."
+    );
+    describe_histogram!(
+        COLD_SECONDS,
+        Unit::Seconds,
+        "Time of a cold authentication, by outcome."
+    );
 }
 
 /// A point-in-time copy of the counters (all monotonic since start).

@@ -24,9 +24,36 @@ async fn counters_are_reported_through_the_metrics_facade() {
     h.authenticate(&token).await.unwrap();
     let _ = authenticate(&h.auth, &token.client_id, "wrong").await;
 
-    let counters: Vec<Counter> = snapshotter
-        .snapshot()
-        .into_vec()
+    let snapshot = snapshotter.snapshot().into_vec();
+    // The cold path's latency by outcome, and the in-flight gauges back at zero.
+    let histogram = |outcome: &str| {
+        snapshot.iter().find_map(|(key, _, _, value)| match value {
+            DebugValue::Histogram(values)
+                if key.key().name() == "finout_auth_cold_path_seconds"
+                    && key.key().labels().any(|l| l.value() == outcome) =>
+            {
+                Some(values.len())
+            }
+            _ => None,
+        })
+    };
+    assert_eq!(
+        histogram("ok"),
+        Some(1),
+        "the first request took the cold path"
+    );
+    assert_eq!(histogram("invalid_credentials"), Some(1));
+    for gauge in [
+        "finout_auth_verifications_in_flight",
+        "finout_auth_cold_in_flight",
+    ] {
+        let value = snapshot.iter().find_map(|(key, _, _, value)| match value {
+            DebugValue::Gauge(v) if key.key().name() == gauge => Some(v.into_inner()),
+            _ => None,
+        });
+        assert_eq!(value, Some(0.0), "{gauge}");
+    }
+    let counters: Vec<Counter> = snapshot
         .into_iter()
         .filter_map(|(key, _, _, value)| match value {
             DebugValue::Counter(n) => {

@@ -187,7 +187,12 @@ impl Authenticator {
         let inner = &*self.inner;
         let started = Instant::now();
         inner.metrics.counters().cache_miss();
+        let cold = inner.metrics.counters().cold();
         let outcome = inner.cold(&client_id, &secret).await;
+        cold.finished(match &outcome {
+            Ok(_) => "ok",
+            Err(e) => e.code().as_str(),
+        });
         let outcome_ref = outcome.as_ref();
         if let Err(AuthError::AuthUnavailable(e)) = &outcome {
             store_failed(&inner.fingerprints, &client_id, e);

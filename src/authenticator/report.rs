@@ -120,3 +120,45 @@ pub(crate) fn store_failed(fingerprints: &Fingerprints, client_id: &ClientId, er
         "token store lookup failed"
     );
 }
+
+/// The failure throttle tripped for `client_id` (its first refusal in a window): at WARN with
+/// the client id when it is a real token's (someone is guessing its secret), at DEBUG with a
+/// fingerprint when no token has that id (routine scanning; nothing about it is verified).
+pub(crate) fn throttle_tripped(
+    fingerprints: &Fingerprints,
+    client_id: &ClientId,
+    real_token: bool,
+    retry_after: std::time::Duration,
+) {
+    if real_token {
+        tracing::warn!(
+            target: "finout_auth",
+            client_id = client_id.as_str(),
+            retry_after_s = retry_after.as_secs(),
+            "failure throttle tripped: too many wrong secrets for a token"
+        );
+    } else {
+        tracing::debug!(
+            target: "finout_auth",
+            client_fingerprint = %fingerprints.of(client_id.as_str().as_bytes()),
+            retry_after_s = retry_after.as_secs(),
+            "failure throttle tripped for an unknown client id"
+        );
+    }
+}
+
+/// A real token's verification found no capacity (`auth_busy`): at WARN, at most once a
+/// second (`last` holds the second of the last line), so a flood cannot flood the logs.
+pub(crate) fn busy(client_id: &ClientId, last: &std::sync::atomic::AtomicU64) {
+    use std::sync::atomic::Ordering;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if last.swap(now, Ordering::Relaxed) != now {
+        tracing::warn!(
+            target: "finout_auth",
+            client_id = client_id.as_str(),
+            "no argon2 capacity: answering auth_busy (logged at most once a second)"
+        );
+    }
+}

@@ -8,7 +8,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -26,6 +26,16 @@ pub(crate) struct FailureThrottle {
 struct FailureWindow {
     opened: Instant,
     failures: AtomicU32,
+    /// Whether an attempt was already refused in this window (the throttle "tripped").
+    tripped: AtomicBool,
+}
+
+/// A refusal: how long the window stays full, and whether it is the window's first (the
+/// moment the throttle trips, worth a log line; later ones are not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Full {
+    pub(crate) retry_after: Duration,
+    pub(crate) first: bool,
 }
 
 impl FailureThrottle {
@@ -52,11 +62,12 @@ impl FailureThrottle {
     /// Take a place for an attempt on `client_id` in this window, counted as a failure
     /// unless [`Attempt::succeeded`] gives it back; `Err(retry_after)` when the window is
     /// full.
-    pub(crate) fn reserve(&self, client_id: &ClientId) -> Result<Attempt, Duration> {
+    pub(crate) fn reserve(&self, client_id: &ClientId) -> Result<Attempt, Full> {
         let window = self.windows.get_with_by_ref(client_id, || {
             Arc::new(FailureWindow {
                 opened: Instant::now(),
                 failures: AtomicU32::new(0),
+                tripped: AtomicBool::new(false),
             })
         });
         let taken = window
@@ -66,10 +77,13 @@ impl FailureThrottle {
             });
         match taken {
             Ok(_) => Ok(Attempt(window)),
-            Err(_) => Err(self
-                .window
-                .checked_sub(window.opened.elapsed())
-                .unwrap_or(Duration::ZERO)),
+            Err(_) => Err(Full {
+                retry_after: self
+                    .window
+                    .checked_sub(window.opened.elapsed())
+                    .unwrap_or(Duration::ZERO),
+                first: !window.tripped.swap(true, Ordering::AcqRel),
+            }),
         }
     }
 

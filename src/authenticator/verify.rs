@@ -12,7 +12,11 @@ use std::{
     time::Duration,
 };
 
-use super::{known::KnownSecrets, throttle::FailureThrottle};
+use super::{
+    known::KnownSecrets,
+    report,
+    throttle::{FailureThrottle, Full},
+};
 use crate::{
     crypto::{
         SecretHasher,
@@ -58,7 +62,7 @@ impl Check<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refused {
     /// The client id's failure window is full for this long still.
-    Throttled(Duration),
+    Throttled(Full),
     /// No capacity in time.
     Busy,
 }
@@ -78,6 +82,8 @@ pub(crate) struct Verifier {
     throttle: Option<FailureThrottle>,
     metrics: Metrics,
     fingerprints: Arc<Fingerprints>,
+    /// The second `auth_busy` was last logged in.
+    busy_logged: Arc<AtomicU64>,
     /// A moving average of how long one argon2 run takes, in nanoseconds: how long an
     /// unknown id refused for want of capacity waits before its answer.
     run_nanos: Arc<AtomicU64>,
@@ -106,6 +112,7 @@ impl Verifier {
             throttle,
             metrics,
             fingerprints,
+            busy_logged: Arc::default(),
             run_nanos: Arc::new(AtomicU64::new(INITIAL_VERIFICATION_TIME.as_nanos() as u64)),
         }
     }
@@ -151,8 +158,18 @@ impl Verifier {
                 Ok(verdict) => verdict,
                 Err(refused) => {
                     return match (*refused, &against) {
-                        (Refused::Throttled(retry_after), _) => {
-                            Err(AuthError::TooManyAttempts { retry_after })
+                        (Refused::Throttled(full), against) => {
+                            if full.first {
+                                report::throttle_tripped(
+                                    &self.fingerprints,
+                                    client_id,
+                                    against.is_some(),
+                                    full.retry_after,
+                                );
+                            }
+                            Err(AuthError::TooManyAttempts {
+                                retry_after: full.retry_after,
+                            })
                         }
                         (Refused::Busy, None) => {
                             // An unknown id while the dummy lane is full: answer what a dummy
@@ -162,9 +179,12 @@ impl Verifier {
                             tokio::time::sleep(Duration::from_nanos(typical)).await;
                             Ok(false)
                         }
-                        (Refused::Busy, Some(_)) => Err(AuthError::AuthBusy {
-                            retry_after: BUSY_RETRY_AFTER,
-                        }),
+                        (Refused::Busy, Some(_)) => {
+                            report::busy(client_id, &self.busy_logged);
+                            Err(AuthError::AuthBusy {
+                                retry_after: BUSY_RETRY_AFTER,
+                            })
+                        }
                     };
                 }
             };

@@ -148,6 +148,14 @@ impl SecretHasher {
         })
     }
 
+    /// argon2id at the smallest cost argon2 allows (8 KiB, one pass, one lane): for test
+    /// suites only, where a verification then takes microseconds even in a debug build.
+    /// The name says it: a secret hashed this way is cheap to crack offline. Never ship it.
+    pub fn insecure_for_tests_only() -> Self {
+        SecretHasher::with_params(argon2::Params::MIN_M_COST, 1, 1)
+            .unwrap_or_else(|_| SecretHasher::default())
+    }
+
     /// Replace the caps applied to stored hashes.
     pub fn with_caps(mut self, caps: CostCaps) -> Self {
         self.caps = caps;

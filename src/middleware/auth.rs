@@ -41,13 +41,16 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use tracing::Instrument;
+
 use super::{
     body::AuthBody,
     rejection::{JsonRejection, Ready, RejectionResponse},
+    request_id::RequestId,
 };
 use crate::{
     authenticator::Authenticator,
-    credentials::{Credentials, TakenSecret},
+    credentials::{CLIENT_ID_HEADER, Credentials, TakenSecret},
     error::AuthError,
     model::{ClientId, Principal, SecretKey},
 };
@@ -58,6 +61,7 @@ use crate::{
 pub struct AuthLayer<R = JsonRejection> {
     authenticator: Authenticator,
     rejection: R,
+    optional: bool,
 }
 
 impl AuthLayer {
@@ -66,6 +70,7 @@ impl AuthLayer {
         AuthLayer {
             authenticator,
             rejection: JsonRejection,
+            optional: false,
         }
     }
 }
@@ -76,7 +81,16 @@ impl<R> AuthLayer<R> {
         AuthLayer {
             authenticator: self.authenticator,
             rejection,
+            optional: self.optional,
         }
+    }
+
+    /// Optional authentication: a request with neither credential header passes without a
+    /// [`Principal`] (handlers see `Option<Principal>` as `None`); one with credentials is
+    /// authenticated as always, and bad or partial credentials are still rejected.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
     }
 }
 
@@ -88,6 +102,7 @@ impl<S, R: Clone> Layer<S> for AuthLayer<R> {
             inner,
             authenticator: self.authenticator.clone(),
             rejection: self.rejection.clone(),
+            optional: self.optional,
         }
     }
 }
@@ -98,6 +113,25 @@ pub struct AuthService<S, R = JsonRejection> {
     inner: S,
     authenticator: Authenticator,
     rejection: R,
+    optional: bool,
+}
+
+/// The mark of a request an optional [`AuthLayer`] let through without credentials.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Anonymous;
+
+/// Record who the caller is on the current span (the caller's, e.g. tower-http's
+/// `TraceLayer` span), for the fields it declared: `client_id` and `account_id`.
+#[inline]
+fn record_on_span(principal: &Principal) {
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        span.record("client_id", principal.client_id().as_str());
+        span.record(
+            "account_id",
+            tracing::field::display(principal.account_id()),
+        );
+    }
 }
 
 impl<S, R> AuthService<S, R> {
@@ -128,18 +162,33 @@ where
         // inner service never sees it whatever the outcome.
         let secret = TakenSecret::take(request.headers_mut());
         let cold = match Credentials::from_taken(request.headers(), &secret) {
+            Err(AuthError::MissingCredentials)
+                if self.optional
+                    && !secret.is_present()
+                    && !request.headers().contains_key(CLIENT_ID_HEADER) =>
+            {
+                // Optional authentication and no credentials at all: no principal, and a
+                // mark saying so (a `Principal` extractor then answers 401, not 500).
+                request.extensions_mut().insert(Anonymous);
+                return AuthFuture::calling(self.inner.call(request));
+            }
             Err(error) => {
                 self.authenticator.record_rejection(&error);
-                return AuthFuture::rejected(self.rejection.response(&error));
+                let request_id = RequestId::of(request.headers());
+                return AuthFuture::rejected(self.rejection.response_with_id(&error, &request_id));
             }
             Ok(credentials) => match self.authenticator.authenticate_cached(credentials) {
                 Some(Ok(principal)) => {
+                    record_on_span(&principal);
                     request.extensions_mut().insert(principal);
                     // Called now, so the service `poll_ready` made ready takes the request.
                     return AuthFuture::calling(self.inner.call(request));
                 }
                 Some(Err(error)) => {
-                    return AuthFuture::rejected(self.rejection.response(&error));
+                    let request_id = RequestId::of(request.headers());
+                    return AuthFuture::rejected(
+                        self.rejection.response_with_id(&error, &request_id),
+                    );
                 }
                 None => (
                     ClientId::from(credentials.client_id()),
@@ -154,11 +203,21 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let authenticator = self.authenticator.clone();
         let (client_id, secret) = cold;
+        // The cold path's logs (a throttle trip, a store failure, auth_busy) name the request.
+        // At WARN, the level of the events it exists for: a subscriber that keeps only
+        // warnings still shows the request id on them.
+        let span = tracing::span!(
+            target: "finout_auth",
+            tracing::Level::WARN,
+            "authenticate",
+            request_id = %RequestId::of(request.headers())
+        );
         AuthFuture {
             state: State::Authenticating {
-                authentication: Box::pin(async move {
-                    authenticator.authenticate_uncached(client_id, secret).await
-                }),
+                authentication: Box::pin(
+                    async move { authenticator.authenticate_uncached(client_id, secret).await }
+                        .instrument(span),
+                ),
                 pending: Some((inner, request)),
                 rejection: self.rejection.clone(),
             },
@@ -248,12 +307,17 @@ where
                     let outcome = ready!(authentication.as_mut().poll(cx));
                     match (outcome, pending.take()) {
                         (Ok(principal), Some((mut inner, mut request))) => {
+                            record_on_span(&principal);
                             request.extensions_mut().insert(principal);
                             let future = inner.call(request);
                             this.state.set(State::Calling { future });
                         }
-                        (Err(error), _) => {
-                            let response = Ready::new(rejection.response(&error));
+                        (Err(error), pending) => {
+                            let request_id = pending
+                                .as_ref()
+                                .map_or_else(RequestId::fresh, |(_, r)| RequestId::of(r.headers()));
+                            let response =
+                                Ready::new(rejection.response_with_id(&error, &request_id));
                             this.state.set(State::Rejected { response });
                         }
                         (Ok(_), None) => panic!("AuthFuture polled after completion"),

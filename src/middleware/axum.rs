@@ -18,7 +18,9 @@
 //!
 //! Extracting `Principal` where no [`AuthLayer`](crate::AuthLayer) ran is a server bug, and
 //! answers a clear 500 ([`AuthError::LayerMissing`], `internal_error`) rather than a silent
-//! default.
+//! default. Behind [`AuthLayer::optional`](crate::AuthLayer::optional), a request without
+//! credentials has no principal: `Option<Principal>` is `None`, and `Principal` answers 401
+//! `missing_credentials`.
 
 use axum_core::{
     body::Body,
@@ -27,7 +29,7 @@ use axum_core::{
 };
 use http::request::Parts;
 
-use super::rejection::json_error_response;
+use super::{auth::Anonymous, rejection::json_error_response};
 use crate::{error::AuthError, model::Principal};
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
@@ -36,6 +38,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match parts.extensions.get::<Principal>() {
             Some(principal) => Ok(principal.clone()),
+            // An optional `AuthLayer` let a request without credentials through.
+            None if parts.extensions.get::<Anonymous>().is_some() => {
+                Err(AuthError::MissingCredentials)
+            }
             None => {
                 tracing::error!(target: "finout_auth", "{}", AuthError::LayerMissing);
                 Err(AuthError::LayerMissing)

@@ -29,6 +29,7 @@ use tower_service::Service;
 use super::{
     body::AuthBody,
     rejection::{JsonRejection, Ready, RejectionResponse},
+    request_id::RequestId,
 };
 use crate::{
     error::AuthError,
@@ -186,7 +187,10 @@ where
                     }
                     return LimitFuture {
                         state: LimitState::Rejected {
-                            response: Ready::new(self.rejection.response(&error)),
+                            response: Ready::new(
+                                self.rejection
+                                    .response_with_id(&error, &RequestId::of(request.headers())),
+                            ),
                         },
                     };
                 }

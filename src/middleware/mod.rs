@@ -39,13 +39,17 @@ mod body;
 mod limit;
 mod rate;
 mod rejection;
+mod request_id;
 mod require;
 
 pub use auth::AuthService;
 pub use body::AuthBody;
 pub use limit::{TokenConcurrencyLimit, TokenConcurrencyLimitLayer};
 pub use rate::{DEFAULT_MAX_KEYS, MAX_PERIOD, Quota, RateKey, RateLimit, RateLimitLayer};
-pub use rejection::{ErrorBody, JsonRejection, RejectionResponse, json_error_response};
+pub use rejection::{
+    ErrorBody, JsonRejection, RejectionResponse, json_error_response, json_error_response_with_id,
+};
+pub use request_id::{MAX_REQUEST_ID_LEN, REQUEST_ID_HEADER, RequestId};
 pub use require::{Require, RequireLayer};
 
 /// The response futures of the middleware.

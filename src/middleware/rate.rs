@@ -44,6 +44,7 @@ use tower_service::Service;
 use super::{
     limit::LimitFuture,
     rejection::{JsonRejection, Ready, RejectionResponse},
+    request_id::RequestId,
 };
 use crate::{
     clock::{Clock, SystemClock},
@@ -327,7 +328,9 @@ where
             if let Some(metrics) = &self.limit.metrics {
                 metrics.record_rejection(error.code());
             }
-            return LimitFuture::rejected(Ready::new(self.limit.rejection.response(&error)));
+            let request_id = RequestId::of(request.headers());
+            let response = self.limit.rejection.response_with_id(&error, &request_id);
+            return LimitFuture::rejected(Ready::new(response));
         }
         LimitFuture::pass(self.inner.call(request))
     }

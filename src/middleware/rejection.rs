@@ -2,7 +2,7 @@
 //! [`JsonRejection`], and [`ErrorBody`], the one JSON error body of the crate (and of
 //! `finout-mock`).
 
-use std::{sync::OnceLock, time::Duration};
+use std::{borrow::Cow, sync::OnceLock, time::Duration};
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, header};
@@ -10,7 +10,10 @@ use http_body_util::Full;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::body::AuthBody;
+use super::{
+    body::AuthBody,
+    request_id::{REQUEST_ID_HEADER, RequestId},
+};
 use crate::error::{AuthError, ErrorCode};
 
 /// Turns a rejection into a response. Implement it (or pass a closure
@@ -19,6 +22,19 @@ use crate::error::{AuthError, ErrorCode};
 pub trait RejectionResponse: Clone + Send + Sync + 'static {
     /// The response for `error`.
     fn response(&self, error: &AuthError) -> Response<Full<Bytes>>;
+
+    /// The response for `error` to the request `request_id` (what the middleware calls).
+    /// By default [`response`](Self::response) with an `x-request-id` header added (unless
+    /// it set one).
+    fn response_with_id(&self, error: &AuthError, request_id: &RequestId) -> Response<Full<Bytes>> {
+        let mut response = self.response(error);
+        if !response.headers().contains_key(REQUEST_ID_HEADER) {
+            response
+                .headers_mut()
+                .insert(REQUEST_ID_HEADER, request_id.header_value());
+        }
+        response
+    }
 }
 
 impl<F> RejectionResponse for F
@@ -39,6 +55,10 @@ impl RejectionResponse for JsonRejection {
     fn response(&self, error: &AuthError) -> Response<Full<Bytes>> {
         json_error_response(error)
     }
+
+    fn response_with_id(&self, error: &AuthError, request_id: &RequestId) -> Response<Full<Bytes>> {
+        json_error_response_with_id(error, request_id)
+    }
 }
 
 /// The JSON body of an error answer: `{"error": "<code>", "message": "<text>", "requestId":
@@ -55,7 +75,7 @@ impl RejectionResponse for JsonRejection {
 pub struct ErrorBody<'a> {
     error: &'a str,
     message: &'a str,
-    request_id: Uuid,
+    request_id: Cow<'a, str>,
 }
 
 impl<'a> ErrorBody<'a> {
@@ -64,13 +84,33 @@ impl<'a> ErrorBody<'a> {
         ErrorBody {
             error,
             message,
-            request_id: Uuid::new_v4(),
+            request_id: Cow::Owned(Uuid::new_v4().to_string()),
+        }
+    }
+
+    /// The body for `error` and `message` naming the request `request_id` (e.g.
+    /// [`RequestId::of`] the request's headers, to echo an incoming `x-request-id`).
+    pub fn with_request_id(error: &'a str, message: &'a str, request_id: &'a RequestId) -> Self {
+        ErrorBody {
+            error,
+            message,
+            request_id: Cow::Borrowed(request_id.as_str()),
         }
     }
 }
 
-/// The default JSON rejection response for `error` (what [`JsonRejection`] answers).
+/// The default JSON rejection response for `error`, with a fresh request id.
 pub fn json_error_response(error: &AuthError) -> Response<Full<Bytes>> {
+    json_error_response_with_id(error, &RequestId::fresh())
+}
+
+/// The default JSON rejection response for `error` to the request `request_id` (what
+/// [`JsonRejection`] answers): the id in the body's `requestId` and the `x-request-id`
+/// header.
+pub fn json_error_response_with_id(
+    error: &AuthError,
+    request_id: &RequestId,
+) -> Response<Full<Bytes>> {
     let code = error.code();
     // `{"error":"<code>","message":"<text>","requestId":"` is fixed per code: serialize it
     // once, then append only the request id, so a rejection costs no escaping.
@@ -80,7 +120,7 @@ pub fn json_error_response(error: &AuthError) -> Response<Full<Bytes>> {
             .iter()
             .map(|code| {
                 let body = ErrorBody {
-                    request_id: Uuid::nil(),
+                    request_id: Cow::Owned(Uuid::nil().to_string()),
                     ..ErrorBody::new(code.as_str(), code.message())
                 };
                 let mut json = serde_json::to_string(&body).unwrap_or_default();
@@ -91,10 +131,11 @@ pub fn json_error_response(error: &AuthError) -> Response<Full<Bytes>> {
             .collect()
     });
     let prefix = prefixes.get(code.index()).map_or("", String::as_str);
-    let mut body = Vec::with_capacity(prefix.len() + uuid::fmt::Hyphenated::LENGTH + 2);
+    let id = request_id.as_str();
+    let mut body = Vec::with_capacity(prefix.len() + id.len() + 2);
     body.extend_from_slice(prefix.as_bytes());
-    let mut id = Uuid::encode_buffer();
-    body.extend_from_slice(Uuid::new_v4().hyphenated().encode_lower(&mut id).as_bytes());
+    // A request id is only ever `A-Z a-z 0-9 . _ : -`: nothing to escape.
+    body.extend_from_slice(id.as_bytes());
     body.extend_from_slice(b"\"}");
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = code.status();
@@ -103,6 +144,7 @@ pub fn json_error_response(error: &AuthError) -> Response<Full<Bytes>> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    headers.insert(REQUEST_ID_HEADER, request_id.header_value());
     if let Some(after) = error.retry_after() {
         headers.insert(header::RETRY_AFTER, retry_after_value(after));
     }

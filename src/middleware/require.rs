@@ -38,8 +38,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{
+    auth::Anonymous,
     body::AuthBody,
     rejection::{JsonRejection, Ready, RejectionResponse},
+    request_id::RequestId,
 };
 use crate::{
     error::AuthError,
@@ -186,6 +188,10 @@ where
                 tracing::debug!(target: "finout_auth", client_id = %p.client_id(), requirement = ?self.requirement, "forbidden");
                 AuthError::Forbidden
             }
+            // An optional `AuthLayer` let a request without credentials through.
+            None if request.extensions().get::<Anonymous>().is_some() => {
+                AuthError::MissingCredentials
+            }
             None => {
                 tracing::error!(target: "finout_auth", "RequireLayer without a Principal: is AuthLayer installed outside it?");
                 AuthError::LayerMissing
@@ -196,7 +202,10 @@ where
         }
         RequireFuture {
             state: RequireState::Rejected {
-                response: Ready::new(self.rejection.response(&error)),
+                response: Ready::new(
+                    self.rejection
+                        .response_with_id(&error, &RequestId::of(request.headers())),
+                ),
             },
         }
     }

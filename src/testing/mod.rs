@@ -17,6 +17,7 @@
 
 mod batch;
 mod lineage;
+mod preset;
 
 use std::{collections::BTreeSet, sync::Arc};
 
@@ -36,6 +37,7 @@ pub use lineage::{
     concurrent_issue_and_revoke, conditional_user_update, limits,
     revoke_deletes_what_the_token_issued, user_removal_deletes_what_their_tokens_issued,
 };
+pub use preset::insecure_test_preset;
 
 /// A store under test.
 pub type Store = Arc<dyn TokenAdminStore>;

@@ -1,0 +1,254 @@
+//! Optional authentication, request ids, and what is logged: the throttle trip at WARN with
+//! the client id and the request id, and never a secret.
+#![cfg(feature = "axum")]
+
+mod common;
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{Router, routing::get};
+use common::Harness;
+use finout_auth::{
+    AuthLayer, CLIENT_ID_HEADER, IssuedToken, Principal, Role, SECRET_KEY_HEADER,
+    middleware::{REQUEST_ID_HEADER, RequireLayer},
+};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+fn request(
+    path: &str,
+    credentials: Option<(&str, &str)>,
+    request_id: Option<&str>,
+) -> Request<axum::body::Body> {
+    let mut builder = Request::builder().uri(path);
+    if let Some((id, secret)) = credentials {
+        builder = builder
+            .header(CLIENT_ID_HEADER, id)
+            .header(SECRET_KEY_HEADER, secret);
+    }
+    if let Some(r) = request_id {
+        builder = builder.header(REQUEST_ID_HEADER, r);
+    }
+    builder.body(axum::body::Body::empty()).unwrap()
+}
+
+fn creds(token: &IssuedToken) -> Option<(&str, &str)> {
+    Some((token.client_id.as_str(), token.secret_key.expose_secret()))
+}
+
+async fn answer(
+    app: &Router,
+    request: Request<axum::body::Body>,
+) -> (StatusCode, http::HeaderMap, String) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let text = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    (parts.status, parts.headers, text)
+}
+
+fn app(layer: AuthLayer) -> Router {
+    Router::new()
+        .route(
+            "/whoami",
+            get(|p: Option<Principal>| async move {
+                p.map_or("anonymous".to_owned(), |p| p.client_id().to_string())
+            }),
+        )
+        .route(
+            "/required",
+            get(|p: Principal| async move { p.client_id().to_string() }),
+        )
+        .route(
+            "/admin",
+            get(|| async { "admin" }).route_layer(RequireLayer::admin_user()),
+        )
+        .layer(layer)
+}
+
+#[tokio::test]
+async fn optional_authentication_passes_anonymous_requests_and_still_rejects_bad_ones() {
+    let h = Harness::new().await;
+    let token = h.api_token(Role::Basic).await;
+    let app = app(AuthLayer::new(h.auth.clone()).optional());
+
+    // No credentials at all: through, without a principal.
+    let (status, _, body) = answer(&app, request("/whoami", None, None)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "anonymous"));
+    // A handler or route that needs a principal still refuses: 401, not a server error.
+    let (status, _, body) = answer(&app, request("/required", None, None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("missing_credentials"), "{body}");
+    let (status, _, body) = answer(&app, request("/admin", None, None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // Good credentials: the principal.
+    let (status, _, body) = answer(&app, request("/whoami", creds(&token), None)).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, token.client_id.as_str())
+    );
+    // Bad or partial credentials are rejected as always.
+    let (status, _, body) = answer(
+        &app,
+        request("/whoami", Some((token.client_id.as_str(), "wrong")), None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("invalid_credentials"));
+    let only_id = Request::builder()
+        .uri("/whoami")
+        .header(CLIENT_ID_HEADER, token.client_id.as_str())
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (status, _, body) = answer(&app, only_id).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("missing_credentials"), "{body}");
+    let only_secret = Request::builder()
+        .uri("/whoami")
+        .header(SECRET_KEY_HEADER, token.secret_key.expose_secret())
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert_eq!(answer(&app, only_secret).await.0, StatusCode::UNAUTHORIZED);
+
+    // Without `optional`, no credentials is 401 as before.
+    let strict = app_strict(&h);
+    assert_eq!(
+        answer(&strict, request("/whoami", None, None)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+fn app_strict(h: &Harness) -> Router {
+    app(AuthLayer::new(h.auth.clone()))
+}
+
+#[tokio::test]
+async fn rejections_echo_an_incoming_request_id_in_body_and_header() {
+    let h = Harness::new().await;
+    let token = h.api_token(Role::Basic).await;
+    let app = app_strict(&h);
+    for (path, credentials, status) in [
+        ("/whoami", None, StatusCode::UNAUTHORIZED),
+        (
+            "/whoami",
+            Some((token.client_id.as_str(), "wrong")),
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("/admin", creds(&token), StatusCode::FORBIDDEN),
+    ] {
+        // Twice: the second wrong secret is answered from the cache (the hot path).
+        for _ in 0..2 {
+            let (got, headers, body) =
+                answer(&app, request(path, credentials, Some("req-42.a:b_c"))).await;
+            assert_eq!(got, status, "{path}: {body}");
+            assert_eq!(headers[REQUEST_ID_HEADER], "req-42.a:b_c", "{path}");
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(json["requestId"], "req-42.a:b_c", "{path}");
+        }
+    }
+    // An id that is not a plain token is replaced by a fresh one (never echoed into JSON).
+    let (_, headers, body) = answer(&app, request("/whoami", None, Some("x\"y"))).await;
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = json["requestId"].as_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    assert_eq!(headers[REQUEST_ID_HEADER], id);
+    // Without one, a fresh id, the same in body and header.
+    let (_, headers, body) = answer(&app, request("/whoami", None, None)).await;
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        headers[REQUEST_ID_HEADER],
+        json["requestId"].as_str().unwrap()
+    );
+}
+
+/// Everything written by a `tracing` subscriber, for the test to read.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_throttle_trip_is_logged_at_warn_with_the_client_id_and_request_id_and_no_secret() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let h = Harness::with(|b| b.failure_limit(3, Duration::from_secs(60))).await;
+    let token = h.api_token(Role::Basic).await;
+    let app = app_strict(&h);
+    let mut wrong = Vec::new();
+    for i in 0..6 {
+        let secret = format!("wrong-secret-{i}");
+        let id = format!("guess-{i}");
+        let (status, _, _) = answer(
+            &app,
+            request(
+                "/whoami",
+                Some((token.client_id.as_str(), &secret)),
+                Some(&id),
+            ),
+        )
+        .await;
+        let expected = if i < 3 {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(status, expected, "attempt {i}");
+        wrong.push(secret);
+    }
+    let logs = captured.text();
+    let trips: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("throttle tripped"))
+        .collect();
+    assert_eq!(trips.len(), 1, "once per window:\n{logs}");
+    let trip = trips[0];
+    assert!(trip.contains("WARN"), "{trip}");
+    assert!(trip.contains(token.client_id.as_str()), "{trip}");
+    assert!(trip.contains("request_id=guess-3"), "{trip}");
+    for secret in wrong
+        .iter()
+        .map(String::as_str)
+        .chain([token.secret_key.expose_secret()])
+    {
+        assert!(!logs.contains(secret), "a secret is in the logs:\n{logs}");
+    }
+
+    // An unknown id's trip is routine: not at WARN.
+    for i in 0..5 {
+        answer(
+            &app,
+            request(
+                "/whoami",
+                Some(("no-such-id", "x")),
+                Some(&format!("u-{i}")),
+            ),
+        )
+        .await;
+    }
+    assert!(!captured.text().contains("no-such-id"));
+}
