@@ -124,6 +124,10 @@ pub(crate) struct Anonymous;
 /// `TraceLayer` span), for the fields it declared: `client_id` and `account_id`.
 #[inline]
 fn record_on_span(principal: &Principal) {
+    // No subscriber was ever set (a benchmark, a quiet service): nothing to record on.
+    if !tracing::dispatcher::has_been_set() {
+        return;
+    }
     let span = tracing::Span::current();
     if !span.is_disabled() {
         span.record("client_id", principal.client_id().as_str());
