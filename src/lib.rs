@@ -102,6 +102,7 @@
 //! | `postgres` | [`store::PostgresTokenStore`], shared by replicas, with a change feed |
 //! | `testing` | [`testing`]: the store conformance suite, for your own stores |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade |
+//! | `thread-priority` | argon2 threads at the lowest OS priority ([`AuthenticatorBuilder::low_priority_verification`]) |
 
 #![forbid(unsafe_code)]
 #![deny(unreachable_pub)]
