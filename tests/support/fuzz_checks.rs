@@ -1,5 +1,6 @@
-//! The properties the fuzz targets check. Shared by the targets (`cargo +nightly fuzz run`)
-//! and by `tests/fuzz_corpora.rs`, which replays the committed corpora on stable.
+//! The properties the fuzz targets check. Shared by the targets (`fuzz/fuzz_targets/*`,
+//! `cargo +nightly fuzz run`) and by `tests/fuzz_corpora.rs`, which replays the committed
+//! corpora (`tests/fuzz_corpus/`) on stable.
 
 use std::sync::{Arc, OnceLock};
 
