@@ -102,6 +102,21 @@
 //! | `postgres` | [`store::PostgresTokenStore`], shared by replicas, with a change feed |
 //! | `testing` | [`testing`]: the store conformance suite, for your own stores |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade |
+//! | `thread-priority` | argon2 threads at the lowest OS priority ([`AuthenticatorBuilder::low_priority_verification`]) |
+//!
+//! # Public dependencies
+//!
+//! These crates appear in this crate's API, so a new major version of any of them is a
+//! breaking change here. Those you name to implement or call something are re-exported:
+//!
+//! | crate | where | re-exported as |
+//! | --- | --- | --- |
+//! | `http` 1 | requests, responses and headers throughout | [`http`] |
+//! | `bytes` 1, `http-body-util` 0.1 | [`RejectionResponse`](middleware::RejectionResponse) answers `http::Response<Full<Bytes>>` | [`bytes`], [`http_body_util`] |
+//! | `sqlx` 0.8 (`sqlite`, `postgres`) | the stores' `from_pool` and `pool` | `sqlx` |
+//! | `http-body` 1, `tower-layer` / `tower-service` 0.3 | [`AuthBody`](middleware::AuthBody) is a `Body`; the layers and services | — |
+//! | `async-trait` 0.1, `time` 0.3, `uuid` 1, `serde` 1 | implementing a [`TokenStore`](store::TokenStore); [`clock::Clock`] and token times; the ids; the model's serde impls | — |
+//! | `axum-core` 0.5 (`axum`) | the extractors | — |
 
 #![forbid(unsafe_code)]
 #![deny(unreachable_pub)]
@@ -134,6 +149,18 @@ pub use model::{
     secret::SecretKey,
     token::{IssuedToken, NewToken},
 };
+
+/// The `bytes` crate, for [`RejectionResponse`](middleware::RejectionResponse) bodies.
+pub use bytes;
+/// The `http` crate: the requests, responses and headers of the whole API.
+pub use http;
+/// The `http-body-util` crate, for [`RejectionResponse`](middleware::RejectionResponse) bodies
+/// (`Full`).
+pub use http_body_util;
+/// The `sqlx` crate, for the SQL stores' `from_pool` and `pool`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use sqlx;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

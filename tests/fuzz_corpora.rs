@@ -1,14 +1,17 @@
-//! Replays the committed fuzz corpora (`fuzz/corpus/<target>/*`) on stable, so that a
-//! regression of anything the fuzzers once found is caught by a plain `cargo test`.
+//! Replays the committed fuzz corpora (`tests/fuzz_corpus/<target>/*`) on stable, so that a
+//! regression of anything the fuzzers once found is caught by a plain `cargo test`. The
+//! checks and the corpora live under `tests/` so that they ship in the package and these
+//! tests run from the published crate too; the fuzz targets (`fuzz/`, not packaged) include
+//! the same checks.
 
-#[path = "../fuzz/checks.rs"]
+#[path = "support/fuzz_checks.rs"]
 mod checks;
 
 use std::path::Path;
 
 fn replay(target: &str, check: fn(&[u8])) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
+        .join("tests/fuzz_corpus")
         .join(target);
     let mut inputs = 0;
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {

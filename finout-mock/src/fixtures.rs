@@ -146,7 +146,7 @@ const MAX_DAYS: i64 = 92;
 /// Daily costs of a view between two instants (ms), one series per value of `group` plus a
 /// `Total` series, scaled by `factor` (see [`COST_TYPES`]): a pure function of (view id,
 /// value, day), so every call answers the same. Empty when the range is reversed or longer
-/// than [`MAX_DAYS`] (callers validate ranges; this never overflows nor allocates without
+/// than `MAX_DAYS` (callers validate ranges; this never overflows nor allocates without
 /// bound whatever it is given).
 pub fn costs(
     view_id: &str,

@@ -97,7 +97,8 @@ fn hashing_pool(threads: usize, waiting: usize, wait: Duration) -> Arc<Admission
 
 impl TokenAdmin {
     /// Manage tokens in `store`, with UUID v4 credentials, default argon2id parameters and
-    /// default [`TokenLimits`]. Starts the hashing thread (see the [module docs](self)).
+    /// default [`TokenLimits`]. Starts the hashing thread: new secrets are hashed on a small
+    /// pool of their own (one thread, 16 waiting, at most 2 s each, else `auth_busy`).
     pub fn new(store: Arc<dyn TokenAdminStore>) -> Self {
         TokenAdmin {
             store,

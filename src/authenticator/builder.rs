@@ -31,7 +31,7 @@ impl Authenticator {
             max_concurrent_verifications: std::thread::available_parallelism()
                 .map_or(1, |n| n.get().saturating_sub(1).max(1)),
             max_waiting_verifications: 64,
-            low_priority_verification: true,
+            low_priority_verification: cfg!(feature = "thread-priority"),
             dummy_verification: true,
             verification_wait: Duration::from_secs(2),
             failure_limit: Some((20, Duration::from_secs(60))),
@@ -137,9 +137,10 @@ impl AuthenticatorBuilder {
         self
     }
 
-    /// Run argon2 on dedicated threads at the lowest OS priority (the default), so that a
-    /// flood of verifications yields the CPU to cached requests; `false` keeps them at
-    /// normal priority.
+    /// Run argon2 on dedicated threads at the lowest OS priority, so that a flood of
+    /// verifications yields the CPU to cached requests; `false` keeps them at normal
+    /// priority. Needs the `thread-priority` feature (off by default), with which it is the
+    /// default; without the feature, `true` only logs a warning.
     pub fn low_priority_verification(mut self, low: bool) -> Self {
         self.low_priority_verification = low;
         self

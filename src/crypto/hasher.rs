@@ -65,7 +65,18 @@ use crate::{
 ///
 /// A hash is attacker-influenced data if a store row can be tampered with; without caps one
 /// row asking for `m=4 GiB` could exhaust the server.
+///
+/// Start from the default and set what you change (more caps may come):
+///
+/// ```
+/// use finout_auth::crypto::{CostCaps, SecretHasher};
+/// let mut caps = CostCaps::default();
+/// caps.max_memory_kib = 128 * 1024;
+/// let hasher = SecretHasher::default().with_caps(caps);
+/// assert_eq!(hasher.caps().max_memory_kib, 128 * 1024);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CostCaps {
     /// Memory, in KiB.
     pub max_memory_kib: u32,

@@ -8,9 +8,9 @@
 //!   Issuing uses a pool of its own, so issuance and verification never starve each other.
 //! - **Line**: a lane's queued and running jobs together never exceed its length (threads +
 //!   waiting); past it, `auth_busy` at once, so a flood cannot pile up tasks.
-//! - **Threads**: how many jobs run at once, optionally at the lowest OS priority, so that a
-//!   flood of verifications yields the CPU to everything else (cached requests first)
-//!   instead of competing with the async runtime's workers.
+//! - **Threads**: how many jobs run at once, optionally at the lowest OS priority (feature
+//!   `thread-priority`), so that a flood of verifications yields the CPU to everything else
+//!   (cached requests first) instead of competing with the async runtime's workers.
 //! - **Wait**: how long a job waits for a thread before `auth_busy`; a job whose caller
 //!   stopped waiting is skipped, not run.
 
@@ -185,8 +185,17 @@ impl std::fmt::Debug for VerifierPool {
 }
 
 impl VerifierPool {
-    /// `threads` workers, each lowered to the minimum priority when `low_priority`.
+    /// `threads` workers, each lowered to the minimum priority when `low_priority` (with the
+    /// `thread-priority` feature; without it they keep the normal priority).
     fn new(name: &str, threads: usize, low_priority: bool) -> Self {
+        #[cfg(not(feature = "thread-priority"))]
+        if low_priority {
+            tracing::warn!(
+                target: "finout_auth",
+                pool = name,
+                "low-priority verification needs the `thread-priority` feature: argon2 threads keep the normal priority"
+            );
+        }
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
@@ -198,6 +207,7 @@ impl VerifierPool {
             let spawned = std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn(move || {
+                    #[cfg(feature = "thread-priority")]
                     if low_priority {
                         lower_priority();
                     }
@@ -247,6 +257,7 @@ impl Drop for VerifierPool {
     }
 }
 
+#[cfg(feature = "thread-priority")]
 fn lower_priority() {
     use thread_priority::{ThreadPriority, set_current_thread_priority};
     if let Err(e) = set_current_thread_priority(ThreadPriority::Min) {

@@ -20,8 +20,12 @@ pub struct Account {
 }
 
 /// A user of an account, with the roles they hold now.
+///
+/// Built with [`User::new`] and field assignment (it may gain fields, as it gained
+/// `data_access`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct User {
     /// The user id.
     pub id: UserId,

@@ -2,9 +2,9 @@
 //! tokens and principals. Nothing here does I/O or knows about requests; every other module
 //! builds on it.
 //!
-//! The items every user names ([`Principal`](crate::Principal), [`Role`](crate::Role), the
-//! ids, [`NewToken`](crate::NewToken), [`IssuedToken`](crate::IssuedToken),
-//! [`SecretKey`](crate::SecretKey)) are at the crate root; the rest is here.
+//! The items every user names ([`Principal`], [`Role`], the
+//! ids, [`NewToken`], [`IssuedToken`],
+//! [`SecretKey`]) are at the crate root; the rest is here.
 
 pub(crate) mod account;
 pub(crate) mod id;

@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use serde::Serialize;
+
 use super::{
     account::{DataAccess, User},
     id::{AccountId, ClientId, UserId},
@@ -16,7 +18,29 @@ use super::{
 /// The authenticated caller, attached to each request's extensions by the layer.
 ///
 /// Cheap to clone (one reference count).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serializes as its public fields in camelCase, tagged `"kind": "account"` or `"user"`
+/// (for a "who am I" answer or an audit record): a principal holds no secret. It has no
+/// `Deserialize`, as a principal comes from authentication, never from input.
+///
+/// ```
+/// use finout_auth::{AccountId, ClientId, Principal, Role, UserId};
+/// let api = Principal::account(AccountId::new_v4(), Role::ReadOnly, ClientId::from("c-1"));
+/// let json = serde_json::to_value(&api).unwrap();
+/// assert_eq!(json["kind"], "account");
+/// assert_eq!(json["tokenRole"], "Read-only");
+/// assert_eq!(json["clientId"], "c-1");
+///
+/// let user_id = UserId::new_v4();
+/// let personal = Principal::user(AccountId::new_v4(), user_id, vec![Role::Basic], Role::Basic, "c-2".into());
+/// let json = serde_json::to_value(&personal).unwrap();
+/// assert_eq!(json["kind"], "user");
+/// assert_eq!(json["userId"], user_id.to_string());
+/// assert_eq!(json["roles"], serde_json::json!(["Basic"]));
+/// assert_eq!(json["dataAccess"], serde_json::Value::Null); // everything
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Principal {
     /// An API token: account-level.
@@ -26,7 +50,8 @@ pub enum Principal {
 }
 
 /// The caller behind an API token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct AccountPrincipal {
     /// The account the token belongs to.
@@ -38,7 +63,8 @@ pub struct AccountPrincipal {
 }
 
 /// The caller behind a personal token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct UserPrincipal {
     /// The user's account.

@@ -38,8 +38,10 @@ pub enum Role {
     Custom(CustomRole),
 }
 
-/// An account-defined role: a name and the permission patterns it grants.
+/// An account-defined role: a name and the permission patterns it grants. Built with
+/// [`Role::custom`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CustomRole {
     /// The role's name; must not collide with a predefined role's.
     pub name: Arc<str>,

@@ -111,6 +111,7 @@ async fn follow(pool: PgPool, first: PgListener, caches: Arc<[Arc<dyn Invalidate
 
 /// A running change-feed listener; dropping it stops the listener.
 #[derive(Debug)]
+#[must_use = "dropping the ChangeListener stops the change feed: keep it as long as the server runs"]
 pub struct ChangeListener {
     task: tokio::task::JoinHandle<()>,
     application_name: String,

@@ -1,5 +1,6 @@
-//! The properties the fuzz targets check. Shared by the targets (`cargo +nightly fuzz run`)
-//! and by `tests/fuzz_corpora.rs`, which replays the committed corpora on stable.
+//! The properties the fuzz targets check. Shared by the targets (`fuzz/fuzz_targets/*`,
+//! `cargo +nightly fuzz run`) and by `tests/fuzz_corpora.rs`, which replays the committed
+//! corpora (`tests/fuzz_corpus/`) on stable.
 
 use std::sync::{Arc, OnceLock};
 
@@ -60,13 +61,13 @@ pub fn header_parsing(data: &[u8]) {
 }
 
 fn tiny_hasher() -> SecretHasher {
+    let mut caps = finout_auth::crypto::CostCaps::default();
+    caps.max_memory_kib = 64;
+    caps.max_iterations = 2;
+    caps.max_parallelism = 1;
     SecretHasher::with_params(8, 1, 1)
         .expect("valid params")
-        .with_caps(finout_auth::crypto::CostCaps {
-            max_memory_kib: 64,
-            max_iterations: 2,
-            max_parallelism: 1,
-        })
+        .with_caps(caps)
 }
 
 /// Any stored string is parsed and checked against the caps without panicking, and a
