@@ -194,7 +194,9 @@ async fn a_throttle_trip_is_logged_at_warn_with_the_client_id_and_request_id_and
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // The process's global subscriber (the only test here that sets one): a scoped one
+    // races the callsite-interest cache against the other tests' threads.
+    tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
 
     let h = Harness::with(|b| b.failure_limit(3, Duration::from_secs(60))).await;
     let token = h.api_token(Role::Basic).await;
