@@ -36,6 +36,8 @@ pub(crate) mod auth;
 #[cfg(feature = "axum")]
 mod axum;
 mod body;
+#[cfg(feature = "tonic")]
+mod grpc;
 mod limit;
 mod rate;
 mod rejection;
@@ -44,6 +46,8 @@ mod require;
 
 pub use auth::AuthService;
 pub use body::AuthBody;
+#[cfg(feature = "tonic")]
+pub use grpc::{GrpcRejection, grpc_code};
 pub use limit::{TokenConcurrencyLimit, TokenConcurrencyLimitLayer};
 pub use rate::{DEFAULT_MAX_KEYS, MAX_PERIOD, Quota, RateKey, RateLimit, RateLimitLayer};
 pub use rejection::{
