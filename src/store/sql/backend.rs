@@ -17,9 +17,10 @@ pub(crate) enum On<'a, DB: Database> {
     Tx(&'a mut Transaction<'static, DB>),
 }
 
-/// What the shared store logic needs of one sqlx backend: binding and decoding the two
-/// column types the schema uses (text and timestamps, `None` for NULL), running a statement,
-/// and announcing a change to other replicas.
+/// What the shared store logic needs of one sqlx backend: binding and decoding the column
+/// types the schema uses (text and timestamps, `None` for NULL; integers and bytes in the
+/// version table), running a statement, locking for migrations, and announcing a change to
+/// other replicas.
 pub(crate) trait Backend: Database {
     /// The statement that opens a write transaction. SQLite's `BEGIN IMMEDIATE` takes the write
     /// lock at once, so concurrent writers wait out the busy timeout instead of failing when a
@@ -29,17 +30,36 @@ pub(crate) trait Backend: Database {
     /// it read until the transaction ends (PostgreSQL's ` FOR UPDATE`; SQLite needs nothing:
     /// its write transactions are serialized).
     const LOCK_ROWS: &'static str;
+    /// Run first in every migration transaction, to serialize the processes migrating one
+    /// database (PostgreSQL's advisory lock; SQLite needs nothing: `BEGIN IMMEDIATE` already
+    /// serializes them).
+    const LOCK_MIGRATIONS: Option<&'static str>;
+    /// Creates `finout_auth_migrations`, the crate's own version table, if missing.
+    const CREATE_MIGRATIONS: &'static str;
+    /// Returns a row if sqlx's `_sqlx_migrations` table exists.
+    const FIND_SQLX_MIGRATIONS: &'static str;
 
     /// Bind a text value.
     fn bind_text<'q>(query: Query<'q, Self>, value: Option<String>) -> Query<'q, Self>;
     /// Bind a timestamp (stored in UTC).
     fn bind_time<'q>(query: Query<'q, Self>, value: Option<OffsetDateTime>) -> Query<'q, Self>;
+    /// Bind an integer.
+    fn bind_int<'q>(query: Query<'q, Self>, value: i64) -> Query<'q, Self>;
+    /// Bind bytes.
+    fn bind_bytes<'q>(query: Query<'q, Self>, value: Vec<u8>) -> Query<'q, Self>;
     /// Read a text column.
     fn text(row: &Self::Row, column: &str) -> Result<Option<String>, sqlx::Error>;
     /// Read a timestamp column.
     fn time(row: &Self::Row, column: &str) -> Result<Option<OffsetDateTime>, sqlx::Error>;
     /// Read an integer column (a `COUNT(*)`).
     fn count(row: &Self::Row, column: &str) -> Result<Option<i64>, sqlx::Error>;
+    /// Read a bytes column.
+    fn bytes(row: &Self::Row, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error>;
+    /// Run a script of several statements without arguments (a migration) inside `tx`.
+    fn run_script<'a>(
+        tx: &'a mut Transaction<'static, Self>,
+        sql: &'a str,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'a;
     /// Run a query expecting at most one row.
     fn fetch_optional<'a>(
         on: On<'a, Self>,
@@ -65,7 +85,7 @@ pub(crate) trait Backend: Database {
 
 /// The binding, decoding and statement running of a backend whose row type is `$row`: the
 /// same code for every backend, only the types differ. Each backend's `impl Backend` expands
-/// it (with `On`, `Query` and `OffsetDateTime` imported) and writes `notify` itself.
+/// it (with `On`, `Query`, `Transaction` and `OffsetDateTime` imported) and writes `notify` itself.
 macro_rules! backend_io {
     ($row:ty) => {
         fn bind_text<'q>(query: Query<'q, Self>, value: Option<String>) -> Query<'q, Self> {
@@ -73,6 +93,14 @@ macro_rules! backend_io {
         }
 
         fn bind_time<'q>(query: Query<'q, Self>, value: Option<OffsetDateTime>) -> Query<'q, Self> {
+            query.bind(value)
+        }
+
+        fn bind_int<'q>(query: Query<'q, Self>, value: i64) -> Query<'q, Self> {
+            query.bind(value)
+        }
+
+        fn bind_bytes<'q>(query: Query<'q, Self>, value: Vec<u8>) -> Query<'q, Self> {
             query.bind(value)
         }
 
@@ -86,6 +114,19 @@ macro_rules! backend_io {
 
         fn count(row: &$row, column: &str) -> Result<Option<i64>, sqlx::Error> {
             sqlx::Row::try_get(row, column)
+        }
+
+        fn bytes(row: &$row, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+            sqlx::Row::try_get(row, column)
+        }
+
+        async fn run_script<'a>(
+            tx: &'a mut Transaction<'static, Self>,
+            sql: &'a str,
+        ) -> Result<(), sqlx::Error> {
+            // A plain `&str` without arguments runs unprepared, so it may hold several
+            // statements (as sqlx's own migrator runs them).
+            sqlx::Executor::execute(&mut **tx, sql).await.map(drop)
         }
 
         async fn fetch_optional<'a>(

@@ -1,12 +1,14 @@
 //! What the SQLite and PostgreSQL stores share: [`SqlStore`], the store logic over any
 //! [`Backend`], with its statements written once (`$n` placeholders both understand); row
-//! decoding and error mapping are in `rows`. Each backend's file says what differs: how it
-//! connects and migrates, its column types, and how it announces a change (PostgreSQL's
-//! change feed is followed by `change_feed`).
+//! decoding and error mapping are in `rows`, the migration runner (the crate's own version
+//! table) in `migrate`. Each backend's file says what differs: how it connects and locks for
+//! migrations, its column types, and how it announces a change (PostgreSQL's change feed is
+//! followed by `change_feed`).
 
 mod backend;
 #[cfg(feature = "postgres")]
 pub(crate) mod change_feed;
+mod migrate;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 mod rows;

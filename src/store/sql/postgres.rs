@@ -7,6 +7,7 @@ use std::{fmt, str::FromStr, time::Duration};
 use async_trait::async_trait;
 use sqlx::{
     Postgres, Transaction,
+    migrate::Migrator,
     postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow},
 };
 use time::OffsetDateTime;
@@ -14,6 +15,7 @@ use time::OffsetDateTime;
 use super::{
     SqlStore,
     backend::{Backend, On, Query, backend_io},
+    migrate,
     rows::backend_error,
 };
 use crate::{
@@ -49,6 +51,8 @@ impl fmt::Debug for PostgresTokenStore {
     }
 }
 
+static MIGRATIONS: Migrator = sqlx::migrate!("src/store/migrations/postgres");
+
 impl PostgresTokenStore {
     /// Connect to `url` (`postgres://user@host/db`) and apply the migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -71,15 +75,12 @@ impl PostgresTokenStore {
         }
     }
 
-    /// Apply the embedded migrations (idempotent; concurrent replicas are serialized by
-    /// sqlx's advisory lock). Migrations of other tools in the same database are tolerated.
+    /// Apply the embedded migrations (idempotent; concurrent replicas are serialized by an
+    /// advisory lock). They are recorded in the crate's own `finout_auth_migrations` table,
+    /// not in sqlx's `_sqlx_migrations`, so the application's own migrator can share the
+    /// database.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut migrator = sqlx::migrate!("src/store/migrations/postgres");
-        migrator.set_ignore_missing(true);
-        migrator
-            .run(&self.sql.pool)
-            .await
-            .map_err(StoreError::backend)
+        migrate::run(&self.sql.pool, &MIGRATIONS).await
     }
 
     /// The pool, e.g. to close it.
@@ -91,6 +92,18 @@ impl PostgresTokenStore {
 impl Backend for Postgres {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const LOCK_ROWS: &'static str = " FOR UPDATE";
+    // A fixed key (the ASCII bytes of "finoutau"), held until the transaction ends.
+    const LOCK_MIGRATIONS: Option<&'static str> =
+        Some("SELECT pg_advisory_xact_lock(7379550889414254965)");
+    const CREATE_MIGRATIONS: &'static str = "CREATE TABLE IF NOT EXISTS finout_auth_migrations (
+        version        BIGINT PRIMARY KEY,
+        description    TEXT NOT NULL,
+        installed_on   TIMESTAMPTZ NOT NULL DEFAULT now(),
+        checksum       BYTEA NOT NULL,
+        execution_time BIGINT NOT NULL
+    )";
+    const FIND_SQLX_MIGRATIONS: &'static str =
+        "SELECT 1 WHERE to_regclass('_sqlx_migrations') IS NOT NULL";
 
     backend_io!(PgRow);
 

@@ -5,6 +5,7 @@ use std::{fmt, str::FromStr, time::Duration};
 use async_trait::async_trait;
 use sqlx::{
     Sqlite, Transaction,
+    migrate::Migrator,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow},
 };
 use time::OffsetDateTime;
@@ -12,6 +13,7 @@ use time::OffsetDateTime;
 use super::{
     SqlStore,
     backend::{Backend, On, Query, backend_io},
+    migrate,
     rows::backend_error,
 };
 use crate::{
@@ -51,6 +53,8 @@ impl fmt::Debug for SqliteTokenStore {
     }
 }
 
+static MIGRATIONS: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
+
 impl SqliteTokenStore {
     /// Open (creating if needed) the database at `url` (`sqlite://path`, a plain path, or
     /// `sqlite::memory:`), in WAL mode with foreign keys on, and apply the migrations.
@@ -89,15 +93,11 @@ impl SqliteTokenStore {
         }
     }
 
-    /// Apply the embedded migrations (idempotent). Migrations of other tools in the same
-    /// database are tolerated.
+    /// Apply the embedded migrations (idempotent; processes migrating at once wait for each
+    /// other). They are recorded in the crate's own `finout_auth_migrations` table, not in
+    /// sqlx's `_sqlx_migrations`, so the application's own migrator can share the database.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut migrator = sqlx::migrate!("src/store/migrations/sqlite");
-        migrator.set_ignore_missing(true);
-        migrator
-            .run(&self.sql.pool)
-            .await
-            .map_err(StoreError::backend)
+        migrate::run(&self.sql.pool, &MIGRATIONS).await
     }
 
     /// The pool, e.g. to close it.
@@ -109,6 +109,16 @@ impl SqliteTokenStore {
 impl Backend for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const LOCK_ROWS: &'static str = "";
+    const LOCK_MIGRATIONS: Option<&'static str> = None;
+    const CREATE_MIGRATIONS: &'static str = "CREATE TABLE IF NOT EXISTS finout_auth_migrations (
+        version        BIGINT PRIMARY KEY,
+        description    TEXT NOT NULL,
+        installed_on   TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+        checksum       BLOB NOT NULL,
+        execution_time BIGINT NOT NULL
+    )";
+    const FIND_SQLX_MIGRATIONS: &'static str =
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'";
 
     backend_io!(SqliteRow);
 
