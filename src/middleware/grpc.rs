@@ -1,28 +1,4 @@
-//! gRPC rejections (feature `tonic`): [`GrpcRejection`] answers a rejected call as gRPC
-//! clients expect — a trailers-only response (HTTP 200, `content-type: application/grpc`,
-//! `grpc-status` and `grpc-message` in the headers, no body) — so a tonic client gets a
-//! `Status` with the right code instead of a transport error. `Retry-After` and
-//! `x-request-id` are kept as metadata.
-//!
-//! | finout-auth code | gRPC status |
-//! | --- | --- |
-//! | `missing_credentials`, `malformed_credentials`, `invalid_credentials`, `token_expired` | 16 `UNAUTHENTICATED` |
-//! | `forbidden` | 7 `PERMISSION_DENIED` |
-//! | `too_many_attempts`, `too_many_requests` | 8 `RESOURCE_EXHAUSTED` |
-//! | `auth_busy`, `auth_unavailable` | 14 `UNAVAILABLE` |
-//! | `internal_error` | 13 `INTERNAL` |
-//!
-//! ```
-//! use finout_auth::{AuthLayer, Authenticator, middleware::GrpcRejection, store::MemoryTokenStore};
-//! # use std::sync::Arc;
-//! # let authenticator = Authenticator::new(Arc::new(MemoryTokenStore::new()));
-//! // tonic::transport::Server::builder().layer(layer).add_service(...)
-//! let layer = AuthLayer::new(authenticator).rejection(GrpcRejection);
-//! # let _ = layer;
-//! ```
-//!
-//! In a tonic handler the principal is in the request's extensions:
-//! `request.extensions().get::<finout_auth::Principal>()`.
+//! gRPC rejections (feature `tonic`): see [`GrpcRejection`].
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, header};
@@ -34,7 +10,31 @@ use super::{
 };
 use crate::error::{AuthError, ErrorCode};
 
-/// Answers rejections as gRPC statuses (see the [module docs](self)).
+/// gRPC rejections (feature `tonic`): a rejected call answered as gRPC
+/// clients expect — a trailers-only response (HTTP 200, `content-type: application/grpc`,
+/// `grpc-status` and `grpc-message` in the headers, no body) — so a tonic client gets a
+/// `Status` with the right code instead of a transport error. `Retry-After` and
+/// `x-request-id` are kept as metadata.
+///
+/// | finout-auth code | gRPC status |
+/// | --- | --- |
+/// | `missing_credentials`, `malformed_credentials`, `invalid_credentials`, `token_expired` | 16 `UNAUTHENTICATED` |
+/// | `forbidden` | 7 `PERMISSION_DENIED` |
+/// | `too_many_attempts`, `too_many_requests` | 8 `RESOURCE_EXHAUSTED` |
+/// | `auth_busy`, `auth_unavailable` | 14 `UNAVAILABLE` |
+/// | `internal_error` | 13 `INTERNAL` |
+///
+/// ```
+/// use finout_auth::{AuthLayer, Authenticator, middleware::GrpcRejection, store::MemoryTokenStore};
+/// # use std::sync::Arc;
+/// # let authenticator = Authenticator::new(Arc::new(MemoryTokenStore::new()));
+/// // tonic::transport::Server::builder().layer(layer).add_service(...)
+/// let layer = AuthLayer::new(authenticator).rejection(GrpcRejection);
+/// # let _ = layer;
+/// ```
+///
+/// In a tonic handler the principal is in the request's extensions:
+/// `request.extensions().get::<finout_auth::Principal>()`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GrpcRejection;
 
