@@ -327,7 +327,7 @@ async fn bad_cost_and_usage_queries_answer_400_naming_the_field() {
 async fn each_route_is_rate_limited_per_account_with_retry_after() {
     let clock = clock();
     let s = server(&clock).await;
-    // A second token of the same account, and one of... the same account's other user.
+    // A second token of the same account.
     let other = s
         .admin()
         .issue_api_token(s.account_id(), None, NewToken::new("ci", Role::ApiToken))

@@ -110,11 +110,7 @@ pub(crate) async fn create(
     let tag = mock
         .inner
         .state
-        .write(principal.account_id(), |tags, _| {
-            let mut tag = tag;
-            let json = tags.fit(&mut tag)?;
-            Ok((Change::PutTag(tag.clone(), json), tag))
-        })
+        .add_tag(principal.account_id(), tag)
         .await?;
     Ok((StatusCode::CREATED, answer(&tag, &principal)))
 }
@@ -146,14 +142,9 @@ pub(crate) async fn replace(
     let tag = mock
         .inner
         .state
-        .write(principal.account_id(), |tags, _| {
-            let mut tag = tags
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| MockError::not_found("virtual tag"))?;
+        .update_tag(principal.account_id(), &id, |tag| {
             tag.save(fields, &author, now, true, None);
-            let json = tags.fit(&mut tag)?;
-            Ok((Change::PutTag(tag.clone(), json), tag))
+            Ok(())
         })
         .await?;
     Ok(answer(&tag, &principal))
@@ -201,22 +192,16 @@ pub(crate) async fn put_metadata(
 ) -> Answer<Json<Value>> {
     require_write(&principal)?;
     let metadata = metadata_body(body, false)?;
-    let metadata = mock
+    let tag = mock
         .inner
         .state
-        .write(principal.account_id(), |tags, _| {
-            let mut tag = tags
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| MockError::not_found("virtual tag"))?;
+        .update_tag(principal.account_id(), &id, |tag| {
             tag.metadata = metadata;
-            let json = tags.fit(&mut tag)?;
-            let metadata = tag.metadata.clone();
-            Ok((Change::PutTag(tag, json), metadata))
+            Ok(())
         })
         .await?;
     Ok(Json(serde_json::json!({
         "requestId": uuid::Uuid::new_v4(),
-        "metadata": metadata,
+        "metadata": tag.metadata,
     })))
 }

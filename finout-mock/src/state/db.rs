@@ -92,42 +92,22 @@ impl MockDatabase {
     ) -> Result<(), sqlx::Error> {
         let (kind, id, body) = row(change).map_err(|e| sqlx::Error::Encode(e.into()))?;
         let account = account.to_string();
+        // The same statement on either pool, with its arguments bound in order.
+        macro_rules! execute {
+            ($pool:expr, $sql:expr $(, $arg:expr)*) => {
+                { sqlx::query($sql)$(.bind($arg))*.execute($pool).await?; }
+            };
+        }
         match (self, body) {
             (MockDatabase::Sqlite(pool), Some(body)) => {
-                sqlx::query(SQLITE_UPSERT)
-                    .bind(account)
-                    .bind(kind)
-                    .bind(id)
-                    .bind(body)
-                    .execute(pool)
-                    .await?;
+                execute!(pool, SQLITE_UPSERT, account, kind, id, body)
             }
-            (MockDatabase::Sqlite(pool), None) => {
-                sqlx::query(SQLITE_DELETE)
-                    .bind(account)
-                    .bind(kind)
-                    .bind(id)
-                    .execute(pool)
-                    .await?;
-            }
+            (MockDatabase::Sqlite(pool), None) => execute!(pool, SQLITE_DELETE, account, kind, id),
             (MockDatabase::Postgres(pool), Some(body)) => {
-                sqlx::query(PG_UPSERT)
-                    .bind(account)
-                    .bind(kind)
-                    .bind(id)
-                    .bind(body)
-                    .execute(pool)
-                    .await?;
+                execute!(pool, PG_UPSERT, account, kind, id, body)
             }
-            (MockDatabase::Postgres(pool), None) => {
-                sqlx::query(PG_DELETE)
-                    .bind(account)
-                    .bind(kind)
-                    .bind(id)
-                    .execute(pool)
-                    .await?;
-            }
-        }
+            (MockDatabase::Postgres(pool), None) => execute!(pool, PG_DELETE, account, kind, id),
+        };
         Ok(())
     }
 }

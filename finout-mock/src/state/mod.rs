@@ -147,6 +147,39 @@ impl State {
             }
         }
     }
+
+    /// Keep a new tag (made to fit the caps); answer it as kept.
+    pub(crate) async fn add_tag(
+        self: &Arc<Self>,
+        account: AccountId,
+        mut tag: StoredTag,
+    ) -> Answer<StoredTag> {
+        self.write(account, |tags, _| {
+            let json = tags.fit(&mut tag)?;
+            Ok((Change::PutTag(tag.clone(), json), tag))
+        })
+        .await
+    }
+
+    /// Change the tag `id` with `change` (404 if there is none), make it fit the caps and
+    /// keep it; answer it as kept.
+    pub(crate) async fn update_tag(
+        self: &Arc<Self>,
+        account: AccountId,
+        id: &str,
+        change: impl FnOnce(&mut StoredTag) -> Answer<()>,
+    ) -> Answer<StoredTag> {
+        self.write(account, |tags, _| {
+            let mut tag = tags
+                .get(id)
+                .cloned()
+                .ok_or_else(|| MockError::not_found("virtual tag"))?;
+            change(&mut tag)?;
+            let json = tags.fit(&mut tag)?;
+            Ok((Change::PutTag(tag.clone(), json), tag))
+        })
+        .await
+    }
 }
 
 /// Refuse one more endpoint past the cap.

@@ -136,11 +136,7 @@ pub(crate) async fn create(
     let tag = mock
         .inner
         .state
-        .write(principal.account_id(), |tags, _| {
-            let mut tag = tag;
-            let json = tags.fit(&mut tag)?;
-            Ok((Change::PutTag(tag.clone(), json), tag))
-        })
+        .add_tag(principal.account_id(), tag)
         .await?;
     Ok(ok(v2(&tag)))
 }
@@ -157,18 +153,13 @@ pub(crate) async fn update(
     let (fields, description) = v2_body(body)?;
     let author = author(&mock, &principal).await;
     let now = mock.now();
+    let live = live.set_as_live.unwrap_or(true);
     let tag = mock
         .inner
         .state
-        .write(principal.account_id(), |tags, _| {
-            let mut tag = tags
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| MockError::not_found("virtual tag"))?;
-            let live = live.set_as_live.unwrap_or(true);
+        .update_tag(principal.account_id(), &id, |tag| {
             tag.save(fields, &author, now, live, description);
-            let json = tags.fit(&mut tag)?;
-            Ok((Change::PutTag(tag.clone(), json), tag))
+            Ok(())
         })
         .await?;
     Ok(ok(v2(&tag)))
@@ -327,14 +318,10 @@ pub(crate) async fn put_metadata(
 ) -> Answer<Json<Value>> {
     require_write(&principal)?;
     let values = metadata_body(body, true)?;
-    let metadata = mock
+    let tag = mock
         .inner
         .state
-        .write(principal.account_id(), |tags, _| {
-            let mut tag = tags
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| MockError::not_found("virtual tag"))?;
+        .update_tag(principal.account_id(), &id, |tag| {
             for (value, entry) in values {
                 let Value::Object(mut entry) = entry else {
                     continue;
@@ -352,12 +339,10 @@ pub(crate) async fn put_metadata(
                     "metadata: at most {MAX_METADATA_VALUES} values per tag"
                 )));
             }
-            let json = tags.fit(&mut tag)?;
-            let metadata = tag.metadata.clone();
-            Ok((Change::PutTag(tag, json), metadata))
+            Ok(())
         })
         .await?;
-    Ok(ok(json!({"metadata": metadata, "virtualTagId": id})))
+    Ok(ok(json!({"metadata": tag.metadata, "virtualTagId": id})))
 }
 
 /// Merge `new` into `existing`: custom metadata by key, `groups` and `endpoints` as sets
