@@ -1,12 +1,13 @@
 //! Optional authentication, request ids, and what is logged: the throttle trip at WARN with
-//! the client id and the request id, and never a secret.
+//! the client id and the request id, every rejection under the request id its answer carries,
+//! and never a secret.
 #![cfg(feature = "axum")]
 
 mod common;
 
 use std::{
     io::Write,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
@@ -185,18 +186,94 @@ impl Captured {
     }
 }
 
+/// What this process logs: WARN and up, and this crate's DEBUG. The process's global
+/// subscriber, set once by the first test that reads logs (a scoped one races the
+/// callsite-interest cache against the other tests' threads); tests tell their lines apart by
+/// client and request ids.
+fn logs() -> &'static Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("warn,finout_auth=debug")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        captured
+    })
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn every_logged_rejection_names_the_request_id_its_answer_carries() {
+    let logs = logs();
+    let h = Harness::new().await;
+    let token = h.api_token(Role::Basic).await;
+    let app = app_strict(&h);
+    let only_client_id = || {
+        Request::builder()
+            .uri("/whoami")
+            .header(CLIENT_ID_HEADER, token.client_id.as_str())
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    type MakeRequest<'a> = Box<dyn Fn() -> Request<axum::body::Body> + 'a>;
+    let cases: [(&str, MakeRequest); 3] = [
+        (
+            "wrong secret",
+            Box::new(|| request("/whoami", Some((token.client_id.as_str(), "wrong")), None)),
+        ),
+        (
+            "unknown client id",
+            Box::new(|| request("/whoami", Some(("no-token-has-this-id", "x")), None)),
+        ),
+        ("no secret header", Box::new(only_client_id)),
+    ];
+    for (what, make) in cases {
+        // Twice: the cold path (store, argon2), then the cached rejection (the hot path).
+        for attempt in ["first", "again"] {
+            let (status, headers, body) = answer(&app, make()).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{what}, {attempt}: {body}"
+            );
+            let id = headers[REQUEST_ID_HEADER].to_str().unwrap().to_owned();
+            let text = logs.text();
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains(&format!("request_id={id}")))
+                .collect();
+            assert!(
+                lines.iter().any(|l| l.contains("rejected")),
+                "{what}, {attempt}: no rejection logged under the answer's id {id}:\n{text}"
+            );
+        }
+    }
+    // An incoming id names the line of a cached rejection too.
+    let (_, headers, _) = answer(
+        &app,
+        request(
+            "/whoami",
+            Some((token.client_id.as_str(), "wrong")),
+            Some("trace-7f"),
+        ),
+    )
+    .await;
+    assert_eq!(headers[REQUEST_ID_HEADER], "trace-7f");
+    let text = logs.text();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("request_id=trace-7f") && l.contains("rejected")),
+        "{text}"
+    );
+    assert!(!text.contains(token.secret_key.expose_secret()));
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_throttle_trip_is_logged_at_warn_with_the_client_id_and_request_id_and_no_secret() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("warn")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    // The process's global subscriber (the only test here that sets one): a scoped one
-    // races the callsite-interest cache against the other tests' threads.
-    tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+    let captured = logs();
 
     let h = Harness::with(|b| b.failure_limit(3, Duration::from_secs(60))).await;
     let token = h.api_token(Role::Basic).await;

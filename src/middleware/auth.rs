@@ -138,6 +138,23 @@ fn record_on_span(principal: &Principal) {
     }
 }
 
+/// The request id the logs name, when anyone logs this crate's outcomes (DEBUG): the same
+/// id a rejection then answers with. `None` costs one level check and no header read.
+#[inline]
+fn logged_request_id(headers: &http::HeaderMap) -> Option<RequestId> {
+    tracing::enabled!(target: "finout_auth", tracing::Level::DEBUG).then(|| RequestId::of(headers))
+}
+
+/// Run `f` (which may log an outcome) in a span naming the request id, if one is logged.
+#[inline]
+fn with_request_id<T>(request_id: Option<&RequestId>, f: impl FnOnce() -> T) -> T {
+    match request_id {
+        Some(id) => tracing::debug_span!(target: "finout_auth", "authenticate", request_id = %id)
+            .in_scope(f),
+        None => f(),
+    }
+}
+
 impl<S, R> AuthService<S, R> {
     /// The authenticator this service uses.
     pub fn authenticator(&self) -> &Authenticator {
@@ -165,6 +182,7 @@ where
         // The secret leaves the headers first, in the same lookup that reads it, so the
         // inner service never sees it whatever the outcome.
         let secret = TakenSecret::take(request.headers_mut());
+        let logged_id = logged_request_id(request.headers());
         let cold = match Credentials::from_taken(request.headers(), &secret) {
             Err(AuthError::MissingCredentials)
                 if self.optional
@@ -177,11 +195,15 @@ where
                 return AuthFuture::calling(self.inner.call(request));
             }
             Err(error) => {
-                self.authenticator.record_rejection(&error);
-                let request_id = RequestId::of(request.headers());
+                with_request_id(logged_id.as_ref(), || {
+                    self.authenticator.record_rejection(&error)
+                });
+                let request_id = logged_id.unwrap_or_else(|| RequestId::of(request.headers()));
                 return AuthFuture::rejected(self.rejection.response_with_id(&error, &request_id));
             }
-            Ok(credentials) => match self.authenticator.authenticate_cached(credentials) {
+            Ok(credentials) => match with_request_id(logged_id.as_ref(), || {
+                self.authenticator.authenticate_cached(credentials)
+            }) {
                 Some(Ok(principal)) => {
                     record_on_span(&principal);
                     request.extensions_mut().insert(principal);
@@ -189,7 +211,7 @@ where
                     return AuthFuture::calling(self.inner.call(request));
                 }
                 Some(Err(error)) => {
-                    let request_id = RequestId::of(request.headers());
+                    let request_id = logged_id.unwrap_or_else(|| RequestId::of(request.headers()));
                     return AuthFuture::rejected(
                         self.rejection.response_with_id(&error, &request_id),
                     );
@@ -207,14 +229,15 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let authenticator = self.authenticator.clone();
         let (client_id, secret) = cold;
-        // The cold path's logs (a throttle trip, a store failure, auth_busy) name the request.
-        // At WARN, the level of the events it exists for: a subscriber that keeps only
-        // warnings still shows the request id on them.
+        // The cold path's logs (a throttle trip, a store failure, auth_busy) name the request,
+        // by the id a rejection answers with. At WARN, the level of the events it exists for: a
+        // subscriber that keeps only warnings still shows the request id on them.
+        let request_id = logged_id.unwrap_or_else(|| RequestId::of(request.headers()));
         let span = tracing::span!(
             target: "finout_auth",
             tracing::Level::WARN,
             "authenticate",
-            request_id = %RequestId::of(request.headers())
+            request_id = %request_id
         );
         AuthFuture {
             state: State::Authenticating {
@@ -224,6 +247,7 @@ where
                 ),
                 pending: Some((inner, request)),
                 rejection: self.rejection.clone(),
+                request_id,
             },
         }
     }
@@ -253,6 +277,7 @@ pin_project! {
             authentication: Authentication,
             pending: Option<(S, Request<ReqBody>)>,
             rejection: R,
+            request_id: RequestId,
         },
         Calling {
             #[pin]
@@ -307,6 +332,7 @@ where
                     authentication,
                     pending,
                     rejection,
+                    request_id,
                 } => {
                     let outcome = ready!(authentication.as_mut().poll(cx));
                     match (outcome, pending.take()) {
@@ -316,12 +342,9 @@ where
                             let future = inner.call(request);
                             this.state.set(State::Calling { future });
                         }
-                        (Err(error), pending) => {
-                            let request_id = pending
-                                .as_ref()
-                                .map_or_else(RequestId::fresh, |(_, r)| RequestId::of(r.headers()));
+                        (Err(error), _) => {
                             let response =
-                                Ready::new(rejection.response_with_id(&error, &request_id));
+                                Ready::new(rejection.response_with_id(&error, request_id));
                             this.state.set(State::Rejected { response });
                         }
                         (Ok(_), None) => panic!("AuthFuture polled after completion"),
