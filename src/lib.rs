@@ -117,6 +117,7 @@
 //! | `http-body` 1, `tower-layer` / `tower-service` 0.3 | [`AuthBody`](middleware::AuthBody) is a `Body`; the layers and services | — |
 //! | `async-trait` 0.1, `time` 0.3, `uuid` 1, `serde` 1 | implementing a [`TokenStore`](store::TokenStore); [`clock::Clock`] and token times; the ids; the model's serde impls | — |
 //! | `axum-core` 0.5 (`axum`) | the extractors | — |
+//! | `tonic` 0.14 (`tonic`) | `GrpcRejection`'s answers, `From<&AuthError> for tonic::Status` | `tonic` |
 
 #![forbid(unsafe_code)]
 #![deny(unreachable_pub)]
@@ -161,6 +162,11 @@ pub use http_body_util;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use sqlx;
+/// The `tonic` crate, for [`GrpcRejection`](middleware::GrpcRejection) and the
+/// `From<&AuthError> for tonic::Status` conversion.
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub use tonic;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,6 +1,7 @@
 //! A tonic server behind `AuthLayer` with `GrpcRejection`, over a real socket: a tonic client
 //! gets `Status` codes (not transport errors), with `retry-after` where it applies, and a
-//! valid call's service sees the Principal in the request's extensions.
+//! valid call's service sees the Principal in the request's extensions; a role requirement
+//! answers PERMISSION_DENIED and a store outage UNAVAILABLE.
 #![cfg(feature = "tonic")]
 
 mod common;
@@ -10,8 +11,12 @@ use std::{
     time::Duration,
 };
 
-use common::Harness;
-use finout_auth::{AuthLayer, IssuedToken, Principal, Role, middleware::GrpcRejection};
+use common::{FlakyStore, Harness};
+use finout_auth::{
+    AuthLayer, IssuedToken, Principal, Role,
+    middleware::{GrpcRejection, RequireLayer},
+    store::MemoryTokenStore,
+};
 use tonic::{
     Code, Request, Status,
     metadata::MetadataValue,
@@ -21,9 +26,9 @@ use tonic::{
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tower::ServiceBuilder;
 
-/// Serve the health service on a free port behind the layer; the client ids of the
-/// principals its calls carried are pushed to `seen`.
-async fn serve(h: &Harness, seen: Arc<Mutex<Vec<String>>>) -> String {
+/// Serve the health service on a free port behind the layer (and, if given, a role
+/// requirement); the client ids of the principals its calls carried are pushed to `seen`.
+async fn serve(h: &Harness, seen: Arc<Mutex<Vec<String>>>, require: Option<Role>) -> String {
     let (_reporter, health) = tonic_health::server::health_reporter();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -38,6 +43,11 @@ async fn serve(h: &Harness, seen: Arc<Mutex<Vec<String>>>) -> String {
     };
     let layers = ServiceBuilder::new()
         .layer(AuthLayer::new(h.auth.clone()).rejection(GrpcRejection))
+        .layer(
+            require
+                .map_or_else(|| RequireLayer::check(|_| true), RequireLayer::role)
+                .rejection(GrpcRejection),
+        )
         .layer(InterceptorLayer::new(observe));
     tokio::spawn(
         Server::builder()
@@ -76,7 +86,7 @@ async fn a_tonic_client_gets_grpc_statuses_and_a_valid_call_sees_the_principal()
     let h = Harness::with(|b| b.failure_limit(2, Duration::from_secs(60))).await;
     let token = h.api_token(Role::Basic).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let uri = serve(&h, seen.clone()).await;
+    let uri = serve(&h, seen.clone(), None).await;
     let channel = Channel::from_shared(uri).unwrap().connect().await.unwrap();
 
     check(&channel, creds(&token)).await.expect("a valid call");
@@ -118,4 +128,46 @@ async fn a_tonic_client_gets_grpc_statuses_and_a_valid_call_sees_the_principal()
         2,
         "no rejected call reached the service"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_role_and_a_store_outage_reach_a_tonic_client_as_their_codes() {
+    // PERMISSION_DENIED: a Basic token on a service that requires Admin.
+    let h = Harness::new().await;
+    let basic = h.api_token(Role::Basic).await;
+    let admin = h.api_token(Role::Admin).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let uri = serve(&h, seen.clone(), Some(Role::Admin)).await;
+    let channel = Channel::from_shared(uri).unwrap().connect().await.unwrap();
+    let status = check(&channel, creds(&basic)).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(status.message().starts_with("forbidden"), "{status:?}");
+    assert!(status.metadata().get("x-request-id").is_some());
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the service was not called"
+    );
+    check(&channel, creds(&admin))
+        .await
+        .expect("an Admin token");
+    assert_eq!(*seen.lock().unwrap(), [admin.client_id.to_string()]);
+
+    // UNAVAILABLE: the token store is down for a token not cached yet.
+    let memory = Arc::new(MemoryTokenStore::new());
+    let flaky = FlakyStore::new(memory.clone(), Duration::ZERO);
+    let down = Harness::wrapped(memory, flaky.clone(), |b| b).await;
+    let token = down.api_token(Role::Basic).await;
+    let uri = serve(&down, Arc::new(Mutex::new(Vec::new())), None).await;
+    let channel = Channel::from_shared(uri).unwrap().connect().await.unwrap();
+    flaky.set_down(true);
+    let status = check(&channel, creds(&token)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().starts_with("auth_unavailable"),
+        "{status:?}"
+    );
+    flaky.set_down(false);
+    check(&channel, creds(&token))
+        .await
+        .expect("served once the store is back");
 }

@@ -1,13 +1,18 @@
 //! What the crate logs: outcome, client id and latency, never a secret, and never a header
-//! value that was not verified (a fingerprint instead). Alone in its own test binary because
-//! it installs a global subscriber.
+//! value that was not verified (a fingerprint instead); security events at WARN. Alone in its
+//! own test binary because it installs a global subscriber.
 
 mod common;
 
 use std::{sync::Arc, time::Duration};
 
 use common::{FlakyStore, Harness};
-use finout_auth::{Credentials, Role, store::MemoryTokenStore};
+use finout_auth::{
+    ClientId, Credentials, ErrorCode, NewToken, Role,
+    crypto::SecretHasher,
+    model::{SecretHash, TokenKind, TokenRecord},
+    store::{MemoryTokenStore, TokenAdminStore},
+};
 
 /// Collects everything the subscriber writes.
 #[derive(Clone, Default)]
@@ -88,4 +93,79 @@ async fn trace_logs_name_the_client_id_but_never_the_secret() {
         !logs.contains("wrong-secret-value"),
         "presented secret in logs: {logs}"
     );
+
+    // Security events are WARN: the store failure above, a stored hash refused (outside the
+    // cost caps: 4 GiB if anyone ran it), and a real token answered auth_busy.
+    let greedy = SecretHash::from_phc(
+        "$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+    );
+    let tampered = ClientId::from("tampered-row-id");
+    let record = TokenRecord::new(
+        tampered.clone(),
+        TokenKind::Api,
+        h.account.id,
+        None,
+        "tampered",
+        Role::Admin,
+        greedy,
+        time::OffsetDateTime::UNIX_EPOCH,
+        None,
+        None,
+    );
+    h.store
+        .insert_token(record, Default::default())
+        .await
+        .unwrap();
+    let refused = common::authenticate(&h.auth, &tampered, "anything-at-all").await;
+    assert_eq!(refused.unwrap_err().code(), ErrorCode::InvalidCredentials);
+
+    let slow_hasher = SecretHasher::with_params(19456, 8, 1).unwrap();
+    let busy = Harness::with(|b| {
+        b.hasher(slow_hasher.clone())
+            .max_concurrent_verifications(1)
+            .max_waiting_verifications(0)
+            .low_priority_verification(false)
+    })
+    .await;
+    let admin = busy.admin.clone().with_hasher(slow_hasher);
+    let mut tokens = Vec::new();
+    for name in ["a", "b"] {
+        let token = admin
+            .issue_api_token(busy.account.id, None, NewToken::new(name, Role::Basic))
+            .await
+            .unwrap();
+        tokens.push(token);
+    }
+    let (a, b) = tokio::join!(busy.authenticate(&tokens[0]), busy.authenticate(&tokens[1]));
+    let busy_id = match (a, b) {
+        (Ok(_), Err(e)) if e.code() == ErrorCode::AuthBusy => &tokens[1].client_id,
+        (Err(e), Ok(_)) if e.code() == ErrorCode::AuthBusy => &tokens[0].client_id,
+        other => panic!("one admitted, one auth_busy: {other:?}"),
+    };
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = |message: &str| -> String {
+        logs.lines()
+            .find(|l| l.contains(message))
+            .unwrap_or_else(|| panic!("no {message:?} in {logs}"))
+            .to_owned()
+    };
+    let store_failed = line("token store lookup failed");
+    assert!(store_failed.contains(" WARN "), "{store_failed}");
+    let hash_refused = line("stored secret hash refused");
+    assert!(hash_refused.contains(" WARN "), "{hash_refused}");
+    assert!(
+        hash_refused.contains("client_fingerprint"),
+        "{hash_refused}"
+    );
+    assert!(
+        !logs.contains("tampered-row-id"),
+        "unverified id in logs: {logs}"
+    );
+    let auth_busy = line("no argon2 capacity");
+    assert!(auth_busy.contains(" WARN "), "{auth_busy}");
+    assert!(auth_busy.contains(busy_id.as_str()), "{auth_busy}");
+    for token in &tokens {
+        assert!(!logs.contains(token.secret_key.expose_secret()), "{logs}");
+    }
 }

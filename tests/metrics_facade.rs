@@ -3,8 +3,10 @@
 
 mod common;
 
-use common::{Harness, authenticate};
-use finout_auth::Role;
+use std::{sync::Arc, time::Duration};
+
+use common::{FlakyStore, Harness, authenticate};
+use finout_auth::{NewToken, Role, crypto::SecretHasher, store::MemoryTokenStore};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
 /// A counter's name, labels and value.
@@ -93,4 +95,60 @@ async fn counters_are_reported_through_the_metrics_facade() {
     assert_eq!(get("finout_auth_cache_misses_total", &[]), Some(2));
     assert_eq!(get("finout_auth_store_lookups_total", &[]), Some(1));
     assert_eq!(get("finout_auth_secret_verifications_total", &[]), Some(2));
+
+    // The gauges while work is in flight: a cold request waiting on a slow store, then a
+    // slow argon2 run (t=8: tens of milliseconds), each seen at 1 and back at 0 after. The
+    // debugging recorder's snapshot hands out a gauge's changes since the last snapshot (it
+    // swaps the value to 0), so the levels are their sum.
+    const GAUGES: [&str; 2] = [
+        "finout_auth_cold_in_flight",
+        "finout_auth_verifications_in_flight",
+    ];
+    let mut levels = [0.0_f64; 2];
+    let mut read_levels = || {
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            if let (DebugValue::Gauge(v), Some(i)) =
+                (value, GAUGES.iter().position(|g| *g == key.key().name()))
+            {
+                levels[i] += v.into_inner();
+            }
+        }
+        levels
+    };
+    let slow_hasher = SecretHasher::with_params(19456, 8, 1).unwrap();
+    let memory = Arc::new(MemoryTokenStore::new());
+    let slow_store = FlakyStore::new(memory.clone(), Duration::from_millis(500));
+    let slow = Harness::wrapped(memory, slow_store, |b| b.hasher(slow_hasher.clone())).await;
+    let token = slow
+        .admin
+        .clone()
+        .with_hasher(slow_hasher)
+        .issue_api_token(slow.account.id, None, NewToken::new("slow", Role::Basic))
+        .await
+        .unwrap();
+    let auth = slow.auth.clone();
+    let request = tokio::spawn(async move {
+        let credentials = finout_auth::Credentials::new(
+            token.client_id.as_str(),
+            token.secret_key.expose_secret(),
+        )
+        .unwrap();
+        auth.authenticate(credentials).await.map(|_| ())
+    });
+    for (i, name) in GAUGES.iter().enumerate() {
+        let mut seen = false;
+        for _ in 0..2_000 {
+            if read_levels()[i] == 1.0 {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        assert!(seen, "{name} never rose to 1 while its work was in flight");
+    }
+    request
+        .await
+        .unwrap()
+        .expect("the slow request is admitted");
+    assert_eq!(read_levels(), [0.0, 0.0], "{GAUGES:?} back at 0");
 }

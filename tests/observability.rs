@@ -186,7 +186,7 @@ impl Captured {
     }
 }
 
-/// What this process logs: WARN and up, and this crate's DEBUG. The process's global
+/// What this process logs: WARN and up, this crate's DEBUG and this test file's INFO. The process's global
 /// subscriber, set once by the first test that reads logs (a scoped one races the
 /// callsite-interest cache against the other tests' threads); tests tell their lines apart by
 /// client and request ids.
@@ -196,7 +196,7 @@ fn logs() -> &'static Captured {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("warn,finout_auth=debug")
+            .with_env_filter("warn,finout_auth=debug,observability=info")
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .finish();
@@ -317,17 +317,100 @@ async fn a_throttle_trip_is_logged_at_warn_with_the_client_id_and_request_id_and
         assert!(!logs.contains(secret), "a secret is in the logs:\n{logs}");
     }
 
-    // An unknown id's trip is routine: not at WARN.
+    // An unknown id's trip (a different guess each time, so each reaches the throttle) is
+    // routine: at DEBUG, with a fingerprint for the id.
     for i in 0..5 {
         answer(
             &app,
             request(
                 "/whoami",
-                Some(("no-such-id", "x")),
+                Some(("no-such-id", &format!("x-{i}"))),
                 Some(&format!("u-{i}")),
             ),
         )
         .await;
     }
-    assert!(!captured.text().contains("no-such-id"));
+    let text = captured.text();
+    assert!(
+        !text.contains("no-such-id"),
+        "only its fingerprint:\n{text}"
+    );
+    let unknown_trips: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("tripped for an unknown client id"))
+        .collect();
+    assert!(!unknown_trips.is_empty(), "logged at DEBUG:\n{text}");
+    assert!(
+        unknown_trips.iter().all(|l| l.contains("DEBUG")),
+        "{unknown_trips:?}"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_callers_span_gets_the_client_and_account_ids_cold_and_cached() {
+    use tracing::Instrument;
+    let logs = logs();
+    let h = Harness::new().await;
+    let token = h.api_token(Role::Basic).await;
+    let app = Router::new()
+        .route(
+            "/handled",
+            get(|| async {
+                tracing::info!("span-fields handler ran");
+                "ok"
+            }),
+        )
+        .layer(AuthLayer::new(h.auth.clone()));
+    // Cold (store and argon2), then from the cache: both record on the caller's span, as a
+    // tower-http TraceLayer span declaring the two fields would be.
+    for attempt in ["cold", "cached"] {
+        let span = tracing::info_span!(
+            "request",
+            attempt = %attempt,
+            client_id = tracing::field::Empty,
+            account_id = tracing::field::Empty
+        );
+        let response = app
+            .clone()
+            .oneshot(request("/handled", creds(&token), None))
+            .instrument(span)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{attempt}");
+        let text = logs.text();
+        let line = text
+            .lines()
+            .find(|l| {
+                l.contains("span-fields handler ran") && l.contains(&format!("attempt={attempt}"))
+            })
+            .unwrap_or_else(|| panic!("{attempt}: no handler line in\n{text}"));
+        assert!(line.contains(token.client_id.as_str()), "{attempt}: {line}");
+        assert!(
+            line.contains(&format!("account_id={}", h.account.id)),
+            "{attempt}: {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn client_credentials_as_a_layer_authenticate_every_request() {
+    use finout_auth::client::ClientCredentials;
+    let h = Harness::new().await;
+    let token = h.api_token(Role::Basic).await;
+    let credentials =
+        ClientCredentials::new(token.client_id.as_str(), token.secret_key.expose_secret()).unwrap();
+    let client = tower::ServiceBuilder::new()
+        .layer(credentials)
+        .service(app_strict(&h));
+    assert!(!format!("{client:?}").contains(token.secret_key.expose_secret()));
+    for _ in 0..2 {
+        let response = client
+            .clone()
+            .oneshot(request("/required", None, None))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, token.client_id.as_str());
+    }
 }
