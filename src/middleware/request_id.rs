@@ -1,9 +1,9 @@
 //! Request ids: every rejection names one, in its body (`requestId`) and its `x-request-id`
 //! header, and the logs of an authentication carry the same id: the cold path's always, a
 //! cached outcome's when DEBUG is on. An incoming `x-request-id` is reused, so put
-//! tower-http's `SetRequestIdLayer` outside [`AuthLayer`](crate::AuthLayer) (it sets that
-//! header on the request) or send one from the client; otherwise each rejection gets a fresh
-//! UUID v4.
+//! tower-http's `SetRequestIdLayer::x_request_id` outside [`AuthLayer`](crate::AuthLayer) (it
+//! sets that header on the request; one set up with another header name is not read) or send
+//! one from the client; otherwise each rejection gets a fresh UUID v4.
 //!
 //! An incoming id is reused only if it is 1-128 bytes of `A-Z a-z 0-9 . _ : -` (what request
 //! ids are made of, and safe in JSON and logs as it is); anything else is replaced.
