@@ -1292,6 +1292,52 @@ async fn query_by_view_answers_real_clients_and_never_crashes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_by_view_without_dates_counts_30_days_back_from_the_mocks_clock() {
+    use finout_auth::clock::ManualClock;
+    use time::macros::datetime;
+    // A date far from the wall clock, so that reading the wall clock shows.
+    let clock = ManualClock::new(datetime!(2024-07-01 12:00 UTC));
+    let s = finout_mock::MockServer::builder()
+        .clock(clock.clone())
+        .start()
+        .await;
+    let creds = (s.client_id(), s.secret_key());
+    let view = first_view(s.address(), creds).await;
+    let days = || async {
+        let (status, body) = call(
+            s.address(),
+            Method::POST,
+            "/v1/cost/query-by-view",
+            Some(creds),
+            Some(json!({"viewId": view})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let total = body["data"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(total["name"], "Total");
+        let times: Vec<i64> = total["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["time"].as_i64().unwrap())
+            .collect();
+        (times[0], *times.last().unwrap(), times.len())
+    };
+    // 2024-06-01 12:00 to 2024-07-01 12:00: the days of both ends, 31 in all.
+    assert_eq!(
+        days().await,
+        (1_717_200_000_000, 1_719_792_000_000, 31),
+        "the range ends at the mock's clock"
+    );
+    clock.advance(time::Duration::days(1));
+    assert_eq!(
+        days().await,
+        (1_717_286_400_000, 1_719_878_400_000, 31),
+        "and moves with it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_routes_methods_and_bodies_answer_in_finouts_shape() {
     let (addr, id, secret, _) = start_in_process().await;
     let creds = Some((id.as_str(), secret.as_str()));
