@@ -928,3 +928,70 @@ async fn a_whole_tag_read_then_put_back_round_trips_through_v1_and_v2() {
     assert_eq!(put["data"]["rules"], read["data"]["rules"]);
     assert_eq!(put["data"]["defaultValue"], read["data"]["defaultValue"]);
 }
+
+#[tokio::test]
+async fn a_tag_written_through_v1_reads_and_writes_back_whole_through_v2() {
+    let clock = clock();
+    let s = server(&clock).await;
+    let a = s.address();
+    // As V1 allows: no `defaultValue`, and a field of the client's own.
+    let tag = json!({"name": "Team", "owner": "finops",
+        "rules": [{"to": "a", "filters": {"costCenter": "AWS", "key": "service",
+                   "operator": "oneOf", "value": ["EC2"]}}]});
+    let (status, created) = call(a, Method::POST, "/v1/virtual-tags", creds(&s), Some(tag)).await;
+    assert_eq!(status, 201, "{created}");
+    let v2_path = format!("/v2/virtual-tags/{}", created["id"].as_str().unwrap());
+    let (status, read) = call(a, Method::GET, &v2_path, creds(&s), None).await;
+    assert_eq!(status, 200, "{read}");
+    let read = read["data"].clone();
+    assert_eq!(read["owner"], "finops");
+    assert!(read.get("defaultValue").is_none(), "{read}");
+    // PUT back whole through V2: accepted, and the same fields answered.
+    advance(&clock, Duration::from_secs(5));
+    let (status, put) = call(a, Method::PUT, &v2_path, creds(&s), Some(read.clone())).await;
+    assert_eq!(status, 200, "{put}");
+    let put = put["data"].clone();
+    let fields = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(fields(&put), fields(&read));
+    for (field, value) in read.as_object().unwrap() {
+        if field != "updatedAt" {
+            assert_eq!(&put[field], value, "{field}");
+        }
+    }
+    assert_ne!(put["updatedAt"], read["updatedAt"]);
+    // V1 still reads its field.
+    let v1_path = v2_path.replace("/v2/", "/v1/");
+    let (_, v1) = call(a, Method::GET, &v1_path, creds(&s), None).await;
+    assert_eq!(v1["owner"], "finops");
+
+    // What V2 refuses still: a field the tag does not have...
+    let refused = |body: &Value, status: u16, word: &str| {
+        status == 400
+            && body["error"] == "invalid_request"
+            && body["requestId"].is_string()
+            && body["message"].as_str().is_some_and(|m| m.contains(word))
+    };
+    let mut more = read.clone();
+    more["colour"] = json!("red");
+    let (status, body) = call(a, Method::PUT, &v2_path, creds(&s), Some(more)).await;
+    assert!(refused(&body, status, "colour"), "{status} {body}");
+    // ...a new tag with a field of the client's own, or without `defaultValue`...
+    for new in [
+        json!({"name": "N", "rules": [], "defaultValue": "d", "owner": "x"}),
+        json!({"name": "N", "rules": []}),
+    ] {
+        let (status, body) = call(a, Method::POST, "/v2/virtual-tags", creds(&s), Some(new)).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{body}"
+        );
+    }
+    // ...and dropping the `defaultValue` a tag has.
+    let mut with_default = read.clone();
+    with_default["defaultValue"] = json!("none");
+    let (status, body) = call(a, Method::PUT, &v2_path, creds(&s), Some(with_default)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(a, Method::PUT, &v2_path, creds(&s), Some(read)).await;
+    assert!(refused(&body, status, "defaultValue"), "{status} {body}");
+}
