@@ -303,7 +303,11 @@ impl Mock {
                 TokenConcurrencyLimitLayer::new(self.inner.max_in_flight)
                     .metrics(self.metrics().clone()),
             );
-        let open = Router::new().route("/healthz", get(|| async { "ok" }));
+        // Its own 405 fallback: `method_not_allowed_fallback` below reaches only the routes
+        // registered before it, not those merged after.
+        let open = Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .method_not_allowed_fallback(error::no_method);
         // The handlers' error answers are counted by `count_answered`; the layers count
         // their own (the authentication layer's 401/429/503, the concurrency limit's 429).
         // Unknown paths and methods answer in Finout's error shape, and only to an

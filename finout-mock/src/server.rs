@@ -42,10 +42,10 @@ impl Default for ServerLimits {
 }
 
 impl ServerLimits {
-    /// At most `n` connections at once.
+    /// At most `n` connections at once (1 to [`Semaphore::MAX_PERMITS`]).
     #[must_use]
     pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n.max(1);
+        self.max_connections = n.clamp(1, Semaphore::MAX_PERMITS);
         self
     }
 
@@ -65,7 +65,10 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    // Clamped: `Semaphore::new` panics past its maximum (`--max-connections` takes any usize).
+    let slots = Arc::new(Semaphore::new(
+        limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())

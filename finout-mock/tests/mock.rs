@@ -1292,6 +1292,52 @@ async fn query_by_view_answers_real_clients_and_never_crashes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_by_view_without_dates_counts_30_days_back_from_the_mocks_clock() {
+    use finout_auth::clock::ManualClock;
+    use time::macros::datetime;
+    // A date far from the wall clock, so that reading the wall clock shows.
+    let clock = ManualClock::new(datetime!(2024-07-01 12:00 UTC));
+    let s = finout_mock::MockServer::builder()
+        .clock(clock.clone())
+        .start()
+        .await;
+    let creds = (s.client_id(), s.secret_key());
+    let view = first_view(s.address(), creds).await;
+    let days = || async {
+        let (status, body) = call(
+            s.address(),
+            Method::POST,
+            "/v1/cost/query-by-view",
+            Some(creds),
+            Some(json!({"viewId": view})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let total = body["data"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(total["name"], "Total");
+        let times: Vec<i64> = total["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["time"].as_i64().unwrap())
+            .collect();
+        (times[0], *times.last().unwrap(), times.len())
+    };
+    // 2024-06-01 12:00 to 2024-07-01 12:00: the days of both ends, 31 in all.
+    assert_eq!(
+        days().await,
+        (1_717_200_000_000, 1_719_792_000_000, 31),
+        "the range ends at the mock's clock"
+    );
+    clock.advance(time::Duration::days(1));
+    assert_eq!(
+        days().await,
+        (1_717_286_400_000, 1_719_878_400_000, 31),
+        "and moves with it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_routes_methods_and_bodies_answer_in_finouts_shape() {
     let (addr, id, secret, _) = start_in_process().await;
     let creds = Some((id.as_str(), secret.as_str()));
@@ -1331,6 +1377,37 @@ async fn unknown_routes_methods_and_bodies_answer_in_finouts_shape() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_and_metrics_answer_other_methods_with_finouts_405() {
+    let (addr, id, secret, _) = start_in_process().await;
+    let creds = Some((id.as_str(), secret.as_str()));
+    let is_405 = |status: u16, body: &Value| {
+        status == 405
+            && body["error"] == "method_not_allowed"
+            && body["message"].is_string()
+            && body["requestId"].is_string()
+    };
+    for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
+        // The open route, with or without credentials.
+        for who in [None, creds] {
+            let (status, body) = call(addr, method.clone(), "/healthz", who, None).await;
+            assert!(is_405(status, &body), "{method} /healthz: {status} {body}");
+        }
+        // /metrics needs credentials first, then answers the same 405.
+        let (status, body) = call(addr, method.clone(), "/metrics", creds, None).await;
+        assert!(is_405(status, &body), "{method} /metrics: {status} {body}");
+        let (status, body) = call(addr, method.clone(), "/metrics", None, None).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("missing_credentials"))
+        );
+    }
+    assert_eq!(
+        call_raw(addr, Method::GET, "/healthz", None, None).await,
+        (200, "ok".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn virtual_tags_are_capped_per_account() {
     let (addr, id, secret, _) = start_in_process().await;
     let creds = Some((id.as_str(), secret.as_str()));
@@ -1356,26 +1433,37 @@ async fn virtual_tags_are_capped_per_account() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn half_sent_requests_are_closed_and_a_real_client_is_served_at_the_cap() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// Serve a bare mock with `limits` on a free port.
+async fn serve_with(limits: finout_mock::ServerLimits) -> SocketAddr {
     let store = Arc::new(MemoryTokenStore::new());
     let auth = Authenticator::new(store.clone());
     let admin = TokenAdmin::new(store).with_authenticator(auth.clone());
     let app = Mock::new(admin, auth).router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let limits = finout_mock::ServerLimits::default()
-        .max_connections(8)
-        .header_read_timeout(Duration::from_millis(500));
     tokio::spawn(finout_mock::serve(
         listener,
         app,
         limits,
         std::future::pending(),
     ));
+    addr
+}
 
-    // 20 connections that send half a request and wait: more than the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_a_real_client_waits_for_the_header_timeout_to_free_a_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const CAP: usize = 8;
+    const TIMEOUT: Duration = Duration::from_millis(500);
+    let addr = serve_with(
+        finout_mock::ServerLimits::default()
+            .max_connections(CAP)
+            .header_read_timeout(TIMEOUT),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    // 20 connections that send half a request and wait: the first 8 take the cap, the next
+    // 8 wait in the backlog for them, and the last 4 for those.
     let mut idle = Vec::new();
     for _ in 0..20 {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -1385,29 +1473,49 @@ async fn half_sent_requests_are_closed_and_a_real_client_is_served_at_the_cap() 
             .unwrap();
         idle.push(stream);
     }
-    // A real client is still served, within a few header timeouts.
-    let started = std::time::Instant::now();
+    // A real client, 21st in line: accepted only once two rounds of idle connections have
+    // been closed by the header timeout (without the cap it is served at once), then served.
     let (status, _) = tokio::time::timeout(
         Duration::from_secs(10),
         call_raw(addr, Method::GET, "/healthz", None, None),
     )
     .await
     .expect("served");
+    let waited = started.elapsed();
     assert_eq!(status, 200);
     assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
+        waited >= 2 * TIMEOUT,
+        "served after {waited:?}: the cap of {CAP} did not hold it back"
     );
-    // The half-sent ones were closed by the server.
-    for mut stream in idle.drain(..8) {
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    // Every half-sent one was closed by the server (end of stream or reset, never silence).
+    for (i, mut stream) in idle.into_iter().enumerate() {
         let mut buf = [0u8; 256];
-        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
-        assert!(
-            matches!(read, Ok(Ok(_)) | Ok(Err(_))),
-            "still open after 5 s"
-        );
+        let read = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {} // a 408 before closing
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "connection {i} still open after 5 s");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cap_past_the_largest_is_clamped_not_a_panic() {
+    let mut limits = finout_mock::ServerLimits::default();
+    limits.max_connections = usize::MAX;
+    let addr = serve_with(limits).await;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        call_raw(addr, Method::GET, "/healthz", None, None),
+    )
+    .await
+    .expect("served");
+    assert_eq!(answer, (200, "ok".into()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

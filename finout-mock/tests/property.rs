@@ -148,6 +148,8 @@ fn path() -> impl Strategy<Value = String> {
         Just("users".to_owned()),
         Just("roles".to_owned()),
         Just("whoami".to_owned()),
+        Just("healthz".to_owned()),
+        Just("metrics".to_owned()),
         "[A-Za-z0-9%._~-]{0,12}",
     ];
     let random = prop::collection::vec(segment, 0..6).prop_map(|s| format!("/{}", s.join("/")));
@@ -196,6 +198,8 @@ fn path() -> impl Strategy<Value = String> {
             "/admin/users",
             "/admin/users/{a}/roles",
             "/admin/users/{a}",
+            "/healthz",
+            "/metrics",
         ]),
         id(),
         id(),

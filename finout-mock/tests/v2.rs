@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{call, call_full};
+use common::{Connection, call, call_full};
 use finout_auth::{NewToken, Role, clock::ManualClock};
 use finout_mock::MockServer;
 use http::Method;
@@ -927,4 +927,271 @@ async fn a_whole_tag_read_then_put_back_round_trips_through_v1_and_v2() {
     assert_eq!(status, 200, "{put}");
     assert_eq!(put["data"]["rules"], read["data"]["rules"]);
     assert_eq!(put["data"]["defaultValue"], read["data"]["defaultValue"]);
+}
+
+#[tokio::test]
+async fn a_tag_written_through_v1_reads_and_writes_back_whole_through_v2() {
+    let clock = clock();
+    let s = server(&clock).await;
+    let a = s.address();
+    // As V1 allows: no `defaultValue`, and a field of the client's own.
+    let tag = json!({"name": "Team", "owner": "finops",
+        "rules": [{"to": "a", "filters": {"costCenter": "AWS", "key": "service",
+                   "operator": "oneOf", "value": ["EC2"]}}]});
+    let (status, created) = call(a, Method::POST, "/v1/virtual-tags", creds(&s), Some(tag)).await;
+    assert_eq!(status, 201, "{created}");
+    let v2_path = format!("/v2/virtual-tags/{}", created["id"].as_str().unwrap());
+    let (status, read) = call(a, Method::GET, &v2_path, creds(&s), None).await;
+    assert_eq!(status, 200, "{read}");
+    let read = read["data"].clone();
+    assert_eq!(read["owner"], "finops");
+    assert!(read.get("defaultValue").is_none(), "{read}");
+    // PUT back whole through V2: accepted, and the same fields answered.
+    advance(&clock, Duration::from_secs(5));
+    let (status, put) = call(a, Method::PUT, &v2_path, creds(&s), Some(read.clone())).await;
+    assert_eq!(status, 200, "{put}");
+    let put = put["data"].clone();
+    let fields = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(fields(&put), fields(&read));
+    for (field, value) in read.as_object().unwrap() {
+        if field != "updatedAt" {
+            assert_eq!(&put[field], value, "{field}");
+        }
+    }
+    assert_ne!(put["updatedAt"], read["updatedAt"]);
+    // V1 still reads its field.
+    let v1_path = v2_path.replace("/v2/", "/v1/");
+    let (_, v1) = call(a, Method::GET, &v1_path, creds(&s), None).await;
+    assert_eq!(v1["owner"], "finops");
+
+    // What V2 refuses still: a field the tag does not have...
+    let refused = |body: &Value, status: u16, word: &str| {
+        status == 400
+            && body["error"] == "invalid_request"
+            && body["requestId"].is_string()
+            && body["message"].as_str().is_some_and(|m| m.contains(word))
+    };
+    let mut more = read.clone();
+    more["colour"] = json!("red");
+    let (status, body) = call(a, Method::PUT, &v2_path, creds(&s), Some(more)).await;
+    assert!(refused(&body, status, "colour"), "{status} {body}");
+    // ...a new tag with a field of the client's own, or without `defaultValue`...
+    for new in [
+        json!({"name": "N", "rules": [], "defaultValue": "d", "owner": "x"}),
+        json!({"name": "N", "rules": []}),
+    ] {
+        let (status, body) = call(a, Method::POST, "/v2/virtual-tags", creds(&s), Some(new)).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{body}"
+        );
+    }
+    // ...and dropping the `defaultValue` a tag has.
+    let mut with_default = read.clone();
+    with_default["defaultValue"] = json!("none");
+    let (status, body) = call(a, Method::PUT, &v2_path, creds(&s), Some(with_default)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(a, Method::PUT, &v2_path, creds(&s), Some(read)).await;
+    assert!(refused(&body, status, "defaultValue"), "{status} {body}");
+}
+
+/// Assert a 429 of a rate limit: Finout's error shape and a `Retry-After` in whole seconds;
+/// answer those seconds.
+#[track_caller]
+fn assert_rate_limited(what: &str, status: u16, headers: &http::HeaderMap, body: &Value) -> u64 {
+    assert_eq!(status, 429, "{what}: {body}");
+    assert_eq!(body["error"], "too_many_requests", "{what}: {body}");
+    assert!(
+        body["message"].is_string() && body["requestId"].is_string(),
+        "{what}: {body}"
+    );
+    headers["retry-after"].to_str().unwrap().parse().unwrap()
+}
+
+/// A row of the rate-limit table: method, path, requests a minute, body, and another path
+/// sharing the limit.
+type Route<'a> = (Method, &'a str, u32, Option<&'a Value>, Option<&'a str>);
+
+#[tokio::test]
+async fn every_v2_route_has_its_documented_per_minute_limit() {
+    let clock = clock();
+    let s = server(&clock).await;
+    let mut c = Connection::open(s.address()).await;
+    let creds = creds(&s);
+    // What the paths need, made without using up any V2 route's minute (V1 has no rate
+    // limits; the minute is given back below).
+    let tag = json!({"name": "T", "rules": [{"to": "a"}], "defaultValue": "d"});
+    let (status, _, created) = c
+        .call(Method::POST, "/v1/virtual-tags", creds, Some(&tag))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let tag_id = created["id"].as_str().unwrap().to_owned();
+    let (_, _, versions) = c
+        .call(
+            Method::GET,
+            &format!("/v2/virtual-tags/{tag_id}/versions"),
+            creds,
+            None,
+        )
+        .await;
+    let version_id = versions["data"][0]["id"].as_str().unwrap().to_owned();
+    let (_, _, query) = c
+        .call(
+            Method::POST,
+            "/v2/data/cost-usage/generate-query",
+            creds,
+            Some(&connector_query()),
+        )
+        .await;
+    let query_id = query["data"]["queryId"].as_str().unwrap().to_owned();
+    advance(&clock, Duration::from_secs(60));
+
+    // (method, path, requests a minute, body, another path sharing the limit): Finout's
+    // table, one route after another on the same account and the same minute, so that any
+    // limit shared by two routes (or counted lower or higher) shows.
+    let metadata = json!({"a": {"groups": ["g"]}});
+    let query_body = connector_query();
+    let keys = "/v2/megabill/query-language/keys";
+    let values = "/v2/megabill/query-language/values/AWS/service";
+    let (q, t, v) = (Some(&query_body), Some(&tag), Some(&metadata));
+    #[rustfmt::skip]
+    let routes: [Route<'_>; 14] = [
+        (Method::POST, "/v2/data/cost-usage/generate-query", 50, q, None),
+        (Method::GET, "/v2/data/cost-usage/QUERY/status", 50, None, None),
+        (Method::GET, "/v2/data/cost-usage/QUERY/results", 50, None, None),
+        (Method::GET, "/v2/query-language/keys", 50, None, Some(keys)),
+        (Method::GET, "/v2/query-language/values/AWS/service", 50, None, Some(values)),
+        (Method::GET, "/v2/virtual-tags", 50, None, None),
+        (Method::POST, "/v2/virtual-tags", 50, t, None),
+        (Method::GET, "/v2/virtual-tags/TAG", 100, None, None),
+        (Method::GET, "/v2/virtual-tags/TAG/versions", 50, None, None),
+        (Method::GET, "/v2/virtual-tags/TAG/versions/VERSION", 100, None, None),
+        (Method::GET, "/v2/virtual-tags/TAG/metadata", 100, None, None),
+        (Method::PUT, "/v2/virtual-tags/TAG/metadata", 100, v, None),
+        // After the versions: 100 new versions drop the first.
+        (Method::PUT, "/v2/virtual-tags/TAG", 100, t, None),
+        // Last: the first deletes the tag (the next 99 answer 404, and count all the same).
+        (Method::DELETE, "/v2/virtual-tags/TAG", 100, None, None),
+    ];
+    let routes = routes.map(|(method, path, limit, body, shared)| {
+        let path = path
+            .replace("QUERY", &query_id)
+            .replace("TAG", &tag_id)
+            .replace("VERSION", &version_id);
+        (method, path, limit, body, shared)
+    });
+    for (method, path, limit, body, shared) in &routes {
+        let what = format!("{method} {path}");
+        for i in 0..*limit {
+            let (status, _, answer) = c.call(method.clone(), path, creds, *body).await;
+            if i == 0 {
+                assert_eq!(status, 200, "{what}: {answer}");
+            } else {
+                assert!(
+                    status != 429 && status < 500,
+                    "{what}, request {i}: {status} {answer}"
+                );
+            }
+        }
+        let (status, headers, answer) = c.call(method.clone(), path, creds, *body).await;
+        let retry = assert_rate_limited(&what, status, &headers, &answer);
+        // The next request is accepted in 60 s / limit (0.6 or 1.2 s): Retry-After rounds up.
+        assert!((1..=2).contains(&retry), "{what}: Retry-After {retry}");
+        if let Some(shared) = shared {
+            let (status, headers, answer) = c.call(method.clone(), shared, creds, None).await;
+            assert_rate_limited(shared, status, &headers, &answer);
+        }
+    }
+    // A minute later every route answers again.
+    advance(&clock, Duration::from_secs(60));
+    for (method, path, _, body, _) in &routes {
+        let (status, _, answer) = c.call(method.clone(), path, creds, *body).await;
+        assert!(
+            status != 429 && status < 500,
+            "{method} {path}: {status} {answer}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_query_also_has_a_daily_quota_of_10000() {
+    // 50 a minute and 10,000 a day, each a GCRA (finout-auth's RateLimitLayer): 10,000 at
+    // once, then one every 8.64 s. Each step moves the clock a minute, which gives the minute
+    // back whole (50 more) and the day 60 / 8.64 = 6.94 requests, so the day, counted from
+    // the first request, runs out `k` minutes later once 50 (k + 1) > 10,000 + 6.94 k: in
+    // the 233rd minute, after 10,000 + floor(232 x 60 / 8.64) = 11,611 requests.
+    let clock = clock();
+    let s = server(&clock).await;
+    let mut c = [
+        Connection::open(s.address()).await,
+        Connection::open(s.address()).await,
+        Connection::open(s.address()).await,
+        Connection::open(s.address()).await,
+    ];
+    let creds = creds(&s);
+    // A body the handler refuses (400) after the limits have counted it: cheap, and counted
+    // like any other.
+    let body = json!({});
+    // One minute later, `generate` until refused, four at a time (four connections; the
+    // clock stands still meanwhile, so the count is exact): how many were accepted, and the
+    // Retry-After of a refusal.
+    async fn minute(
+        conns: &mut [Connection; 4],
+        clock: &ManualClock,
+        creds: Option<(&str, &str)>,
+        body: &Value,
+    ) -> (u32, u64) {
+        advance(clock, Duration::from_secs(60));
+        let generate = "/v2/data/cost-usage/generate-query";
+        let [a, b, c, d] = conns;
+        let mut accepted = 0u32;
+        loop {
+            let answers = tokio::join!(
+                a.call(Method::POST, generate, creds, Some(body)),
+                b.call(Method::POST, generate, creds, Some(body)),
+                c.call(Method::POST, generate, creds, Some(body)),
+                d.call(Method::POST, generate, creds, Some(body)),
+            );
+            let mut retry = None;
+            for (status, headers, answer) in [answers.0, answers.1, answers.2, answers.3] {
+                if status == 429 {
+                    retry = Some(assert_rate_limited(generate, status, &headers, &answer));
+                } else {
+                    assert_eq!(status, 400, "{answer}");
+                    accepted += 1;
+                }
+            }
+            assert!(accepted <= 50, "more than 50 in a minute");
+            if let Some(retry) = retry {
+                return (accepted, retry);
+            }
+        }
+    }
+    let mut total = 0u32;
+    let mut steps = 0u32;
+    let (last, retry) = loop {
+        let (accepted, retry) = minute(&mut c, &clock, creds, &body).await;
+        steps += 1;
+        if accepted < 50 {
+            break (accepted, retry);
+        }
+        total += accepted;
+        assert!(steps < 300, "no daily quota after {total} requests");
+    };
+    total += last;
+    // Not a request before the 10,000 is refused, nor one after the day's share is used.
+    assert_eq!((steps, total), (233, 11_611));
+    // Refused by the day: the next is 8.64 s away at most (not the minute's 1.2 s).
+    assert!((2..=9).contains(&retry), "Retry-After {retry}");
+    // From now on, a minute gives 6 or 7 requests: 10,000 a day sustained.
+    for _ in 0..5 {
+        let (accepted, _) = minute(&mut c, &clock, creds, &body).await;
+        assert!((6..=7).contains(&accepted), "{accepted} in a minute");
+    }
+    // A day later the day is back whole: the minute's 50 again, then some.
+    advance(&clock, Duration::from_secs(86_400));
+    for _ in 0..3 {
+        assert_eq!(minute(&mut c, &clock, creds, &body).await.0, 50);
+    }
 }

@@ -67,19 +67,19 @@ fn instant(value: i64, field: &str) -> Answer<i64> {
     })
 }
 
-/// The range asked for, checked: ordered, within 1970-9999, at most 90 days.
-fn range(date: Option<&DateRange>) -> Answer<(i64, i64)> {
+/// The range asked for, checked: ordered, within 1970-9999, at most 90 days; without one,
+/// the 30 days up to `now` (the mock's clock).
+fn range(date: Option<&DateRange>, now: time::OffsetDateTime) -> Answer<(i64, i64)> {
     let (start, end) = match date {
         Some(d) => (
             instant(d.unix_time_mill_seconds_start, "unixTimeMillSecondsStart")?,
             instant(d.unix_time_mill_seconds_end, "unixTimeMillSecondsEnd")?,
         ),
         None => {
-            let now =
-                i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-                    .unwrap_or(LATEST_MS)
-                    .clamp(DEFAULT_RANGE_MS, LATEST_MS);
-            (now - DEFAULT_RANGE_MS, now)
+            let now = i64::try_from(now.unix_timestamp_nanos() / 1_000_000)
+                .unwrap_or(LATEST_MS)
+                .clamp(DEFAULT_RANGE_MS, LATEST_MS);
+            (now.saturating_sub(DEFAULT_RANGE_MS), now)
         }
     };
     let span = end
@@ -99,7 +99,7 @@ pub(crate) async fn query_by_view(
     principal: Principal,
     Body(query): Body<QueryByView>,
 ) -> Answer<Json<Value>> {
-    let (start, end) = range(query.date.as_ref())?;
+    let (start, end) = range(query.date.as_ref(), mock.now())?;
     let factor = match query.cost_type.as_deref() {
         None => 1.0,
         Some(asked) => fixtures::COST_TYPES

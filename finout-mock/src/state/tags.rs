@@ -174,7 +174,10 @@ impl AccountTags {
                 "an account keeps at most {MAX_TAGS_PER_ACCOUNT} virtual tags"
             )));
         }
-        let room = MAX_TAG_BYTES_PER_ACCOUNT - (self.bytes - replaced.unwrap_or(0));
+        // Saturating: an account loaded from a database may already hold more than the cap
+        // (written under a larger one), which leaves no room rather than wrapping around.
+        let kept = self.bytes.saturating_sub(replaced.unwrap_or(0));
+        let room = MAX_TAG_BYTES_PER_ACCOUNT.saturating_sub(kept);
         let too_big = || {
             MockError::limit(format!(
                 "an account keeps at most {MAX_TAG_BYTES_PER_ACCOUNT} bytes of virtual tags, \
@@ -205,14 +208,14 @@ impl AccountTags {
     /// tag of its id.
     pub(crate) fn put(&mut self, tag: StoredTag, size: usize) {
         if let Some((_, old)) = self.tags.insert(tag.id.clone(), (tag, size)) {
-            self.bytes -= old;
+            self.bytes = self.bytes.saturating_sub(old);
         }
-        self.bytes += size;
+        self.bytes = self.bytes.saturating_add(size);
     }
 
     pub(crate) fn remove(&mut self, id: &str) -> Option<StoredTag> {
         let (tag, size) = self.tags.remove(id)?;
-        self.bytes -= size;
+        self.bytes = self.bytes.saturating_sub(size);
         Some(tag)
     }
 }

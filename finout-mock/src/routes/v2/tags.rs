@@ -64,38 +64,71 @@ const V2_FIELDS: [&str; 9] = [
     "updatedAt",
 ];
 
-/// V2's body: `name`, `rules` and `defaultValue` required (`defaultValue` a string or a
-/// MegaBill key), `versionMetadata.changeDescription` optional.
-fn v2_body(body: Value) -> Answer<(Map<String, Value>, Option<String>)> {
-    let description = match body.get("versionMetadata") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(m)) => match m.get("changeDescription") {
+/// A V2 tag body, checked as far as it can be without the tag it replaces.
+struct V2Body {
+    fields: Map<String, Value>,
+    description: Option<String>,
+    /// Top-level fields other than V2's, in order.
+    unknown: Vec<String>,
+}
+
+impl V2Body {
+    /// V2's body: `name`, `rules` and `defaultValue` required (`defaultValue` a string or a
+    /// MegaBill key), `versionMetadata.changeDescription` optional, no other field. Replacing
+    /// a tag, what the tag has is allowed too (see [`fits`](Self::fits)).
+    fn parse(body: Value) -> Answer<Self> {
+        let description = match body.get("versionMetadata") {
             None | Some(Value::Null) => None,
-            Some(Value::String(d)) => Some(d.clone()),
-            Some(_) => {
-                return Err(MockError::invalid(
-                    "versionMetadata.changeDescription must be a string",
-                ));
-            }
-        },
-        Some(_) => return Err(MockError::invalid("versionMetadata must be an object")),
-    };
-    if let Some(unknown) = body
-        .as_object()
-        .and_then(|b| b.keys().find(|k| !V2_FIELDS.contains(&k.as_str())).cloned())
-    {
-        return Err(MockError::invalid(format!(
-            "unknown field {unknown:?}: a virtual tag has {}",
-            V2_FIELDS[..4].join(", ")
-        )));
+            Some(Value::Object(m)) => match m.get("changeDescription") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(d)) => Some(d.clone()),
+                Some(_) => {
+                    return Err(MockError::invalid(
+                        "versionMetadata.changeDescription must be a string",
+                    ));
+                }
+            },
+            Some(_) => return Err(MockError::invalid("versionMetadata must be an object")),
+        };
+        let unknown = body.as_object().map_or_else(Vec::new, |b| {
+            b.keys()
+                .filter(|k| !V2_FIELDS.contains(&k.as_str()))
+                .cloned()
+                .collect()
+        });
+        if body.as_object().is_some_and(|b| !b.contains_key("rules")) {
+            return Err(MockError::invalid("a virtual tag needs `rules`"));
+        }
+        let fields = client_fields(
+            body,
+            false,
+            is_value_or_key,
+            "a string or {\"key\", \"costCenter\"}",
+        )?;
+        Ok(V2Body {
+            fields,
+            description,
+            unknown,
+        })
     }
-    let fields = client_fields(
-        body,
-        true,
-        is_value_or_key,
-        "a string or {\"key\", \"costCenter\"}",
-    )?;
-    Ok((fields, description))
+
+    /// Refuse what V2 does not allow in a tag replacing `live` (the live fields of the tag of
+    /// that id; none for a new tag): a field V2 does not know, unless the tag already has it,
+    /// and a missing `defaultValue`, unless the tag has none. A tag written through V1 (which
+    /// keeps other fields, and allows no `defaultValue`) so reads and writes back whole here.
+    fn fits(&self, live: Option<&Map<String, Value>>) -> Answer<()> {
+        let has = |field: &str| live.is_some_and(|l| l.contains_key(field));
+        if let Some(unknown) = self.unknown.iter().find(|k| !has(k)) {
+            return Err(MockError::invalid(format!(
+                "unknown field {unknown:?}: a virtual tag has {}",
+                V2_FIELDS[..4].join(", ")
+            )));
+        }
+        if !self.fields.contains_key("defaultValue") && (live.is_none() || has("defaultValue")) {
+            return Err(MockError::invalid("a virtual tag needs `defaultValue`"));
+        }
+        Ok(())
+    }
 }
 
 pub(crate) async fn list(State(mock): State<Mock>, principal: Principal) -> Json<Value> {
@@ -126,12 +159,13 @@ pub(crate) async fn create(
     Body(body): Body<Value>,
 ) -> Answer<Json<Value>> {
     require_write(&principal)?;
-    let (fields, description) = v2_body(body)?;
+    let body = V2Body::parse(body)?;
+    body.fits(None)?;
     let tag = StoredTag::new(
-        fields,
+        body.fields,
         &author(&mock, &principal).await,
         mock.now(),
-        description,
+        body.description,
     );
     let tag = mock
         .inner
@@ -150,7 +184,7 @@ pub(crate) async fn update(
     Body(body): Body<Value>,
 ) -> Answer<Json<Value>> {
     require_write(&principal)?;
-    let (fields, description) = v2_body(body)?;
+    let body = V2Body::parse(body)?;
     let author = author(&mock, &principal).await;
     let now = mock.now();
     let live = live.set_as_live.unwrap_or(true);
@@ -158,7 +192,8 @@ pub(crate) async fn update(
         .inner
         .state
         .update_tag(principal.account_id(), &id, |tag| {
-            tag.save(fields, &author, now, live, description);
+            body.fits(Some(&tag.fields))?;
+            tag.save(body.fields, &author, now, live, body.description);
             Ok(())
         })
         .await?;
