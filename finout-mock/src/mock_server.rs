@@ -1,6 +1,11 @@
 //! [`MockServer`]: the mock in your test process, on a free loopback port, in one call —
 //! in the style of wiremock.
 //!
+//! Its secrets are hashed with [`SecretHasher::insecure_for_tests_only`] unless the builder
+//! says otherwise: a test suite's debug build, where finout-auth's dev-profile override does
+//! not reach, would otherwise pay an unoptimized argon2 run (about 0.3 s) for every token it
+//! issues and every first request. The memory store lives and dies with the test process.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -16,6 +21,7 @@ use std::{fmt, net::SocketAddr, sync::Arc, time::Duration};
 use finout_auth::{
     AccountId, AdminError, Authenticator, NewToken, Role, TokenAdmin, UserId,
     clock::{Clock, SystemClock},
+    crypto::SecretHasher,
     model::Account,
     store::MemoryTokenStore,
 };
@@ -28,7 +34,8 @@ pub const DEFAULT_ACCOUNT: AccountId =
     AccountId(uuid::uuid!("f1a70c4e-0000-4000-8000-000000000001"));
 
 /// A running mock with a memory store, an account ([`DEFAULT_ACCOUNT`]), an Admin user and
-/// that user's personal Admin token. Stops when dropped.
+/// that user's personal Admin token. Stops when dropped. Secrets are hashed for tests only
+/// unless [`MockServerBuilder::hasher`] says otherwise.
 pub struct MockServer {
     addr: SocketAddr,
     account: AccountId,
@@ -58,6 +65,7 @@ pub struct MockServerBuilder {
     query_delay: Duration,
     rate_limits: bool,
     latency: Duration,
+    hasher: SecretHasher,
 }
 
 /// Why a [`MockServer`] did not start.
@@ -91,6 +99,14 @@ impl MockServerBuilder {
         self
     }
 
+    /// How secrets are hashed: [`SecretHasher::insecure_for_tests_only`] by default, so that
+    /// a dependent's debug build does not pay an unoptimized argon2 run (about 0.3 s) per
+    /// token issued and per first request; `SecretHasher::default()` for argon2's real cost.
+    pub fn hasher(mut self, hasher: SecretHasher) -> Self {
+        self.hasher = hasher;
+        self
+    }
+
     /// Delay every `/v1` and `/v2` answer.
     pub fn latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
@@ -100,8 +116,14 @@ impl MockServerBuilder {
     /// Start it.
     pub async fn try_start(self) -> Result<MockServer, StartError> {
         let store = Arc::new(MemoryTokenStore::new());
-        let authenticator = Authenticator::new(store.clone());
-        let admin = TokenAdmin::new(store).with_authenticator(authenticator.clone());
+        let authenticator = Authenticator::builder(store.clone())
+            .hasher(self.hasher.clone())
+            // A test process's threads are all the test's: no OS priority games.
+            .low_priority_verification(false)
+            .build();
+        let admin = TokenAdmin::new(store)
+            .with_hasher(self.hasher.clone())
+            .with_authenticator(authenticator.clone());
         admin
             .store()
             .insert_account(Account {
@@ -166,13 +188,14 @@ impl MockServer {
         MockServer::builder().start().await
     }
 
-    /// Choose the clock, query delay, rate limits or latency first.
+    /// Choose the clock, query delay, rate limits, latency or hasher first.
     pub fn builder() -> MockServerBuilder {
         MockServerBuilder {
             clock: Arc::new(SystemClock),
             query_delay: DEFAULT_QUERY_DELAY,
             rate_limits: true,
             latency: Duration::ZERO,
+            hasher: SecretHasher::insecure_for_tests_only(),
         }
     }
 

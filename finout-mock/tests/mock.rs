@@ -1657,3 +1657,37 @@ async fn costguard_endpoints_and_tag_metadata_answer_as_documented() {
     let (status, _) = call(addr, Method::GET, &path, creds, None).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mock_server_hashes_with_the_test_hasher_unless_told_otherwise() {
+    use finout_auth::{ClientId, crypto::SecretHasher};
+    async fn stored_phc(s: &finout_mock::MockServer) -> String {
+        let id = ClientId::from(s.client_id());
+        let found = s.admin().store().find_token(&id).await.unwrap();
+        found.unwrap().record.secret_hash.as_phc().to_owned()
+    }
+    let fast = finout_mock::MockServer::start().await;
+    let real = finout_mock::MockServer::builder()
+        .hasher(SecretHasher::default())
+        .start()
+        .await;
+    assert!(
+        stored_phc(&fast).await.contains("$m=8,t=1,p=1$"),
+        "the test hasher by default"
+    );
+    assert!(
+        stored_phc(&real).await.contains("$m=19456,t=2,p=1$"),
+        "argon2's real cost when asked"
+    );
+    for s in [&fast, &real] {
+        let (status, body) = call(
+            s.address(),
+            Method::GET,
+            "/v1/view",
+            Some((s.client_id(), s.secret_key())),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
