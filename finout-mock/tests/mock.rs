@@ -1691,3 +1691,44 @@ async fn a_mock_server_hashes_with_the_test_hasher_unless_told_otherwise() {
         assert_eq!(status, 200, "{body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_connection_idle_after_its_answer_is_closed_by_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    let addr = serve_with(finout_mock::ServerLimits::default().header_read_timeout(TIMEOUT)).await;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: mock\r\n\r\n")
+        .await
+        .unwrap();
+    // The whole answer (keep-alive: the connection stays open after it).
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 512];
+    while !answer.ends_with(b"ok") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before answering");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"));
+    let answered = std::time::Instant::now();
+    // Then silence from the client: the server closes the connection after the timeout.
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {} // a 408 before closing
+            }
+        }
+    })
+    .await;
+    let idle = answered.elapsed();
+    assert!(
+        closed.is_ok(),
+        "an idle keep-alive connection stayed open for 5 s"
+    );
+    assert!(
+        idle >= TIMEOUT / 2,
+        "closed after {idle:?}, before the timeout"
+    );
+}
