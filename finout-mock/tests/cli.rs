@@ -186,3 +186,74 @@ fn the_help_says_what_lists_cover() {
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(help.contains("list"), "{help}");
 }
+
+/// The README's walkthrough, as written, run by `sh` (dash here: POSIX only): the binary
+/// built for these tests instead of `cargo run`, and a free port instead of 8080 so that it
+/// runs beside other servers; every answer's status is the one its comment names.
+#[test]
+fn the_readme_walkthrough_runs_in_a_posix_shell_with_the_statuses_it_names() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: the README walkthrough needs curl, which is not installed");
+        return;
+    }
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("A walkthrough in any POSIX")
+        .expect("the README still has its walkthrough");
+    let block = &readme[start..];
+    let block = &block[block.find("```sh\n").expect("a sh block") + 6..];
+    let script = &block[..block.find("```").expect("the block ends")];
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let launch = "cargo run --release -p finout-mock -- ";
+    assert!(
+        script.contains(launch),
+        "the walkthrough starts the mock with cargo run"
+    );
+    let script = script
+        .replace(
+            launch,
+            &format!(
+                "'{}' --listen 127.0.0.1:{port} ",
+                env!("CARGO_BIN_EXE_finout-mock")
+            ),
+        )
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+    // Whatever happens, the mock does not outlive the script.
+    let script = format!("trap 'kill $MOCK 2>/dev/null' EXIT\n{script}");
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new("timeout")
+        .args(["60", "sh", "-c", &script])
+        .current_dir(dir.path())
+        .output()
+        .expect("timeout and sh run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // Each answer ends with its status; the mock's own bootstrap lines (also on this stdout)
+    // end otherwise.
+    let statuses: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.rsplit(' ').next())
+        .filter(|last| last.len() == 3 && last.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    assert_eq!(
+        statuses,
+        ["200", "200", "200", "403", "200", "200", "204", "401"],
+        "whoami, views, query-by-view, a Read-only write, V2 status and results, revoke, \
+         the revoked token:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let secret = std::fs::read_to_string(dir.path().join("creds.json")).unwrap();
+    let secret = secret.split("\"secretKey\":\"").nth(1).unwrap();
+    let secret = &secret[..secret.find('"').unwrap()];
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains(secret),
+        "the bootstrap secret is in the mock's log"
+    );
+}
