@@ -456,33 +456,10 @@ async fn a_full_line_for_verification_answers_auth_busy_at_once() {
 
 #[tokio::test]
 async fn a_stored_hash_above_the_cost_caps_is_refused_without_running_it() {
-    use finout_auth::{
-        ClientId,
-        model::{SecretHash, TokenRecord},
-        store::TokenAdminStore,
-    };
     let h = Harness::new().await;
     // 4 GiB of memory, if anyone ran it.
-    let greedy = SecretHash::from_phc(
-        "$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
-    );
-    let id = ClientId::from("tampered-row");
-    let record = TokenRecord::new(
-        id.clone(),
-        TokenKind::Api,
-        h.account.id,
-        None,
-        "tampered",
-        Role::Admin,
-        greedy,
-        time::OffsetDateTime::UNIX_EPOCH,
-        None,
-        None,
-    );
-    h.store
-        .insert_token(record, Default::default())
-        .await
-        .unwrap();
+    let id = finout_auth::ClientId::from("tampered-row");
+    h.insert_greedy_hash(&id).await;
     let started = std::time::Instant::now();
     let r = authenticate(&h.auth, &id, "anything").await;
     assert_eq!(code(r), ErrorCode::InvalidCredentials);

@@ -8,10 +8,7 @@ use std::{sync::Arc, time::Duration};
 
 use common::{FlakyStore, Harness};
 use finout_auth::{
-    ClientId, Credentials, ErrorCode, NewToken, Role,
-    crypto::SecretHasher,
-    model::{SecretHash, TokenKind, TokenRecord},
-    store::{MemoryTokenStore, TokenAdminStore},
+    ClientId, Credentials, ErrorCode, NewToken, Role, crypto::SecretHasher, store::MemoryTokenStore,
 };
 
 /// Collects everything the subscriber writes.
@@ -96,26 +93,8 @@ async fn trace_logs_name_the_client_id_but_never_the_secret() {
 
     // Security events are WARN: the store failure above, a stored hash refused (outside the
     // cost caps: 4 GiB if anyone ran it), and a real token answered auth_busy.
-    let greedy = SecretHash::from_phc(
-        "$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
-    );
     let tampered = ClientId::from("tampered-row-id");
-    let record = TokenRecord::new(
-        tampered.clone(),
-        TokenKind::Api,
-        h.account.id,
-        None,
-        "tampered",
-        Role::Admin,
-        greedy,
-        time::OffsetDateTime::UNIX_EPOCH,
-        None,
-        None,
-    );
-    h.store
-        .insert_token(record, Default::default())
-        .await
-        .unwrap();
+    h.insert_greedy_hash(&tampered).await;
     let refused = common::authenticate(&h.auth, &tampered, "anything-at-all").await;
     assert_eq!(refused.unwrap_err().code(), ErrorCode::InvalidCredentials);
 

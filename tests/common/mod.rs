@@ -16,8 +16,8 @@ use finout_auth::{
     Principal, Role, StoreError, TokenAdmin,
     clock::ManualClock,
     crypto::SecretHasher,
-    model::{Account, User},
-    store::{MemoryTokenStore, ResolvedToken, TokenStore},
+    model::{Account, SecretHash, TokenKind, TokenRecord, User},
+    store::{MemoryTokenStore, ResolvedToken, TokenAdminStore, TokenStore},
 };
 use time::macros::datetime;
 
@@ -40,6 +40,30 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// Store an Admin API token `id` whose hash asks argon2 for 4 GiB of memory, as a
+    /// tampered row would: outside the cost caps, to be refused without running it.
+    pub async fn insert_greedy_hash(&self, id: &ClientId) {
+        let greedy = SecretHash::from_phc(
+            "$argon2id$v=19$m=4194304,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+        );
+        let record = TokenRecord::new(
+            id.clone(),
+            TokenKind::Api,
+            self.account.id,
+            None,
+            "tampered",
+            Role::Admin,
+            greedy,
+            time::OffsetDateTime::UNIX_EPOCH,
+            None,
+            None,
+        );
+        self.store
+            .insert_token(record, Default::default())
+            .await
+            .unwrap();
+    }
+
     pub async fn new() -> Self {
         Self::with(|b| b).await
     }

@@ -122,10 +122,7 @@ pub(crate) async fn get(
 ) -> Answer<Json<Value>> {
     mock.inner
         .state
-        .tags(principal.account_id(), |tags| {
-            tags.get(&id).map(|t| answer(t, &principal))
-        })
-        .ok_or_else(|| MockError::not_found("virtual tag"))
+        .tag(principal.account_id(), &id, |t| answer(t, &principal))
 }
 
 /// Replace a tag's fields (a new live version), as every write in Finout does.
@@ -173,10 +170,7 @@ pub(crate) async fn get_metadata(
     let metadata = mock
         .inner
         .state
-        .tags(principal.account_id(), |tags| {
-            tags.get(&id).map(|t| t.metadata.clone())
-        })
-        .ok_or_else(|| MockError::not_found("virtual tag"))?;
+        .tag(principal.account_id(), &id, |t| t.metadata.clone())?;
     Ok(Json(serde_json::json!({
         "requestId": uuid::Uuid::new_v4(),
         "metadata": metadata,

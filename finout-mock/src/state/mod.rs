@@ -100,6 +100,17 @@ impl State {
         f(memory.tags.get(&account).unwrap_or(&NO_TAGS))
     }
 
+    /// `account`'s tag `id`, seen through `f`; 404 `not_found` if it has none of that id.
+    pub(crate) fn tag<T>(
+        &self,
+        account: AccountId,
+        id: &str,
+        f: impl FnOnce(&StoredTag) -> T,
+    ) -> Answer<T> {
+        self.tags(account, |tags| tags.get(id).map(f))
+            .ok_or_else(|| MockError::not_found("virtual tag"))
+    }
+
     /// `account`'s endpoints.
     pub(crate) fn endpoints(&self, account: AccountId) -> Vec<Value> {
         self.memory()

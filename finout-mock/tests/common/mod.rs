@@ -18,34 +18,10 @@ pub async fn send(
     creds: Option<(&str, &str)>,
     body: Option<Value>,
 ) -> (u16, HeaderMap, Bytes) {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    Connection::open(addr)
         .await
-        .unwrap();
-    tokio::spawn(conn);
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "mock");
-    if let Some((id, secret)) = creds {
-        request = request
-            .header("x-finout-client-id", id)
-            .header("x-finout-secret-key", secret);
-    }
-    let body = match body {
-        Some(v) => {
-            request = request.header("content-type", "application/json");
-            Full::new(Bytes::from(v.to_string()))
-        }
-        None => Full::default(),
-    };
-    let response = sender
-        .send_request(request.body(body).unwrap())
+        .send(method, path, creds, body.as_ref())
         .await
-        .unwrap();
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
-    (parts.status.as_u16(), parts.headers, bytes)
 }
 
 /// One request: status and body bytes.
@@ -103,14 +79,14 @@ impl Connection {
         Connection { sender }
     }
 
-    /// One request: status, headers and JSON body (Null if none).
-    pub async fn call(
+    /// One request: status, headers and body bytes.
+    pub async fn send(
         &mut self,
         method: Method,
         path: &str,
         creds: Option<(&str, &str)>,
         body: Option<&Value>,
-    ) -> (u16, HeaderMap, Value) {
+    ) -> (u16, HeaderMap, Bytes) {
         let mut request = Request::builder()
             .method(method)
             .uri(path)
@@ -135,7 +111,19 @@ impl Connection {
             .unwrap();
         let (parts, body) = response.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes();
+        (parts.status.as_u16(), parts.headers, bytes)
+    }
+
+    /// One request: status, headers and JSON body (Null if none).
+    pub async fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        creds: Option<(&str, &str)>,
+        body: Option<&Value>,
+    ) -> (u16, HeaderMap, Value) {
+        let (status, headers, bytes) = self.send(method, path, creds, body).await;
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (parts.status.as_u16(), parts.headers, json)
+        (status, headers, json)
     }
 }

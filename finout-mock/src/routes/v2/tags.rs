@@ -145,9 +145,8 @@ pub(crate) async fn get(
 ) -> Answer<Json<Value>> {
     mock.inner
         .state
-        .tags(principal.account_id(), |tags| tags.get(&id).map(v2))
+        .tag(principal.account_id(), &id, v2)
         .map(ok)
-        .ok_or_else(|| MockError::not_found("virtual tag"))
 }
 
 /// Create a tag. Its first version is live whatever `setAsLive` says (a tag without a live
@@ -269,19 +268,13 @@ pub(crate) async fn versions(
         q.from.is_none_or(|from| ms >= i128::from(from))
             && q.to.is_none_or(|to| ms <= i128::from(to))
     };
-    let mut listed: Vec<Value> = mock
-        .inner
-        .state
-        .tags(principal.account_id(), |tags| {
-            tags.get(&id).map(|t| {
-                t.versions
-                    .iter()
-                    .filter(in_range)
-                    .map(version_summary)
-                    .collect()
-            })
-        })
-        .ok_or_else(|| MockError::not_found("virtual tag"))?;
+    let mut listed: Vec<Value> = mock.inner.state.tag(principal.account_id(), &id, |t| {
+        t.versions
+            .iter()
+            .filter(in_range)
+            .map(version_summary)
+            .collect()
+    })?;
     if descending {
         listed.reverse();
     }
@@ -335,11 +328,12 @@ pub(crate) async fn get_metadata(
 ) -> Answer<Json<Value>> {
     mock.inner
         .state
-        .tags(principal.account_id(), |tags| {
-            tags.get(&id).map(|t| json!({"metadata": t.metadata}))
-        })
+        .tag(
+            principal.account_id(),
+            &id,
+            |t| json!({"metadata": t.metadata}),
+        )
         .map(ok)
-        .ok_or_else(|| MockError::not_found("virtual tag"))
 }
 
 /// Set the metadata of the values in the body: each replaces that value's metadata, or
