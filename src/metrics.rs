@@ -12,8 +12,8 @@
 //! | `finout_auth_cache_hits_total` | |
 //! | `finout_auth_cache_misses_total` | |
 //! | `finout_auth_store_lookups_total` | |
-//! | `finout_auth_secret_verifications_total` | (argon2 runs, dummy ones included) |
-//! | `finout_auth_dummy_verifications_total` | (argon2 runs for unknown client ids) |
+//! | `finout_auth_secret_verifications_total` | (argon2 runs) |
+//! | `finout_auth_unknown_ids_total` | (checks of client ids no token has: no argon2) |
 //! | `finout_auth_revalidations_total` | (known secrets re-admitted after a store lookup, no argon2) |
 //! | `finout_auth_refreshes_total` | (cached tokens refreshed from the store in the background) |
 
@@ -74,7 +74,7 @@ pub(crate) struct Counters {
     cache_misses: AtomicU64,
     store_lookups: AtomicU64,
     secret_verifications: AtomicU64,
-    dummy_verifications: AtomicU64,
+    unknown_ids: AtomicU64,
     revalidations: AtomicU64,
     refreshes: AtomicU64,
     verifications_in_flight: AtomicU64,
@@ -126,23 +126,23 @@ impl Counters {
         metrics::counter!("finout_auth_store_lookups_total").increment(1);
     }
 
-    /// Count an argon2 run (`dummy`: for an unknown client id); it is "in flight" until the
-    /// guard drops.
-    pub(crate) fn secret_verification(&self, dummy: bool) -> InFlight<'_> {
+    /// Count an argon2 run; it is "in flight" until the guard drops.
+    pub(crate) fn secret_verification(&self) -> InFlight<'_> {
         self.secret_verifications.fetch_add(1, Relaxed);
-        if dummy {
-            self.dummy_verifications.fetch_add(1, Relaxed);
-        }
         self.verifications_in_flight.fetch_add(1, Relaxed);
         #[cfg(feature = "metrics")]
         {
             metrics::counter!("finout_auth_secret_verifications_total").increment(1);
-            if dummy {
-                metrics::counter!("finout_auth_dummy_verifications_total").increment(1);
-            }
             metrics::gauge!(VERIFICATIONS_IN_FLIGHT).increment(1.0);
         }
         InFlight(&self.verifications_in_flight)
+    }
+
+    /// Count a check of a client id no token has (no argon2 runs for it).
+    pub(crate) fn unknown_id(&self) {
+        self.unknown_ids.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("finout_auth_unknown_ids_total").increment(1);
     }
 
     /// A cold request (store, maybe argon2) begins; it is in flight until the guard drops,
@@ -179,7 +179,7 @@ impl Counters {
             cache_misses: self.cache_misses.load(Relaxed),
             store_lookups: self.store_lookups.load(Relaxed),
             secret_verifications: self.secret_verifications.load(Relaxed),
-            dummy_verifications: self.dummy_verifications.load(Relaxed),
+            unknown_ids: self.unknown_ids.load(Relaxed),
             revalidations: self.revalidations.load(Relaxed),
             refreshes: self.refreshes.load(Relaxed),
             verifications_in_flight: self.verifications_in_flight.load(Relaxed),
@@ -254,11 +254,11 @@ pub fn describe() {
     );
     describe_counter!(
         "finout_auth_secret_verifications_total",
-        "argon2 verifications run, dummy ones included."
+        "argon2 verifications run."
     );
     describe_counter!(
-        "finout_auth_dummy_verifications_total",
-        "argon2 verifications for unknown client ids."
+        "finout_auth_unknown_ids_total",
+        "Checks of client ids no token has (refused without argon2)."
     );
     describe_counter!(
         "finout_auth_revalidations_total",
@@ -293,10 +293,11 @@ pub struct MetricsSnapshot {
     pub cache_misses: u64,
     /// Calls to the token store.
     pub store_lookups: u64,
-    /// argon2 verifications run (including dummy ones for unknown ids).
+    /// argon2 verifications run.
     pub secret_verifications: u64,
-    /// Of those, dummy verifications for unknown client ids.
-    pub dummy_verifications: u64,
+    /// Checks of client ids no token has: refused without argon2 (at the refusal deadline,
+    /// see [`AuthenticatorBuilder::verification_wait`](crate::AuthenticatorBuilder::verification_wait)).
+    pub unknown_ids: u64,
     /// Cold requests whose secret was known for the stored hash: admitted after a store
     /// lookup, without argon2.
     pub revalidations: u64,

@@ -52,15 +52,25 @@ async fn second_request_is_served_from_cache() {
 }
 
 #[tokio::test]
-async fn unknown_id_and_wrong_secret_are_the_same_invalid_credentials() {
-    let h = Harness::new().await;
+async fn unknown_id_and_wrong_secret_are_the_same_invalid_credentials_at_the_deadline() {
+    const WAIT: Duration = Duration::from_millis(300);
+    let h = Harness::with(|b| b.verification_wait(WAIT)).await;
     let token = h.api_token(Role::Basic).await;
+    let started = std::time::Instant::now();
     let wrong = authenticate(&h.auth, &token.client_id, "not-the-secret").await;
+    let wrong_took = started.elapsed();
+    let started = std::time::Instant::now();
     let unknown = authenticate(&h.auth, &"no-such-id".into(), "whatever").await;
+    let unknown_took = started.elapsed();
     assert_eq!(code(wrong), ErrorCode::InvalidCredentials);
     assert_eq!(code(unknown), ErrorCode::InvalidCredentials);
-    // The unknown id still cost a (dummy) argon2 run, like the wrong secret.
-    assert_eq!(h.auth.metrics().secret_verifications, 2);
+    // Both answered at the deadline, not when decided; the unknown id ran no argon2.
+    assert!(
+        wrong_took >= WAIT && unknown_took >= WAIT,
+        "{wrong_took:?} {unknown_took:?}"
+    );
+    let m = h.auth.metrics();
+    assert_eq!((m.secret_verifications, m.unknown_ids), (1, 1), "{m:?}");
 }
 
 #[tokio::test]
@@ -313,7 +323,11 @@ async fn a_verification_finishing_after_a_revoke_does_not_readmit_the_token() {
 async fn a_lookup_answered_before_a_revoke_does_not_readmit_the_token() {
     let store = Arc::new(MemoryTokenStore::new());
     let slow = FlakyStore::new(store.clone(), Duration::from_millis(100));
-    let h = Harness::wrapped(store.clone(), slow, |b| b).await;
+    // Two slow lookups fit the deadline (past it, the answer would be `auth_busy`).
+    let h = Harness::wrapped(store.clone(), slow, |b| {
+        b.verification_wait(Duration::from_secs(1))
+    })
+    .await;
     let token = h.api_token(Role::Basic).await;
     // Start a lookup, revoke while it is in flight, then let it finish.
     let (auth, id, secret) = (
@@ -357,12 +371,14 @@ async fn store_failure_fails_closed_cached_tokens_keep_working_and_it_recovers()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_verification_capacity_answers_auth_busy() {
-    let slow_hasher = SecretHasher::with_params(19456, 8, 1).unwrap();
+async fn a_verification_not_done_by_the_deadline_answers_auth_busy() {
+    // Each verification holds the only thread for 300 ms: the second cannot be done by its
+    // 400 ms deadline.
+    let slow_hasher = SecretHasher::sleeping_for_tests(Duration::from_millis(300));
     let h = Harness::with(|b| {
         b.hasher(slow_hasher.clone())
             .max_concurrent_verifications(1)
-            .verification_wait(Duration::from_millis(1))
+            .verification_wait(Duration::from_millis(400))
             // Admission is tested, not how a lowest-priority thread fares on a busy machine.
             .low_priority_verification(false)
     })
@@ -426,13 +442,14 @@ async fn personal_token_without_its_user_in_the_store_is_invalid() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_line_for_verification_answers_auth_busy_at_once() {
-    let slow_hasher = SecretHasher::with_params(19456, 8, 1).unwrap();
+async fn without_uniform_refusals_a_full_line_answers_auth_busy_at_once() {
+    let slow_hasher = SecretHasher::sleeping_for_tests(Duration::from_millis(300));
     let h = Harness::with(|b| {
         b.hasher(slow_hasher.clone())
             .max_concurrent_verifications(1)
             .max_waiting_verifications(0)
             .verification_wait(Duration::from_secs(30))
+            .uniform_refusals(false)
             .low_priority_verification(false)
     })
     .await;
@@ -470,11 +487,24 @@ async fn a_stored_hash_above_the_cost_caps_is_refused_without_running_it() {
 }
 
 #[tokio::test]
-async fn dummy_verification_can_be_turned_off() {
-    let h = Harness::with(|b| b.dummy_verification(false)).await;
+async fn uniform_refusals_can_be_turned_off() {
+    let h = Harness::with(|b| {
+        b.uniform_refusals(false)
+            .verification_wait(Duration::from_secs(30))
+    })
+    .await;
+    let token = h.api_token(Role::Basic).await;
+    let started = std::time::Instant::now();
     let r = authenticate(&h.auth, &"no-such-id".into(), "whatever").await;
     assert_eq!(code(r), ErrorCode::InvalidCredentials);
-    assert_eq!(h.auth.metrics().secret_verifications, 0);
+    let r = authenticate(&h.auth, &token.client_id, "wrong").await;
+    assert_eq!(code(r), ErrorCode::InvalidCredentials);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered when decided"
+    );
+    let m = h.auth.metrics();
+    assert_eq!((m.secret_verifications, m.unknown_ids), (1, 0), "{m:?}");
 }
 
 #[tokio::test]
@@ -675,7 +705,8 @@ async fn a_failed_attempt_is_answered_from_cache_no_longer_than_the_verdict_ttl(
 #[tokio::test]
 async fn a_cached_refusal_answers_only_for_its_own_id_and_secret() {
     use finout_auth::Credentials;
-    let h = Harness::with(|b| b.no_failure_limit()).await;
+    // What is tested is the cache, not when refusals are answered.
+    let h = Harness::with(|b| b.no_failure_limit().uniform_refusals(false)).await;
     let a = h.api_token(Role::Basic).await;
     let b = h.api_token(Role::Basic).await;
     // More refused attempts than a thread's refusal front has slots, on one id.

@@ -118,7 +118,11 @@ async fn counters_are_reported_through_the_metrics_facade() {
     let slow_hasher = SecretHasher::with_params(19456, 8, 1).unwrap();
     let memory = Arc::new(MemoryTokenStore::new());
     let slow_store = FlakyStore::new(memory.clone(), Duration::from_millis(500));
-    let slow = Harness::wrapped(memory, slow_store, |b| b.hasher(slow_hasher.clone())).await;
+    let slow = Harness::wrapped(memory, slow_store, |b| {
+        b.hasher(slow_hasher.clone())
+            .verification_wait(Duration::from_secs(5))
+    })
+    .await;
     let token = slow
         .admin
         .clone()

@@ -65,11 +65,11 @@ const COUNTERS: [(&str, &str); 8] = [
     ),
     (
         "finout_auth_secret_verifications_total",
-        "argon2 verifications run, dummy ones included.",
+        "argon2 verifications run.",
     ),
     (
-        "finout_auth_dummy_verifications_total",
-        "argon2 verifications for unknown client ids.",
+        "finout_auth_unknown_ids_total",
+        "Checks of client ids no token has (refused without argon2).",
     ),
     (
         "finout_auth_revalidations_total",
@@ -156,7 +156,7 @@ impl Prometheus {
             m.cache_misses,
             m.store_lookups,
             m.secret_verifications,
-            m.dummy_verifications,
+            m.unknown_ids,
             m.revalidations,
             m.refreshes,
         ]

@@ -120,6 +120,9 @@ impl MockServerBuilder {
             .hasher(self.hasher.clone())
             // A test process's threads are all the test's: no OS priority games.
             .low_priority_verification(false)
+            // A test suite's wrong secrets are answered when decided, not at the deadline:
+            // there is nobody to hide which client ids exist from.
+            .uniform_refusals(false)
             .build();
         let admin = TokenAdmin::new(store)
             .with_hasher(self.hasher.clone())

@@ -12,7 +12,7 @@ use super::{
     validate::{self, check_description},
 };
 use crate::{
-    crypto::pool::Lane,
+    crypto::pool::Share,
     error::StoreError,
     model::{AccountId, ClientId, IssuedToken, NewToken, TokenKind, TokenRecord, UserId},
 };
@@ -67,8 +67,13 @@ impl TokenAdmin {
         let secret = self.generator.secret_key();
         let secret_hash = {
             let (hasher, secret) = (self.hasher.clone(), secret.clone());
+            // Fair between accounts, and between the tokens issuing within one.
+            let share = Share {
+                account,
+                client: issuer.cloned().unwrap_or_else(|| ClientId::from("")),
+            };
             self.hashing
-                .run(Lane::High, move || hasher.hash(&secret))
+                .run(share, move || hasher.hash(&secret))
                 .await
                 .map_err(|_| AdminError::Busy {
                     retry_after: BUSY_RETRY_AFTER,

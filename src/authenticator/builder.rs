@@ -5,8 +5,13 @@ use std::{fmt, sync::Arc, time::Duration};
 use tokio::sync::Semaphore;
 
 use super::{
-    Authenticator, CONCURRENT_REFRESHES, Inner, cache::TokenCache, known::KnownSecrets,
-    lookup::Records, throttle::FailureThrottle, usage::UsageRecorder, verify::Verifier,
+    Authenticator, CONCURRENT_REFRESHES, Inner,
+    cache::TokenCache,
+    known::KnownSecrets,
+    lookup::Records,
+    throttle::FailureThrottle,
+    usage::UsageRecorder,
+    verify::{Verifier, VerifierSettings},
 };
 use crate::{
     clock::{Clock, SystemClock},
@@ -31,9 +36,10 @@ impl Authenticator {
             max_concurrent_verifications: std::thread::available_parallelism()
                 .map_or(1, |n| n.get().saturating_sub(1).max(1)),
             max_waiting_verifications: 64,
+            max_pending_checks_per_client: 2,
             low_priority_verification: cfg!(feature = "thread-priority"),
-            dummy_verification: true,
-            verification_wait: Duration::from_secs(2),
+            uniform_refusals: true,
+            verification_wait: Duration::from_secs(1),
             failure_limit: Some((20, Duration::from_secs(60))),
             usage_interval: Some(Duration::from_secs(60)),
         }
@@ -59,8 +65,9 @@ pub struct AuthenticatorBuilder {
     known_secret_ttl: Duration,
     max_concurrent_verifications: usize,
     max_waiting_verifications: usize,
+    max_pending_checks_per_client: usize,
     low_priority_verification: bool,
-    dummy_verification: bool,
+    uniform_refusals: bool,
     verification_wait: Duration,
     failure_limit: Option<(u32, Duration)>,
     usage_interval: Option<Duration>,
@@ -79,8 +86,12 @@ impl fmt::Debug for AuthenticatorBuilder {
                 &self.max_concurrent_verifications,
             )
             .field("max_waiting_verifications", &self.max_waiting_verifications)
+            .field(
+                "max_pending_checks_per_client",
+                &self.max_pending_checks_per_client,
+            )
             .field("low_priority_verification", &self.low_priority_verification)
-            .field("dummy_verification", &self.dummy_verification)
+            .field("uniform_refusals", &self.uniform_refusals)
             .field("verification_wait", &self.verification_wait)
             .field("failure_limit", &self.failure_limit)
             .field("usage_interval", &self.usage_interval)
@@ -146,24 +157,51 @@ impl AuthenticatorBuilder {
         self
     }
 
-    /// Run a dummy argon2 verification for unknown client ids (the default), so that their
-    /// answer takes as long as a wrong secret's and timing does not tell which ids exist.
-    /// `false` answers unknown ids at once: cheaper under a flood of invented ids, at the
-    /// cost of revealing which ids exist.
-    pub fn dummy_verification(mut self, on: bool) -> Self {
-        self.dummy_verification = on;
+    /// Answer every refusal of a cold request (`invalid_credentials` for an unknown id or a
+    /// wrong secret, `auth_busy`) exactly [`verification_wait`](Self::verification_wait)
+    /// after the request arrived, and check unknown ids against the same admission as real
+    /// ones (the default), so that neither timing nor `auth_busy` tells which client ids
+    /// exist, however loaded the verification line. Unknown ids run no argon2 either way.
+    /// `false` answers each refusal as soon as it is decided (an unknown id at once): for
+    /// test suites and services that do not mind revealing which ids exist.
+    pub fn uniform_refusals(mut self, on: bool) -> Self {
+        self.uniform_refusals = on;
         self
     }
 
-    /// How many verifications may wait for a free slot in each lane (real tokens' stored
-    /// hashes, unknown ids' dummy runs); past that, `auth_busy` at once instead of piling up.
+    /// The former name of [`uniform_refusals`](Self::uniform_refusals) (unknown ids no
+    /// longer run a dummy argon2 verification: they wait out the refusal deadline instead).
+    #[deprecated(since = "0.2.0", note = "use `uniform_refusals`")]
+    pub fn dummy_verification(self, on: bool) -> Self {
+        self.uniform_refusals(on)
+    }
+
+    /// How many verifications may wait in the fair line besides the running ones; past that,
+    /// a verification of an account holding fewer places than another takes the newest
+    /// queued place of the account holding the most, else it is refused (`auth_busy`).
     /// Default 64.
     pub fn max_waiting_verifications(mut self, n: usize) -> Self {
         self.max_waiting_verifications = n;
         self
     }
 
-    /// How long a request waits for verification capacity before `auth_busy`. Default 2 s.
+    /// How many distinct secrets of one client id may be checked at once, counting a refused
+    /// check until its answer's deadline; more answer `auth_busy`. The same for ids that
+    /// exist and ids that do not, so that whoever knows a client id can spend at most this
+    /// many places of its account's share. Default 2 (a token's secret and, during a
+    /// rotation, its successor). Concurrent requests with the same secret share one check.
+    pub fn max_pending_checks_per_client(mut self, n: usize) -> Self {
+        self.max_pending_checks_per_client = n.max(1);
+        self
+    }
+
+    /// The deadline of a cold request: its verification is done by then or it answers
+    /// `auth_busy`, and, with [`uniform_refusals`](Self::uniform_refusals), every refusal
+    /// (wrong secret, unknown id, `auth_busy`) is answered exactly then, so a typo in a
+    /// secret costs its sender this long. An accepted secret is answered as soon as it is
+    /// verified; `too_many_attempts` at once. Default 1 s: room for about
+    /// `max_concurrent_verifications` × 60 argon2 runs at the default parameters, i.e. that
+    /// many accounts verifying a first secret at the same moment.
     pub fn verification_wait(mut self, wait: Duration) -> Self {
         self.verification_wait = wait;
         self
@@ -242,20 +280,22 @@ impl AuthenticatorBuilder {
                     self.cache_ttl,
                     self.metrics.clone(),
                 ),
-                verifier: Verifier::new(
-                    self.hasher,
+                verifier: Verifier::new(VerifierSettings {
+                    hasher: self.hasher,
                     admission,
-                    self.cache_capacity,
-                    self.verdict_ttl,
-                    KnownSecrets::new(self.known_secret_capacity, self.known_secret_ttl),
-                    self.failure_limit.map(|(limit, window)| {
-                        FailureThrottle::new(limit, window, self.cache_capacity)
+                    capacity: self.cache_capacity,
+                    verdict_ttl: self.verdict_ttl,
+                    known: KnownSecrets::new(self.known_secret_capacity, self.known_secret_ttl),
+                    throttle: self.failure_limit.map(|(limit, window)| {
+                        FailureThrottle::new(limit, window, self.cache_capacity, self.clock.clone())
                     }),
-                    self.metrics.clone(),
-                    fingerprints.clone(),
-                ),
+                    pending_per_client: self.max_pending_checks_per_client,
+                    uniform_refusals: self.uniform_refusals,
+                    metrics: self.metrics.clone(),
+                    fingerprints: fingerprints.clone(),
+                }),
                 clock: self.clock,
-                dummy_verification: self.dummy_verification,
+                verification_wait: self.verification_wait,
                 usage,
                 metrics: self.metrics,
                 fingerprints,

@@ -25,16 +25,17 @@ mod cache;
 mod epoch;
 mod known;
 mod lookup;
+mod pending;
 mod report;
 mod throttle;
 mod usage;
 mod verify;
 
-use std::{fmt, sync::Arc, time::Instant};
+use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use tokio::sync::Semaphore;
+use tokio::{sync::Semaphore, time::Instant};
 
 use cache::{Lookup, TokenCache, VerifiedEntry};
 use lookup::Records;
@@ -92,7 +93,9 @@ struct Inner {
     records: Records,
     verifier: Verifier,
     clock: Arc<dyn Clock>,
-    dummy_verification: bool,
+    /// How long after its arrival a cold request is answered at the latest (see
+    /// [`AuthenticatorBuilder::verification_wait`](crate::AuthenticatorBuilder::verification_wait)).
+    verification_wait: Duration,
     usage: Option<UsageRecorder>,
     metrics: Metrics,
     fingerprints: Arc<Fingerprints>,
@@ -185,7 +188,7 @@ impl Authenticator {
         secret: SecretKey,
     ) -> Result<Principal, AuthError> {
         let inner = &*self.inner;
-        let started = Instant::now();
+        let started = std::time::Instant::now();
         inner.metrics.counters().cache_miss();
         let cold = inner.metrics.counters().cold();
         let outcome = inner.cold(&client_id, &secret).await;
@@ -301,10 +304,13 @@ impl Inner {
         Ok(entry.principal.clone())
     }
 
-    /// The cold path (the failure throttle applies inside verification: see [`verify`]).
+    /// The cold path (the failure throttle applies inside verification: see [`verify`]),
+    /// answered by its deadline.
     async fn cold(&self, client_id: &ClientId, secret: &SecretKey) -> Result<Principal, AuthError> {
+        let deadline = Instant::now() + self.verification_wait;
         let digest = self.cache.digest(secret.expose_secret().as_bytes());
-        self.verify_and_cache(client_id, secret, digest).await
+        self.verify_and_cache(client_id, secret, digest, deadline)
+            .await
     }
 
     /// Look the token up, verify the secret, cache what was found.
@@ -313,6 +319,7 @@ impl Inner {
         client_id: &ClientId,
         secret: &SecretKey,
         digest: SecretDigest,
+        deadline: Instant,
     ) -> Result<Principal, AuthError> {
         let epochs = self.cache.epochs();
         for _ in 0..TOKEN_CHANGE_RETRIES {
@@ -323,20 +330,23 @@ impl Inner {
             }
             let (Some(token), Some(principal)) = (&fetched.token, &fetched.principal) else {
                 self.verifier.forget(client_id);
-                // Unknown id (or an owner-less personal token): spend what a wrong secret
-                // would, so timing does not tell which ids exist.
-                if self.dummy_verification {
+                // Unknown id (or an owner-less personal token): checked, and answered, as a
+                // wrong secret would be, so that nothing tells which ids exist.
+                if self.verifier.uniform_refusals() {
                     self.verifier
-                        .verdict(client_id, digest, Check::Dummy, secret)
+                        .verdict(client_id, digest, Check::Unknown, secret, deadline)
                         .await?;
                 }
                 self.cache.insert_refusal(client_id, &digest, fetched.epoch);
                 return Err(AuthError::InvalidCredentials);
             };
-            let check = Check::Stored(&token.record.secret_hash);
+            let check = Check::Stored {
+                hash: &token.record.secret_hash,
+                account: token.record.account_id,
+            };
             if !self
                 .verifier
-                .verdict(client_id, digest, check, secret)
+                .verdict(client_id, digest, check, secret, deadline)
                 .await?
             {
                 self.cache.insert_refusal(client_id, &digest, fetched.epoch);
@@ -369,6 +379,7 @@ impl Inner {
             self.cache.insert_verified(entry);
             return Ok(principal.clone());
         }
+        self.verifier.hold(deadline).await;
         Err(AuthError::InvalidCredentials)
     }
 

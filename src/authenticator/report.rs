@@ -147,18 +147,32 @@ pub(crate) fn throttle_tripped(
     }
 }
 
-/// A real token's verification found no capacity (`auth_busy`): at WARN, at most once a
-/// second (`last` holds the second of the last line), so a flood cannot flood the logs.
-pub(crate) fn busy(client_id: &ClientId, last: &std::sync::atomic::AtomicU64) {
+/// A check found no capacity (`auth_busy`): at WARN, at most once a second (`last` holds the
+/// second of the last line), so a flood cannot flood the logs; the client id when it is a
+/// real token's, else its fingerprint.
+pub(crate) fn busy(
+    fingerprints: &Fingerprints,
+    client_id: &ClientId,
+    real_token: bool,
+    last: &std::sync::atomic::AtomicU64,
+) {
     use std::sync::atomic::Ordering;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     if last.swap(now, Ordering::Relaxed) != now {
-        tracing::warn!(
-            target: "finout_auth",
-            client_id = client_id.as_str(),
-            "no argon2 capacity: answering auth_busy (logged at most once a second)"
-        );
+        if real_token {
+            tracing::warn!(
+                target: "finout_auth",
+                client_id = client_id.as_str(),
+                "no argon2 capacity: answering auth_busy (logged at most once a second)"
+            );
+        } else {
+            tracing::warn!(
+                target: "finout_auth",
+                client_fingerprint = %fingerprints.of(client_id.as_str().as_bytes()),
+                "no argon2 capacity: answering auth_busy (logged at most once a second)"
+            );
+        }
     }
 }

@@ -2,29 +2,36 @@
 //! past that, `too_many_attempts` until the window closes.
 //!
 //! An attempt takes its place in the window *before* argon2 runs ([`FailureThrottle::reserve`])
-//! and gives it back if it did not fail, so a burst of concurrent wrong secrets for one id
-//! runs at most `limit` verifications per window, not one per request.
+//! and gives it back only if its secret was right, so a burst of concurrent wrong secrets
+//! for one id runs at most `limit` verifications per window, not one per request, and an
+//! attempt that found no capacity (`auth_busy`) counts like a wrong secret: pumping one's own
+//! ids into the verification line reaches `too_many_attempts` as guessing does.
+//!
+//! Windows are timed by the authenticator's [`Clock`], so tests move them without sleeping.
 
 use std::{
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU32, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use crate::model::ClientId;
+use crate::{clock::Clock, model::ClientId};
 
 /// Counts failed attempts per client id in fixed windows.
 pub(crate) struct FailureThrottle {
     limit: u32,
     window: Duration,
-    /// One window per client id with recent failures, for as long as the window lasts.
+    clock: Arc<dyn Clock>,
+    /// One window per client id with recent failures; moka forgets it once the window has
+    /// passed by the system clock too (memory), the clock decides when it closed.
     windows: moka::sync::Cache<ClientId, Arc<FailureWindow>>,
 }
 
 struct FailureWindow {
-    opened: Instant,
+    /// When it opened, by the clock, in nanoseconds since the Unix epoch.
+    opened: i128,
     failures: AtomicU32,
     /// Whether an attempt was already refused in this window (the throttle "tripped").
     tripped: AtomicBool,
@@ -39,11 +46,12 @@ pub(crate) struct Full {
 }
 
 impl FailureThrottle {
-    /// `limit` failures per `window`, for at most `capacity` client ids at once.
-    pub(crate) fn new(limit: u32, window: Duration, capacity: u64) -> Self {
+    /// `limit` failures per `window` by `clock`, for at most `capacity` client ids at once.
+    pub(crate) fn new(limit: u32, window: Duration, capacity: u64, clock: Arc<dyn Clock>) -> Self {
         FailureThrottle {
             limit,
             window,
+            clock,
             windows: moka::sync::Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(window)
@@ -51,11 +59,37 @@ impl FailureThrottle {
         }
     }
 
+    /// How much of a window opened at `opened` is left now; `None` once it closed.
+    fn left(&self, opened: i128) -> Option<Duration> {
+        let elapsed = u64::try_from(self.clock.now_unix_nanos().saturating_sub(opened)).ok()?;
+        self.window
+            .checked_sub(Duration::from_nanos(elapsed))
+            .filter(|left| !left.is_zero())
+    }
+
+    /// `client_id`'s current window, a new one if the last has closed.
+    fn window(&self, client_id: &ClientId) -> Arc<FailureWindow> {
+        let open = || {
+            Arc::new(FailureWindow {
+                opened: self.clock.now_unix_nanos(),
+                failures: AtomicU32::new(0),
+                tripped: AtomicBool::new(false),
+            })
+        };
+        let window = self.windows.get_with_by_ref(client_id, open);
+        if self.left(window.opened).is_some() {
+            return window;
+        }
+        let fresh = open();
+        self.windows.insert(client_id.clone(), fresh.clone());
+        fresh
+    }
+
     /// `Some(retry_after)` when `client_id` has used up its failures for this window.
     #[cfg(test)]
     fn check(&self, client_id: &ClientId) -> Option<Duration> {
         let window = self.windows.get(client_id)?;
-        let left = self.window.checked_sub(window.opened.elapsed())?;
+        let left = self.left(window.opened)?;
         (window.failures.load(Ordering::Relaxed) >= self.limit).then_some(left)
     }
 
@@ -63,13 +97,7 @@ impl FailureThrottle {
     /// unless [`Attempt::succeeded`] gives it back; `Err(retry_after)` when the window is
     /// full.
     pub(crate) fn reserve(&self, client_id: &ClientId) -> Result<Attempt, Full> {
-        let window = self.windows.get_with_by_ref(client_id, || {
-            Arc::new(FailureWindow {
-                opened: Instant::now(),
-                failures: AtomicU32::new(0),
-                tripped: AtomicBool::new(false),
-            })
-        });
+        let window = self.window(client_id);
         let taken = window
             .failures
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -78,10 +106,7 @@ impl FailureThrottle {
         match taken {
             Ok(_) => Ok(Attempt(window)),
             Err(_) => Err(Full {
-                retry_after: self
-                    .window
-                    .checked_sub(window.opened.elapsed())
-                    .unwrap_or(Duration::ZERO),
+                retry_after: self.left(window.opened).unwrap_or(Duration::ZERO),
                 first: !window.tripped.swap(true, Ordering::AcqRel),
             }),
         }
@@ -99,7 +124,7 @@ impl FailureThrottle {
 pub(crate) struct Attempt(Arc<FailureWindow>);
 
 impl Attempt {
-    /// The attempt did not fail (right secret, or no verdict): give its place back.
+    /// The secret was right: give its place back.
     pub(crate) fn succeeded(self) {
         self.0.failures.fetch_sub(1, Ordering::AcqRel);
     }
@@ -107,23 +132,41 @@ impl Attempt {
 
 #[cfg(test)]
 mod tests {
+    use time::macros::datetime;
+
     use super::*;
+    use crate::clock::ManualClock;
+
+    fn throttle(limit: u32, window: Duration) -> (FailureThrottle, ManualClock) {
+        let clock = ManualClock::new(datetime!(2026-01-01 0:00 UTC));
+        let throttle = FailureThrottle::new(limit, window, 100, Arc::new(clock.clone()));
+        (throttle, clock)
+    }
 
     #[test]
     fn the_limit_is_reached_after_exactly_limit_failures() {
-        let throttle = FailureThrottle::new(3, Duration::from_secs(60), 100);
+        let (throttle, clock) = throttle(3, Duration::from_secs(60));
         let id = ClientId::from("id");
         for _ in 0..3 {
             assert_eq!(throttle.check(&id), None);
             throttle.record_failure(&id);
         }
-        let retry_after = throttle.check(&id).expect("throttled");
-        assert!(retry_after <= Duration::from_secs(60) && retry_after > Duration::from_secs(50));
+        clock.advance(time::Duration::seconds(15));
+        assert_eq!(throttle.check(&id), Some(Duration::from_secs(45)));
+        let refused = throttle.reserve(&id).err().unwrap();
+        assert_eq!(
+            refused,
+            Full {
+                retry_after: Duration::from_secs(45),
+                first: true
+            }
+        );
+        assert!(!throttle.reserve(&id).err().unwrap().first, "tripped once");
     }
 
     #[test]
     fn failures_of_one_id_never_throttle_another() {
-        let throttle = FailureThrottle::new(1, Duration::from_secs(60), 100);
+        let (throttle, _) = throttle(1, Duration::from_secs(60));
         throttle.record_failure(&ClientId::from("attacked"));
         assert!(throttle.check(&ClientId::from("attacked")).is_some());
         assert_eq!(throttle.check(&ClientId::from("other")), None);
@@ -131,7 +174,7 @@ mod tests {
 
     #[test]
     fn a_place_given_back_is_no_failure_and_a_full_window_takes_no_more() {
-        let throttle = FailureThrottle::new(2, Duration::from_secs(60), 100);
+        let (throttle, _) = throttle(2, Duration::from_secs(60));
         let id = ClientId::from("id");
         for _ in 0..5 {
             throttle.reserve(&id).expect("room").succeeded();
@@ -146,15 +189,17 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_window_throttles_no_more() {
-        let throttle = FailureThrottle::new(1, Duration::from_millis(30), 100);
+    fn a_closed_window_throttles_no_more_by_the_clock() {
+        let (throttle, clock) = throttle(1, Duration::from_secs(60));
         let id = ClientId::from("id");
-        throttle.record_failure(&id);
-        assert!(throttle.check(&id).is_some());
-        std::thread::sleep(Duration::from_millis(40));
+        for _ in 0..3 {
+            throttle.record_failure(&id);
+            assert!(throttle.reserve(&id).is_err());
+            clock.advance(time::Duration::seconds(59));
+            assert!(throttle.reserve(&id).is_err(), "open for one more second");
+            clock.advance(time::Duration::seconds(1));
+            // The next failure opens a new window.
+        }
         assert_eq!(throttle.check(&id), None);
-        // The next failure opens a new window.
-        throttle.record_failure(&id);
-        assert!(throttle.check(&id).is_some());
     }
 }

@@ -1,19 +1,33 @@
-//! Secret verification for the cold path: a secret [`KnownSecrets`] remembers for the stored
-//! hash passes without argon2; otherwise one argon2 run per (client id, secret) however many
-//! requests present it at once, admitted through [`Admission`] (stored-hash lane or dummy
-//! lane). An accepted secret is remembered as known; every verdict is also remembered for
-//! the verdict TTL, so that repeating a wrong secret costs no argon2.
+//! Secret verification for the cold path, and the answer's timing.
+//!
+//! A secret [`KnownSecrets`] remembers for the stored hash passes at once, without argon2.
+//! Otherwise one *check* runs per (client id, secret), however many requests present it at
+//! once: it takes a place in the id's failure window ([`FailureThrottle`]) and one of the
+//! id's pending checks ([`PendingChecks`]), then
+//!
+//! - for a real token, runs argon2 against its stored hash in the fair line of
+//!   [`Admission`], under its account and client id, to be done by the request's deadline;
+//! - for an unknown id, runs nothing, and is refused `auth_busy` exactly when a real token's
+//!   check of an account with nothing in the line would be ([`Admission::new_account_done_within`]).
+//!
+//! **Uniform refusals** (the default): every refusal of a cold request, `invalid_credentials`
+//! or `auth_busy`, is answered at one fixed deadline after the request arrived
+//! (`verification_wait`), and a check that was refused holds its pending place until then,
+//! for real and unknown ids alike. Neither the queue an id waits in nor the argon2 run it
+//! does or does not get shows in when, or how often, it is answered. Only an accepted
+//! secret is answered as soon as it is known (only its holder sees that), and a full failure
+//! window answers `too_many_attempts` at once (the same for every id).
+//!
+//! Every verdict is remembered for the verdict TTL, so that repeating a wrong secret costs no
+//! argon2; an accepted secret is remembered as known.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
+
+use tokio::time::Instant;
 
 use super::{
     known::KnownSecrets,
+    pending::PendingChecks,
     report,
     throttle::{FailureThrottle, Full},
 };
@@ -21,11 +35,11 @@ use crate::{
     crypto::{
         SecretHasher,
         digest::{Fingerprints, SecretDigest},
-        pool::{Admission, Busy, Lane},
+        pool::{Admission, Busy, Share},
     },
     error::AuthError,
     metrics::Metrics,
-    model::{ClientId, SecretHash, SecretKey},
+    model::{AccountId, ClientId, SecretHash, SecretKey},
 };
 
 /// How often a verdict made for another hash (the id was reissued meanwhile) is set aside
@@ -35,30 +49,28 @@ const HASH_CHANGE_RETRIES: usize = 2;
 /// When `auth_busy` tells the client to retry.
 const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// What an argon2 verification is assumed to take until one was timed (the default
-/// parameters on a current core).
-const INITIAL_VERIFICATION_TIME: Duration = Duration::from_millis(15);
-
 /// What a secret is checked against.
 #[derive(Clone, Copy)]
 pub(crate) enum Check<'a> {
-    /// The token's stored hash.
-    Stored(&'a SecretHash),
-    /// Nothing (unknown id): spend what a real check would, so that timing does not tell
-    /// which ids exist.
-    Dummy,
+    /// A real token's stored hash, and the account whose share of the line it uses.
+    Stored {
+        hash: &'a SecretHash,
+        account: AccountId,
+    },
+    /// Nothing: the id is unknown.
+    Unknown,
 }
 
 impl Check<'_> {
     fn hash(self) -> Option<SecretHash> {
         match self {
-            Check::Stored(hash) => Some(hash.clone()),
-            Check::Dummy => None,
+            Check::Stored { hash, .. } => Some(hash.clone()),
+            Check::Unknown => None,
         }
     }
 }
 
-/// Why a verification did not run.
+/// Why a check did not decide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refused {
     /// The client id's failure window is full for this long still.
@@ -67,54 +79,63 @@ enum Refused {
     Busy,
 }
 
-/// The outcome of one argon2 verification, for the hash it was made against.
+/// The outcome of one check, for the hash it was made against (`None`: an unknown id).
 struct Verdict {
     against: Option<SecretHash>,
     ok: bool,
 }
 
-/// Runs and remembers verifications.
+/// How the verifier is configured.
+pub(crate) struct VerifierSettings {
+    pub(crate) hasher: SecretHasher,
+    pub(crate) admission: Admission,
+    pub(crate) capacity: u64,
+    pub(crate) verdict_ttl: Duration,
+    pub(crate) known: KnownSecrets,
+    pub(crate) throttle: Option<FailureThrottle>,
+    pub(crate) pending_per_client: usize,
+    pub(crate) uniform_refusals: bool,
+    pub(crate) metrics: Metrics,
+    pub(crate) fingerprints: Arc<Fingerprints>,
+}
+
+/// Runs and remembers checks.
 pub(crate) struct Verifier {
     hasher: SecretHasher,
     admission: Admission,
     verdicts: moka::future::Cache<(ClientId, SecretDigest), Arc<Verdict>>,
     known: KnownSecrets,
     throttle: Option<FailureThrottle>,
+    pending: PendingChecks,
+    uniform_refusals: bool,
     metrics: Metrics,
     fingerprints: Arc<Fingerprints>,
     /// The second `auth_busy` was last logged in.
-    busy_logged: Arc<AtomicU64>,
-    /// A moving average of how long one argon2 run takes, in nanoseconds: how long an
-    /// unknown id refused for want of capacity waits before its answer.
-    run_nanos: Arc<AtomicU64>,
+    busy_logged: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Verifier {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        hasher: SecretHasher,
-        admission: Admission,
-        capacity: u64,
-        verdict_ttl: Duration,
-        known: KnownSecrets,
-        throttle: Option<FailureThrottle>,
-        metrics: Metrics,
-        fingerprints: Arc<Fingerprints>,
-    ) -> Self {
+    pub(crate) fn new(settings: VerifierSettings) -> Self {
         Verifier {
-            hasher,
-            admission,
+            hasher: settings.hasher,
+            admission: settings.admission,
             verdicts: moka::future::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(verdict_ttl)
+                .max_capacity(settings.capacity)
+                .time_to_live(settings.verdict_ttl)
                 .build(),
-            known,
-            throttle,
-            metrics,
-            fingerprints,
+            known: settings.known,
+            throttle: settings.throttle,
+            pending: PendingChecks::new(settings.pending_per_client),
+            uniform_refusals: settings.uniform_refusals,
+            metrics: settings.metrics,
+            fingerprints: settings.fingerprints,
             busy_logged: Arc::default(),
-            run_nanos: Arc::new(AtomicU64::new(INITIAL_VERIFICATION_TIME.as_nanos() as u64)),
         }
+    }
+
+    /// Whether refusals are answered at the deadline (see the module docs).
+    pub(crate) fn uniform_refusals(&self) -> bool {
+        self.uniform_refusals
     }
 
     /// Remember (again) that this secret is right for `client_id` while it has `hash`.
@@ -127,21 +148,28 @@ impl Verifier {
         self.known.forget(client_id);
     }
 
-    /// Whether `secret` passes `check`. A secret known for the stored hash passes at once,
-    /// never throttled; otherwise one argon2 run serves every concurrent caller with the
-    /// same id and secret, and its outcome is remembered for the verdict TTL (and, if
-    /// accepted, as known). That run first takes a place in the id's failure window (full:
-    /// `too_many_attempts`), kept only if the secret is wrong. No capacity in time is
-    /// `auth_busy` for a real token, and for an unknown id the answer a dummy run would give,
-    /// as late as it would give it.
+    /// Wait until `deadline` if refusals are uniform.
+    pub(crate) async fn hold(&self, deadline: Instant) {
+        if self.uniform_refusals {
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+
+    /// Whether `secret` passes `check`, for a request whose answer is due by `deadline`. A
+    /// secret known for the stored hash passes at once, never throttled; otherwise one check
+    /// serves every concurrent caller with the same id and secret (see the module docs), and
+    /// its outcome is remembered for the verdict TTL (and, if accepted, as known). A wrong
+    /// secret, an unknown id and `auth_busy` are answered at `deadline` when refusals are
+    /// uniform; `too_many_attempts` at once.
     pub(crate) async fn verdict(
         &self,
         client_id: &ClientId,
         digest: SecretDigest,
         check: Check<'_>,
         secret: &SecretKey,
+        deadline: Instant,
     ) -> Result<bool, AuthError> {
-        if let Check::Stored(hash) = check {
+        if let Check::Stored { hash, .. } = check {
             if self.known.accepts(client_id, &digest, hash) {
                 self.metrics.counters().revalidation();
                 return Ok(true);
@@ -150,110 +178,138 @@ impl Verifier {
         let key = (client_id.clone(), digest);
         let against = check.hash();
         for _ in 0..HASH_CHANGE_RETRIES {
-            let verdict = match self
+            let outcome = self
                 .verdicts
-                .try_get_with(key.clone(), self.run(client_id, against.clone(), secret))
-                .await
-            {
-                Ok(verdict) => verdict,
+                .try_get_with(key.clone(), self.check(client_id, check, secret, deadline))
+                .await;
+            match outcome {
+                Ok(verdict) if verdict.against == against => {
+                    if let (true, Some(hash)) = (verdict.ok, &against) {
+                        self.known.remember(client_id, digest, hash);
+                        return Ok(true);
+                    }
+                    self.hold(deadline).await;
+                    return Ok(false);
+                }
+                // Remembered for another hash (the id was reissued): decide afresh.
+                Ok(_) => self.verdicts.invalidate(&key).await,
                 Err(refused) => {
-                    return match (*refused, &against) {
-                        (Refused::Throttled(full), against) => {
-                            if full.first {
-                                report::throttle_tripped(
-                                    &self.fingerprints,
-                                    client_id,
-                                    against.is_some(),
-                                    full.retry_after,
-                                );
-                            }
-                            Err(AuthError::TooManyAttempts {
-                                retry_after: full.retry_after,
-                            })
-                        }
-                        (Refused::Busy, None) => {
-                            // An unknown id while the dummy lane is full: answer what a dummy
-                            // run would, as late as it would, so that `auth_busy` never tells
-                            // an unknown id from a real one.
-                            let typical = self.run_nanos.load(Ordering::Relaxed);
-                            tokio::time::sleep(Duration::from_nanos(typical)).await;
-                            Ok(false)
-                        }
-                        (Refused::Busy, Some(_)) => {
-                            report::busy(client_id, &self.busy_logged);
-                            Err(AuthError::AuthBusy {
-                                retry_after: BUSY_RETRY_AFTER,
-                            })
-                        }
-                    };
+                    let real = against.is_some();
+                    return self.refused(client_id, real, *refused, deadline).await;
                 }
-            };
-            if verdict.against == against {
-                if let (true, Some(hash)) = (verdict.ok, &against) {
-                    self.known.remember(client_id, digest, hash);
-                }
-                return Ok(verdict.ok);
             }
-            // Remembered for another hash (the id was reissued): decide afresh.
-            self.verdicts.invalidate(&key).await;
         }
+        self.hold(deadline).await;
         Ok(false)
     }
 
-    /// One argon2 run of `secret` against `against` (`None`: a dummy run), once the failure
-    /// throttle gave it a place.
-    async fn run(
+    async fn refused(
         &self,
         client_id: &ClientId,
-        against: Option<SecretHash>,
+        real_token: bool,
+        refused: Refused,
+        deadline: Instant,
+    ) -> Result<bool, AuthError> {
+        match refused {
+            Refused::Throttled(full) => {
+                if full.first {
+                    report::throttle_tripped(
+                        &self.fingerprints,
+                        client_id,
+                        real_token,
+                        full.retry_after,
+                    );
+                }
+                Err(AuthError::TooManyAttempts {
+                    retry_after: full.retry_after,
+                })
+            }
+            Refused::Busy => {
+                self.hold(deadline).await;
+                report::busy(&self.fingerprints, client_id, real_token, &self.busy_logged);
+                Err(AuthError::AuthBusy {
+                    retry_after: BUSY_RETRY_AFTER,
+                })
+            }
+        }
+    }
+
+    /// One check of `secret` against `check`, once the failure throttle gave it a place:
+    /// kept as a failure unless the secret is right (a check refused for want of capacity
+    /// counts too). A check that does not accept the secret keeps its pending place until
+    /// `deadline`.
+    async fn check(
+        &self,
+        client_id: &ClientId,
+        check: Check<'_>,
         secret: &SecretKey,
+        deadline: Instant,
     ) -> Result<Arc<Verdict>, Refused> {
         let attempt = match &self.throttle {
             Some(throttle) => Some(throttle.reserve(client_id).map_err(Refused::Throttled)?),
             None => None,
         };
-        let verdict = self.run_admitted(client_id, against, secret).await;
-        // Only a wrong secret keeps its place in the window.
-        if !matches!(&verdict, Ok(v) if !v.ok) {
-            if let Some(attempt) = attempt {
+        let verdict = match self.pending.take(client_id) {
+            None => Err(Busy),
+            Some(place) => {
+                let verdict = match check {
+                    Check::Stored { hash, account } => {
+                        let share = Share {
+                            account,
+                            client: client_id.clone(),
+                        };
+                        let run = self.run(client_id, share, hash.clone(), secret, deadline);
+                        tokio::time::timeout_at(deadline, run)
+                            .await
+                            .unwrap_or(Err(Busy))
+                    }
+                    Check::Unknown => self.unknown(deadline),
+                };
+                if !matches!(&verdict, Ok(v) if v.ok) {
+                    self.hold(deadline).await;
+                }
+                drop(place);
+                verdict
+            }
+        };
+        if let (Ok(v), Some(attempt)) = (&verdict, attempt) {
+            if v.ok {
                 attempt.succeeded();
             }
         }
         verdict.map_err(|Busy| Refused::Busy)
     }
 
-    async fn run_admitted(
+    /// An unknown id's verdict: refused, or `Busy` when a real token's check of an account
+    /// with nothing in the line would not be done by `deadline`.
+    fn unknown(&self, deadline: Instant) -> Result<Arc<Verdict>, Busy> {
+        self.metrics.counters().unknown_id();
+        match self.admission.new_account_done_within() {
+            Some(within) if Instant::now() + within <= deadline => Ok(Arc::new(Verdict {
+                against: None,
+                ok: false,
+            })),
+            _ => Err(Busy),
+        }
+    }
+
+    /// argon2 against `stored` in `share`'s place in the fair line.
+    async fn run(
         &self,
         client_id: &ClientId,
-        against: Option<SecretHash>,
+        share: Share,
+        stored: SecretHash,
         secret: &SecretKey,
+        deadline: Instant,
     ) -> Result<Arc<Verdict>, Busy> {
         let hasher = self.hasher.clone();
         let metrics = self.metrics.clone();
-        let (secret, stored) = (secret.clone(), against.clone());
-        let lane = if against.is_some() {
-            Lane::High
-        } else {
-            Lane::Low
-        };
-        let run_nanos = self.run_nanos.clone();
+        let (secret, hash) = (secret.clone(), stored.clone());
         let verification = self
             .admission
-            .run(lane, move || {
-                let _running = metrics.counters().secret_verification(lane == Lane::Low);
-                let started = std::time::Instant::now();
-                let secret = secret.expose_secret().as_bytes();
-                let verdict = match &stored {
-                    Some(hash) => hasher.verify(secret, hash),
-                    None => {
-                        hasher.dummy_verify(secret);
-                        Ok(false)
-                    }
-                };
-                let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                let average = run_nanos.load(Ordering::Relaxed);
-                run_nanos.store(average - average / 8 + took / 8, Ordering::Relaxed);
-                verdict
+            .run_by(share, deadline, move || {
+                let _running = metrics.counters().secret_verification();
+                hasher.verify(secret.expose_secret().as_bytes(), &hash)
             })
             .await?;
         let ok = verification.unwrap_or_else(|refused| {
@@ -261,6 +317,9 @@ impl Verifier {
             tracing::warn!(target: "finout_auth", %client_fingerprint, reason = refused.0, "stored secret hash refused");
             false
         });
-        Ok(Arc::new(Verdict { against, ok }))
+        Ok(Arc::new(Verdict {
+            against: Some(stored),
+            ok,
+        }))
     }
 }

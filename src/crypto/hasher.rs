@@ -1,7 +1,7 @@
 //! [`SecretHasher`]: argon2id for the secrets a store keeps, and the [`CostCaps`] a stored
 //! hash must stay within before any work is spent on it.
 
-use std::{cell::RefCell, sync::OnceLock};
+use std::cell::RefCell;
 
 use argon2::{
     ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, PasswordHash, Version,
@@ -104,8 +104,21 @@ impl Default for CostCaps {
 pub struct SecretHasher {
     params: Params,
     caps: CostCaps,
-    dummy: std::sync::Arc<OnceLock<String>>,
+    /// Test hooks (feature `testing`); none in production.
+    hooks: TestHooks,
 }
+
+/// What a test hasher does besides argon2 on each verification.
+#[derive(Clone, Default)]
+struct TestHooks {
+    /// A stand-in for argon2's cost: sleep this long.
+    sleep: Option<std::time::Duration>,
+    /// Told the stored hash of each verification as it starts.
+    observe: Option<Observer>,
+}
+
+/// A test's observer of verifications.
+type Observer = std::sync::Arc<dyn Fn(&SecretHash) + Send + Sync>;
 
 /// An argon2 parameter set was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +143,8 @@ impl std::fmt::Debug for SecretHasher {
             .field("iterations", &self.params.t_cost())
             .field("parallelism", &self.params.p_cost())
             .field("caps", &self.caps)
+            .field("sleep", &self.hooks.sleep)
+            .field("observed", &self.hooks.observe.is_some())
             .finish()
     }
 }
@@ -139,7 +154,7 @@ impl Default for SecretHasher {
         SecretHasher {
             params: Params::DEFAULT,
             caps: CostCaps::default(),
-            dummy: Default::default(),
+            hooks: TestHooks::default(),
         }
     }
 }
@@ -165,6 +180,32 @@ impl SecretHasher {
     pub fn insecure_for_tests_only() -> Self {
         SecretHasher::with_params(argon2::Params::MIN_M_COST, 1, 1)
             .unwrap_or_else(|_| SecretHasher::default())
+    }
+
+    /// [`insecure_for_tests_only`](Self::insecure_for_tests_only), whose verifications also
+    /// sleep for `cost`: a verification that holds its thread as long as a real one would,
+    /// without using the CPU, so that tests of admission and fairness behave the same on a
+    /// loaded machine as on an idle one. Feature `testing`.
+    #[cfg(any(test, feature = "testing"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+    pub fn sleeping_for_tests(cost: std::time::Duration) -> Self {
+        let mut hasher = SecretHasher::insecure_for_tests_only();
+        hasher.hooks.sleep = Some(cost);
+        hasher
+    }
+
+    /// Call `observe` with the stored hash of each verification as it starts, on the thread
+    /// that runs it: for tests that check which tokens' verifications ran, and in what
+    /// order. Feature `testing`.
+    #[cfg(any(test, feature = "testing"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+    #[must_use]
+    pub fn observing_verifications_for_tests(
+        mut self,
+        observe: impl Fn(&SecretHash) + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.observe = Some(std::sync::Arc::new(observe));
+        self
     }
 
     /// Replace the caps applied to stored hashes.
@@ -213,6 +254,9 @@ impl SecretHasher {
     /// its parameters checked against the caps before any work is done. CPU-heavy (one
     /// argon2 run): call it from a blocking thread.
     pub fn verify(&self, secret: &[u8], stored: &SecretHash) -> Result<bool, RefusedHash> {
+        if let Some(observe) = &self.hooks.observe {
+            observe(stored);
+        }
         let parsed =
             PasswordHash::new(stored.as_phc()).map_err(|_| RefusedHash("not a PHC string"))?;
         if parsed.algorithm != ARGON2ID_IDENT {
@@ -237,18 +281,10 @@ impl SecretHasher {
         let out = &mut out[..expected.len()];
         run_argon2(&argon2, secret, salt.as_ref(), out)
             .map_err(|_| RefusedHash("argon2 rejected the hash"))?;
+        if let Some(cost) = self.hooks.sleep {
+            std::thread::sleep(cost);
+        }
         Ok(bool::from(out.ct_eq(expected.as_ref())))
-    }
-
-    /// Spend the same work as a real verification, for unknown client ids, so that their
-    /// timing matches a wrong secret's.
-    pub(crate) fn dummy_verify(&self, secret: &[u8]) {
-        let phc = self.dummy.get_or_init(|| {
-            self.hash(&SecretKey::new("00000000-0000-4000-8000-000000000000"))
-                .map(|h| h.as_phc().to_owned())
-                .unwrap_or_default()
-        });
-        let _ = self.verify(secret, &SecretHash::from_phc(phc.as_str()));
     }
 }
 

@@ -16,8 +16,9 @@ const ROOM: usize = 100_000;
 
 /// An [`Authenticator`] and a [`TokenAdmin`] over `store`, for tests only: secrets hashed
 /// with [`SecretHasher::insecure_for_tests_only`] (microseconds per verification, even
-/// unoptimized), room for 100,000 waiting verifications and issues, 30 s of patience, no OS
-/// priority games; the admin tells the authenticator about revocations. Never ship it: the
+/// unoptimized), room for 100,000 waiting verifications and issues, 30 s of patience,
+/// refusals answered as soon as decided (no [uniform refusals](crate::AuthenticatorBuilder::uniform_refusals)),
+/// no OS priority games; the admin tells the authenticator about revocations. Never ship it: the
 /// hashes are cheap to crack.
 ///
 /// ```
@@ -38,7 +39,11 @@ pub fn insecure_test_preset(store: Arc<dyn TokenAdminStore>) -> (Authenticator, 
     let authenticator = Authenticator::builder(read)
         .hasher(hasher.clone())
         .max_waiting_verifications(ROOM)
+        .max_pending_checks_per_client(ROOM)
         .verification_wait(Duration::from_secs(30))
+        // Refusals answered when decided, not at the 30 s deadline: a test suite does not
+        // hide which client ids exist from itself.
+        .uniform_refusals(false)
         .low_priority_verification(false)
         .build();
     let admin = TokenAdmin::new(store)

@@ -89,10 +89,13 @@ impl Harness {
         configure: impl FnOnce(AuthenticatorBuilder) -> AuthenticatorBuilder,
     ) -> Self {
         let clock = clock();
+        // Refusals are answered at the verification deadline: a short one keeps the tests
+        // that send wrong secrets quick (the default, 1 s, is tested where it matters).
         let auth = configure(
             Authenticator::builder(read_side)
                 .hasher(fast_hasher())
-                .clock(clock.clone()),
+                .clock(clock.clone())
+                .verification_wait(Duration::from_millis(200)),
         )
         .build();
         let admin = TokenAdmin::new(store.clone())
