@@ -140,6 +140,9 @@ fn count(codes: &Codes, outcome: Result<(), ErrorCode>) {
     *codes.lock().unwrap().entry(code).or_default() += 1;
 }
 
+/// (window, pumped id index) pairs: which ids were throttled in which window.
+type Throttled = Arc<Mutex<BTreeSet<(u64, usize)>>>;
+
 /// The pumping account: distinct wrong secrets for its own ids from `tasks_per_id` tasks
 /// each; records the window each id was throttled in.
 fn start_pump(
@@ -148,10 +151,7 @@ fn start_pump(
     window: Duration,
     stop: &Arc<AtomicBool>,
     codes: &Codes,
-) -> (
-    Vec<tokio::task::JoinHandle<()>>,
-    Arc<Mutex<BTreeSet<(u64, usize)>>>,
-) {
+) -> (Vec<tokio::task::JoinHandle<()>>, Throttled) {
     let throttled = Arc::new(Mutex::new(BTreeSet::new()));
     let began = Instant::now();
     let mut tasks = Vec::new();
