@@ -140,6 +140,9 @@ fn count(codes: &Codes, outcome: Result<(), ErrorCode>) {
     *codes.lock().unwrap().entry(code).or_default() += 1;
 }
 
+/// Latencies measured by several tasks.
+type Latencies = Arc<Mutex<Vec<Duration>>>;
+
 /// (window, pumped id index) pairs: which ids were throttled in which window.
 type Throttled = Arc<Mutex<BTreeSet<(u64, usize)>>>;
 
@@ -294,8 +297,7 @@ async fn oracle() {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (runs_before, measured) = (s.started.lock().unwrap().len(), Instant::now());
-    let (real, unknown): (Arc<Mutex<Vec<Duration>>>, Arc<Mutex<Vec<Duration>>>) =
-        Default::default();
+    let (real, unknown): (Latencies, Latencies) = Default::default();
     let probe_codes: Codes = Arc::default();
     let next = Arc::new(AtomicUsize::new(0));
     let mut probing = Vec::new();
