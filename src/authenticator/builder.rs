@@ -236,8 +236,8 @@ impl AuthenticatorBuilder {
         self
     }
 
-    /// The hasher whose caps apply to stored hashes (and whose parameters the dummy
-    /// verification for unknown ids uses). Default: argon2id m=19456, t=2, p=1.
+    /// The hasher whose caps apply to stored hashes. Default: argon2id m=19456, t=2, p=1
+    /// (a stored hash's own parameters are used to verify it, within the caps).
     pub fn hasher(mut self, hasher: SecretHasher) -> Self {
         self.hasher = hasher;
         self

@@ -6,13 +6,14 @@
 //!   before, or a miss), and an expiry re-check. No store call, no argon2, no allocation.
 //! - **Cold path**: the token record is fetched once per client id however many requests
 //!   wait for it ([`lookup`]), and the secret is checked: a secret [`known`] good for the
-//!   stored hash passes without argon2 (a *re-validation*: one store lookup); otherwise
-//!   argon2id ([`verify`]), once the [`throttle`] gave the attempt a place in its client id's
-//!   failure window, admitted through bounded lines to dedicated low-priority threads by
-//!   [`crate::crypto::pool`], real tokens ahead of unknown ids. Concurrent requests with the
-//!   same id *and* secret share one verification (and one place in the window), whose
-//!   verdict is remembered so that repeating a wrong secret costs no argon2. The outcome
-//!   goes into the cache.
+//!   stored hash passes without argon2 (a *re-validation*: one store lookup); otherwise one
+//!   check per (client id, secret) ([`verify`]): a place in the id's failure window
+//!   ([`throttle`]) and in its [`pending`] checks, then argon2id in the fair line of
+//!   [`crate::crypto::pool`] (accounts take turns, then their client ids) for a real token,
+//!   nothing for an unknown id. Every refusal is answered at the request's deadline
+//!   (`verification_wait` after it arrived), so that neither timing nor `auth_busy` tells
+//!   which ids exist. The outcome goes into the cache; a wrong secret's verdict is
+//!   remembered, so repeating it costs no argon2.
 //! - **Refresh**: a cached token used after three quarters of its TTL is re-read from the
 //!   store in the background (no argon2), so a token in use never waits for the store.
 //!
