@@ -324,7 +324,8 @@ impl Inner {
     ) -> Result<Principal, AuthError> {
         let epochs = self.cache.epochs();
         for _ in 0..TOKEN_CHANGE_RETRIES {
-            let fetched = self.records.fetch(client_id, epochs).await?;
+            // Boxed, as the check is (see `Verifier::verdict`): a held refusal keeps neither.
+            let fetched = Box::pin(self.records.fetch(client_id, epochs)).await?;
             if !epochs.is_current(fetched.epoch) {
                 self.records.invalidate(client_id).await;
                 continue;

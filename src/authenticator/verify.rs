@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use super::{
     known::KnownSecrets,
-    pending::PendingChecks,
+    pending::{Pending, PendingChecks},
     report,
     throttle::{FailureThrottle, Full},
 };
@@ -178,10 +178,13 @@ impl Verifier {
         let key = (client_id.clone(), digest);
         let against = check.hash();
         for _ in 0..HASH_CHANGE_RETRIES {
-            let outcome = self
-                .verdicts
-                .try_get_with(key.clone(), self.check(client_id, check, secret, deadline))
-                .await;
+            // Boxed: a refusal waits out its deadline after this, and a request held that
+            // long should hold only a small future, not this one's frames.
+            let outcome = Box::pin(
+                self.verdicts
+                    .try_get_with(key.clone(), self.check(client_id, check, secret, deadline)),
+            )
+            .await;
             match outcome {
                 Ok(verdict) if verdict.against == against => {
                     if let (true, Some(hash)) = (verdict.ok, &against) {
@@ -237,7 +240,7 @@ impl Verifier {
     /// One check of `secret` against `check`, once the failure throttle gave it a place:
     /// kept as a failure unless the secret is right (a check refused for want of capacity
     /// counts too). A check that does not accept the secret keeps its pending place until
-    /// `deadline`.
+    /// `deadline`; the caller waits for the deadline itself.
     async fn check(
         &self,
         client_id: &ClientId,
@@ -265,10 +268,11 @@ impl Verifier {
                     }
                     Check::Unknown => self.unknown(deadline),
                 };
-                if !matches!(&verdict, Ok(v) if v.ok) {
-                    self.hold(deadline).await;
+                if matches!(&verdict, Ok(v) if v.ok) {
+                    drop(place);
+                } else {
+                    self.release_at(place, deadline);
                 }
-                drop(place);
                 verdict
             }
         };
@@ -278,6 +282,24 @@ impl Verifier {
             }
         }
         verdict.map_err(|Busy| Refused::Busy)
+    }
+
+    /// Give a refused check's pending place back at `deadline` (when its answer goes out)
+    /// if refusals are uniform, else now. A timer task holds it, not the request: a request
+    /// waiting for its deadline then holds only its own small future.
+    fn release_at(&self, place: Pending, deadline: Instant) {
+        if !self.uniform_refusals {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    tokio::time::sleep_until(deadline).await;
+                    drop(place);
+                });
+            }
+            Err(_) => drop(place),
+        }
     }
 
     /// An unknown id's verdict: refused, or `Busy` when a real token's check of an account

@@ -4,8 +4,11 @@
 //!
 //! ```sh
 //! cargo run --release -p finout-auth-tools --bin memory
-//! # knobs: REQUESTS=1000000 IN_FLIGHT=16384
+//! # knobs: REQUESTS=1000000 IN_FLIGHT=16384 UNIFORM=1
 //! ```
+//!
+//! `UNIFORM=0 IN_FLIGHT=32` answers refusals when decided, a baseline for what the caches
+//! alone take.
 //!
 //! Unknown ids run no argon2; each is answered at the refusal deadline (1 s), so the
 //! requests are kept 16,384 in flight (a million take about a minute): what is measured is
@@ -104,6 +107,7 @@ async fn main() {
     let in_flight = env("IN_FLIGHT", 16_384) as usize;
     let auth = Authenticator::builder(Arc::new(MemoryTokenStore::new()))
         .hasher(SecretHasher::with_params(8, 1, 1).unwrap())
+        .uniform_refusals(env("UNIFORM", 1) == 1)
         .build();
     let service = AuthLayer::new(auth.clone()).layer(service_fn(|_: Request<Full<Bytes>>| async {
         Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
