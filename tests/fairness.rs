@@ -158,27 +158,52 @@ async fn pump(
     }
 }
 
+/// The pumping tenant at work: `tasks_per_id` pumping tasks on each of its first `ids` ids.
+struct Pump {
+    phase: Arc<AtomicUsize>,
+    throttled: Arc<Mutex<BTreeSet<(usize, usize)>>>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Pump {
+    fn start(t: &Tenants, ids: usize, tasks_per_id: usize) -> Pump {
+        let (phase, stop) = (Arc::<AtomicUsize>::default(), Arc::<AtomicBool>::default());
+        let throttled = Arc::<Mutex<BTreeSet<_>>>::default();
+        let mut tasks = Vec::new();
+        for (index, token) in t.pumped.iter().take(ids).enumerate() {
+            for _ in 0..tasks_per_id {
+                tasks.push(tokio::spawn(pump(
+                    t.auth.clone(),
+                    token.client_id.clone(),
+                    index,
+                    phase.clone(),
+                    throttled.clone(),
+                    stop.clone(),
+                )));
+            }
+        }
+        Pump {
+            phase,
+            throttled,
+            stop,
+            tasks,
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_pumping_its_own_ids_never_takes_another_tenants_first_verifications() {
     let t = tenants(|b| b).await;
-    let (phase, stop) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let throttled = Arc::new(Mutex::new(BTreeSet::new()));
-    let mut pumps = Vec::new();
-    for (index, token) in t.pumped.iter().enumerate() {
-        for _ in 0..TASKS_PER_ID {
-            pumps.push(tokio::spawn(pump(
-                t.auth.clone(),
-                token.client_id.clone(),
-                index,
-                phase.clone(),
-                throttled.clone(),
-                stop.clone(),
-            )));
-        }
-    }
+    let pump = Pump::start(&t, PUMPED_IDS, TASKS_PER_ID);
+    let (phase, throttled) = (&pump.phase, &pump.throttled);
     let mut victims = t.victims.iter();
     let mut pump_jobs_ahead = Vec::new();
     for window in 0..3 {
@@ -230,10 +255,7 @@ async fn a_tenant_pumping_its_own_ids_never_takes_another_tenants_first_verifica
         // The next failure window.
         t.clock.advance(WINDOW);
     }
-    stop.store(true, Ordering::Relaxed);
-    for pump in pumps {
-        pump.await.unwrap();
-    }
+    pump.stop().await;
     assert_eq!(pump_jobs_ahead.len(), 15);
     assert!(
         pump_jobs_ahead.iter().all(|n| *n <= PUMP_JOBS_AHEAD),
@@ -268,22 +290,9 @@ async fn a_tenant_pumping_its_own_ids_never_takes_another_tenants_first_verifica
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_load_a_real_ids_refusal_and_an_unknown_ids_look_the_same() {
     let t = tenants(|b| b.no_failure_limit()).await;
-    let stop = Arc::new(AtomicBool::new(false));
+    let pump = Pump::start(&t, 20, 1);
+    let stop = pump.stop.clone();
     let mut load = Vec::new();
-    let (phase, throttled) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(Mutex::new(BTreeSet::new())),
-    );
-    for (index, token) in t.pumped.iter().take(20).enumerate() {
-        load.push(tokio::spawn(pump(
-            t.auth.clone(),
-            token.client_id.clone(),
-            index,
-            phase.clone(),
-            throttled.clone(),
-            stop.clone(),
-        )));
-    }
     for _ in 0..50 {
         let (auth, stop) = (t.auth.clone(), stop.clone());
         load.push(tokio::spawn(async move {
@@ -314,7 +323,7 @@ async fn under_load_a_real_ids_refusal_and_an_unknown_ids_look_the_same() {
             );
         }
     }
-    stop.store(true, Ordering::Relaxed);
+    pump.stop().await;
     for task in load {
         task.await.unwrap();
     }
