@@ -16,6 +16,7 @@
 //! check uses fresh random ids, so one database can serve them all at once.
 
 mod batch;
+mod expiry;
 mod lineage;
 mod preset;
 
@@ -33,6 +34,11 @@ use crate::{
 };
 
 pub use batch::{batch_is_all_or_nothing, batch_stores_everything};
+pub use expiry::{
+    expired_tokens_do_not_count_toward_the_caps, insert_makes_room_among_expired_tokens,
+    purge_deletes_what_expired_by_the_cutoff, purge_takes_the_longest_expired_first,
+    users_per_account_are_capped,
+};
 pub use lineage::{
     concurrent_issue_and_revoke, conditional_user_update, limits,
     revoke_deletes_what_the_token_issued, user_removal_deletes_what_their_tokens_issued,
@@ -578,6 +584,11 @@ macro_rules! token_store_conformance {
             check!(conditional_user_update);
             check!(batch_stores_everything);
             check!(batch_is_all_or_nothing);
+            check!(expired_tokens_do_not_count_toward_the_caps);
+            check!(purge_deletes_what_expired_by_the_cutoff);
+            check!(purge_takes_the_longest_expired_first);
+            check!(insert_makes_room_among_expired_tokens);
+            check!(users_per_account_are_capped);
         }
     };
 }
