@@ -4,19 +4,44 @@
 //! user exists, a personal token's role is within its user's roles, the caps hold) but not
 //! who asks. Use them for bootstrapping, seeds and CLIs. [`TokenAdmin::acting_as`] gives an
 //! [`AdminSession`](crate::AdminSession) that also enforces Finout's rules for an
-//! authenticated caller:
+//! authenticated caller.
 //!
-//! - API tokens and users are managed only by a *user* holding `Admin` (a personal token
-//!   whose role and user both cover `Admin`);
-//! - personal tokens are issued to the calling user only, with a role within what the
-//!   caller's token and the user's current roles allow: a token never holds more than its
-//!   user;
-//! - a token issued by a token-authenticated request records its issuer (`issued_by`),
-//!   never outlives it (its expiry is capped at the issuer's), and is deleted with it:
-//!   revoking a token, removing its user, or purging it once expired deletes every token it
-//!   issued, directly or not;
-//! - a user holding `Admin` sees all data (a restriction on one is refused), and nobody
-//!   widens their own roles or data access.
+//! # Who may do what
+//!
+//! A caller acts with its token's *effective* role: an API token's role, or a personal
+//! token's role limited by its user's roles at the moment of the request (both must grant
+//! a permission). Four rules decide every operation:
+//!
+//! - **Issuing is a write.** A token whose effective role grants no permission whose action
+//!   (third segment) is `write` issues nothing: `Read-only`, or a custom role like
+//!   `fin.*.read.*`. For a personal token the token's role and one of its user's roles must
+//!   grant *the same* write permission ([`Principal::grants_action`](crate::Principal::grants_action), exact on the patterns).
+//!   Nobody issues a token above their own effective role.
+//! - **A token answers for its own lineage.** Whatever its role, a token may revoke itself
+//!   and the tokens it issued, directly or not (`issued_by` chains), and a user's token lists
+//!   those of its user's personal tokens.
+//! - **Everything else needs an Admin user.** Issuing, listing and revoking API tokens,
+//!   listing or revoking a user's other tokens or another user's, and managing users need a
+//!   personal token whose role and user both hold `Admin`
+//!   ([`Principal::is_admin_user`](crate::Principal::is_admin_user)).
+//! - **A token never outlives its issuer**: a token issued by a token-authenticated request
+//!   records its issuer (`issued_by`), expires no later, and is deleted with it (revoking a
+//!   token, removing its user, or purging it once expired deletes every token it issued).
+//!
+//! | caller (effective role) | issue API | list API | revoke API | issue personal | list personal | revoke itself | revoke its lineage | revoke another token of its user | revoke another user's token | add / update / remove users |
+//! | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+//! | personal, `Admin` (token and user) | yes | yes | yes | yes | all of its user's | yes | yes | yes | yes | yes |
+//! | personal, `Basic`, `API token role`, or a custom role that writes | 403 | 403 | 403 | yes, within its role | itself and its lineage | yes | yes | 403 | 403 | 403 |
+//! | personal, `Read-only`, or a custom role that does not write | 403 | 403 | 403 | 403 | itself and its lineage | yes | yes | 403 | 403 | 403 |
+//! | API token, any role (`Admin` too) | 403 | 403 | 403 | 403 | 403 | yes | yes | — (no user) | 403 | 403 |
+//!
+//! "Revoke API" is revoking an API token outside the caller's lineage. An Admin user holding
+//! a `Basic` token is on the second row, an `Admin` token whose user was demoted to
+//! `Read-only` on the third. A refused revoke answers 403 whether or not the token exists,
+//! so a non-admin learns nothing about the account's other tokens; an Admin user gets 404
+//! for a token of another account, of the wrong kind, or unknown. `tests/admin.rs` checks
+//! every cell. A user holding `Admin` sees all data (a restriction on one is refused), and
+//! nobody widens their own roles or data access.
 //!
 //! # Caps
 //!
@@ -75,6 +100,7 @@
 pub(crate) mod error;
 mod issue;
 mod purge;
+mod rules;
 pub(crate) mod session;
 mod users;
 pub(crate) mod validate;
