@@ -263,7 +263,7 @@ impl TokenAdmin {
     /// [`TokenAdminStore::insert_batch`]), then forget what caches hold about its client ids.
     /// Trusted, like the other methods here: its elements are stored as given, so check them
     /// first (users with [`check_new_user`](Self::check_new_user), a personal token's role
-    /// with [`User::holds`]); the token caps do not apply.
+    /// with [`User::holds`](crate::model::User::holds)); the token caps do not apply.
     pub async fn insert_batch(&self, batch: Batch) -> Result<(), AdminError> {
         let client_ids: Vec<ClientId> = batch.tokens.iter().map(|t| t.client_id.clone()).collect();
         self.store.insert_batch(batch).await.map_err(not_found)?;

@@ -1,5 +1,5 @@
 //! [`AdminSession`]: the admin operations on behalf of an authenticated caller, with
-//! Finout's rules enforced (see the [module docs](super)).
+//! Finout's rules enforced (the matrix is in the [module docs](super)).
 
 use super::{
     TokenAdmin,
@@ -15,7 +15,18 @@ use crate::{
     store::{TokenFilter, UserUpdate},
 };
 
-/// Admin operations on behalf of an authenticated caller, with Finout's rules enforced.
+/// Admin operations on behalf of an authenticated caller, with Finout's rules enforced:
+///
+/// - issuing is a write: a token whose effective role grants no `write` permission
+///   ([`Principal::grants_action`]) issues nothing, and nobody issues above their own role;
+/// - a token revokes itself and the tokens it issued, directly or not, whatever its role,
+///   and a user's token lists those of its user's tokens;
+/// - everything else needs a user whose token and roles both hold `Admin`
+///   ([`Principal::is_admin_user`]): issuing, listing and revoking API tokens, listing or
+///   revoking a user's other tokens or another user's, managing users.
+///
+/// A refusal is [`AdminError::Forbidden`] (403). The full matrix, caller by operation, is in
+/// the crate's `src/admin/mod.rs` and linked from the README.
 #[derive(Debug, Clone, Copy)]
 pub struct AdminSession<'a> {
     admin: &'a TokenAdmin,
@@ -139,16 +150,18 @@ impl AdminSession<'_> {
             .await?
             .map(|t| t.record)
             .filter(|t| t.account_id == self.account());
-        let own = match &found {
-            Some(token) => {
-                self.admin
-                    .descends_from(token, self.actor.client_id())
-                    .await?
+        if !self.actor.is_admin_user() {
+            let own = match &found {
+                Some(token) => {
+                    self.admin
+                        .descends_from(token, self.actor.client_id())
+                        .await?
+                }
+                None => false,
+            };
+            if !own {
+                return Err(AdminError::Forbidden(NOT_OWN));
             }
-            None => false,
-        };
-        if !own && !self.actor.is_admin_user() {
-            return Err(AdminError::Forbidden(NOT_OWN));
         }
         if found.is_none_or(|t| t.kind != kind) {
             return Err(AdminError::NotFound("token"));
