@@ -11,8 +11,10 @@
 //! - [`Authenticator`]: the engine. Secrets are stored only as argon2id hashes and verified
 //!   off the async threads, bounded and coalesced; verified tokens are cached in moka, and a
 //!   cached request costs a keyed BLAKE3 digest and a constant-time compare, not argon2.
-//! - [`TokenAdmin`]: issue, list and revoke tokens; add, remove and re-role users. Changes
-//!   take effect on the next request.
+//! - [`TokenAdmin`]: issue, list and revoke tokens; add, remove and re-role users, with
+//!   Finout's rules for an authenticated caller ([`AdminSession`]) and caps on everything an
+//!   account stores; expired tokens are purged after a retention. Changes take effect on the
+//!   next request.
 //! - [`store`]: the pluggable async [`TokenStore`](store::TokenStore): in memory, SQLite or
 //!   PostgreSQL (features `sqlite`, `postgres`).
 //! - [`middleware`]: [`RequireLayer`](middleware::RequireLayer) (403 `forbidden` unless a

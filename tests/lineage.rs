@@ -67,16 +67,16 @@ async fn a_token_never_outlives_the_token_that_issued_it() {
             .expect("works while its issuer does");
     }
 
-    // A Read-only user's 1-minute token cannot mint a never-expiring one either.
-    let reader = user(&h, "reader@acme.test", vec![Role::ReadOnly]).await;
-    let (reader_token, reader_principal) = short_lived(&h, &reader, Role::ReadOnly, 1).await;
+    // A Basic user's 1-minute token cannot mint a never-expiring one either.
+    let basic = user(&h, "basic@acme.test", vec![Role::Basic]).await;
+    let (basic_token, basic_principal) = short_lived(&h, &basic, Role::Basic, 1).await;
     let minted = h
         .admin
-        .acting_as(&reader_principal)
+        .acting_as(&basic_principal)
         .issue_personal_token(NewToken::new("forever", Role::ReadOnly))
         .await
         .unwrap();
-    assert_eq!(minted.info.expires_at, reader_token.info.expires_at);
+    assert_eq!(minted.info.expires_at, basic_token.info.expires_at);
 
     // A minute later every one of them has expired with its issuer.
     h.clock.advance(Duration::minutes(1));

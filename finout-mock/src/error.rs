@@ -143,12 +143,7 @@ impl From<AdminError> for MockError {
                 message: format!("{what} already exists"),
                 retry_after: None,
             },
-            AdminError::LimitReached(what) => MockError {
-                status: StatusCode::CONFLICT,
-                code: Code::Conflict,
-                message: format!("limit reached: {what}; revoke a token first"),
-                retry_after: None,
-            },
+            AdminError::LimitReached(what) => MockError::limit(format!("limit reached: {what}")),
             AdminError::Busy { retry_after } => MockError {
                 retry_after: Some(retry_after.as_secs().max(1)),
                 ..MockError::auth(ErrorCode::AuthBusy)

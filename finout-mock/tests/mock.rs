@@ -385,8 +385,8 @@ async fn data_access_limits_what_a_personal_token_sees() {
     let (_, body) = call(addr, Method::GET, "/v1/view", dev_creds, None).await;
     assert_eq!(view_ids(&body), all_views);
 
-    // A user's personal tokens: never above the user's roles; listed and revoked by their
-    // owner only.
+    // A user's personal tokens: never above the user's roles; a token lists and revokes
+    // itself and what it issued, an Admin user any of them.
     let (status, body) = call(
         addr,
         Method::POST,
@@ -420,14 +420,27 @@ async fn data_access_limits_what_a_personal_token_sees() {
     );
     let own_path = format!("/admin/personal-tokens/{own_id}");
     assert_eq!(
-        call(addr, Method::DELETE, &own_path, admin, None).await.0,
-        404,
-        "not the admin's own"
-    );
-    assert_eq!(
         call(addr, Method::DELETE, &own_path, dev_creds, None)
             .await
             .0,
+        204,
+        "what a token issued is its own to revoke"
+    );
+    assert_eq!(
+        call(addr, Method::DELETE, &own_path, admin, None).await.0,
+        404,
+        "gone"
+    );
+    // Another token of the user is not the dev token's to revoke; an Admin user's it is.
+    let spare = admin_api
+        .issue_personal_token(account, dev_id, NewToken::new("spare", Role::Basic))
+        .await
+        .unwrap();
+    let spare_path = format!("/admin/personal-tokens/{}", spare.client_id);
+    let (status, body) = call(addr, Method::DELETE, &spare_path, dev_creds, None).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+    assert_eq!(
+        call(addr, Method::DELETE, &spare_path, admin, None).await.0,
         204
     );
 

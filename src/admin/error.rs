@@ -19,8 +19,10 @@ pub enum AdminError {
     /// The request is not valid (bad role, bad expiry, empty description...).
     #[error("invalid request: {0}")]
     Invalid(InvalidRequest),
-    /// A cap on the number of tokens is reached (see
-    /// [`TokenLimits`](crate::store::TokenLimits)): revoke one first.
+    /// A cap on how many of something the account or user may hold is reached: live tokens
+    /// per user or per account ([`TokenLimits`](crate::store::TokenLimits)), users per
+    /// account ([`UserLimits`](crate::store::UserLimits)). The text names the cap; revoke a
+    /// token or remove a user first.
     #[error("limit reached: {0}")]
     LimitReached(&'static str),
     /// No hashing capacity in time: try again after `retry_after`.

@@ -35,6 +35,7 @@ impl TokenAdmin {
         new: NewToken,
     ) -> Result<IssuedToken, AdminError> {
         check_description(&new.description)?;
+        validate::check_role(&new.role)?;
         if let Some(user) = user {
             let user = self
                 .store
@@ -96,11 +97,17 @@ impl TokenAdmin {
                 created_by,
             )
             .with_issuer(issuer.cloned());
-            match self.store.insert_token(record.clone(), self.limits).await {
-                Ok(()) => {
-                    // A lookup of this id before it existed may be cached as "unknown".
-                    self.invalidate(std::slice::from_ref(&record.client_id))
-                        .await;
+            match self
+                .store
+                .insert_token_purging(record.clone(), self.limits)
+                .await
+            {
+                Ok(purged) => {
+                    // A lookup of this id before it existed may be cached as "unknown";
+                    // what was purged to make room is gone.
+                    let mut changed: Vec<ClientId> = purged.all().cloned().collect();
+                    changed.push(record.client_id.clone());
+                    self.invalidate(&changed).await;
                     return Ok(IssuedToken {
                         client_id: record.client_id.clone(),
                         secret_key: secret,

@@ -1,29 +1,83 @@
 //! Issuing, listing and revoking tokens, and managing users: the "Admin Portal" side.
 //!
 //! [`TokenAdmin`]'s own methods are *trusted*: they check that a request is consistent (the
-//! user exists, a personal token's role is within its user's roles) but not who asks. Use
-//! them for bootstrapping, seeds and CLIs. [`TokenAdmin::acting_as`] gives an
+//! user exists, a personal token's role is within its user's roles, the caps hold) but not
+//! who asks. Use them for bootstrapping, seeds and CLIs. [`TokenAdmin::acting_as`] gives an
 //! [`AdminSession`](crate::AdminSession) that also enforces Finout's rules for an
-//! authenticated caller:
+//! authenticated caller.
 //!
-//! - API tokens and users are managed only by a *user* holding `Admin` (a personal token
-//!   whose role and user both cover `Admin`);
-//! - personal tokens are issued to the calling user only, with a role within what the
-//!   caller's token and the user's current roles allow: a token never holds more than its
-//!   user;
-//! - a token issued by a token-authenticated request records its issuer (`issued_by`),
-//!   never outlives it (its expiry is capped at the issuer's), and is deleted with it:
-//!   revoking a token, or removing its user, deletes every token it issued, directly or not;
-//! - a user holding `Admin` sees all data (a restriction on one is refused), and nobody
-//!   widens their own roles or data access.
+//! # Who may do what
 //!
-//! Issuing is bounded: new secrets are hashed on a small pool of its own (default one thread,
-//! 16 waiting, 2 s wait: past it `auth_busy`), so a burst of issues neither starves
-//! verification nor grows memory (argon2 takes ~19 MiB per running hash), and
-//! [`TokenLimits`] caps the tokens per user and per account.
+//! A caller acts with its token's *effective* role: an API token's role, or a personal
+//! token's role limited by its user's roles at the moment of the request (both must grant
+//! a permission). Four rules decide every operation:
 //!
-//! Every change that affects authentication invalidates the caches registered with
-//! [`TokenAdmin::with_authenticator`] (any [`Invalidate`]) before the method returns.
+//! - **Issuing is a write.** A token whose effective role grants no permission whose action
+//!   (third segment) is `write` issues nothing: `Read-only`, or a custom role like
+//!   `fin.*.read.*`. For a personal token the token's role and one of its user's roles must
+//!   grant *the same* write permission ([`Principal::grants_action`](crate::Principal::grants_action), exact on the patterns).
+//!   Nobody issues a token above their own effective role.
+//! - **A token answers for its own lineage.** Whatever its role, a token may revoke itself
+//!   and the tokens it issued, directly or not (`issued_by` chains), and a user's token lists
+//!   those of its user's personal tokens.
+//! - **Everything else needs an Admin user.** Issuing, listing and revoking API tokens,
+//!   listing or revoking a user's other tokens or another user's, and managing users need a
+//!   personal token whose role and user both hold `Admin`
+//!   ([`Principal::is_admin_user`](crate::Principal::is_admin_user)).
+//! - **A token never outlives its issuer**: a token issued by a token-authenticated request
+//!   records its issuer (`issued_by`), expires no later, and is deleted with it (revoking a
+//!   token, removing its user, or purging it once expired deletes every token it issued).
+//!
+//! | caller (effective role) | issue API | list API | revoke API | issue personal | list personal | revoke itself | revoke its lineage | revoke another token of its user | revoke another user's token | add / update / remove users |
+//! | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+//! | personal, `Admin` (token and user) | yes | yes | yes | yes | all of its user's | yes | yes | yes | yes | yes |
+//! | personal, `Basic`, `API token role`, or a custom role that writes | 403 | 403 | 403 | yes, within its role | itself and its lineage | yes | yes | 403 | 403 | 403 |
+//! | personal, `Read-only`, or a custom role that does not write | 403 | 403 | 403 | 403 | itself and its lineage | yes | yes | 403 | 403 | 403 |
+//! | API token, any role (`Admin` too) | 403 | 403 | 403 | 403 | 403 | yes | yes | — (no user) | 403 | 403 |
+//!
+//! "Revoke API" is revoking an API token outside the caller's lineage. An Admin user holding
+//! a `Basic` token is on the second row, an `Admin` token whose user was demoted to
+//! `Read-only` on the third. A refused revoke answers 403 whether or not the token exists,
+//! so a non-admin learns nothing about the account's other tokens; an Admin user gets 404
+//! for a token of another account, of the wrong kind, or unknown. `tests/admin.rs` checks
+//! every cell. A user holding `Admin` sees all data (a restriction on one is refused), and
+//! nobody widens their own roles or data access.
+//!
+//! # Caps
+//!
+//! Every free-text field and every collection an admin request stores is bounded; past a
+//! bound the request is refused ([`AdminError::Invalid`] names it, or
+//! [`AdminError::LimitReached`]) and nothing is stored:
+//!
+//! | what | at most | refusal |
+//! | --- | ---: | --- |
+//! | users per account ([`UserLimits`]) | 10,000 | `LimitReached("users per account")` |
+//! | live personal tokens per user ([`TokenLimits`]) | 100 | `LimitReached("personal tokens per user")` |
+//! | live tokens per account ([`TokenLimits`]) | 5,000 | `LimitReached("tokens per account")` |
+//! | personal tokens kept per user, expired included | 1,000 | the longest expired are purged |
+//! | tokens kept per account, expired included | 50,000 | the longest expired are purged |
+//! | roles per user | 16 | [`InvalidRequest::TooManyRoles`] |
+//! | permissions per custom role | 100 | [`InvalidRequest::TooManyPermissions`] |
+//! | bytes per permission pattern | 128 | [`InvalidRequest::Permission`] |
+//! | bytes per custom role name | 64 | [`InvalidRequest::RoleName`] |
+//! | bytes per account name | 256 | [`InvalidRequest::AccountName`] |
+//! | bytes per token description | 1,024 | [`InvalidRequest::Description`] |
+//! | bytes per email | 320 | [`InvalidRequest::Email`] |
+//! | data access ids per user, bytes per id | 1,000, 256 | [`InvalidRequest::TooManyDataAccessIds`], [`InvalidRequest::DataAccessId`] |
+//!
+//! Expired tokens never count toward the live caps. They stay listed (their `expiresAt` in
+//! the past) for a retention, 30 days by default ([`TokenAdmin::with_expired_retention`]),
+//! and are then purged by [`TokenAdmin::purge_expired`] (or its background loop,
+//! [`TokenAdmin::continuously_purge_expired`]); past the "kept" caps above, issuing purges
+//! the longest expired first, in the insert's transaction.
+//!
+//! Issuing is bounded too: new secrets are hashed on a small pool of its own (default one
+//! thread, 16 waiting, 2 s wait: past it `auth_busy`), so a burst of issues neither starves
+//! verification nor grows memory (argon2 takes ~19 MiB per running hash).
+//!
+//! Every change that affects authentication (a purge included) invalidates the caches
+//! registered with [`TokenAdmin::with_authenticator`] (any [`Invalidate`]) before the method
+//! returns.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -45,7 +99,10 @@
 
 pub(crate) mod error;
 mod issue;
+mod purge;
+mod rules;
 pub(crate) mod session;
+mod users;
 pub(crate) mod validate;
 
 use std::{sync::Arc, time::Duration};
@@ -57,14 +114,13 @@ use crate::{
     crypto::{CredentialGenerator, SecretHasher, UuidV4Generator, pool::Admission},
     error::StoreError,
     model::{
-        Account, AccountId, ClientId, DataAccess, IssuedToken, NewToken, Role, TokenInfo,
-        TokenKind, TokenRecord, User, UserId,
+        Account, AccountId, ClientId, IssuedToken, NewToken, TokenInfo, TokenKind, TokenRecord,
+        UserId,
     },
-    store::{Batch, Invalidate, TokenAdminStore, TokenFilter, TokenLimits, UserUpdate},
+    store::{Batch, Invalidate, TokenAdminStore, TokenFilter, TokenLimits, UserLimits},
 };
-use validate::{
-    InvalidRequest, check_admin_data_access, check_data_access, check_roles, normalize_email,
-};
+#[cfg(doc)]
+use validate::InvalidRequest;
 
 /// How often a user update is decided afresh when the user changed while it was decided.
 const USER_CHANGE_ATTEMPTS: usize = 3;
@@ -81,6 +137,9 @@ pub struct TokenAdmin {
     clock: Arc<dyn Clock>,
     caches: Vec<Arc<dyn Invalidate>>,
     limits: TokenLimits,
+    user_limits: UserLimits,
+    /// How long expired tokens stay listed before a purge deletes them.
+    retention: Duration,
     hashing: Arc<Admission>,
 }
 
@@ -107,14 +166,24 @@ impl TokenAdmin {
             clock: Arc::new(SystemClock),
             caches: Vec::new(),
             limits: TokenLimits::default(),
+            user_limits: UserLimits::default(),
+            retention: Self::DEFAULT_EXPIRED_RETENTION,
             hashing: hashing_pool(1, 16, Duration::from_secs(2)),
         }
     }
 
-    /// Cap the tokens per user and per account (default [`TokenLimits::default`]).
+    /// Cap the tokens per user and per account, live and kept (default
+    /// [`TokenLimits::default`]).
     #[must_use]
     pub fn with_token_limits(mut self, limits: TokenLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Cap the users per account (default [`UserLimits::default`], 10,000).
+    #[must_use]
+    pub fn with_user_limits(mut self, limits: UserLimits) -> Self {
+        self.user_limits = limits;
         self
     }
 
@@ -160,6 +229,11 @@ impl TokenAdmin {
         self
     }
 
+    /// The clock this admin reads "now" from: issuing, expiry, the retention.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     /// The store behind this admin.
     pub fn store(&self) -> &Arc<dyn TokenAdminStore> {
         &self.store
@@ -171,169 +245,31 @@ impl TokenAdmin {
         }
     }
 
-    /// Create an account with a new random id.
+    /// Create an account with a new random id. Its name must be 1 to
+    /// [`MAX_ACCOUNT_NAME_LEN`](crate::model::MAX_ACCOUNT_NAME_LEN) bytes
+    /// ([`InvalidRequest::AccountName`]).
     pub async fn create_account(&self, name: impl Into<String>) -> Result<Account, AdminError> {
+        let name = name.into();
+        validate::check_account_name(&name)?;
         let account = Account {
             id: AccountId::new_v4(),
-            name: name.into(),
+            name,
         };
         self.store.insert_account(account.clone()).await?;
         Ok(account)
-    }
-
-    /// Add a user with a new random id and access to all of the account's data.
-    pub async fn add_user(
-        &self,
-        account: AccountId,
-        email: impl Into<String>,
-        roles: Vec<Role>,
-    ) -> Result<User, AdminError> {
-        self.add_user_with_access(account, email, roles, DataAccess::All)
-            .await
-    }
-
-    /// Add a user with a new random id and the given data access.
-    pub async fn add_user_with_access(
-        &self,
-        account: AccountId,
-        email: impl Into<String>,
-        roles: Vec<Role>,
-        data_access: DataAccess,
-    ) -> Result<User, AdminError> {
-        let email = Self::check_new_user(&email.into(), &roles, &data_access)?;
-        let mut user = User::new(UserId::new_v4(), account, email, roles);
-        user.data_access = data_access;
-        self.store
-            .insert_user(user.clone())
-            .await
-            .map_err(not_found)?;
-        Ok(user)
-    }
-
-    /// A user's email as it is stored and compared: trimmed and lowercased, and refused
-    /// ([`InvalidRequest::Email`]) unless a plain ASCII address `local@domain.tld`. Two
-    /// emails name the same user of an account when their normalized forms are equal.
-    ///
-    /// ```
-    /// use finout_auth::TokenAdmin;
-    /// assert_eq!(TokenAdmin::normalize_email(" Ops@Acme.TEST ").unwrap(), "ops@acme.test");
-    /// assert!(TokenAdmin::normalize_email("").is_err());
-    /// ```
-    pub fn normalize_email(email: &str) -> Result<String, InvalidRequest> {
-        normalize_email(email)
-    }
-
-    /// The checks [`add_user_with_access`](Self::add_user_with_access) makes of a new user,
-    /// without storing anything: a plain address (see [`InvalidRequest::Email`]), at least
-    /// one role, a well-formed data access, and all data for a user holding `Admin`. Answers
-    /// the email as it is stored and compared (trimmed, lowercased), so that a set-up checked
-    /// ahead (a seed file) finds the duplicates the store would.
-    pub fn check_new_user(
-        email: &str,
-        roles: &[Role],
-        data_access: &DataAccess,
-    ) -> Result<String, InvalidRequest> {
-        let email = Self::normalize_email(email)?;
-        check_roles(roles)?;
-        check_data_access(data_access)?;
-        check_admin_data_access(roles, data_access)?;
-        Ok(email)
     }
 
     /// Store a [`Batch`] of accounts, users and tokens all at once or not at all (see
     /// [`TokenAdminStore::insert_batch`]), then forget what caches hold about its client ids.
     /// Trusted, like the other methods here: its elements are stored as given, so check them
     /// first (users with [`check_new_user`](Self::check_new_user), a personal token's role
-    /// with [`User::holds`]); the token caps do not apply.
+    /// with [`User::holds`](crate::model::User::holds)); the token caps do not apply.
     pub async fn insert_batch(&self, batch: Batch) -> Result<(), AdminError> {
         let client_ids: Vec<ClientId> = batch.tokens.iter().map(|t| t.client_id.clone()).collect();
         self.store.insert_batch(batch).await.map_err(not_found)?;
         // A lookup of these ids before they existed may be cached as "unknown".
         self.invalidate(&client_ids).await;
         Ok(())
-    }
-
-    /// Replace a user's roles; their personal tokens follow at once.
-    pub async fn set_user_roles(
-        &self,
-        account: AccountId,
-        user: UserId,
-        roles: Vec<Role>,
-    ) -> Result<(), AdminError> {
-        self.update_user(account, user, UserUpdate::default().roles(roles))
-            .await
-    }
-
-    /// Change a user's roles and/or data access, atomically; their personal tokens follow
-    /// at once. Refused if the user would hold `Admin` with restricted data access.
-    pub async fn update_user(
-        &self,
-        account: AccountId,
-        user: UserId,
-        update: UserUpdate,
-    ) -> Result<(), AdminError> {
-        self.update_user_checked(account, user, update, |_| Ok(()))
-            .await
-    }
-
-    /// [`update_user`](Self::update_user), with `check` run on the user as they are. The
-    /// rules are checked against the user as read, and the update applies only if the user
-    /// is still so (compare-and-set, retried a few times if it changed meanwhile): two
-    /// concurrent updates can never combine into what neither was allowed to do.
-    pub(crate) async fn update_user_checked(
-        &self,
-        account: AccountId,
-        user: UserId,
-        update: UserUpdate,
-        check: impl Fn(&User) -> Result<(), AdminError>,
-    ) -> Result<(), AdminError> {
-        if let Some(roles) = &update.roles {
-            check_roles(roles)?;
-        }
-        if let Some(access) = &update.data_access {
-            check_data_access(access)?;
-        }
-        for _ in 0..USER_CHANGE_ATTEMPTS {
-            let current = self
-                .store
-                .get_user(account, user)
-                .await?
-                .ok_or(AdminError::NotFound("user"))?;
-            if !update.holds_for(&current) {
-                return Err(AdminError::Store(StoreError::Conflict(USER_CHANGED)));
-            }
-            check(&current)?;
-            let mut after = current.clone();
-            update.apply_to(&mut after);
-            check_admin_data_access(&after.roles, &after.data_access)?;
-            let conditional = update.clone().if_unchanged_from(&current);
-            match self.store.update_user(account, user, conditional).await {
-                Ok(Some(tokens)) => {
-                    self.invalidate(&tokens).await;
-                    return Ok(());
-                }
-                Ok(None) => return Err(AdminError::NotFound("user")),
-                Err(StoreError::Conflict(USER_CHANGED)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AdminError::Store(StoreError::Conflict(USER_CHANGED)))
-    }
-
-    /// Remove a user and delete all of their personal tokens, which stop working at once.
-    /// Returns the deleted tokens' ids.
-    pub async fn remove_user(
-        &self,
-        account: AccountId,
-        user: UserId,
-    ) -> Result<Vec<ClientId>, AdminError> {
-        let tokens = self
-            .store
-            .remove_user(account, user)
-            .await?
-            .ok_or(AdminError::NotFound("user"))?;
-        self.invalidate(&tokens).await;
-        Ok(tokens)
     }
 
     /// Issue an API token (no authorization check; see

@@ -1,16 +1,32 @@
 //! [`AdminSession`]: the admin operations on behalf of an authenticated caller, with
-//! Finout's rules enforced (see the [module docs](super)).
+//! Finout's rules enforced (the matrix is in the [module docs](super)).
 
-use super::{TokenAdmin, error::AdminError, validate::only_narrows};
+use super::{
+    TokenAdmin,
+    error::AdminError,
+    rules::{self, NOT_ADMIN_USER, NOT_OWN},
+    validate::only_narrows,
+};
 use crate::{
     model::{
         AccountId, ClientId, DataAccess, IssuedToken, NewToken, Principal, Role, TokenInfo,
-        TokenKind, TokenRecord, User, UserId,
+        TokenKind, User, UserId,
     },
     store::{TokenFilter, UserUpdate},
 };
 
-/// Admin operations on behalf of an authenticated caller, with Finout's rules enforced.
+/// Admin operations on behalf of an authenticated caller, with Finout's rules enforced:
+///
+/// - issuing is a write: a token whose effective role grants no `write` permission
+///   ([`Principal::grants_action`]) issues nothing, and nobody issues above their own role;
+/// - a token revokes itself and the tokens it issued, directly or not, whatever its role,
+///   and a user's token lists those of its user's tokens;
+/// - everything else needs a user whose token and roles both hold `Admin`
+///   ([`Principal::is_admin_user`]): issuing, listing and revoking API tokens, listing or
+///   revoking a user's other tokens or another user's, managing users.
+///
+/// A refusal is [`AdminError::Forbidden`] (403). The full matrix, caller by operation, is in
+/// the crate's `src/admin/mod.rs` and linked from the README.
 #[derive(Debug, Clone, Copy)]
 pub struct AdminSession<'a> {
     admin: &'a TokenAdmin,
@@ -28,9 +44,7 @@ impl AdminSession<'_> {
     fn require_admin_user(&self) -> Result<UserId, AdminError> {
         match self.actor.user_id() {
             Some(user) if self.actor.is_admin_user() => Ok(user),
-            _ => Err(AdminError::Forbidden(
-                "only a user holding Admin may manage API tokens and users",
-            )),
+            _ => Err(AdminError::Forbidden(NOT_ADMIN_USER)),
         }
     }
 
@@ -62,23 +76,26 @@ impl AdminSession<'_> {
             .await
     }
 
-    /// Revoke one of the account's API tokens. Admin users only; `NotFound` for anything
-    /// else (another account's token, a personal token, an unknown id).
+    /// Revoke one of the account's API tokens: the caller's own token or one it issued
+    /// (directly or not), whatever its role; any other only for an Admin user. `Forbidden`
+    /// for a caller who may not, whether or not the token exists; `NotFound` for an Admin
+    /// user asking for another account's token, a personal token or an unknown id.
     pub async fn revoke_api_token(&self, client_id: &ClientId) -> Result<(), AdminError> {
-        self.require_admin_user()?;
-        self.revoke_matching(client_id, |t| t.kind == TokenKind::Api)
-            .await
+        self.revoke(client_id, TokenKind::Api).await
     }
 
-    /// Issue a personal token for the calling user. Its role must be within both the
-    /// caller's token role and the user's current roles. The token records the caller's
-    /// token as its issuer: it expires no later, and is deleted with it.
+    /// Issue a personal token for the calling user. Issuing is a write: the caller's
+    /// effective role must grant a write permission (`Read-only` issues nothing), and the new
+    /// token's role must be within both the caller's token role and the user's current
+    /// roles. The token records the caller's token as its issuer: it expires no later, and
+    /// is deleted with it.
     pub async fn issue_personal_token(&self, new: NewToken) -> Result<IssuedToken, AdminError> {
         let Some(user) = self.actor.user_id() else {
             return Err(AdminError::Forbidden(
                 "personal tokens are issued with a personal token",
             ));
         };
+        rules::require_write(self.actor)?;
         if !self.actor.has_role(&new.role) {
             return Err(AdminError::Forbidden(
                 "a personal token cannot hold more than its user",
@@ -96,35 +113,57 @@ impl AdminSession<'_> {
             .await
     }
 
-    /// The calling user's personal tokens.
+    /// The calling user's personal tokens: all of them for an Admin user; for anyone else,
+    /// the calling token and those it issued (directly or not), so that a lesser token of
+    /// a user learns nothing of the user's other tokens. Expired tokens are listed until
+    /// purged.
     pub async fn list_personal_tokens(&self) -> Result<Vec<TokenInfo>, AdminError> {
-        let user = self.own_user()?;
-        self.admin
-            .list_tokens(self.account(), TokenFilter::PersonalOf(user))
-            .await
-    }
-
-    /// Revoke one of the calling user's own personal tokens (`NotFound` for anyone else's).
-    pub async fn revoke_personal_token(&self, client_id: &ClientId) -> Result<(), AdminError> {
-        let user = self.own_user()?;
-        self.revoke_matching(client_id, |t| t.user_id == Some(user))
-            .await
-    }
-
-    fn own_user(&self) -> Result<UserId, AdminError> {
-        self.actor.user_id().ok_or(AdminError::Forbidden(
+        let user = self.actor.user_id().ok_or(AdminError::Forbidden(
             "personal tokens belong to users; this is an API token",
-        ))
+        ))?;
+        let tokens = self
+            .admin
+            .list_tokens(self.account(), TokenFilter::PersonalOf(user))
+            .await?;
+        if self.actor.is_admin_user() {
+            Ok(tokens)
+        } else {
+            Ok(rules::lineage_within(tokens, self.actor.client_id()))
+        }
     }
 
-    async fn revoke_matching(
-        &self,
-        client_id: &ClientId,
-        allowed: impl Fn(&TokenRecord) -> bool,
-    ) -> Result<(), AdminError> {
-        let found = self.admin.store.find_token(client_id).await?;
-        // Another account's token, or one the caller may not touch, does not exist for them.
-        if !found.is_some_and(|t| t.record.account_id == self.account() && allowed(&t.record)) {
+    /// Revoke a personal token of the account: the caller's own token or one it issued
+    /// (directly or not), whatever its role; any other (of the caller's user or of another
+    /// user) only for an Admin user. Refusals as
+    /// [`revoke_api_token`](Self::revoke_api_token)'s.
+    pub async fn revoke_personal_token(&self, client_id: &ClientId) -> Result<(), AdminError> {
+        self.revoke(client_id, TokenKind::Personal).await
+    }
+
+    /// Revoke a token of `kind`, under the lineage rule. A caller that may not touch the
+    /// token is refused before anything about it is told (it exists, its kind).
+    async fn revoke(&self, client_id: &ClientId, kind: TokenKind) -> Result<(), AdminError> {
+        let found = self
+            .admin
+            .store
+            .find_token(client_id)
+            .await?
+            .map(|t| t.record)
+            .filter(|t| t.account_id == self.account());
+        if !self.actor.is_admin_user() {
+            let own = match &found {
+                Some(token) => {
+                    self.admin
+                        .descends_from(token, self.actor.client_id())
+                        .await?
+                }
+                None => false,
+            };
+            if !own {
+                return Err(AdminError::Forbidden(NOT_OWN));
+            }
+        }
+        if found.is_none_or(|t| t.kind != kind) {
             return Err(AdminError::NotFound("token"));
         }
         self.admin.revoke_token(self.account(), client_id).await?;

@@ -3,7 +3,10 @@
 
 use time::{Duration, OffsetDateTime};
 
-use crate::model::{DataAccess, MAX_DESCRIPTION_LEN, Role, User};
+use crate::model::{
+    DataAccess, MAX_ACCOUNT_NAME_LEN, MAX_DESCRIPTION_LEN, MAX_PERMISSION_LEN, MAX_ROLE_NAME_LEN,
+    MAX_ROLE_PERMISSIONS, MAX_ROLES_PER_USER, Permission, Role, User,
+};
 use crate::store::UserUpdate;
 
 /// The longest email accepted, in bytes (RFC 5321's limit).
@@ -49,6 +52,28 @@ pub enum InvalidRequest {
     /// A token lifetime beyond what a timestamp can hold.
     #[error("expiry is too far in the future")]
     ExpiryTooFar,
+    /// A user holding too many roles.
+    #[error("a user holds at most {MAX_ROLES_PER_USER} roles")]
+    TooManyRoles,
+    /// A custom role whose name is empty, too long, has control characters, or is a
+    /// predefined role's.
+    #[error(
+        "a custom role's name must be 1-{MAX_ROLE_NAME_LEN} bytes without control characters, \
+         and not a predefined role's"
+    )]
+    RoleName,
+    /// A custom role listing too many permissions.
+    #[error("a custom role lists at most {MAX_ROLE_PERMISSIONS} permissions")]
+    TooManyPermissions,
+    /// A permission pattern that is too long or not dot-separated visible ASCII.
+    #[error(
+        "a permission must be 1-{MAX_PERMISSION_LEN} bytes of visible ASCII, in dot-separated \
+         segments none of which is empty"
+    )]
+    Permission,
+    /// An account name that is empty or too long.
+    #[error("an account name must be 1-{MAX_ACCOUNT_NAME_LEN} bytes, not only spaces")]
+    AccountName,
 }
 
 pub(super) fn check_description(description: &str) -> Result<(), InvalidRequest> {
@@ -118,9 +143,50 @@ pub(super) fn only_narrows(user: &User, update: &UserUpdate) -> bool {
     roles_ok && access_ok
 }
 
+/// A user's roles: at least one, at most [`MAX_ROLES_PER_USER`], each within the custom
+/// role caps.
 pub(super) fn check_roles(roles: &[Role]) -> Result<(), InvalidRequest> {
     if roles.is_empty() {
         return Err(InvalidRequest::NoRoles);
+    }
+    if roles.len() > MAX_ROLES_PER_USER {
+        return Err(InvalidRequest::TooManyRoles);
+    }
+    roles.iter().try_for_each(check_role)
+}
+
+/// A role within the caps: a custom role's name and permissions bounded (what one user may
+/// store is bounded by the product of the caps).
+pub(super) fn check_role(role: &Role) -> Result<(), InvalidRequest> {
+    let Role::Custom(custom) = role else {
+        return Ok(());
+    };
+    let name = &*custom.name;
+    if name.trim().is_empty()
+        || name.len() > MAX_ROLE_NAME_LEN
+        || name.chars().any(char::is_control)
+        || Role::PREDEFINED.iter().any(|r| r.name() == name)
+    {
+        return Err(InvalidRequest::RoleName);
+    }
+    if custom.permissions.len() > MAX_ROLE_PERMISSIONS {
+        return Err(InvalidRequest::TooManyPermissions);
+    }
+    custom.permissions.iter().try_for_each(check_permission)
+}
+
+fn check_permission(permission: &Permission) -> Result<(), InvalidRequest> {
+    let p = &*permission.0;
+    let visible = |b: u8| b.is_ascii_graphic();
+    if p.len() > MAX_PERMISSION_LEN || !p.bytes().all(visible) || p.split('.').any(str::is_empty) {
+        return Err(InvalidRequest::Permission);
+    }
+    Ok(())
+}
+
+pub(super) fn check_account_name(name: &str) -> Result<(), InvalidRequest> {
+    if name.trim().is_empty() || name.len() > MAX_ACCOUNT_NAME_LEN {
+        return Err(InvalidRequest::AccountName);
     }
     Ok(())
 }

@@ -9,6 +9,11 @@ use super::{
     role::Role,
 };
 
+/// The longest account name, in bytes.
+pub const MAX_ACCOUNT_NAME_LEN: usize = 256;
+/// The most roles one user may hold.
+pub const MAX_ROLES_PER_USER: usize = 16;
+
 /// An account (tenant).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -8,14 +8,16 @@
 
 pub(crate) mod account;
 pub(crate) mod id;
+pub(crate) mod permission;
 pub(crate) mod principal;
 pub(crate) mod role;
 pub(crate) mod secret;
 pub(crate) mod token;
 
-pub use account::{Account, DataAccess, IdSet, User};
+pub use account::{Account, DataAccess, IdSet, MAX_ACCOUNT_NAME_LEN, MAX_ROLES_PER_USER, User};
+pub use permission::{MAX_PERMISSION_LEN, Permission};
 pub use principal::{AccountPrincipal, UserPrincipal};
-pub use role::{CustomRole, Permission, UnknownRole};
+pub use role::{CustomRole, MAX_ROLE_NAME_LEN, MAX_ROLE_PERMISSIONS, UnknownRole};
 pub use secret::SecretHash;
 pub use token::{MAX_DESCRIPTION_LEN, TokenInfo, TokenKind, TokenRecord};
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::{
     account::{DataAccess, User},
     id::{AccountId, ClientId, UserId},
+    permission::Shape,
     role::Role,
     token::TokenKind,
 };
@@ -203,6 +204,42 @@ impl Principal {
         }
     }
 
+    /// Whether the caller effectively holds at least one permission whose action (third
+    /// segment) is `action`: the token's role grants it and, for a personal token, one of
+    /// the user's current roles grants *the same* permission (computed exactly on the
+    /// patterns, so a token that may write only views and a user who may write only tags
+    /// write nothing together). Issuing a token is a write.
+    ///
+    /// ```
+    /// use finout_auth::{AccountId, Principal, Role, UserId, model::Permission};
+    /// let views = Role::custom("Views", [Permission::from("fin.megabill.write.views")]);
+    /// let tags = Role::custom("Tags", [Permission::from("fin.tags.write.*")]);
+    /// let p = |roles, token| Principal::user(AccountId::new_v4(), UserId::new_v4(), roles, token, "c".into());
+    /// assert!(p(vec![Role::Basic], views.clone()).grants_action("write"));
+    /// assert!(!p(vec![tags], views).grants_action("write"));
+    /// assert!(!p(vec![Role::Admin], Role::ReadOnly).grants_action("write"));
+    /// ```
+    pub fn grants_action(&self, action: &str) -> bool {
+        match self {
+            Principal::Account(a) => a.token_role.grants_action(action),
+            Principal::User(u) => {
+                let action = Shape::action(action);
+                let token: Vec<Shape<'_>> = u
+                    .token_role
+                    .shapes()
+                    .iter()
+                    .map(|s| s.and(&action))
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                u.roles.iter().any(|role| {
+                    role.shapes()
+                        .iter()
+                        .any(|r| token.iter().any(|t| !t.and(r).is_empty()))
+                })
+            }
+        }
+    }
+
     /// Whether the caller is a user holding (effectively) `Admin`: the only caller allowed
     /// to manage API tokens and users.
     pub fn is_admin_user(&self) -> bool {
@@ -213,6 +250,7 @@ impl Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Permission;
 
     fn user(roles: Vec<Role>, token_role: Role) -> Principal {
         Principal::user(
@@ -240,6 +278,30 @@ mod tests {
         let admin_user = user(vec![Role::Admin], Role::ReadOnly);
         assert!(admin_user.has_role(&Role::ReadOnly));
         assert!(!admin_user.has_role(&Role::Basic));
+    }
+
+    #[test]
+    fn writing_needs_a_write_both_the_token_and_a_user_role_grant() {
+        let views = Role::custom("Views", [Permission::from("fin.megabill.write.views")]);
+        let any_write = Role::custom("Writer", [Permission::from("fin.*.write.*")]);
+        let reader = Role::custom("Reader", [Permission::from("fin.*.read.*")]);
+        let admin_only = Role::custom("Admin scope", [Permission::from("admin.*")]);
+        assert!(user(vec![Role::Admin], Role::Admin).grants_action("write"));
+        assert!(user(vec![Role::Basic], views.clone()).grants_action("write"));
+        assert!(user(vec![any_write.clone()], views.clone()).grants_action("write"));
+        assert!(!user(vec![Role::Admin], Role::ReadOnly).grants_action("write"));
+        assert!(!user(vec![Role::ReadOnly], Role::Admin).grants_action("write"));
+        assert!(!user(vec![reader.clone()], Role::Basic).grants_action("write"));
+        assert!(!user(vec![Role::Admin], reader).grants_action("write"));
+        // Basic writes outside the admin scope only; this role writes only inside it.
+        assert!(!user(vec![Role::Basic], admin_only.clone()).grants_action("write"));
+        assert!(user(vec![Role::Admin], admin_only).grants_action("write"));
+        // One of the user's roles suffices.
+        assert!(user(vec![Role::ReadOnly, Role::Basic], any_write).grants_action("write"));
+        let api = |role| Principal::account(AccountId::new_v4(), role, ClientId::from("c"));
+        assert!(api(Role::ApiToken).grants_action("write"));
+        assert!(!api(Role::ReadOnly).grants_action("write"));
+        assert!(api(views).grants_action("write"));
     }
 
     #[test]

@@ -19,6 +19,13 @@ use std::{fmt, str::FromStr, sync::Arc};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::permission::{Permission, Shape};
+
+/// The longest custom role name, in bytes.
+pub const MAX_ROLE_NAME_LEN: usize = 64;
+/// The most permission patterns one custom role may list.
+pub const MAX_ROLE_PERMISSIONS: usize = 100;
+
 /// A role: one of Finout's predefined roles or an account's custom role.
 ///
 /// Predefined roles serialize as their Finout names (`"Admin"`, `"Read-only"`, `"Basic"`,
@@ -85,7 +92,7 @@ impl Role {
 
     /// Whether this role, on its own, grants `permission`.
     pub fn grants(&self, permission: &str) -> bool {
-        let admin_scope = permission == "admin" || permission.starts_with("admin.");
+        let admin_scope = permission.split('.').next() == Some(ADMIN_SCOPE);
         match self {
             Role::Admin => true,
             Role::Basic | Role::ApiToken => !admin_scope,
@@ -93,7 +100,38 @@ impl Role {
             Role::Custom(c) => c.permissions.iter().any(|p| p.matches(permission)),
         }
     }
+
+    /// Whether this role grants at least one permission whose action (third segment) is
+    /// `action`: `Admin`, `Basic` and `API token role` grant every action, `Read-only` only
+    /// `read`, a custom role those its patterns can match (`fin.*.write.*`, `fin.*` and `*`
+    /// can match a `write`; `fin.*.read.*` cannot).
+    ///
+    /// ```
+    /// use finout_auth::{Role, model::Permission};
+    /// assert!(Role::Basic.grants_action("write"));
+    /// assert!(!Role::ReadOnly.grants_action("write"));
+    /// let reader = Role::custom("Reader", [Permission::from("fin.*.read.*")]);
+    /// assert!(!reader.grants_action("write"));
+    /// ```
+    pub fn grants_action(&self, action: &str) -> bool {
+        let action = Shape::action(action);
+        self.shapes().iter().any(|s| !s.and(&action).is_empty())
+    }
+
+    /// The permissions this role grants, as a union of shapes (one per pattern).
+    pub(crate) fn shapes(&self) -> Vec<Shape<'_>> {
+        match self {
+            Role::Admin => vec![Shape::everything()],
+            Role::Basic | Role::ApiToken => vec![Shape::outside(ADMIN_SCOPE)],
+            Role::ReadOnly => vec![Shape::outside(ADMIN_SCOPE).and(&Shape::action("read"))],
+            Role::Custom(c) => c.permissions.iter().map(Permission::shape).collect(),
+        }
+    }
 }
+
+/// The scope of account administration (users and tokens), which only `Admin` grants among
+/// the predefined roles.
+const ADMIN_SCOPE: &str = "admin";
 
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -144,41 +182,6 @@ impl<'de> Deserialize<'de> for Role {
     }
 }
 
-/// A permission or permission pattern, e.g. `fin.megabill.write.views`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Permission(pub Arc<str>);
-
-impl Permission {
-    /// A permission from its string.
-    pub fn new(p: impl Into<Arc<str>>) -> Self {
-        Permission(p.into())
-    }
-
-    /// Whether this pattern matches `permission`: `*` matches one segment, a trailing `*` the
-    /// rest (one or more segments).
-    pub fn matches(&self, permission: &str) -> bool {
-        let mut pattern = self.0.split('.').peekable();
-        let mut actual = permission.split('.');
-        while let Some(p) = pattern.next() {
-            let last = pattern.peek().is_none();
-            match actual.next() {
-                None => return false,
-                Some(_) if p == "*" && last => return true,
-                Some(a) if p == "*" || p == a => {}
-                Some(_) => return false,
-            }
-        }
-        actual.next().is_none()
-    }
-}
-
-impl From<&str> for Permission {
-    fn from(p: &str) -> Self {
-        Permission::new(p)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,23 +206,29 @@ mod tests {
     }
 
     #[test]
-    fn permission_patterns_match_segments() {
-        let p = Permission::from("fin.*.read.*");
-        assert!(p.matches("fin.megabill.read.views"));
-        assert!(p.matches("fin.megabill.read.views.extra"));
-        assert!(!p.matches("fin.megabill.write.views"));
-        assert!(!p.matches("fin.megabill.read"));
-        assert!(Permission::from("fin.a").matches("fin.a"));
-        assert!(!Permission::from("fin.a").matches("fin.a.b"));
-    }
-
-    #[test]
     fn predefined_role_grants() {
         assert!(Role::Admin.grants("admin.tokens.write.api"));
         assert!(!Role::Basic.grants("admin.tokens.write.api"));
         assert!(Role::Basic.grants("fin.megabill.write.views"));
         assert!(Role::ReadOnly.grants("fin.megabill.read.views"));
         assert!(!Role::ReadOnly.grants("fin.megabill.write.views"));
+    }
+
+    proptest::proptest! {
+        /// A role's shapes hold a permission exactly when the role grants it.
+        #[test]
+        fn shapes_agree_with_grants(
+            permission in crate::model::permission::tests::dotted(5),
+            pattern in crate::model::permission::tests::dotted(4),
+        ) {
+            let permission = permission.replace('*', "x");
+            let custom = Role::custom("C", [Permission::from(pattern.as_str())]);
+            for role in Role::PREDEFINED.into_iter().chain([custom]) {
+                let exact = Shape::exact(&permission);
+                let held = role.shapes().iter().any(|s| !s.and(&exact).is_empty());
+                proptest::prop_assert_eq!(held, role.grants(&permission), "{}", role);
+            }
+        }
     }
 
     #[test]

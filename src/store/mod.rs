@@ -18,12 +18,14 @@
 //! `finout_auth::testing` (feature `testing`) checks any implementation.
 
 mod batch;
+mod limits;
 mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 pub(crate) mod traits;
 
 pub use batch::Batch;
+pub use limits::{TokenLimits, UserLimits};
 pub use memory::MemoryTokenStore;
 #[cfg(feature = "sqlite")]
 pub use sql::sqlite::SqliteTokenStore;
@@ -33,6 +35,6 @@ pub use sql::{
     postgres::{CHANGE_CHANNEL, PostgresTokenStore},
 };
 pub use traits::{
-    Invalidate, ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter, TokenLimits, TokenStore,
-    UserUpdate,
+    Invalidate, PurgedTokens, ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter,
+    TokenStore, UserUpdate,
 };

@@ -6,7 +6,10 @@ use std::{fmt::Debug, sync::Arc};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::batch::Batch;
+use super::{
+    batch::Batch,
+    limits::{TokenLimits, UserLimits},
+};
 use crate::{
     clock::Clock,
     error::StoreError,
@@ -145,56 +148,6 @@ impl UserUpdate {
     }
 }
 
-/// Caps on how many tokens may exist, checked by [`TokenAdminStore::insert_token`] in the
-/// same transaction as the insert.
-///
-/// ```
-/// use finout_auth::store::TokenLimits;
-/// let limits = TokenLimits::default().per_user(20).per_account(1_000);
-/// assert_eq!((limits.per_user, limits.per_account), (20, 1_000));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TokenLimits {
-    /// Personal tokens one user may hold. Default 100.
-    pub per_user: u32,
-    /// Tokens (API and personal) one account may hold. Default 5,000.
-    pub per_account: u32,
-}
-
-impl Default for TokenLimits {
-    fn default() -> Self {
-        TokenLimits {
-            per_user: 100,
-            per_account: 5_000,
-        }
-    }
-}
-
-impl TokenLimits {
-    /// Limits no store will reach (for bulk set-ups and harnesses).
-    pub fn unlimited() -> Self {
-        TokenLimits {
-            per_user: u32::MAX,
-            per_account: u32::MAX,
-        }
-    }
-
-    /// At most `n` personal tokens per user.
-    #[must_use]
-    pub fn per_user(mut self, n: u32) -> Self {
-        self.per_user = n;
-        self
-    }
-
-    /// At most `n` tokens per account.
-    #[must_use]
-    pub fn per_account(mut self, n: u32) -> Self {
-        self.per_account = n;
-        self
-    }
-}
-
 /// What [`TokenAdminStore::delete_token`] deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -203,6 +156,29 @@ pub struct RevokedToken {
     pub record: TokenRecord,
     /// The tokens it issued, directly or not, deleted with it.
     pub issued: Vec<ClientId>,
+}
+
+/// What a purge deleted ([`TokenAdminStore::purge_expired`], and
+/// [`TokenAdminStore::insert_token_purging`] to make room).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PurgedTokens {
+    /// The expired tokens purged.
+    pub expired: Vec<ClientId>,
+    /// The tokens they issued, directly or not, deleted with them (as a revoke deletes them).
+    pub issued: Vec<ClientId>,
+}
+
+impl PurgedTokens {
+    /// Every deleted token: the caches to invalidate.
+    pub fn all(&self) -> impl Iterator<Item = &ClientId> {
+        self.expired.iter().chain(&self.issued)
+    }
+
+    /// Whether nothing was deleted.
+    pub fn is_empty(&self) -> bool {
+        self.expired.is_empty() && self.issued.is_empty()
+    }
 }
 
 /// Which tokens a listing returns.
@@ -232,6 +208,20 @@ pub trait TokenAdminStore: TokenStore {
     /// Add a user. `NotFound` without the account; `Conflict` if the id or the email (within
     /// the account) is taken.
     async fn insert_user(&self, user: User) -> Result<(), StoreError>;
+
+    /// Add a user unless the account already has `limits.per_account` users
+    /// (`LimitReached("users per account")`); otherwise as [`insert_user`](Self::insert_user).
+    ///
+    /// A store should count and insert in one transaction (the memory, SQLite and PostgreSQL
+    /// stores do). The default counts with [`list_users`](Self::list_users) and then inserts:
+    /// not atomic, so concurrent adds can pass the cap by as many as run at once.
+    async fn insert_user_within(&self, user: User, limits: UserLimits) -> Result<(), StoreError> {
+        let users = self.list_users(user.account_id).await?.len();
+        if users >= limits.per_account as usize {
+            return Err(StoreError::LimitReached("users per account"));
+        }
+        self.insert_user(user).await
+    }
 
     /// A user of an account.
     async fn get_user(&self, account: AccountId, id: UserId) -> Result<Option<User>, StoreError>;
@@ -264,8 +254,10 @@ pub trait TokenAdminStore: TokenStore {
 
     /// Store a new token. `Conflict` if the client id exists; `NotFound` if the account, (for
     /// a personal token) the user, or the issuing token (`issued_by`, in the same account)
-    /// does not; `LimitReached` if the account already holds `limits.per_account` tokens or
-    /// the user `limits.per_user` personal tokens.
+    /// does not; `LimitReached` if the account already holds `limits.per_account` live tokens
+    /// or the user `limits.per_user` live personal tokens. Live means not expired at the new
+    /// token's `created_at` (its issue time): expired tokens are kept for a while, listed as
+    /// expired, but never count toward these caps.
     ///
     /// Atomic with respect to [`delete_token`](Self::delete_token) and
     /// [`remove_user`](Self::remove_user): a token whose issuer or user is deleted
@@ -275,6 +267,41 @@ pub trait TokenAdminStore: TokenStore {
         record: TokenRecord,
         limits: TokenLimits,
     ) -> Result<(), StoreError>;
+
+    /// Store a new token as [`insert_token`](Self::insert_token) does and, in the same
+    /// transaction, keep the expired tokens retained for listing bounded: if the user's
+    /// personal tokens (for a personal token) or the account's tokens, live and expired,
+    /// already number [`TokenLimits::retained_user`] / [`TokenLimits::retained_account`],
+    /// their longest-expired tokens are purged first (each with what it issued, as
+    /// [`delete_token`](Self::delete_token) deletes them, and announced like a revoke) until
+    /// the new one fits. Returns what was purged. Nothing is purged if the insert is refused.
+    ///
+    /// The default inserts with [`insert_token`](Self::insert_token) and purges nothing: a
+    /// store without it keeps expired tokens until [`purge_expired`](Self::purge_expired).
+    async fn insert_token_purging(
+        &self,
+        record: TokenRecord,
+        limits: TokenLimits,
+    ) -> Result<PurgedTokens, StoreError> {
+        self.insert_token(record, limits).await?;
+        Ok(PurgedTokens::default())
+    }
+
+    /// Delete up to `max` tokens that expired at or before `expired_by`, the longest expired
+    /// first, each with every token it issued (as [`delete_token`](Self::delete_token)
+    /// deletes them, and announced to other replicas as a revoke is). Returns what was
+    /// deleted; fewer than `max` in [`PurgedTokens::expired`] means none is left. Each
+    /// account's share is deleted atomically.
+    ///
+    /// The default purges nothing (a store that keeps expired tokens until they are revoked).
+    async fn purge_expired(
+        &self,
+        expired_by: OffsetDateTime,
+        max: u32,
+    ) -> Result<PurgedTokens, StoreError> {
+        let _ = (expired_by, max);
+        Ok(PurgedTokens::default())
+    }
 
     /// Store a whole [`Batch`] atomically: every account, user and token in it, or, on any
     /// error, nothing. Each element is checked as [`insert_account`](Self::insert_account),
@@ -293,7 +320,8 @@ pub trait TokenAdminStore: TokenStore {
         client_id: &ClientId,
     ) -> Result<Option<RevokedToken>, StoreError>;
 
-    /// List an account's tokens (never a hash), oldest first.
+    /// List an account's tokens (never a hash), oldest first. Expired tokens not yet purged
+    /// are listed too (their `expires_at` tells).
     async fn list_tokens(
         &self,
         account: AccountId,

@@ -1,9 +1,12 @@
 //! `/admin`: who the caller is, API and personal tokens, and users, with Finout's rules
-//! (enforced by [`finout_auth::AdminSession`]).
+//! (enforced by [`finout_auth::AdminSession`]: who may issue, list and revoke which token,
+//! and the caps). Its refusals answer in Finout's error shape: 403 `forbidden`, 409
+//! `conflict` for a cap, 400 `invalid_request` for a field past its limit.
 
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use finout_auth::{
     AdminError, ClientId, IssuedToken, NewToken, Principal, Role, UserId,
+    clock::Clock,
     model::{DataAccess, TokenInfo, TokenKind, User},
     store::UserUpdate,
 };
@@ -94,9 +97,31 @@ fn created(issued: IssuedToken) -> (StatusCode, Json<CreatedToken>) {
     )
 }
 
+/// A token as the listings show it: what the library lists, and whether it has expired (it
+/// stays listed for the retention, 30 days, before it is purged).
+#[derive(Serialize)]
+pub(crate) struct TokenView {
+    #[serde(flatten)]
+    info: TokenInfo,
+    expired: bool,
+}
+
 #[derive(Serialize)]
 pub(crate) struct TokenList {
-    tokens: Vec<TokenInfo>,
+    tokens: Vec<TokenView>,
+}
+
+impl TokenList {
+    fn at(tokens: Vec<TokenInfo>, now: OffsetDateTime) -> Self {
+        let tokens = tokens
+            .into_iter()
+            .map(|info| TokenView {
+                expired: info.expires_at.is_some_and(|at| now >= at),
+                info,
+            })
+            .collect();
+        TokenList { tokens }
+    }
 }
 
 pub(crate) async fn create_api_token(
@@ -118,7 +143,7 @@ pub(crate) async fn list_api_tokens(
         .acting_as(&principal)
         .list_api_tokens()
         .await?;
-    Ok(Json(TokenList { tokens }))
+    Ok(Json(TokenList::at(tokens, mock.inner.admin.clock().now())))
 }
 
 pub(crate) async fn revoke_api_token(
@@ -152,7 +177,7 @@ pub(crate) async fn list_personal_tokens(
         .acting_as(&principal)
         .list_personal_tokens()
         .await?;
-    Ok(Json(TokenList { tokens }))
+    Ok(Json(TokenList::at(tokens, mock.inner.admin.clock().now())))
 }
 
 pub(crate) async fn revoke_personal_token(

@@ -29,7 +29,11 @@ fn repeated<K: std::hash::Hash + Eq>(seen: &mut Seen<K>, key: K, at: &str) -> Op
 fn user_field(why: InvalidRequest) -> &'static str {
     match why {
         InvalidRequest::Email => ".email",
-        InvalidRequest::NoRoles => ".roles",
+        InvalidRequest::NoRoles
+        | InvalidRequest::TooManyRoles
+        | InvalidRequest::RoleName
+        | InvalidRequest::TooManyPermissions
+        | InvalidRequest::Permission => ".roles",
         InvalidRequest::AdminDataAccess
         | InvalidRequest::TooManyDataAccessIds
         | InvalidRequest::DataAccessId => ".dataAccess",

@@ -39,6 +39,11 @@ pub(crate) trait Backend: Database {
     /// Returns a row if sqlx's `_sqlx_migrations` table exists.
     const FIND_SQLX_MIGRATIONS: &'static str;
 
+    /// `column`, a timestamp column, as an expression that compares and sorts in time order
+    /// against a value bound with [`bind_instant`](Self::bind_instant).
+    fn instant(column: &str) -> String;
+    /// Bind a timestamp to compare with [`instant`](Self::instant).
+    fn bind_instant<'q>(query: Query<'q, Self>, value: OffsetDateTime) -> Query<'q, Self>;
     /// Bind a text value.
     fn bind_text<'q>(query: Query<'q, Self>, value: Option<String>) -> Query<'q, Self>;
     /// Bind a timestamp (stored in UTC).

@@ -8,6 +8,7 @@
 mod backend;
 #[cfg(feature = "postgres")]
 pub(crate) mod change_feed;
+mod expiry;
 mod migrate;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
@@ -30,6 +31,7 @@ use crate::{
     model::{Account, AccountId, ClientId, TokenInfo, User, UserId},
     store::{
         batch::Batch,
+        limits::UserLimits,
         traits::{ResolvedToken, TokenFilter, UserUpdate},
     },
 };
@@ -184,6 +186,28 @@ impl<B: Backend> SqlStore<B> {
             .await
             .map_err(|e| write_error(e, "user id or email", "account"))?;
         Ok(())
+    }
+
+    /// A user under the per-account cap: the account's row locked (as token writes lock
+    /// it), so concurrent adds count one another.
+    pub(super) async fn insert_user_within(
+        &self,
+        user: User,
+        limits: UserLimits,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        if !Self::lock_account(&mut tx, user.account_id).await? {
+            return Err(StoreError::NotFound("account"));
+        }
+        let sql = "SELECT COUNT(*) AS n FROM finout_auth_users WHERE account_id = $1";
+        let users = Self::count(&mut tx, bind_str(sqlx::query(sql), user.account_id)).await?;
+        if users >= u64::from(limits.per_account) {
+            return Err(StoreError::LimitReached("users per account"));
+        }
+        B::execute(On::Tx(&mut tx), Self::user_insert(&user))
+            .await
+            .map_err(|e| write_error(e, "user id or email", "account"))?;
+        tx.commit().await.map_err(backend_error)
     }
 
     pub(super) async fn get_user(

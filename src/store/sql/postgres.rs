@@ -23,8 +23,9 @@ use crate::{
     model::{Account, AccountId, ClientId, TokenInfo, TokenRecord, User, UserId},
     store::{
         batch::Batch,
+        limits::{TokenLimits, UserLimits},
         traits::{
-            ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter, TokenLimits, TokenStore,
+            PurgedTokens, ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter, TokenStore,
             UserUpdate,
         },
     },
@@ -107,6 +108,15 @@ impl Backend for Postgres {
 
     backend_io!(PgRow);
 
+    /// `timestamptz` compares and sorts in time order as it is.
+    fn instant(column: &str) -> String {
+        column.to_owned()
+    }
+
+    fn bind_instant<'q>(query: Query<'q, Self>, value: OffsetDateTime) -> Query<'q, Self> {
+        query.bind(value.to_offset(time::UtcOffset::UTC))
+    }
+
     async fn notify(
         tx: &mut Transaction<'static, Self>,
         client_ids: &[ClientId],
@@ -151,6 +161,10 @@ impl TokenAdminStore for PostgresTokenStore {
         self.sql.insert_user(user).await
     }
 
+    async fn insert_user_within(&self, user: User, limits: UserLimits) -> Result<(), StoreError> {
+        self.sql.insert_user_within(user, limits).await
+    }
+
     async fn get_user(&self, account: AccountId, id: UserId) -> Result<Option<User>, StoreError> {
         self.sql.get_user(account, id).await
     }
@@ -180,12 +194,30 @@ impl TokenAdminStore for PostgresTokenStore {
         self.sql.remove_user(account, id).await
     }
 
+    /// Purges to make room as [`insert_token_purging`](TokenAdminStore::insert_token_purging)
+    /// does.
     async fn insert_token(
         &self,
         record: TokenRecord,
         limits: TokenLimits,
     ) -> Result<(), StoreError> {
+        self.sql.insert_token(record, limits).await.map(drop)
+    }
+
+    async fn insert_token_purging(
+        &self,
+        record: TokenRecord,
+        limits: TokenLimits,
+    ) -> Result<PurgedTokens, StoreError> {
         self.sql.insert_token(record, limits).await
+    }
+
+    async fn purge_expired(
+        &self,
+        expired_by: OffsetDateTime,
+        max: u32,
+    ) -> Result<PurgedTokens, StoreError> {
+        self.sql.purge_expired(expired_by, max).await
     }
 
     async fn insert_batch(&self, batch: Batch) -> Result<(), StoreError> {

@@ -21,8 +21,9 @@ use crate::{
     model::{Account, AccountId, ClientId, TokenInfo, TokenRecord, User, UserId},
     store::{
         batch::Batch,
+        limits::{TokenLimits, UserLimits},
         traits::{
-            ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter, TokenLimits, TokenStore,
+            PurgedTokens, ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter, TokenStore,
             UserUpdate,
         },
     },
@@ -122,6 +123,31 @@ impl Backend for Sqlite {
 
     backend_io!(SqliteRow);
 
+    /// Timestamps are RFC 3339 text in UTC whose fraction drops its trailing zeros, so that
+    /// `…:00Z` sorts after `…:00.5Z` as text: compare the seconds with the fraction padded
+    /// to nanoseconds instead, `YYYY-MM-DDTHH:MM:SSnnnnnnnnn`. The migration indexes this
+    /// very expression on `expires_at`.
+    fn instant(column: &str) -> String {
+        format!(
+            "(substr({column}, 1, 19) || substr(CASE WHEN substr({column}, 20, 1) = '.' \
+             THEN substr({column}, 21, length({column}) - 21) ELSE '' END || '000000000', 1, 9))"
+        )
+    }
+
+    fn bind_instant<'q>(query: Query<'q, Self>, value: OffsetDateTime) -> Query<'q, Self> {
+        let t = value.to_offset(time::UtcOffset::UTC);
+        query.bind(format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{:09}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.nanosecond()
+        ))
+    }
+
     /// SQLite has no change feed: other processes see changes after their cache TTL.
     async fn notify(
         _tx: &mut Transaction<'static, Self>,
@@ -156,6 +182,10 @@ impl TokenAdminStore for SqliteTokenStore {
         self.sql.insert_user(user).await
     }
 
+    async fn insert_user_within(&self, user: User, limits: UserLimits) -> Result<(), StoreError> {
+        self.sql.insert_user_within(user, limits).await
+    }
+
     async fn get_user(&self, account: AccountId, id: UserId) -> Result<Option<User>, StoreError> {
         self.sql.get_user(account, id).await
     }
@@ -185,12 +215,30 @@ impl TokenAdminStore for SqliteTokenStore {
         self.sql.remove_user(account, id).await
     }
 
+    /// Purges to make room as [`insert_token_purging`](TokenAdminStore::insert_token_purging)
+    /// does.
     async fn insert_token(
         &self,
         record: TokenRecord,
         limits: TokenLimits,
     ) -> Result<(), StoreError> {
+        self.sql.insert_token(record, limits).await.map(drop)
+    }
+
+    async fn insert_token_purging(
+        &self,
+        record: TokenRecord,
+        limits: TokenLimits,
+    ) -> Result<PurgedTokens, StoreError> {
         self.sql.insert_token(record, limits).await
+    }
+
+    async fn purge_expired(
+        &self,
+        expired_by: OffsetDateTime,
+        max: u32,
+    ) -> Result<PurgedTokens, StoreError> {
+        self.sql.purge_expired(expired_by, max).await
     }
 
     async fn insert_batch(&self, batch: Batch) -> Result<(), StoreError> {

@@ -1,7 +1,7 @@
 //! Token writes under lineage and caps: issuing (the issuer and user must exist, the caps
-//! must hold), revoking (a token with every token it issued) and removing a user (with
-//! their personal tokens and every token those issued), each in one write transaction that
-//! first locks its account's row.
+//! must hold, expired tokens past the retention caps make room), revoking (a token with every
+//! token it issued) and removing a user (with their personal tokens and every token those
+//! issued), each in one write transaction that first locks its account's row.
 
 use sqlx::Transaction;
 
@@ -13,7 +13,10 @@ use super::{
 use crate::{
     error::StoreError,
     model::{AccountId, ClientId, TokenKind, TokenRecord, UserId},
-    store::traits::{RevokedToken, TokenLimits},
+    store::{
+        limits::TokenLimits,
+        traits::{PurgedTokens, RevokedToken},
+    },
 };
 
 /// The tokens a seed set (`seed`, a `SELECT client_id ...` naming its parameters) issued,
@@ -45,13 +48,12 @@ impl<B: Backend> SqlStore<B> {
         Ok(found.is_some())
     }
 
-    /// How many rows `sql` (a `SELECT COUNT(*) AS n ...` with `$1` bound to `key`) counts.
-    async fn count(
-        tx: &mut Transaction<'static, B>,
-        sql: &str,
-        key: impl ToString,
+    /// How many rows `query` (a `SELECT COUNT(*) AS n ...`) counts.
+    pub(super) async fn count<'q>(
+        tx: &'q mut Transaction<'static, B>,
+        query: super::backend::Query<'q, B>,
     ) -> Result<u64, StoreError> {
-        let row = B::fetch_optional(On::Tx(tx), bind_str(sqlx::query(sql), key))
+        let row = B::fetch_optional(On::Tx(tx), query)
             .await
             .map_err(backend_error)?;
         let n = row
@@ -68,19 +70,22 @@ impl<B: Backend> SqlStore<B> {
         &self,
         record: TokenRecord,
         limits: TokenLimits,
-    ) -> Result<(), StoreError> {
+    ) -> Result<PurgedTokens, StoreError> {
         let mut tx = self.write().await?;
-        Self::insert_token_in(&mut tx, &record, Some(limits)).await?;
-        tx.commit().await.map_err(backend_error)
+        let purged = Self::insert_token_in(&mut tx, &record, Some(limits)).await?;
+        let ids: Vec<ClientId> = purged.all().cloned().collect();
+        B::notify(&mut tx, &ids).await?;
+        tx.commit().await.map_err(backend_error)?;
+        Ok(purged)
     }
 
-    /// Insert a token inside `tx` (which the caller commits), under `limits` (`None`: no
-    /// caps, for a batch).
+    /// Insert a token inside `tx` (which the caller commits, announcing what was purged),
+    /// under `limits` (`None`: no caps and no purge, for a batch).
     pub(super) async fn insert_token_in(
         tx: &mut Transaction<'static, B>,
         record: &TokenRecord,
         limits: Option<TokenLimits>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<PurgedTokens, StoreError> {
         match (record.kind, record.user_id) {
             (TokenKind::Api, None) | (TokenKind::Personal, Some(_)) => {}
             _ => {
@@ -103,12 +108,6 @@ impl<B: Backend> SqlStore<B> {
             if owner.is_none() {
                 return Err(StoreError::NotFound("user"));
             }
-            if let Some(limits) = limits {
-                let sql = "SELECT COUNT(*) AS n FROM finout_auth_tokens WHERE user_id = $1";
-                if Self::count(tx, sql, user).await? >= u64::from(limits.per_user) {
-                    return Err(StoreError::LimitReached("personal tokens per user"));
-                }
-            }
         }
         if let Some(parent) = &record.issued_by {
             let sql = "SELECT 1 AS one FROM finout_auth_tokens \
@@ -121,11 +120,9 @@ impl<B: Backend> SqlStore<B> {
                 return Err(StoreError::NotFound("issuing token"));
             }
         }
+        let mut purged = PurgedTokens::default();
         if let Some(limits) = limits {
-            let sql = "SELECT COUNT(*) AS n FROM finout_auth_tokens WHERE account_id = $1";
-            if Self::count(tx, sql, record.account_id).await? >= u64::from(limits.per_account) {
-                return Err(StoreError::LimitReached("tokens per account"));
-            }
+            purged = Self::check_caps(tx, record, limits).await?;
         }
         let query = sqlx::query(
             "INSERT INTO finout_auth_tokens (client_id, kind, account_id, user_id, \
@@ -147,7 +144,7 @@ impl<B: Backend> SqlStore<B> {
         B::execute(On::Tx(tx), query)
             .await
             .map_err(|e| write_error(e, "client id", "account"))?;
-        Ok(())
+        Ok(purged)
     }
 
     pub(super) async fn delete_token(
