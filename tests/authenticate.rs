@@ -370,6 +370,8 @@ async fn store_failure_fails_closed_cached_tokens_keep_working_and_it_recovers()
     h.authenticate(&uncached).await.expect("recovers by itself");
 }
 
+// A sleeping hasher is a `testing` feature.
+#[cfg(feature = "testing")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verification_not_done_by_the_deadline_answers_auth_busy() {
     // Each verification holds the only thread for 300 ms: the second cannot be done by its
@@ -441,6 +443,8 @@ async fn personal_token_without_its_user_in_the_store_is_invalid() {
     );
 }
 
+// A sleeping hasher is a `testing` feature.
+#[cfg(feature = "testing")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_uniform_refusals_a_full_line_answers_auth_busy_at_once() {
     let slow_hasher = SecretHasher::sleeping_for_tests(Duration::from_millis(300));
