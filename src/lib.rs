@@ -19,6 +19,9 @@
 //!   PostgreSQL (features `sqlite`, `postgres`).
 //! - [`middleware`]: [`RequireLayer`](middleware::RequireLayer) (403 `forbidden` unless a
 //!   role or permission is held), a per-token concurrency limit, and the rejection responses.
+//! - [`shared`]: for many replicas, the limits, failure windows and verified secrets kept in
+//!   one shared state (Redis with the `redis` feature), each falling back to the process's own
+//!   when it does not answer.
 //!
 //! [Finout]: https://www.finout.io
 //!
@@ -136,6 +139,7 @@ mod error;
 pub mod metrics;
 pub mod middleware;
 pub mod model;
+pub mod shared;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

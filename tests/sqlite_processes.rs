@@ -57,7 +57,7 @@ async fn write(url: &str, account: AccountId, user: UserId, start: u64, end: u64
                         .revoke_token(account, &token.client_id)
                         .await
                         .unwrap_or_else(|e| panic!("writer {w}, round {rounds}: revoke: {e}"));
-                    if rounds % 5 == 0 {
+                    if rounds.is_multiple_of(5) {
                         let roles = vec![Role::Basic, Role::ReadOnly];
                         admin
                             .update_user(account, user, UserUpdate::default().roles(roles))

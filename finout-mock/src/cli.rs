@@ -293,6 +293,15 @@ pub(crate) struct ServeArgs {
     /// Do not apply Finout's per-route V2 rate limits.
     #[arg(long)]
     pub(crate) no_rate_limits: bool,
+    /// Share rate limits, in-flight limits, failure windows and verified secrets with every
+    /// replica on the same store through this Redis (`redis://host:port`). The key of the
+    /// verified secrets' tags is kept in the store's database (a test double's choice).
+    #[arg(long, env = "FINOUT_MOCK_REDIS")]
+    pub(crate) redis: Option<String>,
+    /// What every key the mock writes to --redis starts with: deployments sharing one Redis
+    /// but not their limits use different prefixes.
+    #[arg(long, env = "FINOUT_MOCK_REDIS_PREFIX", default_value = "finout-mock:")]
+    pub(crate) redis_prefix: String,
     /// A seed file (JSON) of accounts, users and tokens to load (idempotent).
     #[arg(long)]
     pub(crate) seed: Option<PathBuf>,

@@ -65,6 +65,7 @@ use finout_auth::{
     metrics::Metrics,
     middleware::TokenConcurrencyLimitLayer,
     model::DataAccess,
+    shared::Shared,
 };
 use time::OffsetDateTime;
 
@@ -94,6 +95,8 @@ struct MockInner {
     /// How long a V2 cost-and-usage query takes to complete.
     query_delay: Duration,
     rate_limits: bool,
+    /// Where the limits are shared with other replicas, if anywhere.
+    shared: Option<Shared>,
     /// Virtual tags and endpoints, per account (in the database, if any).
     state: Arc<state::State>,
     /// V2 cost-and-usage queries, per account (in memory).
@@ -123,6 +126,7 @@ impl Mock {
                 clock: Arc::new(SystemClock),
                 query_delay: DEFAULT_QUERY_DELAY,
                 rate_limits: true,
+                shared: None,
                 state: Arc::default(),
                 queries: Arc::default(),
                 views: HashMap::new(),
@@ -165,6 +169,23 @@ impl Mock {
     #[must_use]
     pub fn rate_limits(self, on: bool) -> Self {
         self.with(|m| m.rate_limits = on)
+    }
+
+    /// Share the rate and in-flight limits with the other replicas through `shared` (give
+    /// the authenticator the same, for its failure windows and verified secrets).
+    #[must_use]
+    pub fn shared(self, shared: Shared) -> Self {
+        self.with(|m| m.shared = Some(shared))
+    }
+
+    /// The in-flight limit per token, shared if the mock is.
+    fn in_flight_limit(&self) -> TokenConcurrencyLimitLayer {
+        let layer = TokenConcurrencyLimitLayer::new(self.inner.max_in_flight)
+            .metrics(self.metrics().clone());
+        match &self.inner.shared {
+            Some(shared) => layer.shared(shared.clone()),
+            None => layer,
+        }
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -291,18 +312,12 @@ impl Mock {
                 get(routes::endpoints::list).post(routes::endpoints::create),
             )
             .layer(middleware::from_fn_with_state(self.clone(), delay))
-            .layer(
-                TokenConcurrencyLimitLayer::new(self.inner.max_in_flight)
-                    .metrics(self.metrics().clone()),
-            );
+            .layer(self.in_flight_limit());
         // V2 documents rate limits only; the mock also holds V1's in-flight limit per token
         // there, so that a burst within the rate cannot pile up unbounded work.
         let v2 = routes::v2::router(self)
             .layer(middleware::from_fn_with_state(self.clone(), delay))
-            .layer(
-                TokenConcurrencyLimitLayer::new(self.inner.max_in_flight)
-                    .metrics(self.metrics().clone()),
-            );
+            .layer(self.in_flight_limit());
         // Its own 405 fallback: `method_not_allowed_fallback` below reaches only the routes
         // registered before it, not those merged after.
         let open = Router::new()

@@ -18,6 +18,7 @@ use clap::Parser;
 use finout_auth::{
     AccountId, Authenticator, TokenAdmin,
     crypto::SecretHasher,
+    shared::{RedisShared, Shared, VerifiedSecretKey, VerifiedSecrets},
     store::{MemoryTokenStore, PostgresTokenStore, SqliteTokenStore, TokenAdminStore},
 };
 use finout_mock::{Mock, MockDatabase, ServerLimits, seed::Seed};
@@ -69,7 +70,29 @@ async fn open_with_database(url: &str) -> Result<Opened, String> {
 
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (store, postgres, db) = open_with_database(&args.store).await?;
-    let authenticator = Authenticator::new(store.clone());
+    let shared = match &args.redis {
+        Some(url) => Some(Shared::new(
+            RedisShared::new(url)
+                .map_err(|e| format!("--redis: {e}"))?
+                .prefix(args.redis_prefix.clone()),
+        )),
+        None => None,
+    };
+    let mut authenticator = Authenticator::builder(store.clone());
+    if let Some(shared) = &shared {
+        // Replicas on one database share the key; a memory store has no other replica.
+        let key = match &db {
+            Some(db) => db
+                .verified_secret_key()
+                .await
+                .map_err(|e| format!("cannot read the mock's verified-secret key: {e}"))?,
+            None => VerifiedSecretKey::random(),
+        };
+        authenticator = authenticator
+            .shared(shared.clone())
+            .verified_secrets(VerifiedSecrets::new(shared.clone(), key));
+    }
+    let authenticator = authenticator.build();
     let admin = TokenAdmin::new(store).with_authenticator(authenticator.clone());
     let _feed = match postgres {
         Some(pg) => Some(pg.listen([authenticator.clone()]).await?),
@@ -91,6 +114,9 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .latency(Duration::from_millis(args.latency_ms))
         .query_delay(Duration::from_millis(args.query_delay_ms))
         .rate_limits(!args.no_rate_limits);
+    if let Some(shared) = shared {
+        mock = mock.shared(shared);
+    }
     if let Some(db) = db {
         mock = mock
             .database(db)

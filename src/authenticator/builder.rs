@@ -17,6 +17,7 @@ use crate::{
     clock::{Clock, SystemClock},
     crypto::{SecretHasher, digest::Fingerprints, pool::Admission},
     metrics::Metrics,
+    shared::{Shared, VerifiedSecrets},
     store::TokenStore,
 };
 
@@ -42,6 +43,8 @@ impl Authenticator {
             verification_wait: Duration::from_secs(1),
             failure_limit: Some((20, Duration::from_secs(60))),
             usage_interval: Some(Duration::from_secs(60)),
+            shared: None,
+            verified_secrets: None,
         }
     }
 
@@ -71,6 +74,8 @@ pub struct AuthenticatorBuilder {
     verification_wait: Duration,
     failure_limit: Option<(u32, Duration)>,
     usage_interval: Option<Duration>,
+    shared: Option<Shared>,
+    verified_secrets: Option<VerifiedSecrets>,
 }
 
 impl fmt::Debug for AuthenticatorBuilder {
@@ -95,6 +100,8 @@ impl fmt::Debug for AuthenticatorBuilder {
             .field("verification_wait", &self.verification_wait)
             .field("failure_limit", &self.failure_limit)
             .field("usage_interval", &self.usage_interval)
+            .field("shared", &self.shared)
+            .field("verified_secrets", &self.verified_secrets)
             .finish_non_exhaustive()
     }
 }
@@ -216,6 +223,22 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// Share the failure windows with every replica through `shared` (see
+    /// [`shared`](crate::shared)): N replicas then allow `failures` per window in all, not N
+    /// times that, and a restart hands out no fresh allowance.
+    pub fn shared(mut self, shared: Shared) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Keep the secrets argon2 accepted in the shared state (see [`VerifiedSecrets`]): a
+    /// restarted or new replica admits a secret any replica verified after a store lookup,
+    /// without argon2. Off by default.
+    pub fn verified_secrets(mut self, verified: VerifiedSecrets) -> Self {
+        self.verified_secrets = Some(verified);
+        self
+    }
+
     /// Turn the per-client-id failure throttle off.
     pub fn no_failure_limit(mut self) -> Self {
         self.failure_limit = None;
@@ -286,8 +309,10 @@ impl AuthenticatorBuilder {
                     capacity: self.cache_capacity,
                     verdict_ttl: self.verdict_ttl,
                     known: KnownSecrets::new(self.known_secret_capacity, self.known_secret_ttl),
+                    verified: self.verified_secrets,
                     throttle: self.failure_limit.map(|(limit, window)| {
                         FailureThrottle::new(limit, window, self.cache_capacity, self.clock.clone())
+                            .shared(self.shared.clone())
                     }),
                     pending_per_client: self.max_pending_checks_per_client,
                     uniform_refusals: self.uniform_refusals,

@@ -251,6 +251,7 @@ impl Authenticator {
     /// started before cannot put the token back.
     pub async fn invalidate(&self, client_id: &ClientId) {
         self.inner.cache.invalidate(client_id);
+        self.inner.verifier.forget_shared(client_id);
         self.inner.records.invalidate(client_id).await;
     }
 
@@ -273,6 +274,9 @@ impl Invalidate for Authenticator {
             self.inner.cache.invalidate(client_id);
         }
         for client_id in client_ids {
+            self.inner.verifier.forget_shared(client_id);
+        }
+        for client_id in client_ids {
             self.inner.records.invalidate(client_id).await;
         }
     }
@@ -291,13 +295,13 @@ impl Inner {
     /// (checked on every hit).
     #[inline]
     fn admit(&self, entry: &VerifiedEntry) -> Result<Principal, AuthError> {
-        if let Some(at) = entry.expires_at {
-            if self.clock.now_unix_nanos() >= at {
-                // Past its expiry a cached token admits nobody: drop it now rather than at
-                // the TTL (a per-entry moka expiry would cost every hit a clock read).
-                self.cache.remove_verified(entry.client_id_bytes());
-                return Err(AuthError::TokenExpired);
-            }
+        if let Some(at) = entry.expires_at
+            && self.clock.now_unix_nanos() >= at
+        {
+            // Past its expiry a cached token admits nobody: drop it now rather than at
+            // the TTL (a per-entry moka expiry would cost every hit a clock read).
+            self.cache.remove_verified(entry.client_id_bytes());
+            return Err(AuthError::TokenExpired);
         }
         if let Some(usage) = &self.usage {
             usage.used(&entry.client_id, &entry.last_reported);

@@ -8,6 +8,9 @@
 //! ids into the verification line reaches `too_many_attempts` as guessing does.
 //!
 //! Windows are timed by the authenticator's [`Clock`], so tests move them without sleeping.
+//! With a [`Shared`] state, the window of each client id is shared by every replica (timed
+//! by the shared state's key TTLs); when it does not answer, the process's own window
+//! decides.
 
 use std::{
     sync::{
@@ -17,7 +20,11 @@ use std::{
     time::Duration,
 };
 
-use crate::{clock::Clock, model::ClientId};
+use crate::{
+    clock::Clock,
+    model::ClientId,
+    shared::{Shared, WindowDecision},
+};
 
 /// Counts failed attempts per client id in fixed windows.
 pub(crate) struct FailureThrottle {
@@ -27,9 +34,10 @@ pub(crate) struct FailureThrottle {
     /// One window per client id with recent failures; moka forgets it once the window has
     /// passed by the system clock too (memory), the clock decides when it closed.
     windows: moka::sync::Cache<ClientId, Arc<FailureWindow>>,
+    shared: Option<Shared>,
 }
 
-struct FailureWindow {
+pub(crate) struct FailureWindow {
     /// When it opened, by the clock, in nanoseconds since the Unix epoch.
     opened: i128,
     failures: AtomicU32,
@@ -56,7 +64,14 @@ impl FailureThrottle {
                 .max_capacity(capacity)
                 .time_to_live(window)
                 .build(),
+            shared: None,
         }
+    }
+
+    /// Share the windows with every replica through `shared`.
+    pub(crate) fn shared(mut self, shared: Option<Shared>) -> Self {
+        self.shared = shared;
+        self
     }
 
     /// How much of a window opened at `opened` is left now; `None` once it closed.
@@ -93,10 +108,35 @@ impl FailureThrottle {
         (window.failures.load(Ordering::Relaxed) >= self.limit).then_some(left)
     }
 
-    /// Take a place for an attempt on `client_id` in this window, counted as a failure
-    /// unless [`Attempt::succeeded`] gives it back; `Err(retry_after)` when the window is
-    /// full.
-    pub(crate) fn reserve(&self, client_id: &ClientId) -> Result<Attempt, Full> {
+    /// Take a place for an attempt on `client_id` in this window (the shared one, if any
+    /// and it answers), counted as a failure unless [`Attempt::succeeded`] gives it back;
+    /// `Err(retry_after)` when the window is full.
+    pub(crate) async fn reserve(&self, client_id: &ClientId) -> Result<Attempt, Full> {
+        if let Some(shared) = &self.shared {
+            let key = format!("failures:{}", client_id.as_str());
+            let state = shared.state();
+            let decision = shared
+                .call(state.reserve_failure(&key, self.limit, self.window))
+                .await;
+            match decision {
+                Some(WindowDecision::Taken { window }) => {
+                    return Ok(Attempt::Shared {
+                        shared: shared.clone(),
+                        key,
+                        window,
+                    });
+                }
+                Some(WindowDecision::Full { retry_after, first }) => {
+                    return Err(Full { retry_after, first });
+                }
+                None => {}
+            }
+        }
+        self.reserve_here(client_id)
+    }
+
+    /// [`reserve`](Self::reserve) in this process's window.
+    fn reserve_here(&self, client_id: &ClientId) -> Result<Attempt, Full> {
         let window = self.window(client_id);
         let taken = window
             .failures
@@ -104,7 +144,7 @@ impl FailureThrottle {
                 (n < self.limit).then_some(n + 1)
             });
         match taken {
-            Ok(_) => Ok(Attempt(window)),
+            Ok(_) => Ok(Attempt::Here(window)),
             Err(_) => Err(Full {
                 retry_after: self.left(window.opened).unwrap_or(Duration::ZERO),
                 first: !window.tripped.swap(true, Ordering::AcqRel),
@@ -116,17 +156,37 @@ impl FailureThrottle {
     /// that failed).
     #[cfg(test)]
     fn record_failure(&self, client_id: &ClientId) {
-        let _ = self.reserve(client_id);
+        let _ = self.reserve_here(client_id);
     }
 }
 
 /// A place taken in a failure window: a failure unless given back.
-pub(crate) struct Attempt(Arc<FailureWindow>);
+pub(crate) enum Attempt {
+    /// In this process's window.
+    Here(Arc<FailureWindow>),
+    /// In the shared window `window` of `key`.
+    Shared {
+        shared: Shared,
+        key: String,
+        window: String,
+    },
+}
 
 impl Attempt {
-    /// The secret was right: give its place back.
+    /// The secret was right: give its place back (a shared one in the background).
     pub(crate) fn succeeded(self) {
-        self.0.failures.fetch_sub(1, Ordering::AcqRel);
+        match self {
+            Attempt::Here(window) => {
+                window.failures.fetch_sub(1, Ordering::AcqRel);
+            }
+            Attempt::Shared {
+                shared,
+                key,
+                window,
+            } => shared.spawn(move |shared| async move {
+                shared.state().give_back_failure(&key, &window).await
+            }),
+        }
     }
 }
 
@@ -153,7 +213,7 @@ mod tests {
         }
         clock.advance(time::Duration::seconds(15));
         assert_eq!(throttle.check(&id), Some(Duration::from_secs(45)));
-        let refused = throttle.reserve(&id).err().unwrap();
+        let refused = throttle.reserve_here(&id).err().unwrap();
         assert_eq!(
             refused,
             Full {
@@ -161,7 +221,10 @@ mod tests {
                 first: true
             }
         );
-        assert!(!throttle.reserve(&id).err().unwrap().first, "tripped once");
+        assert!(
+            !throttle.reserve_here(&id).err().unwrap().first,
+            "tripped once"
+        );
     }
 
     #[test]
@@ -177,14 +240,14 @@ mod tests {
         let (throttle, _) = throttle(2, Duration::from_secs(60));
         let id = ClientId::from("id");
         for _ in 0..5 {
-            throttle.reserve(&id).expect("room").succeeded();
+            throttle.reserve_here(&id).expect("room").succeeded();
         }
         assert_eq!(throttle.check(&id), None);
-        let (a, b) = (throttle.reserve(&id), throttle.reserve(&id));
+        let (a, b) = (throttle.reserve_here(&id), throttle.reserve_here(&id));
         assert!(a.is_ok() && b.is_ok());
-        assert!(throttle.reserve(&id).is_err(), "two in flight fill it");
+        assert!(throttle.reserve_here(&id).is_err(), "two in flight fill it");
         a.ok().unwrap().succeeded();
-        assert!(throttle.reserve(&id).is_ok(), "room again");
+        assert!(throttle.reserve_here(&id).is_ok(), "room again");
         assert!(throttle.check(&id).is_some());
     }
 
@@ -194,9 +257,12 @@ mod tests {
         let id = ClientId::from("id");
         for _ in 0..3 {
             throttle.record_failure(&id);
-            assert!(throttle.reserve(&id).is_err());
+            assert!(throttle.reserve_here(&id).is_err());
             clock.advance(time::Duration::seconds(59));
-            assert!(throttle.reserve(&id).is_err(), "open for one more second");
+            assert!(
+                throttle.reserve_here(&id).is_err(),
+                "open for one more second"
+            );
             clock.advance(time::Duration::seconds(1));
             // The next failure opens a new window.
         }

@@ -19,7 +19,9 @@
 //! window answers `too_many_attempts` at once (the same for every id).
 //!
 //! Every verdict is remembered for the verdict TTL, so that repeating a wrong secret costs no
-//! argon2; an accepted secret is remembered as known.
+//! argon2; an accepted secret is remembered as known, and with
+//! [`VerifiedSecrets`] also in the shared state, where any replica (or this one after a
+//! restart) finds it before running argon2.
 
 use std::{sync::Arc, time::Duration};
 
@@ -40,6 +42,7 @@ use crate::{
     error::AuthError,
     metrics::Metrics,
     model::{AccountId, ClientId, SecretHash, SecretKey},
+    shared::VerifiedSecrets,
 };
 
 /// How often a verdict made for another hash (the id was reissued meanwhile) is set aside
@@ -92,6 +95,7 @@ pub(crate) struct VerifierSettings {
     pub(crate) capacity: u64,
     pub(crate) verdict_ttl: Duration,
     pub(crate) known: KnownSecrets,
+    pub(crate) verified: Option<VerifiedSecrets>,
     pub(crate) throttle: Option<FailureThrottle>,
     pub(crate) pending_per_client: usize,
     pub(crate) uniform_refusals: bool,
@@ -105,6 +109,7 @@ pub(crate) struct Verifier {
     admission: Admission,
     verdicts: moka::future::Cache<(ClientId, SecretDigest), Arc<Verdict>>,
     known: KnownSecrets,
+    verified: Option<VerifiedSecrets>,
     throttle: Option<FailureThrottle>,
     pending: PendingChecks,
     uniform_refusals: bool,
@@ -124,6 +129,7 @@ impl Verifier {
                 .time_to_live(settings.verdict_ttl)
                 .build(),
             known: settings.known,
+            verified: settings.verified,
             throttle: settings.throttle,
             pending: PendingChecks::new(settings.pending_per_client),
             uniform_refusals: settings.uniform_refusals,
@@ -141,11 +147,23 @@ impl Verifier {
     /// Remember (again) that this secret is right for `client_id` while it has `hash`.
     pub(crate) fn remember(&self, client_id: &ClientId, digest: SecretDigest, hash: &SecretHash) {
         self.known.remember(client_id, digest, hash);
+        if let Some(verified) = &self.verified {
+            verified.touch(client_id);
+        }
     }
 
-    /// The token is gone from the store: forget its secret.
+    /// The token is gone from the store: forget its secret here.
     pub(crate) fn forget(&self, client_id: &ClientId) {
         self.known.forget(client_id);
+    }
+
+    /// The token was revoked or changed (an invalidation): forget its secret in the shared
+    /// state. This process's memory keeps it: a token changed but not revoked is still
+    /// admitted without argon2 here, and a revoked one is refused by the store lookup.
+    pub(crate) fn forget_shared(&self, client_id: &ClientId) {
+        if let Some(verified) = &self.verified {
+            verified.forget(client_id);
+        }
     }
 
     /// Wait until `deadline` if refusals are uniform.
@@ -171,6 +189,15 @@ impl Verifier {
     ) -> Result<bool, AuthError> {
         if let Check::Stored { hash, .. } = check {
             if self.known.accepts(client_id, &digest, hash) {
+                self.metrics.counters().revalidation();
+                return Ok(true);
+            }
+            if let Some(verified) = &self.verified
+                && verified
+                    .accepts(client_id, hash, secret.expose_secret().as_bytes())
+                    .await
+            {
+                self.known.remember(client_id, digest, hash);
                 self.metrics.counters().revalidation();
                 return Ok(true);
             }
@@ -249,7 +276,12 @@ impl Verifier {
         deadline: Instant,
     ) -> Result<Arc<Verdict>, Refused> {
         let attempt = match &self.throttle {
-            Some(throttle) => Some(throttle.reserve(client_id).map_err(Refused::Throttled)?),
+            Some(throttle) => Some(
+                throttle
+                    .reserve(client_id)
+                    .await
+                    .map_err(Refused::Throttled)?,
+            ),
             None => None,
         };
         let verdict = match self.pending.take(client_id) {
@@ -268,6 +300,12 @@ impl Verifier {
                     }
                     Check::Unknown => self.unknown(deadline),
                 };
+                if let (Ok(v), Some(verified), Check::Stored { hash, .. }) =
+                    (&verdict, &self.verified, check)
+                    && v.ok
+                {
+                    verified.remember(client_id, hash, secret.expose_secret().as_bytes());
+                }
                 if matches!(&verdict, Ok(v) if v.ok) {
                     drop(place);
                 } else {
@@ -276,10 +314,10 @@ impl Verifier {
                 verdict
             }
         };
-        if let (Ok(v), Some(attempt)) = (&verdict, attempt) {
-            if v.ok {
-                attempt.succeeded();
-            }
+        if let (Ok(v), Some(attempt)) = (&verdict, attempt)
+            && v.ok
+        {
+            attempt.succeeded();
         }
         verdict.map_err(|Busy| Refused::Busy)
     }

@@ -13,6 +13,10 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
 
+/// What a body holds while the answer is being sent (a token's in-flight slot); dropped
+/// with the body.
+pub(crate) type Guard = Box<dyn std::any::Any + Send + Sync>;
+
 pin_project! {
     /// The response body of the middleware: the inner service's body, or a rejection's.
     pub struct AuthBody<B> {
@@ -24,7 +28,7 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<B> {
-        Inner { #[pin] body: B },
+        Inner { #[pin] body: B, guard: Option<Guard> },
         Rejection { body: Full<Bytes> },
     }
 }
@@ -33,7 +37,15 @@ impl<B> AuthBody<B> {
     /// Wrap the inner service's body.
     pub fn inner(body: B) -> Self {
         AuthBody {
-            kind: Kind::Inner { body },
+            kind: Kind::Inner { body, guard: None },
+        }
+    }
+
+    /// Wrap the inner service's body, holding `guard` (an in-flight slot) until the body is
+    /// dropped: sent, or abandoned by the client.
+    pub(crate) fn guarded(body: B, guard: Option<Guard>) -> Self {
+        AuthBody {
+            kind: Kind::Inner { body, guard },
         }
     }
 
@@ -66,7 +78,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.project().kind.project() {
-            KindProj::Inner { body } => body.poll_frame(cx),
+            KindProj::Inner { body, .. } => body.poll_frame(cx),
             KindProj::Rejection { body } => Pin::new(body)
                 .poll_frame(cx)
                 .map_err(|never: Infallible| match never {}),
@@ -75,14 +87,14 @@ where
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Inner { body, .. } => body.is_end_stream(),
             Kind::Rejection { body } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Inner { body } => body.size_hint(),
+            Kind::Inner { body, .. } => body.size_hint(),
             Kind::Rejection { body } => body.size_hint(),
         }
     }

@@ -20,6 +20,11 @@
 //! One layer (and its clones) is one set of counters: build one per route to limit routes
 //! separately.
 //!
+//! With [`shared`](RateLimitLayer::shared), the counts are shared by every replica: one
+//! script in the shared state decides all quotas of a request at once (so a refused request
+//! still uses nothing up), timed by the shared state's clock. If it does not answer, the
+//! process's own counts decide (see [`shared`](crate::shared)).
+//!
 //! ```
 //! use finout_auth::middleware::{Quota, RateKey, RateLimitLayer};
 //! // Finout's `POST /v2/data/cost-usage/generate-query`: 50 a minute and 10,000 a day,
@@ -42,7 +47,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{
-    limit::LimitFuture,
+    limit::{LimitFuture, future::Decided},
     rejection::{JsonRejection, Ready, RejectionResponse},
     request_id::RequestId,
 };
@@ -51,6 +56,7 @@ use crate::{
     error::AuthError,
     metrics::Metrics,
     model::{AccountId, ClientId, Principal},
+    shared::Shared,
 };
 
 /// How many keys a [`RateLimitLayer`] remembers by default.
@@ -141,6 +147,10 @@ pub struct RateLimitLayer<R = JsonRejection> {
     max_keys: u64,
     buckets: Buckets,
     clock: Arc<dyn Clock>,
+    /// Whether `clock` was set (then it times the shared counts too).
+    clock_set: bool,
+    /// The shared state and the name of this layer's counts in it.
+    shared: Option<(Shared, Arc<str>)>,
     rejection: R,
     metrics: Option<Metrics>,
 }
@@ -151,6 +161,7 @@ impl<R> fmt::Debug for RateLimitLayer<R> {
             .field("quotas", &self.quotas)
             .field("key", &self.key)
             .field("max_keys", &self.max_keys)
+            .field("shared", &self.shared.as_ref().map(|(_, name)| name))
             .finish_non_exhaustive()
     }
 }
@@ -185,6 +196,8 @@ impl RateLimitLayer {
             key: RateKey::Account,
             max_keys: DEFAULT_MAX_KEYS,
             clock: Arc::new(SystemClock),
+            clock_set: false,
+            shared: None,
             rejection: JsonRejection,
             metrics: None,
         }
@@ -210,6 +223,16 @@ impl<R> RateLimitLayer<R> {
     /// tests). Forgetting idle keys still follows real time; it changes no answer.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        self.clock_set = true;
+        self
+    }
+
+    /// Share the counts with every replica through `shared`, under `name` (the same on every
+    /// replica, and one per route limited separately): one script decides every quota of a
+    /// request at once; see [`shared`](crate::shared) for the fall back when it does not
+    /// answer.
+    pub fn shared(mut self, shared: Shared, name: impl Into<String>) -> Self {
+        self.shared = Some((shared, Arc::from(name.into())));
         self
     }
 
@@ -221,6 +244,8 @@ impl<R> RateLimitLayer<R> {
             max_keys: self.max_keys,
             buckets: self.buckets,
             clock: self.clock,
+            clock_set: self.clock_set,
+            shared: self.shared,
             rejection,
             metrics: self.metrics,
         }
@@ -237,13 +262,16 @@ impl<R> RateLimitLayer<R> {
         &self.quotas
     }
 
-    /// Take a request of `principal` if every quota allows it; otherwise how long until
-    /// they all would.
-    fn admit(&self, principal: &Principal) -> Result<(), Duration> {
-        let key = match self.key {
+    fn key_of(&self, principal: &Principal) -> Key {
+        match self.key {
             RateKey::Account => Key::Account(principal.account_id()),
             RateKey::Token => Key::Token(principal.client_id().clone()),
-        };
+        }
+    }
+
+    /// Take a request for `key` if every quota allows it; otherwise how long until they all
+    /// would.
+    fn admit(&self, key: Key) -> Result<(), Duration> {
         let bucket = self.buckets.get_with(key, || {
             Arc::new(Mutex::new(vec![i128::MIN; self.quotas.len()]))
         });
@@ -271,6 +299,50 @@ impl<R> RateLimitLayer<R> {
                 .saturating_add(interval);
         }
         Ok(())
+    }
+}
+
+impl<R: RejectionResponse> RateLimitLayer<R> {
+    fn rejection_response(&self, retry_after: Duration, request_id: &RequestId) -> Ready {
+        let error = AuthError::TooManyRequests { retry_after };
+        if let Some(metrics) = &self.metrics {
+            metrics.record_rejection(error.code());
+        }
+        Ready::new(self.rejection.response_with_id(&error, request_id))
+    }
+
+    /// The decision for `key` through the shared state (the process's own counts when it
+    /// does not answer).
+    fn decide_shared(
+        &self,
+        shared: Shared,
+        name: Arc<str>,
+        key: Key,
+        request_id: RequestId,
+    ) -> super::limit::future::Deciding {
+        let limit = self.clone();
+        Box::pin(async move {
+            let shared_key = match &key {
+                Key::Account(account) => format!("rate:{name}:account:{account}"),
+                Key::Token(client_id) => format!("rate:{name}:token:{}", client_id.as_str()),
+            };
+            let now = limit.clock_set.then(|| limit.clock.now_unix_nanos());
+            let state = shared.state();
+            let decision = shared
+                .call(state.rate(&shared_key, &limit.quotas, now))
+                .await;
+            let admitted = match decision {
+                Some(decision) if decision.admitted => Ok(()),
+                Some(decision) => Err(decision.retry_after),
+                None => limit.admit(key),
+            };
+            match admitted {
+                Ok(()) => Decided::Pass(None),
+                Err(retry_after) => {
+                    Decided::Reject(limit.rejection_response(retry_after, &request_id))
+                }
+            }
+        })
     }
 }
 
@@ -307,32 +379,42 @@ impl<S: fmt::Debug, R> fmt::Debug for RateLimit<S, R> {
 
 impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S, R>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     R: RejectionResponse,
 {
     type Response = Response<super::AuthBody<ResBody>>;
     type Error = S::Error;
-    type Future = LimitFuture<S::Future>;
+    type Future = LimitFuture<S::Future, S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let admitted = match request.extensions().get::<Principal>() {
-            Some(principal) => self.limit.admit(principal),
-            None => Ok(()),
+        let Some(key) = request
+            .extensions()
+            .get::<Principal>()
+            .map(|p| self.limit.key_of(p))
+        else {
+            return LimitFuture::pass(self.inner.call(request), None);
         };
-        if let Err(retry_after) = admitted {
-            let error = AuthError::TooManyRequests { retry_after };
-            if let Some(metrics) = &self.limit.metrics {
-                metrics.record_rejection(error.code());
-            }
+        if let (Some((shared, name)), false) = (&self.limit.shared, self.limit.quotas.is_empty()) {
             let request_id = RequestId::of(request.headers());
-            let response = self.limit.rejection.response_with_id(&error, &request_id);
-            return LimitFuture::rejected(Ready::new(response));
+            let decision = self
+                .limit
+                .decide_shared(shared.clone(), name.clone(), key, request_id);
+            // The service polled ready goes with the request; its clone stays for the next.
+            let clone = self.inner.clone();
+            let inner = std::mem::replace(&mut self.inner, clone);
+            return LimitFuture::deciding(decision, inner, request);
         }
-        LimitFuture::pass(self.inner.call(request))
+        match self.limit.admit(key) {
+            Ok(()) => LimitFuture::pass(self.inner.call(request), None),
+            Err(retry_after) => LimitFuture::rejected(
+                self.limit
+                    .rejection_response(retry_after, &RequestId::of(request.headers())),
+            ),
+        }
     }
 }
 

@@ -27,16 +27,15 @@ pub(crate) fn require_write(principal: &Principal) -> Answer<()> {
 
 /// Who wrote a tag, as Finout records it: the user's email, or an API token's client id.
 pub(crate) async fn author(mock: &Mock, principal: &Principal) -> String {
-    if let Some(user) = principal.user_id() {
-        if let Ok(Some(user)) = mock
+    if let Some(user) = principal.user_id()
+        && let Ok(Some(user)) = mock
             .inner
             .admin
             .store()
             .get_user(principal.account_id(), user)
             .await
-        {
-            return user.email;
-        }
+    {
+        return user.email;
     }
     principal.client_id().to_string()
 }

@@ -28,6 +28,19 @@ const PG_DELETE: &str =
 
 const TAG: &str = "virtual_tag";
 const ENDPOINT: &str = "endpoint";
+/// The key replicas make verified secrets' tags under (`--redis`): one row, under the nil
+/// account, written by the first replica and read by every other.
+const SETTING: &str = "setting";
+const VERIFIED_SECRET_KEY: &str = "verified_secret_key";
+const NIL_ACCOUNT: &str = "00000000-0000-0000-0000-000000000000";
+const SQLITE_INSERT_NEW: &str = "INSERT INTO finout_mock_documents (account_id, kind, id, body) \
+     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account_id, kind, id) DO NOTHING";
+const SQLITE_SELECT_ONE: &str = "SELECT body FROM finout_mock_documents \
+     WHERE account_id = ?1 AND kind = ?2 AND id = ?3";
+const PG_INSERT_NEW: &str = "INSERT INTO finout_mock_documents (account_id, kind, id, body) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, kind, id) DO NOTHING";
+const PG_SELECT_ONE: &str = "SELECT body FROM finout_mock_documents \
+     WHERE account_id = $1 AND kind = $2 AND id = $3";
 
 /// Where the mock keeps what clients write: the database of its token store.
 #[derive(Debug, Clone)]
@@ -82,6 +95,54 @@ impl MockDatabase {
             changes.push((account, change));
         }
         Ok(changes)
+    }
+
+    /// The key of verified secrets' tags every replica on this database shares: the one
+    /// stored, or a new random one stored now (the first replica's wins a race). A test
+    /// double's choice: a production service keeps this key out of its database (see
+    /// finout-auth's `shared::VerifiedSecretKey`).
+    pub async fn verified_secret_key(
+        &self,
+    ) -> Result<finout_auth::shared::VerifiedSecretKey, sqlx::Error> {
+        let fresh = finout_auth::shared::VerifiedSecretKey::random().to_hex();
+        let args = (NIL_ACCOUNT, SETTING, VERIFIED_SECRET_KEY);
+        let stored: String = match self {
+            MockDatabase::Sqlite(pool) => {
+                sqlx::query(CREATE).execute(pool).await?;
+                sqlx::query(SQLITE_INSERT_NEW)
+                    .bind(args.0)
+                    .bind(args.1)
+                    .bind(args.2)
+                    .bind(&fresh)
+                    .execute(pool)
+                    .await?;
+                sqlx::query_scalar(SQLITE_SELECT_ONE)
+                    .bind(args.0)
+                    .bind(args.1)
+                    .bind(args.2)
+                    .fetch_one(pool)
+                    .await?
+            }
+            MockDatabase::Postgres(pool) => {
+                sqlx::query(CREATE).execute(pool).await?;
+                sqlx::query(PG_INSERT_NEW)
+                    .bind(args.0)
+                    .bind(args.1)
+                    .bind(args.2)
+                    .bind(&fresh)
+                    .execute(pool)
+                    .await?;
+                sqlx::query_scalar(PG_SELECT_ONE)
+                    .bind(args.0)
+                    .bind(args.1)
+                    .bind(args.2)
+                    .fetch_one(pool)
+                    .await?
+            }
+        };
+        finout_auth::shared::VerifiedSecretKey::from_hex(&stored).ok_or_else(|| {
+            sqlx::Error::Decode("the stored verified-secret key is not 64 hex digits".into())
+        })
     }
 
     /// Save one change.

@@ -116,10 +116,10 @@ impl TokenCache {
     /// the front.
     #[inline]
     fn verified(&self, client_id: &[u8]) -> Option<(Arc<VerifiedEntry>, Found, bool)> {
-        if let Some((entry, due)) = self.front.get(client_id) {
-            if self.epochs.is_current(entry.stamp.epoch) {
-                return Some((entry, Found::Front, due));
-            }
+        if let Some((entry, due)) = self.front.get(client_id)
+            && self.epochs.is_current(entry.stamp.epoch)
+        {
+            return Some((entry, Found::Front, due));
         }
         let entry = self.verified.get(client_id)?;
         if !self.epochs.is_current(entry.stamp.epoch) {

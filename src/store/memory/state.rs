@@ -148,20 +148,20 @@ impl State {
             if let Some(at) = record.expires_at {
                 self.expiring.remove(&(at, id.clone()));
             }
-            if let Some(user) = record.user_id {
-                if let Some(ids) = self.per_user.get_mut(&user) {
-                    ids.remove(&id);
-                    if ids.is_empty() {
-                        self.per_user.remove(&user);
-                    }
+            if let Some(user) = record.user_id
+                && let Some(ids) = self.per_user.get_mut(&user)
+            {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.per_user.remove(&user);
                 }
             }
-            if let Some(parent) = &record.issued_by {
-                if let Some(ids) = self.issued.get_mut(parent) {
-                    ids.remove(&id);
-                    if ids.is_empty() {
-                        self.issued.remove(parent);
-                    }
+            if let Some(parent) = &record.issued_by
+                && let Some(ids) = self.issued.get_mut(parent)
+            {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.issued.remove(parent);
                 }
             }
             if let Some(children) = self.issued.remove(&id) {
@@ -223,14 +223,13 @@ impl State {
                 ));
             }
         }
-        if let Some(parent) = &record.issued_by {
-            if self
+        if let Some(parent) = &record.issued_by
+            && self
                 .tokens
                 .get(parent)
                 .is_none_or(|p| p.account_id != record.account_id)
-            {
-                return Err(StoreError::NotFound("issuing token"));
-            }
+        {
+            return Err(StoreError::NotFound("issuing token"));
         }
         if self.tokens.contains_key(&record.client_id) {
             return Err(StoreError::Conflict("client id"));

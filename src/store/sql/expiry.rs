@@ -64,10 +64,10 @@ impl<B: Backend> SqlStore<B> {
         let now = record.created_at;
         let user = record.user_id.map(|u| u.to_string());
         let account = record.account_id.to_string();
-        if let Some(user) = &user {
-            if Self::live(tx, Owner::User(user), now).await? >= u64::from(limits.per_user) {
-                return Err(StoreError::LimitReached("personal tokens per user"));
-            }
+        if let Some(user) = &user
+            && Self::live(tx, Owner::User(user), now).await? >= u64::from(limits.per_user)
+        {
+            return Err(StoreError::LimitReached("personal tokens per user"));
         }
         let in_account = Owner::Account(&account);
         if Self::live(tx, in_account, now).await? >= u64::from(limits.per_account) {

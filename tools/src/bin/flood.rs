@@ -224,7 +224,7 @@ async fn main() {
                                 tick.tick().await;
                             }
                             let secret = uuid::Uuid::new_v4().to_string();
-                            let id = if !random_ids || (i + n) % 2 == 0 {
+                            let id = if !random_ids || (i + n).is_multiple_of(2) {
                                 victim.clone()
                             } else {
                                 uuid::Uuid::new_v4().to_string()

@@ -67,13 +67,13 @@ pub(crate) async fn values(
             d.values.iter().map(|v| (*v).to_owned()).collect(),
         )
     };
-    if let Some(kind) = kind {
-        if !types.contains(&kind.as_str()) {
-            return Err(MockError::invalid(format!(
-                "type: this key supports {}",
-                types.join(", ")
-            )));
-        }
+    if let Some(kind) = kind
+        && !types.contains(&kind.as_str())
+    {
+        return Err(MockError::invalid(format!(
+            "type: this key supports {}",
+            types.join(", ")
+        )));
     }
     Ok(Json(
         json!({"requestId": uuid::Uuid::new_v4(), "data": {"values": values}}),

@@ -21,27 +21,29 @@ pub(crate) use cost::Queries;
 /// The V2 routes, each limited per account as Finout's docs say (requests per minute, and
 /// per day for `generate-query`).
 pub(crate) fn router(mock: &Mock) -> Router<Mock> {
-    let limit = |per_minute: u32| mock.rate_limit(vec![Quota::per_minute(per_minute)]);
-    let ql_keys = get(keys::keys.layer(limit(50)));
-    let ql_values = get(keys::values.layer(limit(50)));
-    let tag: MethodRouter<Mock> = get(tags::get.layer(limit(100)))
-        .put(tags::update.layer(limit(100)))
-        .delete(tags::delete.layer(limit(100)));
+    // Each limit has a name of its own: its counts, in this process or shared by replicas.
+    let limit =
+        |name: &str, per_minute: u32| mock.rate_limit(name, vec![Quota::per_minute(per_minute)]);
+    let ql_keys = get(keys::keys.layer(limit("ql-keys", 50)));
+    let ql_values = get(keys::values.layer(limit("ql-values", 50)));
+    let tag: MethodRouter<Mock> = get(tags::get.layer(limit("tag-get", 100)))
+        .put(tags::update.layer(limit("tag-put", 100)))
+        .delete(tags::delete.layer(limit("tag-delete", 100)));
     Router::new()
         .route(
             "/v2/data/cost-usage/generate-query",
-            post(
-                cost::generate
-                    .layer(mock.rate_limit(vec![Quota::per_minute(50), Quota::per_day(10_000)])),
-            ),
+            post(cost::generate.layer(mock.rate_limit(
+                "generate-query",
+                vec![Quota::per_minute(50), Quota::per_day(10_000)],
+            ))),
         )
         .route(
             "/v2/data/cost-usage/{query_id}/status",
-            get(cost::query_status.layer(limit(50))),
+            get(cost::query_status.layer(limit("query-status", 50))),
         )
         .route(
             "/v2/data/cost-usage/{query_id}/results",
-            get(cost::results.layer(limit(50))),
+            get(cost::results.layer(limit("query-results", 50))),
         )
         // Finout's page names both paths; the limit is one.
         .route("/v2/query-language/keys", ql_keys.clone())
@@ -56,34 +58,41 @@ pub(crate) fn router(mock: &Mock) -> Router<Mock> {
         )
         .route(
             "/v2/virtual-tags",
-            get(tags::list.layer(limit(50))).post(tags::create.layer(limit(50))),
+            get(tags::list.layer(limit("tags-list", 50)))
+                .post(tags::create.layer(limit("tags-create", 50))),
         )
         .route("/v2/virtual-tags/{id}", tag)
         .route(
             "/v2/virtual-tags/{id}/versions",
-            get(tags::versions.layer(limit(50))),
+            get(tags::versions.layer(limit("tag-versions", 50))),
         )
         .route(
             "/v2/virtual-tags/{id}/versions/{version}",
-            get(tags::version.layer(limit(100))),
+            get(tags::version.layer(limit("tag-version", 100))),
         )
         .route(
             "/v2/virtual-tags/{id}/metadata",
-            get(tags::get_metadata.layer(limit(100))).put(tags::put_metadata.layer(limit(100))),
+            get(tags::get_metadata.layer(limit("tag-metadata-get", 100)))
+                .put(tags::put_metadata.layer(limit("tag-metadata-put", 100))),
         )
 }
 
 impl Mock {
-    /// A rate limit of `quotas` per account on the mock's clock, counted in its metrics;
-    /// none when rate limits are off.
-    fn rate_limit(&self, quotas: Vec<Quota>) -> RateLimitLayer {
+    /// A rate limit `name` of `quotas` per account on the mock's clock, counted in its
+    /// metrics and shared with the other replicas if the mock is; none when rate limits are
+    /// off.
+    fn rate_limit(&self, name: &str, quotas: Vec<Quota>) -> RateLimitLayer {
         let quotas = if self.inner.rate_limits {
             quotas
         } else {
             Vec::new()
         };
-        RateLimitLayer::new(quotas)
+        let layer = RateLimitLayer::new(quotas)
             .clock(self.inner.clock.clone())
-            .metrics(self.metrics().clone())
+            .metrics(self.metrics().clone());
+        match &self.inner.shared {
+            Some(shared) if self.inner.rate_limits => layer.shared(shared.clone(), name),
+            _ => layer,
+        }
     }
 }
