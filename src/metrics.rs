@@ -16,6 +16,7 @@
 //! | `finout_auth_unknown_ids_total` | (checks of client ids no token has: no argon2) |
 //! | `finout_auth_revalidations_total` | (known secrets re-admitted after a store lookup, no argon2) |
 //! | `finout_auth_refreshes_total` | (cached tokens refreshed from the store in the background) |
+//! | `finout_auth_stale_answers_total` | (tokens admitted stale while the store could not be reached) |
 
 use std::sync::{
     Arc,
@@ -77,6 +78,7 @@ pub(crate) struct Counters {
     unknown_ids: AtomicU64,
     revalidations: AtomicU64,
     refreshes: AtomicU64,
+    stale_answers: AtomicU64,
     verifications_in_flight: AtomicU64,
     rejections: [AtomicU64; ErrorCode::ALL.len()],
 }
@@ -163,6 +165,13 @@ impl Counters {
         metrics::counter!("finout_auth_revalidations_total").increment(1);
     }
 
+    /// A token was admitted stale: the store could not be reached.
+    pub(crate) fn stale_answer(&self) {
+        self.stale_answers.fetch_add(1, Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("finout_auth_stale_answers_total").increment(1);
+    }
+
     /// A cached token was refreshed from the store in the background.
     pub(crate) fn refresh(&self) {
         self.refreshes.fetch_add(1, Relaxed);
@@ -182,6 +191,7 @@ impl Counters {
             unknown_ids: self.unknown_ids.load(Relaxed),
             revalidations: self.revalidations.load(Relaxed),
             refreshes: self.refreshes.load(Relaxed),
+            stale_answers: self.stale_answers.load(Relaxed),
             verifications_in_flight: self.verifications_in_flight.load(Relaxed),
             rejections: ErrorCode::ALL.map(|c| (c, self.rejections[c.index()].load(Relaxed))),
         }
@@ -268,6 +278,10 @@ pub fn describe() {
         "finout_auth_refreshes_total",
         "Cached tokens refreshed from the store before their TTL."
     );
+    describe_counter!(
+        "finout_auth_stale_answers_total",
+        "Tokens admitted stale while the store could not be reached."
+    );
     describe_gauge!(VERIFICATIONS_IN_FLIGHT, "argon2 verifications running now.");
     describe_gauge!(
         COLD_IN_FLIGHT,
@@ -303,6 +317,10 @@ pub struct MetricsSnapshot {
     pub revalidations: u64,
     /// Cached tokens refreshed from the store in the background, before their TTL.
     pub refreshes: u64,
+    /// Tokens admitted stale, verified before and past their TTL, because the store could
+    /// not be reached (see
+    /// [`AuthenticatorBuilder::stale_if_unavailable`](crate::AuthenticatorBuilder::stale_if_unavailable)).
+    pub stale_answers: u64,
     /// argon2 verifications running right now (never above the configured concurrency).
     pub verifications_in_flight: u64,
     /// Rejections, by code.

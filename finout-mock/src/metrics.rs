@@ -46,7 +46,7 @@ const BUCKETS: [f64; 12] = [
     0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-const COUNTERS: [(&str, &str); 8] = [
+const COUNTERS: [(&str, &str); 9] = [
     (
         "finout_auth_requests_total",
         "Answers by outcome: ok, or the error code answered.",
@@ -78,6 +78,10 @@ const COUNTERS: [(&str, &str); 8] = [
     (
         "finout_auth_refreshes_total",
         "Cached tokens refreshed from the store before their TTL.",
+    ),
+    (
+        "finout_auth_stale_answers_total",
+        "Tokens admitted stale while the store could not be reached.",
     ),
 ];
 
@@ -159,6 +163,7 @@ impl Prometheus {
             m.unknown_ids,
             m.revalidations,
             m.refreshes,
+            m.stale_answers,
         ]
         .into_iter()
         .enumerate()

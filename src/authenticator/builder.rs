@@ -32,6 +32,7 @@ impl Authenticator {
             cache_capacity: 10_000,
             cache_ttl: Duration::from_secs(60),
             verdict_ttl: Duration::from_secs(60),
+            stale_if_unavailable: Duration::from_secs(300),
             known_secret_capacity: 100_000,
             known_secret_ttl: Duration::from_secs(24 * 3600),
             max_concurrent_verifications: std::thread::available_parallelism()
@@ -64,6 +65,7 @@ pub struct AuthenticatorBuilder {
     cache_capacity: u64,
     cache_ttl: Duration,
     verdict_ttl: Duration,
+    stale_if_unavailable: Duration,
     known_secret_capacity: u64,
     known_secret_ttl: Duration,
     max_concurrent_verifications: usize,
@@ -84,6 +86,7 @@ impl fmt::Debug for AuthenticatorBuilder {
             .field("cache_capacity", &self.cache_capacity)
             .field("cache_ttl", &self.cache_ttl)
             .field("verdict_ttl", &self.verdict_ttl)
+            .field("stale_if_unavailable", &self.stale_if_unavailable)
             .field("known_secret_capacity", &self.known_secret_capacity)
             .field("known_secret_ttl", &self.known_secret_ttl)
             .field(
@@ -223,6 +226,17 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// While the store cannot be reached, keep admitting a token verified before, for at most
+    /// `window` past its [`cache_ttl`](Self::cache_ttl) (counted from the last time the
+    /// store confirmed it; its expiry is still checked). A token not verified within that
+    /// time answers `auth_unavailable`, as does every token once the store answers again and
+    /// refuses it. Default 5 minutes; zero turns it off. See SECURITY.md for what a
+    /// revocation sent just before an outage can miss.
+    pub fn stale_if_unavailable(mut self, window: Duration) -> Self {
+        self.stale_if_unavailable = window;
+        self
+    }
+
     /// Share the failure windows with every replica through `shared` (see
     /// [`shared`](crate::shared)): N replicas then allow `failures` per window in all, not N
     /// times that, and a restart hands out no fresh allowance.
@@ -296,7 +310,12 @@ impl AuthenticatorBuilder {
         );
         Authenticator {
             inner: Arc::new(Inner {
-                cache: TokenCache::new(self.cache_capacity, self.cache_ttl, self.verdict_ttl),
+                cache: TokenCache::new(
+                    self.cache_capacity,
+                    self.cache_ttl,
+                    self.verdict_ttl,
+                    self.stale_if_unavailable,
+                ),
                 records: Records::new(
                     self.store,
                     self.cache_capacity,

@@ -329,7 +329,21 @@ impl Inner {
         let epochs = self.cache.epochs();
         for _ in 0..TOKEN_CHANGE_RETRIES {
             // Boxed, as the check is (see `Verifier::verdict`): a held refusal keeps neither.
-            let fetched = Box::pin(self.records.fetch(client_id, epochs)).await?;
+            let fetched = match Box::pin(self.records.fetch(client_id, epochs)).await {
+                Ok(fetched) => fetched,
+                // The store cannot be reached: a token verified lately is still admitted,
+                // stale (its expiry checked), for a bounded window past its TTL.
+                Err(AuthError::AuthUnavailable(error)) => {
+                    return match self.cache.stale(client_id, &digest) {
+                        Some(entry) => {
+                            self.metrics.counters().stale_answer();
+                            self.admit(&entry)
+                        }
+                        None => Err(AuthError::AuthUnavailable(error)),
+                    };
+                }
+                Err(error) => return Err(error),
+            };
             if !epochs.is_current(fetched.epoch) {
                 self.records.invalidate(client_id).await;
                 continue;

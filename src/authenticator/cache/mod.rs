@@ -5,6 +5,9 @@
 //! digest of (client id, secret). Each has a per-thread front (see `front`). Whatever either
 //! returns is served only if its token's revocation epoch is still current (see `epoch`);
 //! moka's TTL and the front's age check bound how long it is trusted otherwise.
+//!
+//! A third moka cache keeps each verified token for a while past its TTL (`stale`): what the
+//! cold path may still answer when the store cannot be reached, and only then.
 
 mod entry;
 mod front;
@@ -51,14 +54,21 @@ pub(crate) struct TokenCache {
     digest_key: DigestKey,
     verified: moka::sync::Cache<ClientId, Arc<VerifiedEntry>, FastHash>,
     refused: moka::sync::Cache<SecretDigest, Refusal, FastHash>,
+    /// Verified tokens kept past their TTL, for a store outage (none if the window is zero).
+    stale: Option<moka::sync::Cache<ClientId, Arc<VerifiedEntry>, FastHash>>,
     front: Front,
     epochs: Epochs,
 }
 
 impl TokenCache {
-    /// At most `capacity` entries of each kind; verified tokens trusted for `ttl`, refusals
-    /// for `refusal_ttl`.
-    pub(crate) fn new(capacity: u64, ttl: Duration, refusal_ttl: Duration) -> Self {
+    /// At most `capacity` entries of each kind; verified tokens trusted for `ttl` (and kept
+    /// for `stale` more, for a store outage), refusals for `refusal_ttl`.
+    pub(crate) fn new(
+        capacity: u64,
+        ttl: Duration,
+        refusal_ttl: Duration,
+        stale: Duration,
+    ) -> Self {
         TokenCache {
             digest_key: DigestKey::random(),
             verified: moka::sync::Cache::builder()
@@ -69,6 +79,12 @@ impl TokenCache {
                 .max_capacity(capacity)
                 .time_to_live(refusal_ttl)
                 .build_with_hasher(FastHash::default()),
+            stale: (!stale.is_zero()).then(|| {
+                moka::sync::Cache::builder()
+                    .max_capacity(capacity)
+                    .time_to_live(ttl.saturating_add(stale))
+                    .build_with_hasher(FastHash::default())
+            }),
             front: Front::new(ttl, refusal_ttl),
             epochs: Epochs::new(),
         }
@@ -148,8 +164,24 @@ impl TokenCache {
 
     /// Cache a token whose secret argon2 accepted.
     pub(crate) fn insert_verified(&self, entry: VerifiedEntry) {
-        self.verified
-            .insert(entry.client_id.clone(), Arc::new(entry));
+        let entry = Arc::new(entry);
+        if let Some(stale) = &self.stale {
+            stale.insert(entry.client_id.clone(), entry.clone());
+        }
+        self.verified.insert(entry.client_id.clone(), entry);
+    }
+
+    /// A verified token kept past its TTL, if `client_id` with a secret of this digest is
+    /// one and nothing invalidated it since: for the cold path while the store cannot be
+    /// reached.
+    pub(crate) fn stale(
+        &self,
+        client_id: &ClientId,
+        secret: &SecretDigest,
+    ) -> Option<Arc<VerifiedEntry>> {
+        let entry = self.stale.as_ref()?.get(client_id)?;
+        (digests_equal(secret, &entry.digest) && self.epochs.is_current(entry.stamp.epoch))
+            .then_some(entry)
     }
 
     /// Remember that `client_id` with a secret of this digest failed, for a token read in
@@ -167,18 +199,27 @@ impl TokenCache {
     /// Drop a verified token now (e.g. past its expiry) rather than at its TTL.
     pub(crate) fn remove_verified(&self, client_id: &[u8]) {
         self.verified.invalidate(client_id);
+        if let Some(stale) = &self.stale {
+            stale.invalidate(client_id);
+        }
     }
 
     /// Forget `client_id`: nothing cached of it until now is served again.
     pub(crate) fn invalidate(&self, client_id: &ClientId) {
         self.epochs.bump(client_id.as_str().as_bytes());
         self.verified.invalidate(client_id);
+        if let Some(stale) = &self.stale {
+            stale.invalidate(client_id);
+        }
     }
 
     /// Forget every token.
     pub(crate) fn invalidate_all(&self) {
         self.epochs.bump_all();
         self.verified.invalidate_all();
+        if let Some(stale) = &self.stale {
+            stale.invalidate_all();
+        }
     }
 
     /// How many verified tokens are cached (approximately: moka counts lazily).
@@ -223,7 +264,7 @@ mod tests {
 
     #[test]
     fn only_the_secret_argon2_accepted_is_verified() {
-        let cache = TokenCache::new(100, HOUR, HOUR);
+        let cache = TokenCache::new(100, HOUR, HOUR, Duration::ZERO);
         verified(&cache, "id", b"right");
         assert_eq!(lookup(&cache, "id", b"right"), "verified"); // from moka
         assert_eq!(lookup(&cache, "id", b"right"), "verified"); // from the front
@@ -233,7 +274,7 @@ mod tests {
 
     #[test]
     fn the_refusal_cache_is_keyed_by_the_keyed_digest_of_id_and_secret() {
-        let cache = TokenCache::new(100, HOUR, HOUR);
+        let cache = TokenCache::new(100, HOUR, HOUR, Duration::ZERO);
         let id = ClientId::from("id");
         let secret = cache.digest(b"wrong");
         cache.insert_refusal(&id, &secret, cache.epochs().current(b"id"));
@@ -251,7 +292,7 @@ mod tests {
                 .contains_key(blake3::hash(b"wrong").as_bytes())
         );
         // Another process (another key) derives other keys from the same attempt.
-        let elsewhere = TokenCache::new(100, HOUR, HOUR);
+        let elsewhere = TokenCache::new(100, HOUR, HOUR, Duration::ZERO);
         assert_ne!(
             elsewhere.attempt_key(b"id", &elsewhere.digest(b"wrong")),
             key
@@ -260,7 +301,7 @@ mod tests {
 
     #[test]
     fn an_invalidated_token_is_neither_verified_nor_refused_from_cache() {
-        let cache = TokenCache::new(100, HOUR, HOUR);
+        let cache = TokenCache::new(100, HOUR, HOUR, Duration::ZERO);
         verified(&cache, "id", b"right");
         let wrong = cache.digest(b"wrong");
         cache.insert_refusal(&ClientId::from("id"), &wrong, cache.epochs().current(b"id"));
@@ -274,7 +315,7 @@ mod tests {
 
     #[test]
     fn an_entry_read_before_an_invalidation_is_never_served() {
-        let cache = TokenCache::new(100, HOUR, HOUR);
+        let cache = TokenCache::new(100, HOUR, HOUR, Duration::ZERO);
         // A lookup reads the epoch, then the token is revoked, then the lookup caches.
         let epoch = cache.epochs().current(b"id");
         cache.invalidate(&ClientId::from("id"));
@@ -294,7 +335,7 @@ mod tests {
     #[test]
     fn an_entry_older_than_the_ttl_is_never_served() {
         // Front TTL = 120 ms less the 50 ms clock margin.
-        let cache = TokenCache::new(100, Duration::from_millis(120), HOUR);
+        let cache = TokenCache::new(100, Duration::from_millis(120), HOUR, Duration::ZERO);
         verified(&cache, "id", b"right");
         assert_eq!(lookup(&cache, "id", b"right"), "verified");
         assert_eq!(lookup(&cache, "id", b"right"), "verified");
