@@ -6,30 +6,10 @@
 
 mod binary;
 
-use std::{
-    io::{Read, Write},
-    net::TcpStream,
-    time::Duration,
-};
+use std::time::Duration;
 
-use binary::{first_line, get_status, spawn, sqlite_url, stop};
+use binary::{first_line, get, get_status, spawn, sqlite_url, stop};
 use serde_json::Value;
-
-/// The body of `GET base_url + path` with these credentials.
-fn get_body(base_url: &str, path: &str, creds: (&str, &str)) -> String {
-    let addr = base_url.strip_prefix("http://").unwrap();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nx-finout-client-id: {}\r\n\
-         x-finout-secret-key: {}\r\nConnection: close\r\n\r\n",
-        creds.0, creds.1
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
 
 /// The value of an unlabelled counter in a Prometheus text answer.
 fn counter(text: &str, name: &str) -> u64 {
@@ -75,7 +55,7 @@ fn two_replicas_share_verified_secrets_and_one_rate_limit() {
     // The tag is written in the background: let it land.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(get_status(&base_b, keys, creds), 200);
-    let metrics = get_body(&base_b, "/metrics", creds);
+    let metrics = get(&base_b, "/metrics", creds);
     assert_eq!(
         counter(&metrics, "finout_auth_secret_verifications_total"),
         0,

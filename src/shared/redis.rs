@@ -26,10 +26,8 @@ use redis::{Client, Script, aio::ConnectionManager, aio::ConnectionManagerConfig
 use super::{RateDecision, SharedError, SharedState, WindowDecision, random_id};
 use crate::middleware::Quota;
 
-const RATE: &str = r#"
--- KEYS[1]: the bucket, a hash from quota index to its theoretical arrival time (µs)
--- ARGV[1]: now in µs ('' for the server's clock); ARGV[2]: the key's TTL in ms
--- ARGV[3..]: per quota, the interval and the tolerance in µs
+/// What every timed script starts with: `now` in µs, from ARGV[1] or ('') the server's clock.
+const NOW: &str = r#"
 local now
 if ARGV[1] == '' then
   local t = redis.call('TIME')
@@ -37,6 +35,12 @@ if ARGV[1] == '' then
 else
   now = tonumber(ARGV[1])
 end
+"#;
+
+const RATE: &str = r#"
+-- KEYS[1]: the bucket, a hash from quota index to its theoretical arrival time (µs)
+-- ARGV[1]: now in µs ('' for the server's clock); ARGV[2]: the key's TTL in ms
+-- ARGV[3..]: per quota, the interval and the tolerance in µs
 local n = (#ARGV - 2) / 2
 local fields = {}
 for i = 1, n do fields[i] = tostring(i) end
@@ -69,13 +73,6 @@ return {1, remaining, 0}
 const ACQUIRE: &str = r#"
 -- KEYS[1]: a sorted set from slot id to its lease's end (µs)
 -- ARGV: now in µs (''), the slot id, the maximum, the lease in µs
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-else
-  now = tonumber(ARGV[1])
-end
 local lease = tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now))
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
@@ -86,13 +83,6 @@ return 1
 
 const RENEW: &str = r#"
 -- KEYS[1]: as ACQUIRE; ARGV: now in µs (''), the slot id, the lease in µs
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-else
-  now = tonumber(ARGV[1])
-end
 local lease = tonumber(ARGV[3])
 if redis.call('ZADD', KEYS[1], 'XX', 'CH', string.format('%.0f', now + lease), ARGV[2]) == 1 then
   redis.call('PEXPIRE', KEYS[1], math.ceil(lease / 1000) + 1000)
@@ -198,9 +188,9 @@ impl RedisShared {
             connection,
             prefix: "finout-auth:".to_owned(),
             scripts: std::sync::Arc::new(Scripts {
-                rate: Script::new(RATE),
-                acquire: Script::new(ACQUIRE),
-                renew: Script::new(RENEW),
+                rate: Script::new(&format!("{NOW}{RATE}")),
+                acquire: Script::new(&format!("{NOW}{ACQUIRE}")),
+                renew: Script::new(&format!("{NOW}{RENEW}")),
                 reserve: Script::new(RESERVE),
                 give_back: Script::new(GIVE_BACK),
                 remember: Script::new(REMEMBER),

@@ -73,8 +73,9 @@ pub fn cli(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-/// The status of `GET base_url + path` with these credentials.
-pub fn get_status(base_url: &str, path: &str, creds: (&str, &str)) -> u16 {
+/// The whole answer (status line, headers, body) to `GET base_url + path` with these
+/// credentials.
+pub fn get(base_url: &str, path: &str, creds: (&str, &str)) -> String {
     let addr = base_url.strip_prefix("http://").unwrap();
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(
@@ -86,6 +87,12 @@ pub fn get_status(base_url: &str, path: &str, creds: (&str, &str)) -> u16 {
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// The status of `GET base_url + path` with these credentials.
+pub fn get_status(base_url: &str, path: &str, creds: (&str, &str)) -> u16 {
+    let response = get(base_url, path, creds);
     response
         .split(' ')
         .nth(1)
