@@ -28,7 +28,9 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<B> {
-        Inner { #[pin] body: B, guard: Option<Guard> },
+        Inner { #[pin] body: B },
+        // Apart from `Inner`, so that the common answer's body stays as small as before.
+        Guarded { #[pin] body: B, guard: Guard },
         Rejection { body: Full<Bytes> },
     }
 }
@@ -37,7 +39,7 @@ impl<B> AuthBody<B> {
     /// Wrap the inner service's body.
     pub fn inner(body: B) -> Self {
         AuthBody {
-            kind: Kind::Inner { body, guard: None },
+            kind: Kind::Inner { body },
         }
     }
 
@@ -45,7 +47,10 @@ impl<B> AuthBody<B> {
     /// dropped: sent, or abandoned by the client.
     pub(crate) fn guarded(body: B, guard: Option<Guard>) -> Self {
         AuthBody {
-            kind: Kind::Inner { body, guard },
+            kind: match guard {
+                Some(guard) => Kind::Guarded { body, guard },
+                None => Kind::Inner { body },
+            },
         }
     }
 
@@ -60,7 +65,7 @@ impl<B> AuthBody<B> {
 impl<B> fmt::Debug for AuthBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.kind {
-            Kind::Inner { .. } => "AuthBody::Inner",
+            Kind::Inner { .. } | Kind::Guarded { .. } => "AuthBody::Inner",
             Kind::Rejection { .. } => "AuthBody::Rejection",
         })
     }
@@ -78,7 +83,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.project().kind.project() {
-            KindProj::Inner { body, .. } => body.poll_frame(cx),
+            KindProj::Inner { body } | KindProj::Guarded { body, .. } => body.poll_frame(cx),
             KindProj::Rejection { body } => Pin::new(body)
                 .poll_frame(cx)
                 .map_err(|never: Infallible| match never {}),
@@ -87,14 +92,14 @@ where
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Inner { body, .. } => body.is_end_stream(),
+            Kind::Inner { body } | Kind::Guarded { body, .. } => body.is_end_stream(),
             Kind::Rejection { body } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Inner { body, .. } => body.size_hint(),
+            Kind::Inner { body } | Kind::Guarded { body, .. } => body.size_hint(),
             Kind::Rejection { body } => body.size_hint(),
         }
     }
