@@ -150,3 +150,44 @@ async fn tokens_verified_before_a_store_outage_longer_than_the_ttl_keep_working(
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_cannot_connect_at_start_retries_with_backoff() {
+    let Ok(url) = std::env::var("FINOUT_AUTH_TEST_DATABASE_URL") else {
+        eprintln!(
+            "skipped: FINOUT_AUTH_TEST_DATABASE_URL is not set (no PostgreSQL to test against)"
+        );
+        return;
+    };
+    use finout_auth::store::{DEFAULT_MAX_CONNECTIONS, PostgresOptions};
+    let (_, target) = through(&url, "127.0.0.1:1".parse().unwrap());
+    let proxy = proxy::Proxy::start(target).await;
+    let (proxied_url, _) = through(&url, proxy.addr());
+    proxy.cut();
+    // Without retries, the refusal is the answer.
+    assert!(PostgresTokenStore::connect(&proxied_url).await.is_err());
+    // With them, the store comes up a second later and the replica starts.
+    let started = Instant::now();
+    let connecting = tokio::spawn({
+        let url = proxied_url.clone();
+        async move {
+            PostgresTokenStore::connect_with(
+                &url,
+                PostgresOptions::default().retry_for(Duration::from_secs(20)),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!connecting.is_finished(), "still retrying while refused");
+    proxy.restore();
+    let store = connecting
+        .await
+        .unwrap()
+        .expect("connected once the server took it");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        store.pool().options().get_max_connections(),
+        DEFAULT_MAX_CONNECTIONS
+    );
+}

@@ -284,6 +284,18 @@ pub(crate) struct ServeArgs {
         default_value = "sqlite://finout-mock.db"
     )]
     pub(crate) store: String,
+    /// PostgreSQL connections this mock opens at most (its change feed holds one more): 10
+    /// mocks × (8 + 1) fit a default server's 100.
+    #[arg(long, env = "FINOUT_MOCK_STORE_CONNECTIONS", default_value_t = finout_auth::store::DEFAULT_MAX_CONNECTIONS)]
+    pub(crate) store_connections: u32,
+    /// At start, keep trying a PostgreSQL store that refuses connections (not up yet, or
+    /// full) for this many seconds, with backoff, instead of exiting.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) store_retry_secs: u64,
+    /// The change feed's own URL (the database's direct one), when --store goes through a
+    /// pooler in transaction mode (PgBouncer), which cannot carry LISTEN.
+    #[arg(long, env = "FINOUT_MOCK_FEED_STORE")]
+    pub(crate) feed_store: Option<String>,
     /// Extra delay added to every /v1 and /v2 response, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub(crate) latency_ms: u64,

@@ -19,7 +19,9 @@ use finout_auth::{
     AccountId, Authenticator, TokenAdmin,
     crypto::SecretHasher,
     shared::{RedisShared, Shared, VerifiedSecretKey, VerifiedSecrets},
-    store::{MemoryTokenStore, PostgresTokenStore, SqliteTokenStore, TokenAdminStore},
+    store::{
+        MemoryTokenStore, PostgresOptions, PostgresTokenStore, SqliteTokenStore, TokenAdminStore,
+    },
 };
 use finout_mock::{Mock, MockDatabase, ServerLimits, seed::Seed};
 
@@ -33,7 +35,7 @@ pub(crate) const MOCK_ACCOUNT: AccountId =
 pub(crate) async fn open(
     url: &str,
 ) -> Result<(Arc<dyn TokenAdminStore>, Option<PostgresTokenStore>), String> {
-    open_with_database(url)
+    open_with_database(url, PostgresOptions::default())
         .await
         .map(|(store, postgres, _)| (store, postgres))
 }
@@ -46,7 +48,7 @@ type Opened = (
     Option<MockDatabase>,
 );
 
-async fn open_with_database(url: &str) -> Result<Opened, String> {
+async fn open_with_database(url: &str, postgres: PostgresOptions) -> Result<Opened, String> {
     if url == "memory" {
         Ok((Arc::new(MemoryTokenStore::new()), None, None))
     } else if url.starts_with("sqlite:") {
@@ -56,7 +58,7 @@ async fn open_with_database(url: &str) -> Result<Opened, String> {
         let db = MockDatabase::Sqlite(store.pool().clone());
         Ok((Arc::new(store), None, Some(db)))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = PostgresTokenStore::connect(url)
+        let store = PostgresTokenStore::connect_with(url, postgres)
             .await
             .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
         let db = MockDatabase::Postgres(store.pool().clone());
@@ -69,7 +71,10 @@ async fn open_with_database(url: &str) -> Result<Opened, String> {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let (store, postgres, db) = open_with_database(&args.store).await?;
+    let postgres_options = PostgresOptions::default()
+        .max_connections(args.store_connections)
+        .retry_for(Duration::from_secs(args.store_retry_secs));
+    let (store, postgres, db) = open_with_database(&args.store, postgres_options).await?;
     let shared = match &args.redis {
         Some(url) => Some(Shared::new(
             RedisShared::new(url)
@@ -94,9 +99,12 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let authenticator = authenticator.build();
     let admin = TokenAdmin::new(store).with_authenticator(authenticator.clone());
-    let _feed = match postgres {
-        Some(pg) => Some(pg.listen([authenticator.clone()]).await?),
-        None => None,
+    let _feed = match (postgres, &args.feed_store) {
+        (Some(_), Some(direct)) => {
+            Some(PostgresTokenStore::listen_at(direct, [authenticator.clone()]).await?)
+        }
+        (Some(pg), None) => Some(pg.listen([authenticator.clone()]).await?),
+        (None, _) => None,
     };
     let stop = shutdown()?;
     // Bound first: the base URL goes out with the credentials, and an address in use stops

@@ -333,15 +333,13 @@ impl Inner {
                 Ok(fetched) => fetched,
                 // The store cannot be reached: a token verified lately is still admitted,
                 // stale (its expiry checked), for a bounded window past its TTL.
-                Err(AuthError::AuthUnavailable(error)) => {
-                    return match self.cache.stale(client_id, &digest) {
-                        Some(entry) => {
-                            self.metrics.counters().stale_answer();
-                            self.admit(&entry)
-                        }
-                        None => Err(AuthError::AuthUnavailable(error)),
-                    };
-                }
+                Err(AuthError::AuthUnavailable(e)) => match self.cache.stale(client_id, &digest) {
+                    Some(entry) => {
+                        self.metrics.counters().stale_answer();
+                        return self.admit(&entry);
+                    }
+                    None => return Err(AuthError::AuthUnavailable(e)),
+                },
                 Err(error) => return Err(error),
             };
             if !epochs.is_current(fetched.epoch) {

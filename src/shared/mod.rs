@@ -25,6 +25,31 @@
 //! | failure windows ([`failure_limit`](crate::AuthenticatorBuilder::failure_limit)) | one window per client id | the process's own window |
 //! | verified secrets ([`verified_secrets`](crate::AuthenticatorBuilder::verified_secrets)) | a secret verified by any replica is admitted by another after a store lookup, no argon2 | argon2, as for a secret not yet verified |
 //!
+//! # What is kept where, for many replicas
+//!
+//! | what | where | shared by |
+//! |---|---|---|
+//! | tokens, users, accounts | the token store (PostgreSQL) | every replica |
+//! | revocations and changes | the store's change feed (`LISTEN`/`NOTIFY`) | every replica, at once |
+//! | verified tokens, refusals, verdicts | each process's caches (moka) | nobody: a cache |
+//! | limits, failure windows | [`Shared`] (Redis) | every replica |
+//! | verified secrets | each process's memory, and [`Shared`] with [`VerifiedSecrets`] | every replica, and a restarted one |
+//!
+//! **When PostgreSQL is down**: cached tokens keep working; past `cache_ttl`, tokens verified
+//! before still do for
+//! [`stale_if_unavailable`](crate::AuthenticatorBuilder::stale_if_unavailable) (5 minutes);
+//! other tokens answer 503 `auth_unavailable`; the change feed reconnects by itself and then
+//! clears the caches. **When Redis is down**: each limit holds per process (the table below),
+//! verified secrets fall back to argon2, nothing answers 5xx for it.
+//!
+//! **Connections**: each replica holds its pool (at most
+//! [`DEFAULT_MAX_CONNECTIONS`](crate::store::DEFAULT_MAX_CONNECTIONS), 8, with the `postgres`
+//! feature) plus one for the change feed, so `replicas × (pool + 1)` must fit the server's
+//! `max_connections` less its reserved ones: 10 × 9 = 90 of a default server's 97. Behind a
+//! pooler in transaction mode, which cannot carry `LISTEN`, give the feed the direct URL
+//! (`PostgresTokenStore::listen_at`). Redis takes one multiplexed connection per
+//! [`RedisShared`] (share one per process).
+//!
 //! # Order of the limits
 //!
 //! Put the in-flight limit *outside* the rate limit (the request meets it first): a slot is

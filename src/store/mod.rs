@@ -32,7 +32,7 @@ pub use sql::sqlite::SqliteTokenStore;
 #[cfg(feature = "postgres")]
 pub use sql::{
     change_feed::ChangeListener,
-    postgres::{CHANGE_CHANNEL, PostgresTokenStore},
+    postgres::{CHANGE_CHANNEL, DEFAULT_MAX_CONNECTIONS, PostgresOptions, PostgresTokenStore},
 };
 pub use traits::{
     Invalidate, PurgedTokens, ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter,

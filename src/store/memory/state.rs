@@ -234,33 +234,50 @@ impl State {
         if self.tokens.contains_key(&record.client_id) {
             return Err(StoreError::Conflict("client id"));
         }
+        // Each check scans an account's (or user's) tokens only when their number, expired
+        // ones included, reaches the cap: below it, nothing can be over (an insert stays
+        // O(1) however many tokens an account holds).
         let now = record.created_at;
         let in_account = self.per_account.get(&record.account_id);
-        if self.live(in_account, now) >= limits.per_account as usize {
+        if self.live(in_account, now, limits.per_account) >= limits.per_account as usize {
             return Err(StoreError::LimitReached("tokens per account"));
         }
         let mine = record.user_id.and_then(|user| self.per_user.get(&user));
-        if self.live(mine, now) >= limits.per_user as usize {
+        if self.live(mine, now, limits.per_user) >= limits.per_user as usize {
             return Err(StoreError::LimitReached("personal tokens per user"));
         }
         let mut purged = PurgedTokens::default();
         if let Some(user) = record.user_id {
-            let ids = self.per_user.get(&user).cloned().unwrap_or_default();
-            self.make_room(&ids, limits.retained_user(), now, &mut purged);
+            let cap = limits.retained_user();
+            if let Some(ids) = self
+                .per_user
+                .get(&user)
+                .filter(|ids| ids.len() >= cap as usize)
+            {
+                let ids = ids.clone();
+                self.make_room(&ids, cap, now, &mut purged);
+            }
         }
-        let ids = self
+        let cap = limits.retained_account();
+        if let Some(ids) = self
             .per_account
             .get(&record.account_id)
-            .cloned()
-            .unwrap_or_default();
-        self.make_room(&ids, limits.retained_account(), now, &mut purged);
+            .filter(|ids| ids.len() >= cap as usize)
+        {
+            let ids = ids.clone();
+            self.make_room(&ids, cap, now, &mut purged);
+        }
         self.add_token(record);
         Ok(purged)
     }
 
-    /// How many of `ids` are live at `now`.
-    fn live(&self, ids: Option<&HashSet<ClientId>>, now: OffsetDateTime) -> usize {
+    /// How many of `ids` are live at `now`, counted only if they could reach `cap` (else
+    /// their number, which is below it).
+    fn live(&self, ids: Option<&HashSet<ClientId>>, now: OffsetDateTime, cap: u32) -> usize {
         ids.map_or(0, |ids| {
+            if ids.len() < cap as usize {
+                return ids.len();
+            }
             ids.iter()
                 .filter_map(|id| self.tokens.get(id))
                 .filter(|t| !t.is_expired_at(now))

@@ -3,7 +3,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
 use super::{
     postgres::{CHANGE_CHANNEL, PostgresTokenStore},
@@ -30,14 +32,31 @@ impl PostgresTokenStore {
         &self,
         caches: impl IntoIterator<Item = C>,
     ) -> Result<ChangeListener, StoreError> {
+        let options = (*self.pool().connect_options()).clone();
+        Self::listen_with(options, caches).await
+    }
+
+    /// [`listen`](Self::listen) on a connection to `url` instead of the store's: when the
+    /// store's lookups go through a pooler in transaction mode (PgBouncer), which cannot
+    /// carry `LISTEN`, give the feed the database's direct URL. It holds one connection.
+    pub async fn listen_at<C: Invalidate>(
+        url: &str,
+        caches: impl IntoIterator<Item = C>,
+    ) -> Result<ChangeListener, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(backend_error)?;
+        Self::listen_with(options, caches).await
+    }
+
+    async fn listen_with<C: Invalidate>(
+        options: PgConnectOptions,
+        caches: impl IntoIterator<Item = C>,
+    ) -> Result<ChangeListener, StoreError> {
         let caches: Arc<[Arc<dyn Invalidate>]> = caches
             .into_iter()
             .map(|cache| Arc::new(cache) as Arc<dyn Invalidate>)
             .collect();
         let application_name = format!("finout-auth-listener-{}", uuid::Uuid::new_v4());
-        let options = (*self.pool().connect_options())
-            .clone()
-            .application_name(&application_name);
+        let options = options.application_name(&application_name);
         let pool = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(3))

@@ -54,16 +54,96 @@ impl fmt::Debug for PostgresTokenStore {
 
 static MIGRATIONS: Migrator = sqlx::migrate!("src/store/migrations/postgres");
 
+/// How many connections a [`PostgresTokenStore`] opens at most, by default: 8, so that 10
+/// replicas, each with its pool and its change feed's one connection, fit a default server
+/// (`max_connections` 100, 3 of them reserved for superusers):
+///
+/// ```text
+/// replicas × (pool + 1) ≤ max_connections − superuser_reserved_connections
+///       10 × (8 + 1)    = 90 ≤ 97
+/// ```
+///
+/// A lookup is one short query, so a small pool serves many requests (cached requests never
+/// reach the store); raise it with [`PostgresOptions::max_connections`] when there are fewer
+/// replicas, or put a pooler (PgBouncer) in front and the change feed on a direct URL
+/// ([`PostgresTokenStore::listen_at`]).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
+
+/// How a [`PostgresTokenStore`] connects.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct PostgresOptions {
+    max_connections: u32,
+    retry_for: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            retry_for: Duration::ZERO,
+        }
+    }
+}
+
+impl PostgresOptions {
+    /// At most `n` connections (at least 1; default [`DEFAULT_MAX_CONNECTIONS`]).
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// When the server cannot be reached or takes no more connections at start (connection
+    /// refused, too many connections, starting up), keep trying for up to `how_long`, with
+    /// backoff from 250 ms to 5 s, each failure logged; other errors (a wrong password, a
+    /// missing database) fail at once. Default zero: the first failure is returned.
+    pub fn retry_for(mut self, how_long: Duration) -> Self {
+        self.retry_for = how_long;
+        self
+    }
+}
+
+/// Whether a failure to connect may pass by itself: the server is not reachable yet, is
+/// starting, or has no connection to spare.
+fn retryable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+        // too_many_connections, cannot_connect_now (starting up, shutting down)
+        sqlx::Error::Database(e) => matches!(e.code().as_deref(), Some("53300" | "57P03")),
+        _ => false,
+    }
+}
+
 impl PostgresTokenStore {
-    /// Connect to `url` (`postgres://user@host/db`) and apply the migrations.
+    /// Connect to `url` (`postgres://user@host/db`) with the default
+    /// [`PostgresOptions`] and apply the migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url).map_err(backend_error)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect_with(options)
-            .await
-            .map_err(backend_error)?;
+        Self::connect_with(url, PostgresOptions::default()).await
+    }
+
+    /// Connect to `url` with `options` and apply the migrations.
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        let connect = PgConnectOptions::from_str(url).map_err(backend_error)?;
+        let started = tokio::time::Instant::now();
+        let mut backoff = Duration::from_millis(250);
+        let pool = loop {
+            let attempt = PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(Duration::from_secs(3))
+                .connect_with(connect.clone())
+                .await;
+            match attempt {
+                Ok(pool) => break pool,
+                Err(error)
+                    if retryable(&error) && started.elapsed() + backoff <= options.retry_for =>
+                {
+                    tracing::warn!(target: "finout_auth", error = %error, retry_in = ?backoff, "PostgreSQL not reachable yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(error) => return Err(backend_error(error)),
+            }
+        };
         let store = Self::from_pool(pool);
         store.migrate().await?;
         Ok(store)

@@ -90,10 +90,15 @@ async fn main() {
     let fast = SecretHasher::with_params(8, 1, 1).unwrap();
 
     let store = Arc::new(MemoryTokenStore::new());
-    let auth = Authenticator::builder(store.clone())
+    let mut auth = Authenticator::builder(store.clone());
+    // The default capacities hold 100,000 active tokens; only more need larger caches.
+    if n > 100_000 {
+        auth = auth
+            .cache_capacity(n as u64 + n as u64 / 4)
+            .known_secret_capacity(n as u64 + n as u64 / 4);
+    }
+    let auth = auth
         .hasher(fast.clone())
-        .cache_capacity(n as u64 + n as u64 / 5)
-        .known_secret_capacity(n as u64 + n as u64 / 5)
         .cache_ttl(ttl)
         .verdict_ttl(ttl)
         .no_usage_recording()
