@@ -4,8 +4,10 @@
 //! and a Redis cut off (through a proxy this test controls) answers no 5xx, falls back to
 //! each process's own limits, and is shared again within seconds of its return.
 //!
-//! Runs when `FINOUT_AUTH_TEST_REDIS_URL` is set (`.ci/run` sets it); every test uses keys
-//! of its own (a random prefix), so runs and tests never see each other's state.
+//! Runs when `FINOUT_AUTH_TEST_REDIS_URL` is set, the failure-window test also needing
+//! `FINOUT_AUTH_TEST_DATABASE_URL` (its replicas share PostgreSQL; `.ci/run` sets both);
+//! every test uses keys of its own (a random prefix), so runs and tests never see each
+//! other's state.
 
 mod common;
 #[path = "support/proxy.rs"]
@@ -22,9 +24,10 @@ use std::{
 
 use common::{Harness, authenticate};
 use finout_auth::{
-    AccountId, ClientId, ErrorCode, Principal, Role,
+    AccountId, ClientId, ErrorCode, NewToken, Principal, Role, TokenAdmin,
     middleware::{Quota, RateLimitLayer, TokenConcurrencyLimitLayer},
     shared::{RedisShared, Shared, VerifiedSecretKey, VerifiedSecrets},
+    store::PostgresTokenStore,
 };
 use http::{Request, Response, StatusCode};
 use tower::{Layer, ServiceExt, service_fn};
@@ -165,33 +168,46 @@ async fn three_replicas_hold_five_in_flight_per_token_together() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_authenticators_share_one_failure_window_and_a_restart_gives_nothing_afresh() {
     let Some(url) = redis_url() else { return };
+    let Ok(database) = std::env::var("FINOUT_AUTH_TEST_DATABASE_URL") else {
+        eprintln!(
+            "skipped: FINOUT_AUTH_TEST_DATABASE_URL is not set (the replicas share PostgreSQL)"
+        );
+        return;
+    };
+    // Three replicas on one PostgreSQL and one Redis.
+    let store = Arc::new(
+        PostgresTokenStore::connect(&database)
+            .await
+            .expect("PostgreSQL"),
+    );
     let prefix = prefix();
     let key = VerifiedSecretKey::random();
-    let verified = || VerifiedSecrets::new(replica(&url, &prefix), key.clone());
-    let configure = |b: finout_auth::AuthenticatorBuilder| {
-        b.failure_limit(20, Duration::from_secs(60))
+    let replica_of = || {
+        let verified = VerifiedSecrets::new(replica(&url, &prefix), key.clone());
+        finout_auth::Authenticator::builder(store.clone())
+            .hasher(common::fast_hasher())
+            .failure_limit(20, Duration::from_secs(60))
             .shared(replica(&url, &prefix))
-            .verified_secrets(verified())
+            .verified_secrets(verified)
             .uniform_refusals(false)
+            .build()
     };
-    let first = Harness::with(configure).await;
-    let token = first.api_token(Role::Basic).await;
+    let first = replica_of();
+    let admin = TokenAdmin::new(store.clone())
+        .with_hasher(common::fast_hasher())
+        .with_authenticator(first.clone());
+    let account = admin.create_account("Replicas").await.unwrap();
+    let token = admin
+        .issue_api_token(account.id, None, NewToken::new("shared", Role::Basic))
+        .await
+        .unwrap();
     // The owner uses its token before the attack: its secret is known good (and shared).
-    first
-        .authenticate(&token)
+    authenticate(&first, &token.client_id, token.secret_key.expose_secret())
         .await
         .expect("the owner's secret");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let replica_of = || {
-        configure(
-            finout_auth::Authenticator::builder(first.store.clone())
-                .hasher(common::fast_hasher())
-                .clock(first.clock.clone()),
-        )
-        .build()
-    };
     let replicas: Vec<_> = (0..2).map(|_| replica_of()).collect();
-    let all = [&first.auth, &replicas[0], &replicas[1]];
+    let all = [&first, &replicas[0], &replicas[1]];
     let (mut wrong, mut throttled) = (0, 0);
     for i in 0..60 {
         let r = authenticate(all[i % 3], &token.client_id, &format!("wrong-{i}")).await;
