@@ -18,6 +18,10 @@
 //! secret is answered as soon as it is known (only its holder sees that), and a full failure
 //! window answers `too_many_attempts` at once (the same for every id).
 //!
+//! With [`VerifiedSecrets`], every cold check of a known or unknown id asks the shared state
+//! once before anything else (an unknown id's question can match nothing), so that the
+//! round trip is the same for both.
+//!
 //! Every verdict is remembered for the verdict TTL, so that repeating a wrong secret costs no
 //! argon2; an accepted secret is remembered as known, and with
 //! [`VerifiedSecrets`] also in the shared state, where any replica (or this one after a
@@ -201,6 +205,14 @@ impl Verifier {
                 self.metrics.counters().revalidation();
                 return Ok(true);
             }
+        } else if let Some(verified) = &self.verified {
+            // An unknown id asks the shared state the same question (against a hash no token
+            // has, so nothing matches): a full failure window answers `too_many_attempts` at
+            // once, and one round trip more for real ids would tell them apart.
+            let none = SecretHash::from_phc("");
+            let _ = verified
+                .accepts(client_id, &none, secret.expose_secret().as_bytes())
+                .await;
         }
         let key = (client_id.clone(), digest);
         let against = check.hash();
