@@ -21,18 +21,8 @@ use tokio::time::Instant;
 
 /// `url` with its `host:port` replaced by `addr`, and that `host:port`.
 fn through(url: &str, addr: std::net::SocketAddr) -> (String, String) {
-    let (scheme, rest) = url.split_once("://").expect("a URL");
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let (user, host) = match authority.rsplit_once('@') {
-        Some((user, host)) => (format!("{user}@"), host),
-        None => (String::new(), authority),
-    };
-    let host = if host.contains(':') {
-        host.to_owned()
-    } else {
-        format!("{host}:5432")
-    };
-    (format!("{scheme}://{user}{addr}/{path}"), host)
+    let (before, host, path) = proxy::split_url(url);
+    (format!("{before}{addr}/{path}"), host)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,8 @@
 //! closed, new ones refused), then again once restored. For cutting a service off without
 //! stopping the machine's shared one.
 
+#![allow(dead_code)] // each user takes the part it needs
+
 use std::{
     net::SocketAddr,
     sync::{
@@ -84,4 +86,22 @@ impl Drop for Proxy {
         self.cut();
         self.accept.abort();
     }
+}
+
+/// A database URL in three parts: what comes before the host (`postgres://user@`), the host
+/// with its port (`127.0.0.1:5432`, the port defaulting to 5432), and what follows (`test`),
+/// so that the host can be replaced by a proxy's address.
+pub fn split_url(url: &str) -> (String, String, String) {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (user, host) = match authority.rsplit_once('@') {
+        Some((user, host)) => (format!("{user}@"), host),
+        None => (String::new(), authority),
+    };
+    let host = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:5432")
+    };
+    (format!("{scheme}://{user}"), host, path.to_owned())
 }

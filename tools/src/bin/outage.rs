@@ -34,23 +34,6 @@ fn env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// `url` split into (before the host, `host:port`, the database), e.g.
-/// (`postgres://user@`, `127.0.0.1:5432`, `test`).
-fn parts(url: &str) -> (String, String, String) {
-    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
-    let (authority, database) = rest.split_once('/').unwrap_or((rest, "postgres"));
-    let (user, host) = match authority.rsplit_once('@') {
-        Some((user, host)) => (format!("{user}@"), host),
-        None => (String::new(), authority),
-    };
-    let host = if host.contains(':') {
-        host.to_owned()
-    } else {
-        format!("{host}:5432")
-    };
-    (format!("{scheme}://{user}"), host, database.to_owned())
-}
-
 async fn use_token(auth: &Authenticator, token: &IssuedToken) -> Result<(), ErrorCode> {
     let credentials =
         Credentials::new(token.client_id.as_str(), token.secret_key.expose_secret()).unwrap();
@@ -68,7 +51,12 @@ async fn main() {
     let before = Duration::from_secs(env("BEFORE_SECS", 10));
     let cut = Duration::from_secs(env("CUT_SECS", 75));
 
-    let (prefix, host, database) = parts(&url);
+    let (prefix, host, database) = proxy::split_url(&url);
+    let database = if database.is_empty() {
+        "postgres".to_owned()
+    } else {
+        database
+    };
     let own = format!("finout_auth_outage_{}", std::process::id());
     let mut admin_db = sqlx::PgConnection::connect(&format!("{prefix}{host}/{database}"))
         .await
