@@ -232,10 +232,10 @@ impl AuthenticatorBuilder {
     /// `window` past its [`cache_ttl`](Self::cache_ttl) (counted from the last time the
     /// store confirmed it; its expiry is still checked). A token not verified within that
     /// time answers `auth_unavailable`, as does every token once the store answers again and
-    /// refuses it. Default 5 minutes; zero turns it off. See SECURITY.md for what a
-    /// revocation sent just before an outage can miss.
+    /// refuses it. Default 5 minutes (at most a year); zero turns it off. See SECURITY.md
+    /// for what a revocation sent just before an outage can miss.
     pub fn stale_if_unavailable(mut self, window: Duration) -> Self {
-        self.stale_if_unavailable = window;
+        self.stale_if_unavailable = window.min(Duration::from_secs(365 * 86_400));
         self
     }
 

@@ -96,7 +96,12 @@ impl Breaker {
                 "shared state unavailable: rate limits, in-flight slots and failure windows hold per process, and secrets not verified here run argon2, until it answers again"
             );
         }
-        *until = Some(Instant::now() + self.pause);
+        let now = Instant::now();
+        // A pause too long to add is as good as forever: a day, probed after it.
+        *until = Some(
+            now.checked_add(self.pause)
+                .unwrap_or(now + Duration::from_secs(86_400)),
+        );
         self.open.store(true, Ordering::Release);
         self.probing.store(false, Ordering::Release);
     }
@@ -133,6 +138,13 @@ mod tests {
         breaker.succeeded(probe);
         assert!(breaker.closed());
         assert_eq!(breaker.admit(), Some(Probe(false)));
+    }
+
+    #[tokio::test]
+    async fn a_pause_too_long_to_add_opens_it_without_a_panic() {
+        let breaker = Breaker::new(1, Duration::MAX);
+        breaker.failed(breaker.admit().unwrap(), &error());
+        assert_eq!(breaker.admit(), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -130,9 +130,10 @@ impl VerifiedSecrets {
         }
     }
 
-    /// Keep each tag for `ttl` after its last use (default 24 h, at least a second).
+    /// Keep each tag for `ttl` after its last use (default 24 h; at least a second, at most
+    /// a year).
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl.max(Duration::from_secs(1));
+        self.ttl = ttl.clamp(Duration::from_secs(1), Duration::from_secs(365 * 86_400));
         self.touched = touched(self.ttl);
         self
     }
