@@ -4,7 +4,9 @@
 //!
 //! A purge is store-wide, and one database may serve many checks (and keep what earlier runs
 //! left): the purge checks use expiries of their own, decades before any other check's, and
-//! assert only about their own tokens.
+//! assert only about their own tokens. The two purge checks also exclude each other: the
+//! one-at-a-time check's cutoff is past the other's expiries, so run side by side it would
+//! purge the token the other keeps.
 
 use std::collections::BTreeSet;
 
@@ -20,6 +22,9 @@ use crate::{
 fn ids<'a>(ids: impl IntoIterator<Item = &'a ClientId>) -> BTreeSet<ClientId> {
     ids.into_iter().cloned().collect()
 }
+
+/// Held by each purge check for its whole run (the tests of one binary share it).
+static PURGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn exists(store: &Store, id: &ClientId) -> bool {
     store.find_token(id).await.expect("find").is_some()
@@ -112,6 +117,7 @@ pub async fn expired_tokens_do_not_count_toward_the_caps(store: Store) {
 /// in every account, each with the tokens it issued (reported apart), and keeps the rest; a
 /// second purge finds none of them.
 pub async fn purge_deletes_what_expired_by_the_cutoff(store: Store) {
+    let _alone = PURGES.lock().await;
     let cutoff = era(1975);
     let (a, b) = (account(&store).await, account(&store).await);
     let u = user(&store, a.id, vec![Role::Basic]).await;
@@ -168,6 +174,7 @@ pub async fn purge_deletes_what_expired_by_the_cutoff(store: Store) {
 /// A purge of at most `max` takes the longest expired first: one at a time, a token is never
 /// gone while one that expired before it is still there.
 pub async fn purge_takes_the_longest_expired_first(store: Store) {
+    let _alone = PURGES.lock().await;
     let base = era(1978);
     let a = account(&store).await;
     let tokens: Vec<TokenRecord> = (0..3)
