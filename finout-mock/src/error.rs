@@ -100,6 +100,16 @@ impl MockError {
         }
     }
 
+    /// 413 `payload_too_large`: a body past [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES).
+    pub(crate) fn too_large() -> Self {
+        MockError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: Code::PayloadTooLarge,
+            message: format!("the body is larger than {} bytes", crate::MAX_BODY_BYTES),
+            retry_after: None,
+        }
+    }
+
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         MockError {
             status: StatusCode::BAD_REQUEST,

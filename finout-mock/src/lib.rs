@@ -55,6 +55,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use axum::{
     Router,
     extract::{DefaultBodyLimit, Request, State},
+    handler::Handler,
     middleware::{self, Next},
     response::Response,
     routing::{delete, get, post, put},
@@ -63,7 +64,7 @@ use finout_auth::{
     AccountId, AuthLayer, Authenticator, Principal, TokenAdmin,
     clock::{Clock, SystemClock},
     metrics::Metrics,
-    middleware::TokenConcurrencyLimitLayer,
+    middleware::{Quota, TokenConcurrencyLimitLayer},
     model::DataAccess,
     shared::Shared,
 };
@@ -78,6 +79,10 @@ pub use state::MockDatabase;
 
 /// The largest request body accepted, in bytes; past it, 413 `payload_too_large`.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Requests a minute per account on `/admin` and `/metrics`.
+pub const ADMIN_PER_MINUTE: u32 = 600;
+/// V1 writes (virtual tags, their metadata, endpoints) a minute per account, all together.
+pub const V1_WRITES_PER_MINUTE: u32 = 600;
 
 /// A Finout-compatible mock API over a token store.
 #[derive(Debug, Clone)]
@@ -279,19 +284,25 @@ impl Mock {
                 put(routes::admin::set_user_roles),
             )
             .route("/admin/users/{id}", delete(routes::admin::remove_user))
-            .route("/metrics", get(metrics::prometheus));
+            .route("/metrics", get(metrics::prometheus))
+            // The mock's own API: the same in-flight limit per token as V1, and a rate per
+            // account, so that no account's administration can take the server's time.
+            .layer(self.in_flight_limit())
+            .layer(self.rate_limit("admin", vec![Quota::per_minute(ADMIN_PER_MINUTE)]));
+        // V1 writes (Finout documents no limit for them) share one rate per account.
+        let write = || self.rate_limit("v1-write", vec![Quota::per_minute(V1_WRITES_PER_MINUTE)]);
         let v1 = Router::new()
             .route("/v1/view", get(routes::views::views))
             .route("/v1/cost/query-by-view", post(routes::views::query_by_view))
             .route(
                 "/v1/virtual-tags",
-                get(routes::tags::list).post(routes::tags::create),
+                get(routes::tags::list).post(routes::tags::create.layer(write())),
             )
             .route(
                 "/v1/virtual-tags/{id}",
                 get(routes::tags::get)
-                    .put(routes::tags::replace)
-                    .delete(routes::tags::delete),
+                    .put(routes::tags::replace.layer(write()))
+                    .delete(routes::tags::delete.layer(write())),
             )
             .route("/v1/megabill/query-language/keys", get(routes::keys::keys))
             .route(
@@ -300,7 +311,7 @@ impl Mock {
             )
             .route(
                 "/v1/virtual-tags/{id}/metadata",
-                get(routes::tags::get_metadata).put(routes::tags::put_metadata),
+                get(routes::tags::get_metadata).put(routes::tags::put_metadata.layer(write())),
             )
             .route("/v1/cost-guard/scans", get(routes::costguard::scans))
             .route(
@@ -309,7 +320,7 @@ impl Mock {
             )
             .route(
                 "/v1/endpoints",
-                get(routes::endpoints::list).post(routes::endpoints::create),
+                get(routes::endpoints::list).post(routes::endpoints::create.layer(write())),
             )
             .layer(middleware::from_fn_with_state(self.clone(), delay))
             .layer(self.in_flight_limit());
@@ -336,6 +347,7 @@ impl Mock {
                 self.clone(),
                 error::count_answered,
             ))
+            .layer(middleware::from_fn(server::tenants::per_account))
             .layer(AuthLayer::new(self.inner.authenticator.clone()))
             .merge(open)
             .layer(middleware::from_fn_with_state(

@@ -66,6 +66,7 @@ pub struct MockServerBuilder {
     rate_limits: bool,
     latency: Duration,
     hasher: SecretHasher,
+    limits: ServerLimits,
 }
 
 /// Why a [`MockServer`] did not start.
@@ -113,6 +114,12 @@ impl MockServerBuilder {
         self
     }
 
+    /// Serve within `limits` (default [`ServerLimits::default`]).
+    pub fn server_limits(mut self, limits: ServerLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Start it.
     pub async fn try_start(self) -> Result<MockServer, StartError> {
         let store = Arc::new(MemoryTokenStore::new());
@@ -157,14 +164,9 @@ impl MockServerBuilder {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel();
-        tokio::spawn(crate::serve(
-            listener,
-            mock.router(),
-            ServerLimits::default(),
-            async {
-                let _ = stopped.await;
-            },
-        ));
+        tokio::spawn(crate::serve(listener, mock.router(), self.limits, async {
+            let _ = stopped.await;
+        }));
         Ok(MockServer {
             addr,
             account: DEFAULT_ACCOUNT,
@@ -199,6 +201,7 @@ impl MockServer {
             rate_limits: true,
             latency: Duration::ZERO,
             hasher: SecretHasher::insecure_for_tests_only(),
+            limits: ServerLimits::default(),
         }
     }
 

@@ -44,11 +44,12 @@ fn scans_of(principal: &Principal) -> Vec<Value> {
         .collect()
 }
 
-pub(crate) async fn scans(principal: Principal) -> Json<Value> {
-    Json(json!({
+pub(crate) async fn scans(principal: Principal) -> Answer<Json<Value>> {
+    super::require_all_data(&principal)?;
+    Ok(Json(json!({
         "requestId": uuid::Uuid::new_v4(),
         "scans": scans_of(&principal),
-    }))
+    })))
 }
 
 #[derive(Deserialize)]
@@ -69,6 +70,7 @@ pub(crate) async fn recommendations(
     principal: Principal,
     Body(query): Body<Recommendations>,
 ) -> Answer<Json<Value>> {
+    super::require_all_data(&principal)?;
     let scan = scans_of(&principal)
         .into_iter()
         .find(|s| s["scanId"] == query.scan_id.as_str())

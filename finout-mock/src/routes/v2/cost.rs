@@ -6,7 +6,10 @@
 //! [`MAX_QUERIES_PER_ACCOUNT`] queries; past it the oldest is forgotten. Results pages are
 //! built on demand from the query (never stored).
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex, MutexGuard, Weak, atomic::AtomicUsize, atomic::Ordering},
+};
 
 use axum::{Json, extract::State, http::StatusCode};
 use finout_auth::{AccountId, Principal};
@@ -14,7 +17,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime, format_description::well_known::Rfc3339};
 
-use super::spec::{Query, Spec};
+use super::{
+    rows,
+    spec::{Query, Spec, Values},
+};
 use crate::{
     Mock,
     error::{Answer, Body, MockError, Params, Path},
@@ -26,20 +32,179 @@ const KEPT: Duration = Duration::hours(24);
 /// The most queries an account keeps (three days of Finout's daily limit); past it, the
 /// oldest is forgotten.
 pub(crate) const MAX_QUERIES_PER_ACCOUNT: usize = 30_000;
+/// The most bytes an account's queries hold (their virtual-tag values, each version of a
+/// tag held once however many queries name it, and the queries themselves); past it, the
+/// oldest are forgotten.
+pub(crate) const MAX_QUERY_BYTES_PER_ACCOUNT: usize = 64 * 1024 * 1024;
+/// The most queries of an account whose ranking is kept (4 bytes a row, at most
+/// 100,000 rows: 400 KB each); the least recently read loses its ranking first.
+const RANKINGS_PER_ACCOUNT: usize = 8;
+/// Queries costing more work units than this are ranked on the blocking pool, not on the
+/// async workers.
+const INLINE_WORK_UNITS: u64 = 1_000_000;
+/// The most bytes a results page is built to, about: past it, the page holds fewer rows
+/// than asked (`nextCursor` goes on from there).
+pub(crate) const MAX_PAGE_BYTES: u64 = 4 * 1024 * 1024;
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 10_000;
 
 #[derive(Debug)]
 struct Stored {
-    query: Query,
+    id: String,
+    query: Arc<Query>,
     created: OffsetDateTime,
-    /// Order of creation within the account (several may share an instant).
-    seq: u64,
+    /// The bytes this query holds besides its virtual-tag values.
+    weight: usize,
+    /// Its rows in order, once a results page was asked for, and when last read.
+    ranked: Option<(Arc<[u32]>, u64)>,
+}
+
+/// One account's queries.
+#[derive(Debug, Default)]
+struct AccountQueries {
+    /// By order of creation.
+    queries: BTreeMap<u64, Stored>,
+    ids: HashMap<String, u64>,
+    next: u64,
+    /// Sum of the queries' `weight`.
+    weight: usize,
+    /// Bytes of virtual-tag values held by the account's queries (given back as the last
+    /// query holding a version is forgotten).
+    values: Arc<AtomicUsize>,
+    /// The values of each virtual tag last named, to share with the next query naming the
+    /// same version (at most one entry per tag the account has or had).
+    interned: HashMap<String, Weak<Values>>,
+    /// Read counter for the rankings' least-recently-read order.
+    reads: u64,
+}
+
+impl AccountQueries {
+    fn held(&self) -> usize {
+        self.values
+            .load(Ordering::Relaxed)
+            .saturating_add(self.weight)
+    }
+
+    fn forget_oldest(&mut self) -> bool {
+        let Some((_, stored)) = self.queries.pop_first() else {
+            return false;
+        };
+        self.ids.remove(&stored.id);
+        self.weight = self.weight.saturating_sub(stored.weight);
+        true
+    }
+
+    /// Forget the queries created before `before` (their results expired a day ago).
+    fn forget_before(&mut self, before: OffsetDateTime) {
+        while self
+            .queries
+            .first_key_value()
+            .is_some_and(|(_, q)| q.created < before)
+        {
+            self.forget_oldest();
+        }
+    }
 }
 
 /// Every account's queries.
 #[derive(Debug, Default)]
-pub(crate) struct Queries(Mutex<HashMap<AccountId, HashMap<String, Stored>>>);
+pub(crate) struct Queries(Mutex<HashMap<AccountId, AccountQueries>>);
+
+impl Queries {
+    fn lock(&self) -> MutexGuard<'_, HashMap<AccountId, AccountQueries>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `values` of the account's virtual tag `tag`: the ones a query already holds if they
+    /// are the same, else these, charged to the account.
+    fn intern(&self, account: AccountId, tag: &str, values: Vec<String>) -> Arc<Values> {
+        let mut all = self.lock();
+        let mine = all.entry(account).or_default();
+        if let Some(held) = mine.interned.get(tag).and_then(Weak::upgrade)
+            && held.list == values
+        {
+            return held;
+        }
+        mine.interned.retain(|_, v| v.strong_count() > 0);
+        let fresh = Arc::new(Values::new(values, Some(mine.values.clone())));
+        mine.interned.insert(tag.to_owned(), Arc::downgrade(&fresh));
+        fresh
+    }
+
+    /// Keep `query` (its values charged already, by [`intern`](Self::intern)), forgetting
+    /// the queries created before `forget_before` and the oldest past the caps; answer its id.
+    fn insert(
+        &self,
+        account: AccountId,
+        query: Query,
+        now: OffsetDateTime,
+        forget_before: Option<OffsetDateTime>,
+    ) -> String {
+        let weight = query.weight();
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut all = self.lock();
+        let mine = all.entry(account).or_default();
+        if let Some(before) = forget_before {
+            mine.forget_before(before);
+        }
+        while (mine.queries.len() >= MAX_QUERIES_PER_ACCOUNT
+            || mine.held().saturating_add(weight) > MAX_QUERY_BYTES_PER_ACCOUNT)
+            && mine.forget_oldest()
+        {}
+        let seq = mine.next;
+        mine.next += 1;
+        mine.weight = mine.weight.saturating_add(weight);
+        mine.ids.insert(id.clone(), seq);
+        let query = Arc::new(query);
+        let stored = Stored {
+            id: id.clone(),
+            query,
+            created: now,
+            weight,
+            ranked: None,
+        };
+        mine.queries.insert(seq, stored);
+        id
+    }
+
+    /// Keep `ranked` as query `id`'s ranking, dropping the least recently read ranking past
+    /// [`RANKINGS_PER_ACCOUNT`].
+    fn keep_ranking(&self, account: AccountId, id: &str, ranked: Arc<[u32]>) {
+        let mut all = self.lock();
+        let Some(mine) = all.get_mut(&account) else {
+            return;
+        };
+        mine.reads += 1;
+        let read = mine.reads;
+        let Some(seq) = mine.ids.get(id).copied() else {
+            return;
+        };
+        if let Some(stored) = mine.queries.get_mut(&seq) {
+            stored.ranked = Some((ranked, read));
+        }
+        let mut kept: Vec<(u64, u64)> = mine
+            .queries
+            .iter()
+            .filter_map(|(seq, q)| q.ranked.as_ref().map(|(_, last)| (*last, *seq)))
+            .collect();
+        if kept.len() > RANKINGS_PER_ACCOUNT {
+            kept.sort_unstable();
+            for (_, seq) in &kept[..kept.len() - RANKINGS_PER_ACCOUNT] {
+                if let Some(q) = mine.queries.get_mut(seq) {
+                    q.ranked = None;
+                }
+            }
+        }
+    }
+
+    /// Bytes `account`'s queries hold, and how many it keeps.
+    #[cfg(test)]
+    fn held(&self, account: AccountId) -> (usize, usize) {
+        self.lock()
+            .get(&account)
+            .map_or((0, 0), |q| (q.held(), q.queries.len()))
+    }
+}
 
 enum Status {
     Queued,
@@ -82,63 +247,53 @@ pub(crate) async fn generate(
     principal: Principal,
     Body(spec): Body<Spec>,
 ) -> Answer<Json<Value>> {
+    crate::routes::require_all_data(&principal)?;
     let account = principal.account_id();
+    let queries = &mock.inner.queries;
     let query = spec.check(|id| {
-        mock.inner
+        let values = mock
+            .inner
             .state
-            .tags(account, |tags| tags.get(id).map(StoredTag::assigned_values))
+            .tags(account, |tags| tags.get(id).map(StoredTag::assigned_values))?;
+        Some(queries.intern(account, id, values))
     })?;
     let now = mock.now();
     // Queries created before this are expired since a day: forgotten.
     let forget_before = now
         .checked_sub(delay(&mock))
         .and_then(|t| t.checked_sub(KEPT + KEPT));
-    let id = uuid::Uuid::new_v4().to_string();
-    {
-        let mut all = mock
-            .inner
-            .queries
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let mine = all.entry(principal.account_id()).or_default();
-        if let Some(before) = forget_before {
-            mine.retain(|_, q| q.created >= before);
-        }
-        if mine.len() >= MAX_QUERIES_PER_ACCOUNT {
-            let oldest = mine
-                .iter()
-                .min_by_key(|(_, q)| (q.created, q.seq))
-                .map(|(id, _)| id.clone());
-            if let Some(oldest) = oldest {
-                mine.remove(&oldest);
-            }
-        }
-        let seq = mine.values().map(|q| q.seq).max().map_or(0, |s| s + 1);
-        let stored = Stored {
-            query,
-            created: now,
-            seq,
-        };
-        mine.insert(id.clone(), stored);
-    }
+    let id = queries.insert(account, query, now, forget_before);
     Ok(Json(
         json!({"requestId": uuid::Uuid::new_v4(), "data": {"queryId": id}}),
     ))
 }
 
-/// The query's creation time and, if asked, the query; 404 for an unknown id.
-fn find(mock: &Mock, account: AccountId, id: &str) -> Answer<(OffsetDateTime, Query)> {
-    let all = mock
-        .inner
+/// The query's creation time, the query and its ranking if kept; 404 for an unknown id.
+#[allow(clippy::type_complexity)]
+fn find(
+    mock: &Mock,
+    account: AccountId,
+    id: &str,
+) -> Answer<(OffsetDateTime, Arc<Query>, Option<Arc<[u32]>>)> {
+    let mut all = mock.inner.queries.lock();
+    let mine = all
+        .get_mut(&account)
+        .ok_or_else(|| MockError::not_found("query"))?;
+    mine.reads += 1;
+    let read = mine.reads;
+    let seq = *mine
+        .ids
+        .get(id)
+        .ok_or_else(|| MockError::not_found("query"))?;
+    let stored = mine
         .queries
-        .0
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    all.get(&account)
-        .and_then(|mine| mine.get(id))
-        .map(|q| (q.created, q.query.clone()))
-        .ok_or_else(|| MockError::not_found("query"))
+        .get_mut(&seq)
+        .ok_or_else(|| MockError::not_found("query"))?;
+    let ranked = stored.ranked.as_mut().map(|(ranked, last)| {
+        *last = read;
+        ranked.clone()
+    });
+    Ok((stored.created, stored.query.clone(), ranked))
 }
 
 pub(crate) async fn query_status(
@@ -146,8 +301,9 @@ pub(crate) async fn query_status(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Answer<Json<Value>> {
+    crate::routes::require_all_data(&principal)?;
     let account = principal.account_id();
-    let (created, query) = find(&mock, account, &id)?;
+    let (created, query, _) = find(&mock, account, &id)?;
     let data = match status(created, delay(&mock), mock.now()) {
         Status::Queued => json!({"status": "queued"}),
         Status::Running => json!({"status": "running"}),
@@ -179,6 +335,7 @@ pub(crate) async fn results(
     Path(id): Path<String>,
     Params(page): Params<Page>,
 ) -> Answer<Json<Value>> {
+    crate::routes::require_all_data(&principal)?;
     let size = page.page_size.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&size) {
         return Err(MockError::invalid(format!("pageSize must be 1-{MAX_PAGE}")));
@@ -190,7 +347,7 @@ pub(crate) async fn results(
             .map_err(|_| MockError::invalid("cursor: not a cursor this API returned"))?,
     };
     let account = principal.account_id();
-    let (created, query) = find(&mock, account, &id)?;
+    let (created, query, ranked) = find(&mock, account, &id)?;
     match status(created, delay(&mock), mock.now()) {
         Status::Queued => Err(MockError::v2(
             StatusCode::ACCEPTED,
@@ -212,7 +369,29 @@ pub(crate) async fn results(
             if offset > total {
                 return Err(MockError::invalid("cursor: past the last row"));
             }
-            let rows = query.page(&account.to_string(), offset, size);
+            // A page holds at most `MAX_PAGE_BYTES` of rows, about.
+            let fit = usize::try_from(MAX_PAGE_BYTES / query.row_bytes().max(1)).unwrap_or(1);
+            let size = size.min(fit.max(1));
+            let seed = account.to_string();
+            let costly = query.work_units() > INLINE_WORK_UNITS;
+            let build = move || {
+                let fresh = ranked.is_none();
+                let ranked: Arc<[u32]> = ranked.unwrap_or_else(|| rows::rank(&query, &seed).into());
+                let end = offset.saturating_add(size).min(ranked.len());
+                let rows = rows::page(&query, &seed, ranked.get(offset..end).unwrap_or_default());
+                (fresh.then_some(ranked), rows)
+            };
+            let (fresh, rows) = if costly {
+                tokio::task::spawn_blocking(build).await.map_err(|e| {
+                    tracing::error!(target: "finout_mock", error = %e, "ranking a query failed");
+                    MockError::auth(finout_auth::ErrorCode::AuthUnavailable)
+                })?
+            } else {
+                build()
+            };
+            if let Some(ranked) = fresh {
+                mock.inner.queries.keep_ranking(account, &id, ranked);
+            }
             let end = offset.saturating_add(rows.len());
             let has_more = end < total;
             let mut pagination = json!({"hasMore": has_more, "totalRows": total});
@@ -225,5 +404,97 @@ pub(crate) async fn results(
                 "data": rows,
             })))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        serde_json::from_value(json!({
+            "date": {"unixTimeMillisecondsStart": 1_717_200_000_000_i64,
+                     "unixTimeMillisecondsEnd": 1_717_200_000_000_i64},
+            "timeInterval": {"interval": "day"},
+            "measurements": [{"type": "netAmortizedCost"}],
+            "dimensions": [{"costCenter": "Virtual Tags", "key": "team"}]
+        }))
+        .unwrap()
+    }
+
+    /// Generate one query naming tag `team` whose values are `values`.
+    fn generate(queries: &Queries, account: AccountId, values: &[String]) -> String {
+        let query = spec()
+            .check(|id| Some(queries.intern(account, id, values.to_vec())))
+            .unwrap();
+        queries.insert(account, query, OffsetDateTime::UNIX_EPOCH, None)
+    }
+
+    fn megabyte(c: char) -> String {
+        c.to_string().repeat(1 << 20)
+    }
+
+    #[test]
+    fn a_thousand_queries_naming_one_tag_hold_its_values_once() {
+        let (queries, account) = (Queries::default(), AccountId::new_v4());
+        let values = vec![megabyte('a'), megabyte('b')];
+        for _ in 0..1_000 {
+            generate(&queries, account, &values);
+        }
+        let (held, kept) = queries.held(account);
+        assert_eq!(kept, 1_000);
+        // 2 MiB of values once, and about 1 KB a query.
+        assert!(held < (2 << 20) + 1_000 * 2_048, "{held}");
+    }
+
+    #[test]
+    fn queries_naming_ever_new_values_stay_within_the_budget() {
+        let (queries, account) = (Queries::default(), AccountId::new_v4());
+        let other = AccountId::new_v4();
+        let theirs = generate(&queries, other, &[megabyte('z')]);
+        let mut ids = Vec::new();
+        for i in 0..1_000u32 {
+            // A new version of the tag each time: 1 MiB of values no other query shares.
+            let values = vec![format!("{i}{}", megabyte('v'))];
+            ids.push(generate(&queries, account, &values));
+            let (held, _) = queries.held(account);
+            assert!(held <= MAX_QUERY_BYTES_PER_ACCOUNT, "{held} after {i}");
+        }
+        let (_, kept) = queries.held(account);
+        assert!((50..100).contains(&kept), "{kept}");
+        // The newest are the ones kept; another account's query is untouched.
+        let all = queries.lock();
+        assert!(all[&account].ids.contains_key(ids.last().unwrap()));
+        assert!(!all[&account].ids.contains_key(&ids[0]));
+        assert!(all[&other].ids.contains_key(&theirs));
+    }
+
+    #[test]
+    fn rankings_are_kept_for_the_most_recently_read_queries_only() {
+        let (queries, account) = (Queries::default(), AccountId::new_v4());
+        let values = vec!["x".to_owned()];
+        let ids: Vec<String> = (0..RANKINGS_PER_ACCOUNT + 3)
+            .map(|_| generate(&queries, account, &values))
+            .collect();
+        for id in &ids {
+            queries.keep_ranking(account, id, Arc::from(vec![0u32]));
+        }
+        // The first query is ranked again: it is the most recent now.
+        queries.keep_ranking(account, &ids[0], Arc::from(vec![1u32]));
+        let all = queries.lock();
+        let mine = &all[&account];
+        let ranked: Vec<&str> = mine
+            .queries
+            .values()
+            .filter(|q| q.ranked.is_some())
+            .map(|q| q.id.as_str())
+            .collect();
+        assert_eq!(ranked.len(), RANKINGS_PER_ACCOUNT);
+        assert!(ranked.contains(&ids[0].as_str()));
+        assert!(
+            !ranked.contains(&ids[1].as_str()),
+            "the least recently read"
+        );
+        assert!(ranked.contains(&ids.last().unwrap().as_str()));
     }
 }

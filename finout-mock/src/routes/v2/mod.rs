@@ -4,6 +4,7 @@
 
 mod cost;
 mod keys;
+mod rows;
 mod spec;
 mod tags;
 
@@ -81,7 +82,7 @@ impl Mock {
     /// A rate limit `name` of `quotas` per account on the mock's clock, counted in its
     /// metrics and shared with the other replicas if the mock is; none when rate limits are
     /// off.
-    fn rate_limit(&self, name: &str, quotas: Vec<Quota>) -> RateLimitLayer {
+    pub(crate) fn rate_limit(&self, name: &str, quotas: Vec<Quota>) -> RateLimitLayer {
         let quotas = if self.inner.rate_limits {
             quotas
         } else {

@@ -1,14 +1,19 @@
 //! The body of `POST /v2/data/cost-usage/generate-query`, checked as Finout documents it,
-//! and the rows it answers: a pure function of the account and the query.
+//! and what the checked query costs: its candidate rows and its work units (`rows` makes
+//! the rows).
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
 
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
-use time::{Date, Duration, OffsetDateTime};
+use serde_json::Value;
 
 use super::keys::VIRTUAL_TAGS;
 use crate::{
     error::{Answer, MockError},
-    fixtures::{self, COST_TYPES},
+    fixtures,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -99,28 +104,77 @@ struct DimensionSpec {
 /// A checked query: what the rows are made of.
 #[derive(Debug, Clone)]
 pub(crate) struct Query {
-    start_ms: i64,
-    end_ms: i64,
-    interval: &'static str,
-    measurements: Vec<(&'static str, &'static str)>,
+    pub(super) start_ms: i64,
+    pub(super) end_ms: i64,
+    pub(super) interval: &'static str,
+    pub(super) measurements: Vec<(&'static str, &'static str)>,
     /// Each dimension: its column (`{costCenter}_{type}_{key}`, with the cost center as the
     /// client sent it: a client sending `""` reads `_billing_dimension_service`) and its
     /// values.
-    dimensions: Vec<Dim>,
+    pub(super) dimensions: Vec<Dim>,
     /// Sort by (column, descending); `None`: the first measurement, descending.
-    sort: Option<(String, bool)>,
-    row_limit: u64,
+    pub(super) sort: Option<(String, bool)>,
+    pub(super) row_limit: u64,
 }
 
 #[derive(Debug, Clone)]
-struct Dim {
-    column: String,
-    values: Vec<String>,
+pub(super) struct Dim {
+    pub(super) column: String,
+    pub(super) values: Arc<Values>,
+}
+
+/// The values of a dimension. A virtual tag's are shared by every query of the account that
+/// names the same version of the tag (`cost::Queries` interns them), never copied per query.
+#[derive(Debug)]
+pub(crate) struct Values {
+    pub(super) list: Vec<String>,
+    /// The longest value, in bytes: what hashing a row costs per dimension at most.
+    longest: usize,
+    /// Bytes held, and the account's count they are charged to (given back on drop).
+    charge: Option<(usize, Arc<AtomicUsize>)>,
+}
+
+impl Values {
+    /// `list`, charged to `charged_to` (the bytes its strings hold) until dropped.
+    pub(crate) fn new(list: Vec<String>, charged_to: Option<Arc<AtomicUsize>>) -> Self {
+        let longest = list.iter().map(String::len).max().unwrap_or(0);
+        let charge = charged_to.map(|count| {
+            let bytes = Self::weight(&list);
+            count.fetch_add(bytes, Ordering::Relaxed);
+            (bytes, count)
+        });
+        Values {
+            list,
+            longest,
+            charge,
+        }
+    }
+
+    /// What `list` weighs in memory: its strings and their headers.
+    pub(crate) fn weight(list: &[String]) -> usize {
+        list.iter()
+            .map(|v| v.len().saturating_add(std::mem::size_of::<String>()))
+            .fold(0usize, usize::saturating_add)
+    }
+}
+
+impl Drop for Values {
+    fn drop(&mut self) {
+        if let Some((bytes, count)) = &self.charge {
+            count.fetch_sub(*bytes, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The most rows a query may range over before `rowLimit` (periods x combinations of its
 /// dimensions' values): past it, 400.
 pub(crate) const MAX_CANDIDATE_ROWS: u64 = 200_000;
+/// What hashing one row costs besides its dimensions' values, in work units (bytes).
+const ROW_WORK: u64 = 64;
+/// The most work units a query may take to rank: candidate rows x (`ROW_WORK` + the
+/// longest value of each dimension). Past it, 400. Ranking the costliest accepted query
+/// takes tens of milliseconds of one core in a release build (SECURITY.md has the figure).
+pub(crate) const MAX_WORK_UNITS: u64 = 32_000_000;
 
 fn one_of(value: &str, allowed: &[&'static str], field: &str) -> Answer<&'static str> {
     allowed
@@ -183,7 +237,7 @@ fn conditions(filter: &Value, path: &str, depth: usize) -> Answer<usize> {
 impl Spec {
     /// Check every field; the first problem answers 400 naming it. `virtual_tag` answers
     /// the values of the account's virtual tag of an id (cost center `Virtual Tags`).
-    pub(crate) fn check(self, virtual_tag: impl Fn(&str) -> Option<Vec<String>>) -> Answer<Query> {
+    pub(crate) fn check(self, virtual_tag: impl Fn(&str) -> Option<Arc<Values>>) -> Answer<Query> {
         let (start, end) = (
             self.date.unix_time_milliseconds_start,
             self.date.unix_time_milliseconds_end,
@@ -235,30 +289,43 @@ impl Spec {
             )));
         }
         let mut dimensions: Vec<Dim> = Vec::new();
+        // Each dimension as Finout names it: cost center and key case folded, the cost
+        // center the one found (a client's "" is the fixture's), with its type.
+        let mut named: Vec<String> = Vec::new();
         for (i, d) in self.dimensions.iter().enumerate() {
-            let (key, types, values) = if d.cost_center.eq_ignore_ascii_case(VIRTUAL_TAGS) {
-                let values = virtual_tag(&d.key).ok_or_else(|| unknown_key(i, d))?;
-                (d.key.as_str(), &["virtual_tag"][..], values)
-            } else {
-                let found = fixtures::DIMENSIONS
-                    .iter()
-                    .find(|f| {
-                        f.key == d.key
-                            && (d.cost_center.is_empty()
-                                || f.cost_center.eq_ignore_ascii_case(&d.cost_center))
-                    })
-                    .ok_or_else(|| unknown_key(i, d))?;
-                let values = found.values.iter().map(|v| (*v).to_owned()).collect();
-                (found.key, found.types, values)
-            };
+            let (cost_center, key, types, values) =
+                if d.cost_center.eq_ignore_ascii_case(VIRTUAL_TAGS) {
+                    let values = virtual_tag(&d.key).ok_or_else(|| unknown_key(i, d))?;
+                    (VIRTUAL_TAGS, d.key.as_str(), &["virtual_tag"][..], values)
+                } else {
+                    let found = fixtures::DIMENSIONS
+                        .iter()
+                        .find(|f| {
+                            f.key == d.key
+                                && (d.cost_center.is_empty()
+                                    || f.cost_center.eq_ignore_ascii_case(&d.cost_center))
+                        })
+                        .ok_or_else(|| unknown_key(i, d))?;
+                    let values = found.values.iter().map(|v| (*v).to_owned()).collect();
+                    (
+                        found.cost_center,
+                        found.key,
+                        found.types,
+                        Arc::new(Values::new(values, None)),
+                    )
+                };
             let kind = match &d.kind {
                 Some(k) => one_of(k, types, &format!("dimensions[{i}].type"))?,
                 None => types[0],
             };
-            let column = column(&d.cost_center, kind, key);
-            if dimensions.iter().any(|seen| seen.column == column) {
-                return Err(MockError::invalid(format!("dimensions[{i}]: repeated")));
+            let name = column(cost_center, kind, key).to_lowercase();
+            if named.contains(&name) {
+                return Err(MockError::invalid(format!(
+                    "dimensions[{i}]: repeated (cost center and key compare case-insensitively)"
+                )));
             }
+            named.push(name);
+            let column = column(&d.cost_center, kind, key);
             if let (None, Some(s)) = (&sort, &d.sort_direction) {
                 let field = format!("dimensions[{i}].sortDirection");
                 sort = Some((column.clone(), descending(s, &field)?));
@@ -289,6 +356,14 @@ impl Spec {
                  (periods x values of every dimension); use fewer dimensions or a shorter range"
             )));
         }
+        let work = query.work_units();
+        if work > MAX_WORK_UNITS {
+            return Err(MockError::invalid(format!(
+                "dimensions: the query takes {work} work units, more than {MAX_WORK_UNITS} \
+                 (rows x ({ROW_WORK} + the longest value of each dimension)); use fewer \
+                 dimensions, shorter values or a shorter range"
+            )));
+        }
         Ok(query)
     }
 }
@@ -305,164 +380,51 @@ fn column(cost_center: &str, kind: &str, key: &str) -> String {
     format!("{cost_center}_{kind}_{key}")
 }
 
-fn date(ms: i64) -> Date {
-    OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).map_or(Date::MIN, OffsetDateTime::date)
-}
-
-/// The start of each day, week (Monday) or month the range touches.
-fn periods(start_ms: i64, end_ms: i64, interval: &str) -> Vec<Date> {
-    let (first, last) = (date(start_ms), date(end_ms));
-    let start_of = |d: Date| match interval {
-        "week" => d - Duration::days(i64::from(d.weekday().number_days_from_monday())),
-        "month" => d.replace_day(1).unwrap_or(d),
-        _ => d,
-    };
-    let mut out = Vec::new();
-    let mut day = first;
-    // At most 61 days: the range is checked.
-    while day <= last {
-        let period = start_of(day);
-        if out.last() != Some(&period) {
-            out.push(period);
-        }
-        match day.next_day() {
-            Some(next) => day = next,
-            None => break,
-        }
-    }
-    out
-}
-
 impl Query {
     /// Rows the query ranges over before `rowLimit`, saturating.
-    fn candidates(&self) -> u64 {
-        let periods = periods(self.start_ms, self.end_ms, self.interval).len() as u64;
+    pub(super) fn candidates(&self) -> u64 {
+        let periods = super::rows::periods(self.start_ms, self.end_ms, self.interval).len() as u64;
         self.dimensions
             .iter()
-            .fold(periods, |n, d| n.saturating_mul(d.values.len() as u64))
+            .fold(periods, |n, d| n.saturating_mul(d.values.list.len() as u64))
+    }
+
+    /// What ranking the rows costs: candidates x (`ROW_WORK` + the longest value of each
+    /// dimension), saturating.
+    pub(crate) fn work_units(&self) -> u64 {
+        let per_row = self
+            .dimensions
+            .iter()
+            .fold(ROW_WORK, |n, d| n.saturating_add(d.values.longest as u64));
+        self.candidates().saturating_mul(per_row)
+    }
+
+    /// The most bytes one row of the answer takes, about: its values and measurements.
+    pub(super) fn row_bytes(&self) -> u64 {
+        let values = self
+            .dimensions
+            .iter()
+            .map(|d| (d.column.len() + d.values.longest) as u64 + 8)
+            .fold(0u64, u64::saturating_add);
+        values.saturating_add(64 * (self.measurements.len() as u64 + 1))
+    }
+
+    /// The bytes the query holds besides its dimensions' values, about.
+    pub(crate) fn weight(&self) -> usize {
+        let columns = self
+            .dimensions
+            .iter()
+            .map(|d| d.column.len().saturating_add(64))
+            .fold(0usize, usize::saturating_add);
+        let sort = self.sort.as_ref().map_or(0, |(by, _)| by.len());
+        std::mem::size_of::<Self>()
+            .saturating_add(256)
+            .saturating_add(columns)
+            .saturating_add(sort)
     }
 
     /// How many rows the results hold: every candidate, at most `rowLimit`.
     pub(crate) fn total_rows(&self) -> u64 {
         self.candidates().min(self.row_limit)
-    }
-
-    /// The index of each dimension's value in combination `c` (mixed radix).
-    fn indices(&self, mut c: usize) -> Vec<usize> {
-        let mut indices = vec![0; self.dimensions.len()];
-        for (i, d) in self.dimensions.iter().enumerate().rev() {
-            let n = d.values.len().max(1);
-            indices[i] = c % n;
-            c /= n;
-        }
-        indices
-    }
-
-    /// The dimension values of combination `c`.
-    fn combo(&self, c: usize) -> Vec<&str> {
-        self.indices(c)
-            .into_iter()
-            .zip(&self.dimensions)
-            .map(|(i, d)| d.values.get(i).map_or("", String::as_str))
-            .collect()
-    }
-
-    fn amount(seed: &str, period: Date, combo: &[&str], kind: &str, op: &str) -> f64 {
-        let mut h = blake3::Hasher::new();
-        h.update(seed.as_bytes());
-        h.update(period.to_string().as_bytes());
-        for v in combo {
-            h.update(b"/");
-            h.update(v.as_bytes());
-        }
-        h.update(b"/");
-        h.update(kind.as_bytes());
-        h.update(op.as_bytes());
-        let bytes = h.finalize();
-        let cents =
-            u64::from_le_bytes(bytes.as_bytes()[..8].try_into().unwrap_or_default()) % 50_000;
-        let factor = COST_TYPES
-            .iter()
-            .find(|(t, _)| t == &kind)
-            .map_or(0.1, |f| f.1);
-        (cents as f64 * factor).round() / 100.0
-    }
-
-    /// Rows `offset..offset + size` of the results (sorted, within `rowLimit`): only those
-    /// rows are built; the others are ranked by their sort key alone.
-    pub(crate) fn page(&self, seed: &str, offset: usize, size: usize) -> Vec<Map<String, Value>> {
-        let periods = periods(self.start_ms, self.end_ms, self.interval);
-        let combos = self
-            .dimensions
-            .iter()
-            .fold(1usize, |n, d| n.saturating_mul(d.values.len()));
-        let total = periods.len().saturating_mul(combos);
-        let (by, desc) = self.sort.clone().unwrap_or_else(|| {
-            let (kind, op) = self.measurements[0];
-            (format!("{kind}_{op}"), true)
-        });
-        let measurement = self
-            .measurements
-            .iter()
-            .find(|(kind, op)| by == format!("{kind}_{op}"));
-        // For a sort by a dimension: each of its values' rank in alphabetical order.
-        let dimension = self
-            .dimensions
-            .iter()
-            .position(|d| d.column == by)
-            .map(|d| {
-                let values = &self.dimensions[d].values;
-                let mut order: Vec<usize> = (0..values.len()).collect();
-                order.sort_by(|&a, &b| values[a].cmp(&values[b]));
-                let mut rank = vec![0usize; values.len()];
-                for (r, i) in order.into_iter().enumerate() {
-                    rank[i] = r;
-                }
-                (d, rank)
-            });
-        // (key, row index): the key ranks rows; ties keep the natural order.
-        let mut ranked: Vec<(f64, usize)> = (0..total)
-            .map(|row| {
-                let (p, c) = (row / combos.max(1), row % combos.max(1));
-                let key = match (measurement, &dimension) {
-                    (Some((kind, op)), _) => {
-                        Self::amount(seed, periods[p], &self.combo(c), kind, op)
-                    }
-                    (None, Some((d, rank))) => rank[self.indices(c)[*d]] as f64,
-                    (None, None) => p as f64,
-                };
-                (key, row)
-            })
-            .collect();
-        ranked.sort_by(|a, b| {
-            let order = a.0.total_cmp(&b.0);
-            (if desc { order.reverse() } else { order }).then(a.1.cmp(&b.1))
-        });
-        ranked.truncate(usize::try_from(self.row_limit).unwrap_or(usize::MAX));
-        let end = offset.saturating_add(size).min(ranked.len());
-        ranked
-            .get(offset..end)
-            .unwrap_or_default()
-            .iter()
-            .map(|&(_, row)| {
-                let (p, c) = (row / combos.max(1), row % combos.max(1));
-                let combo = self.combo(c);
-                let mut out = Map::new();
-                for (d, v) in self.dimensions.iter().zip(&combo) {
-                    out.insert(d.column.clone(), json!(v));
-                }
-                out.insert(self.interval.into(), json!(periods[p].to_string()));
-                for (kind, op) in &self.measurements {
-                    let amount = Self::amount(seed, periods[p], &combo, kind, op);
-                    let value = if matches!(*kind, "usageAmount" | "normalizedUsageAmount") {
-                        json!({"amount": amount, "unit": "hours"})
-                    } else {
-                        json!({"amount": amount})
-                    };
-                    out.insert(format!("{kind}_{op}"), value);
-                }
-                out
-            })
-            .collect()
     }
 }
