@@ -323,6 +323,21 @@ pub(crate) struct ServeArgs {
     /// Seconds a request's headers may take (also closes connections idle that long).
     #[arg(long, default_value_t = 10)]
     pub(crate) header_timeout_secs: u64,
+    /// Connections one account may hold; its next one is answered 429 and closed.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) max_connections_per_account: usize,
+    /// Seconds a request's body may take in total (408 and closed past it).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) body_timeout_secs: u64,
+    /// The slowest a body may arrive after its first second, in bytes a second.
+    #[arg(long, default_value_t = 1024)]
+    pub(crate) min_body_rate: u64,
+    /// Seconds an answer's write may make no progress before the connection is closed.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) write_timeout_secs: u64,
+    /// Bytes of answers one account's clients may leave unread; past it, 429.
+    #[arg(long, default_value_t = 32 * 1024 * 1024)]
+    pub(crate) answer_bytes_per_account: usize,
     /// On the first start, also write the bootstrap credentials to this file, as JSON
     /// `{"accountId","userId","clientId","secretKey","baseUrl"}` (mode 0600; replaced
     /// whole). A later start, which creates no credentials, leaves it as it is.

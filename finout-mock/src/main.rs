@@ -189,7 +189,14 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let limits = ServerLimits::default()
         .max_connections(args.max_connections)
-        .header_read_timeout(Duration::from_secs(args.header_timeout_secs));
+        .header_read_timeout(Duration::from_secs(args.header_timeout_secs))
+        .max_connections_per_account(args.max_connections_per_account)
+        .body_deadlines(
+            Duration::from_secs(args.body_timeout_secs),
+            args.min_body_rate,
+        )
+        .write_timeout(Duration::from_secs(args.write_timeout_secs))
+        .answer_bytes_per_account(args.answer_bytes_per_account);
     finout_mock::serve(listener, app, limits, stop).await?;
     tracing::info!("finout-mock stopped");
     Ok(())

@@ -3,8 +3,10 @@
 //! passed (`Mock::query_delay`, on the mock's clock); `results` pages the rows by cursor
 //! and answers 202 before completion. Results are kept 24 hours (then `expired`, 410); a
 //! query is forgotten a further 24 hours later (404). An account keeps at most
-//! [`MAX_QUERIES_PER_ACCOUNT`] queries; past it the oldest is forgotten. Results pages are
-//! built on demand from the query (never stored).
+//! [`MAX_QUERIES_PER_ACCOUNT`] queries and [`MAX_QUERY_BYTES_PER_ACCOUNT`] bytes of them;
+//! past either the oldest is forgotten. A query's rows are ranked once, when its results are
+//! first asked for (on the blocking pool if costly), and each page is built from that
+//! ranking; the rows themselves are never stored.
 
 use std::{
     collections::{BTreeMap, HashMap},
