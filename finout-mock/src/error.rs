@@ -4,6 +4,7 @@
 
 use axum::{
     Json,
+    body::Bytes,
     extract::{FromRequest, FromRequestParts, Query, Request, State, rejection::JsonRejection},
     http::StatusCode,
     middleware::Next,
@@ -196,33 +197,94 @@ pub(crate) async fn no_method() -> MockError {
     }
 }
 
+/// The deepest a request body may nest arrays and objects (the top-level one is level 1).
+/// What the mock keeps wraps a client's JSON at most [`STORED_WRAPPING`] levels deeper (a
+/// tag's `versions[].fields`), so every document it saves stays far below serde_json's
+/// recursion limit of 128 and is read back when the mock starts again.
+pub(crate) const MAX_JSON_DEPTH: usize = 32;
+/// How many levels the mock's stored documents add above a body's own.
+const STORED_WRAPPING: usize = 3;
+// serde_json refuses documents nesting deeper than 128 levels.
+const _: () = assert!(MAX_JSON_DEPTH + STORED_WRAPPING < 128);
+
+/// Whether `json` nests arrays and objects more than `max` levels deep, brackets inside
+/// strings (escapes honoured) not counting: one pass, no allocation, before anything is
+/// parsed. Exact for valid JSON; for anything else the parser answers after.
+fn too_deep(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// axum's own test (`Json`'s): `application/json` or any `application/*+json`.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| {
+            m.type_() == "application"
+                && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+        })
+}
+
 /// A JSON body whose rejection is answered in Finout's shape rather than axum's plain text:
-/// 413 past [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES), 415 without a JSON content type, 400
-/// for anything else.
+/// 415 without a JSON content type, 413 past [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES), 400
+/// nested deeper than [`MAX_JSON_DEPTH`] (checked before it is parsed) or for anything else.
 pub(crate) struct Body<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = MockError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Json::<T>::from_request(request, state)
+        if !json_content_type(request.headers()) {
+            return Err(MockError {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                code: Code::UnsupportedMediaType,
+                message: "send the body as application/json".to_owned(),
+                retry_after: None,
+            });
+        }
+        let bytes = Bytes::from_request(request, state)
             .await
-            .map(|Json(t)| Body(t))
-            .map_err(|e: JsonRejection| match e.status() {
+            .map_err(|e| match e.status() {
                 StatusCode::PAYLOAD_TOO_LARGE => MockError {
                     status: StatusCode::PAYLOAD_TOO_LARGE,
                     code: Code::PayloadTooLarge,
                     message: format!("the body is larger than {} bytes", crate::MAX_BODY_BYTES),
                     retry_after: None,
                 },
-                StatusCode::UNSUPPORTED_MEDIA_TYPE => MockError {
-                    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    code: Code::UnsupportedMediaType,
-                    message: "send the body as application/json".to_owned(),
-                    retry_after: None,
-                },
                 _ => MockError::invalid(e.body_text()),
-            })
+            })?;
+        if too_deep(&bytes, MAX_JSON_DEPTH) {
+            return Err(MockError::invalid(format!(
+                "the body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep"
+            )));
+        }
+        Json::<T>::from_bytes(&bytes)
+            .map(|Json(t)| Body(t))
+            .map_err(|e: JsonRejection| MockError::invalid(e.body_text()))
     }
 }
 

@@ -11,7 +11,9 @@
 //! - `finout_auth_verifications_in_flight` (argon2 runs now) and
 //!   `finout_mock_requests_in_flight` (requests being answered);
 //! - `finout_mock_request_duration_seconds`, a histogram by API (`v1`, `v2`, `admin`,
-//!   `other`) and status.
+//!   `other`) and status;
+//! - `finout_mock_rows_set_aside`: rows of the mock's table it could not read when it
+//!   started (skipped, each logged at WARN).
 //!
 //! Only a user holding `Admin` may read them (403 otherwise, 401 without credentials): the
 //! store-lookup and cache counts tell which client ids are tokens in use.
@@ -41,6 +43,7 @@ use crate::{
 
 const DURATION: &str = "finout_mock_request_duration_seconds";
 const IN_FLIGHT: &str = "finout_mock_requests_in_flight";
+const SET_ASIDE: &str = "finout_mock_rows_set_aside";
 /// Buckets of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
     0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -129,6 +132,11 @@ impl Prometheus {
             None,
             SharedString::from("Requests the mock is answering now."),
         );
+        recorder.describe_gauge(
+            KeyName::from(SET_ASIDE),
+            None,
+            SharedString::from("Rows of the mock's table it could not read at start (skipped)."),
+        );
         recorder.describe_histogram(
             KeyName::from(DURATION),
             Some(Unit::Seconds),
@@ -147,8 +155,8 @@ impl Prometheus {
             .absolute(value);
     }
 
-    /// The text, with the authenticator's counters as they are now.
-    fn render(&self, metrics: &Metrics) -> String {
+    /// The text, with the authenticator's counters as they are now and the rows set aside.
+    fn render(&self, metrics: &Metrics, set_aside: u64) -> String {
         let m = metrics.snapshot();
         let outcome = |v: &'static str| vec![Label::new("outcome", v)];
         self.counter(COUNTERS[0].0, outcome("ok"), m.authenticated);
@@ -176,6 +184,9 @@ impl Prometheus {
                 &METADATA,
             )
             .set(m.verifications_in_flight as f64);
+        self.recorder
+            .register_gauge(&Key::from_name(SET_ASIDE), &METADATA)
+            .set(set_aside as f64);
         self.handle.render()
     }
 }
@@ -220,6 +231,7 @@ pub(crate) async fn prometheus(
             "only a user holding Admin may read the metrics",
         ));
     }
-    let text = mock.inner.prometheus.render(mock.metrics());
+    let set_aside = mock.inner.state.rows_set_aside();
+    let text = mock.inner.prometheus.render(mock.metrics(), set_aside);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }

@@ -3,9 +3,11 @@
 //! EXISTS` when the mock opens the database, and recorded in no migration table, so it
 //! does not interfere with the token store's migrations or an application's.
 
+use std::{borrow::Cow, sync::Arc};
+
 use finout_auth::AccountId;
 use serde_json::Value;
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{PgPool, Row, SqlitePool};
 
 use super::{Change, tags::StoredTag};
 
@@ -16,7 +18,8 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS finout_mock_documents (
     body TEXT NOT NULL,
     PRIMARY KEY (account_id, kind, id)
 )";
-const SELECT: &str = "SELECT account_id, kind, body FROM finout_mock_documents ORDER BY kind, id";
+const SELECT: &str =
+    "SELECT account_id, kind, id, body FROM finout_mock_documents ORDER BY kind, id";
 const SQLITE_UPSERT: &str = "INSERT INTO finout_mock_documents (account_id, kind, id, body) \
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account_id, kind, id) DO UPDATE SET body = excluded.body";
 const SQLITE_DELETE: &str =
@@ -51,50 +54,122 @@ pub enum MockDatabase {
     Postgres(PgPool),
 }
 
-/// (kind, id, body) of a change to save; body `None` deletes.
-fn row(change: &Change) -> Result<(&'static str, String, Option<String>), serde_json::Error> {
-    Ok(match change {
-        Change::PutTag(tag, json) => (TAG, tag.id.clone(), Some(json.clone())),
-        Change::DeleteTag(id) => (TAG, id.clone(), None),
+/// (kind, id, body) of a change to save; body `None` deletes. A tag's JSON is borrowed, not
+/// copied (it may be MiBs).
+fn row(change: &Change) -> (&'static str, &str, Option<Cow<'_, str>>) {
+    match change {
+        Change::PutTag(tag, json) => (TAG, &tag.id, Some(Cow::Borrowed(json))),
+        Change::DeleteTag(id) => (TAG, id, None),
         Change::AddEndpoint(endpoint) => (
             ENDPOINT,
-            endpoint["id"].as_str().unwrap_or_default().to_owned(),
-            Some(endpoint.to_string()),
+            endpoint["id"].as_str().unwrap_or_default(),
+            Some(Cow::Owned(endpoint.to_string())),
         ),
-    })
+    }
 }
+
+/// What the mock read from its table when it started.
+#[derive(Debug, Default)]
+pub(crate) struct Loaded {
+    /// Every document it could read, as the change that wrote it.
+    pub(crate) changes: Vec<(AccountId, Change)>,
+    /// Rows it could not (logged, and left in the table untouched).
+    pub(crate) set_aside: u64,
+}
+
+/// The `i`th column of `row` as text, if it is text.
+fn text<R: Row>(row: &R, i: usize) -> Option<String>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    row.try_get::<String, _>(i).ok()
+}
+
+/// Read one row as a change: `Ok(None)` for a kind this version does not read, `Err` with
+/// why for a row it cannot (the reason only: a JSON error may quote the body).
+fn decode(account: &str, kind: &str, body: String) -> Result<Option<(AccountId, Change)>, String> {
+    if kind != TAG && kind != ENDPOINT {
+        // A kind a later version wrote (or a setting): not ours to read.
+        return Ok(None);
+    }
+    let account: AccountId = account
+        .parse()
+        .map_err(|_| "the account id is not a UUID".to_owned())?;
+    let json_error = |e: serde_json::Error| {
+        format!(
+            "{:?} error in the body at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        )
+    };
+    let change = if kind == TAG {
+        let tag = serde_json::from_str::<StoredTag>(&body).map_err(json_error)?;
+        Change::PutTag(Arc::new(tag), body)
+    } else {
+        let endpoint = serde_json::from_str::<Value>(&body).map_err(json_error)?;
+        if !endpoint.is_object() {
+            return Err("an endpoint is not a JSON object".to_owned());
+        }
+        Change::AddEndpoint(endpoint)
+    };
+    Ok(Some((account, change)))
+}
+
+/// At most this many characters of a row's key are logged.
+const LOGGED_KEY_CHARS: usize = 64;
 
 impl MockDatabase {
     /// Create the table if needed, and read every document back as the change that wrote it.
-    pub(crate) async fn load(&self) -> Result<Vec<(AccountId, Change)>, sqlx::Error> {
-        let rows: Vec<(String, String, String)> = match self {
+    /// A row that cannot be read (not text, not the JSON of its kind, an account id that is
+    /// no UUID: written by hand, or by a version without today's bounds) is set aside —
+    /// skipped, logged with its key (never its body) and counted — so that no row keeps the
+    /// mock, and every other account, from starting.
+    pub(crate) async fn load(&self) -> Result<Loaded, sqlx::Error> {
+        let rows: Vec<[Option<String>; 4]> = match self {
             MockDatabase::Sqlite(pool) => {
                 sqlx::query(CREATE).execute(pool).await?;
-                sqlx::query_as(SELECT).fetch_all(pool).await?
+                let rows = sqlx::query(SELECT).fetch_all(pool).await?;
+                rows.iter()
+                    .map(|r| [0, 1, 2, 3].map(|i| text(r, i)))
+                    .collect()
             }
             MockDatabase::Postgres(pool) => {
                 sqlx::query(CREATE).execute(pool).await?;
-                sqlx::query_as(SELECT).fetch_all(pool).await?
+                let rows = sqlx::query(SELECT).fetch_all(pool).await?;
+                rows.iter()
+                    .map(|r| [0, 1, 2, 3].map(|i| text(r, i)))
+                    .collect()
             }
         };
-        let mut changes = Vec::with_capacity(rows.len());
-        for (account, kind, body) in rows {
-            let decode = |e: &dyn std::fmt::Display| sqlx::Error::Decode(e.to_string().into());
-            let account: AccountId = account.parse().map_err(|e| decode(&e))?;
-            let change = match kind.as_str() {
-                TAG => Change::PutTag(
-                    serde_json::from_str::<StoredTag>(&body).map_err(|e| decode(&e))?,
-                    body,
-                ),
-                ENDPOINT => Change::AddEndpoint(
-                    serde_json::from_str::<Value>(&body).map_err(|e| decode(&e))?,
-                ),
-                // A kind a later version wrote: not ours to read.
-                _ => continue,
+        let mut loaded = Loaded::default();
+        for [account, kind, id, body] in rows {
+            let decoded = match (&account, &kind, body) {
+                (Some(account), Some(kind), Some(body)) => decode(account, kind, body),
+                _ => Err("a column is not text".to_owned()),
             };
-            changes.push((account, change));
+            match decoded {
+                Ok(Some(change)) => loaded.changes.push(change),
+                Ok(None) => {}
+                Err(why) => {
+                    let key = |s: &Option<String>| {
+                        s.as_deref()
+                            .map(|s| s.chars().take(LOGGED_KEY_CHARS).collect::<String>())
+                    };
+                    tracing::warn!(
+                        target: "finout_mock",
+                        account = ?key(&account),
+                        kind = ?key(&kind),
+                        id = ?key(&id),
+                        reason = %why,
+                        "a saved document cannot be read: set aside (left in the table)"
+                    );
+                    loaded.set_aside += 1;
+                }
+            }
         }
-        Ok(changes)
+        Ok(loaded)
     }
 
     /// The key of verified secrets' tags every replica on this database shares: the one
@@ -151,7 +226,7 @@ impl MockDatabase {
         account: AccountId,
         change: &Change,
     ) -> Result<(), sqlx::Error> {
-        let (kind, id, body) = row(change).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let (kind, id, body) = row(change);
         let account = account.to_string();
         // The same statement on either pool, with its arguments bound in order.
         macro_rules! execute {

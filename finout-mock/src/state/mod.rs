@@ -2,16 +2,22 @@
 //! per account. Held in memory for reads; on SQLite or PostgreSQL every write goes to the
 //! mock's own table first ([`MockDatabase`]), so it survives a restart.
 //!
-//! Writes are serialized: a writer plans its change against the current state (checking
-//! the caps) while readers go on, then saves it to the database and applies it in memory
-//! in a task of its own, so a caller that goes away (a client disconnecting) cannot leave
-//! the database and memory apart; a failed save answers 503 and changes nothing.
+//! Writes are serialized per account ([`locks`]): a writer takes its account's lock, plans
+//! its change against the account's tags (checking the caps, and serializing the tag) while
+//! readers and other accounts' writers go on, then saves it to the database and applies it
+//! in memory in a task of its own, so a caller that goes away (a client disconnecting)
+//! cannot leave the database and memory apart; a failed save answers 503 and changes
+//! nothing. The in-memory lock is held only to take a snapshot (pointers to the account's
+//! tags) or to apply a change, never across an await or a serialization.
 //!
 //! One mock per database: a mock reads the table once, when it starts. Several mocks on one
 //! PostgreSQL database share tokens (the change feed) but not what clients write.
 
 mod db;
+mod locks;
 pub(crate) mod tags;
+#[cfg(test)]
+mod tests;
 
 use std::{
     collections::HashMap,
@@ -33,30 +39,36 @@ pub(crate) const MAX_ENDPOINTS_PER_ACCOUNT: usize = 100;
 #[derive(Debug)]
 pub(crate) enum Change {
     /// Keep this tag (new, or replacing the tag of its id), whose JSON is this.
-    PutTag(StoredTag, String),
+    PutTag(Arc<StoredTag>, String),
     /// Delete the tag of this id.
     DeleteTag(String),
     /// Add this endpoint (an object with an `id`).
     AddEndpoint(Value),
 }
 
+/// Every account's tags and endpoints, each behind a pointer: a reader or a planning
+/// writer copies the pointer under the lock and reads outside it.
 #[derive(Debug, Default)]
 struct Memory {
-    tags: HashMap<AccountId, AccountTags>,
-    endpoints: HashMap<AccountId, Vec<Value>>,
+    tags: HashMap<AccountId, Arc<AccountTags>>,
+    endpoints: HashMap<AccountId, Arc<Vec<Value>>>,
 }
 
 impl Memory {
-    fn apply(&mut self, account: AccountId, change: Change) {
+    /// Apply `change`; answer the tag it replaced or removed, to be dropped once the lock is
+    /// released (freeing a large tag takes a while).
+    fn apply(&mut self, account: AccountId, change: Change) -> Option<Arc<StoredTag>> {
         match change {
-            Change::PutTag(tag, json) => self.tags.entry(account).or_default().put(tag, json.len()),
-            Change::DeleteTag(id) => {
-                if let Some(tags) = self.tags.get_mut(&account) {
-                    tags.remove(&id);
-                }
+            Change::PutTag(tag, json) => {
+                Arc::make_mut(self.tags.entry(account).or_default()).put(tag, json.len())
             }
+            Change::DeleteTag(id) => self
+                .tags
+                .get_mut(&account)
+                .and_then(|tags| Arc::make_mut(tags).remove(&id)),
             Change::AddEndpoint(endpoint) => {
-                self.endpoints.entry(account).or_default().push(endpoint);
+                Arc::make_mut(self.endpoints.entry(account).or_default()).push(endpoint);
+                None
             }
         }
     }
@@ -67,23 +79,32 @@ impl Memory {
 pub(crate) struct State {
     memory: RwLock<Memory>,
     db: Option<MockDatabase>,
-    writing: Arc<tokio::sync::Mutex<()>>,
+    locks: Arc<locks::AccountLocks>,
+    /// Rows of the database that could not be read at start.
+    set_aside: u64,
 }
 
 static NO_TAGS: std::sync::LazyLock<AccountTags> = std::sync::LazyLock::new(AccountTags::default);
 
 impl State {
-    /// The state kept in `db`, loaded.
+    /// The state kept in `db`, loaded (rows that cannot be read set aside).
     pub(crate) async fn load(db: MockDatabase) -> Result<Self, sqlx::Error> {
+        let loaded = db.load().await?;
         let mut memory = Memory::default();
-        for (account, change) in db.load().await? {
+        for (account, change) in loaded.changes {
             memory.apply(account, change);
         }
         Ok(State {
             memory: RwLock::new(memory),
             db: Some(db),
-            writing: Arc::default(),
+            locks: Arc::default(),
+            set_aside: loaded.set_aside,
         })
+    }
+
+    /// How many rows of the database could not be read at start (and were skipped).
+    pub(crate) fn rows_set_aside(&self) -> u64 {
+        self.set_aside
     }
 
     fn memory(&self) -> RwLockReadGuard<'_, Memory> {
@@ -94,10 +115,19 @@ impl State {
         self.memory.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Read `account`'s tags.
-    pub(crate) fn tags<T>(&self, account: AccountId, f: impl FnOnce(&AccountTags) -> T) -> T {
+    /// `account`'s tags and endpoints as they are now: two pointers copied under the lock.
+    fn snapshot(&self, account: AccountId) -> (Option<Arc<AccountTags>>, Option<Arc<Vec<Value>>>) {
         let memory = self.memory();
-        f(memory.tags.get(&account).unwrap_or(&NO_TAGS))
+        (
+            memory.tags.get(&account).cloned(),
+            memory.endpoints.get(&account).cloned(),
+        )
+    }
+
+    /// Read `account`'s tags (outside the lock).
+    pub(crate) fn tags<T>(&self, account: AccountId, f: impl FnOnce(&AccountTags) -> T) -> T {
+        let (tags, _) = self.snapshot(account);
+        f(tags.as_deref().unwrap_or(&NO_TAGS))
     }
 
     /// `account`'s tag `id`, seen through `f`; 404 `not_found` if it has none of that id.
@@ -113,28 +143,26 @@ impl State {
 
     /// `account`'s endpoints.
     pub(crate) fn endpoints(&self, account: AccountId) -> Vec<Value> {
-        self.memory()
-            .endpoints
-            .get(&account)
-            .cloned()
-            .unwrap_or_default()
+        let (_, endpoints) = self.snapshot(account);
+        endpoints.map(|e| e.to_vec()).unwrap_or_default()
     }
 
-    /// Plan a change against `account`'s tags and endpoints (`plan` checks the caps), save
-    /// it, apply it; answer what `plan` returned.
+    /// Plan a change against `account`'s tags and endpoints (`plan` checks the caps and
+    /// serializes), save it, apply it; answer what `plan` returned. Only writers of the
+    /// same account wait for each other.
     pub(crate) async fn write<T>(
         self: &Arc<Self>,
         account: AccountId,
         plan: impl FnOnce(&AccountTags, &[Value]) -> Answer<(Change, T)>,
     ) -> Answer<T> {
-        let writing = self.writing.clone().lock_owned().await;
+        let writing = self.locks.lock(account).await;
+        // Under the account's lock no other writer changes what the snapshot points to.
         let (change, answer) = {
-            let memory = self.memory();
-            let endpoints = memory
-                .endpoints
-                .get(&account)
-                .map_or(&[][..], Vec::as_slice);
-            plan(memory.tags.get(&account).unwrap_or(&NO_TAGS), endpoints)?
+            let (tags, endpoints) = self.snapshot(account);
+            let endpoints = endpoints.as_deref().map_or(&[][..], Vec::as_slice);
+            plan(tags.as_deref().unwrap_or(&NO_TAGS), endpoints)?
+            // The snapshot is dropped here, before the change is applied: applying it then
+            // copies nothing (unless a reader holds one).
         };
         let state = Arc::clone(self);
         let saved = tokio::spawn(async move {
@@ -142,7 +170,8 @@ impl State {
             if let Some(db) = &state.db {
                 db.save(account, &change).await?;
             }
-            state.memory_mut().apply(account, change);
+            let replaced = state.memory_mut().apply(account, change);
+            drop(replaced);
             Ok::<_, sqlx::Error>(())
         })
         .await;
@@ -164,10 +193,11 @@ impl State {
         self: &Arc<Self>,
         account: AccountId,
         mut tag: StoredTag,
-    ) -> Answer<StoredTag> {
+    ) -> Answer<Arc<StoredTag>> {
         self.write(account, |tags, _| {
             let json = tags.fit(&mut tag)?;
-            Ok((Change::PutTag(tag.clone(), json), tag))
+            let tag = Arc::new(tag);
+            Ok((Change::PutTag(Arc::clone(&tag), json), tag))
         })
         .await
     }
@@ -179,7 +209,7 @@ impl State {
         account: AccountId,
         id: &str,
         change: impl FnOnce(&mut StoredTag) -> Answer<()>,
-    ) -> Answer<StoredTag> {
+    ) -> Answer<Arc<StoredTag>> {
         self.write(account, |tags, _| {
             let mut tag = tags
                 .get(id)
@@ -187,7 +217,8 @@ impl State {
                 .ok_or_else(|| MockError::not_found("virtual tag"))?;
             change(&mut tag)?;
             let json = tags.fit(&mut tag)?;
-            Ok((Change::PutTag(tag.clone(), json), tag))
+            let tag = Arc::new(tag);
+            Ok((Change::PutTag(Arc::clone(&tag), json), tag))
         })
         .await
     }

@@ -3,7 +3,7 @@
 //! value). One set per account, answered in V1's shape by `routes::tags` and in V2's by
 //! `routes::v2::tags`.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -148,20 +148,21 @@ impl StoredTag {
     }
 }
 
-/// One account's virtual tags, and their size as JSON.
+/// One account's virtual tags, and their size as JSON. Each tag is shared, so a copy of the
+/// set (a reader's snapshot, or a writer's while one is read) copies at most 500 pointers.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AccountTags {
-    tags: BTreeMap<String, (StoredTag, usize)>,
+    tags: BTreeMap<String, (Arc<StoredTag>, usize)>,
     bytes: usize,
 }
 
 impl AccountTags {
     pub(crate) fn values(&self) -> impl Iterator<Item = &StoredTag> {
-        self.tags.values().map(|(tag, _)| tag)
+        self.tags.values().map(|(tag, _)| &**tag)
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&StoredTag> {
-        self.tags.get(id).map(|(tag, _)| tag)
+        self.tags.get(id).map(|(tag, _)| &**tag)
     }
 
     /// Make `tag` (new, or replacing the tag of its id) fit the caps, dropping its oldest
@@ -205,15 +206,17 @@ impl AccountTags {
     }
 
     /// Keep `tag` (made to fit by [`fit`](Self::fit)), `size` bytes as JSON, replacing the
-    /// tag of its id.
-    pub(crate) fn put(&mut self, tag: StoredTag, size: usize) {
-        if let Some((_, old)) = self.tags.insert(tag.id.clone(), (tag, size)) {
-            self.bytes = self.bytes.saturating_sub(old);
+    /// tag of its id, which is answered.
+    pub(crate) fn put(&mut self, tag: Arc<StoredTag>, size: usize) -> Option<Arc<StoredTag>> {
+        let replaced = self.tags.insert(tag.id.clone(), (tag, size));
+        if let Some((_, old)) = &replaced {
+            self.bytes = self.bytes.saturating_sub(*old);
         }
         self.bytes = self.bytes.saturating_add(size);
+        replaced.map(|(tag, _)| tag)
     }
 
-    pub(crate) fn remove(&mut self, id: &str) -> Option<StoredTag> {
+    pub(crate) fn remove(&mut self, id: &str) -> Option<Arc<StoredTag>> {
         let (tag, size) = self.tags.remove(id)?;
         self.bytes = self.bytes.saturating_sub(size);
         Some(tag)
