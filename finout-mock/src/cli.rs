@@ -10,7 +10,7 @@ use finout_auth::{
     store::{TokenFilter, UserUpdate},
 };
 
-use crate::{MOCK_ACCOUNT, open};
+use crate::{MOCK_ACCOUNT, open, redact::SecretUrl};
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -42,9 +42,10 @@ pub(crate) struct StoreArgs {
     #[arg(
         long,
         env = "FINOUT_MOCK_STORE",
+        hide_env_values = true,
         default_value = "sqlite://finout-mock.db"
     )]
-    store: String,
+    store: SecretUrl,
     /// The account to act in (default: the mock's own account).
     #[arg(long, default_value_t = MOCK_ACCOUNT)]
     account: AccountId,
@@ -281,9 +282,10 @@ pub(crate) struct ServeArgs {
     #[arg(
         long,
         env = "FINOUT_MOCK_STORE",
+        hide_env_values = true,
         default_value = "sqlite://finout-mock.db"
     )]
-    pub(crate) store: String,
+    pub(crate) store: SecretUrl,
     /// PostgreSQL connections this mock opens at most (its change feed holds one more): 10
     /// mocks × (8 + 1) fit a default server's 100.
     #[arg(long, env = "FINOUT_MOCK_STORE_CONNECTIONS", default_value_t = finout_auth::store::DEFAULT_MAX_CONNECTIONS)]
@@ -294,8 +296,8 @@ pub(crate) struct ServeArgs {
     pub(crate) store_retry_secs: u64,
     /// The change feed's own URL (the database's direct one), when --store goes through a
     /// pooler in transaction mode (PgBouncer), which cannot carry LISTEN.
-    #[arg(long, env = "FINOUT_MOCK_FEED_STORE")]
-    pub(crate) feed_store: Option<String>,
+    #[arg(long, env = "FINOUT_MOCK_FEED_STORE", hide_env_values = true)]
+    pub(crate) feed_store: Option<SecretUrl>,
     /// Extra delay added to every /v1 and /v2 response, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub(crate) latency_ms: u64,
@@ -308,13 +310,14 @@ pub(crate) struct ServeArgs {
     /// Share rate limits, in-flight limits, failure windows and verified secrets with every
     /// replica on the same store through this Redis (`redis://host:port`). The key of the
     /// verified secrets' tags is kept in the store's database (a test double's choice).
-    #[arg(long, env = "FINOUT_MOCK_REDIS")]
-    pub(crate) redis: Option<String>,
+    #[arg(long, env = "FINOUT_MOCK_REDIS", hide_env_values = true)]
+    pub(crate) redis: Option<SecretUrl>,
     /// What every key the mock writes to --redis starts with: deployments sharing one Redis
     /// but not their limits use different prefixes.
     #[arg(long, env = "FINOUT_MOCK_REDIS_PREFIX", default_value = "finout-mock:")]
     pub(crate) redis_prefix: String,
-    /// A seed file (JSON) of accounts, users and tokens to load (idempotent).
+    /// A seed file (JSON) of accounts, users and tokens to load (idempotent; what a seed
+    /// created and was revoked or removed since is not re-created).
     #[arg(long)]
     pub(crate) seed: Option<PathBuf>,
     /// Connections open at once; past it, new ones wait in the kernel's backlog.
@@ -340,7 +343,8 @@ pub(crate) struct ServeArgs {
     pub(crate) answer_bytes_per_account: usize,
     /// On the first start, also write the bootstrap credentials to this file, as JSON
     /// `{"accountId","userId","clientId","secretKey","baseUrl"}` (mode 0600; replaced
-    /// whole). A later start, which creates no credentials, leaves it as it is.
+    /// whole; if it cannot be written, the bootstrap is undone and the start fails). A later
+    /// start, which creates no credentials, leaves it as it is.
     #[arg(long, conflicts_with = "seed")]
     pub(crate) credentials_file: Option<PathBuf>,
     /// Print one JSON line on stdout, once listening, instead of the prose: the bootstrap

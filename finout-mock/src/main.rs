@@ -11,6 +11,8 @@
 
 mod bootstrap;
 mod cli;
+mod redact;
+mod start;
 
 use std::{sync::Arc, time::Duration};
 
@@ -25,15 +27,17 @@ use finout_auth::{
 };
 use finout_mock::{Mock, MockDatabase, ServerLimits, seed::Seed};
 
-use bootstrap::{bootstrap, write_credentials};
+use bootstrap::bootstrap;
 use cli::{Cli, Command, ServeArgs};
+use redact::SecretUrl;
+use start::again_if_raced;
 
 /// The account created on a store that has none of ours.
 pub(crate) const MOCK_ACCOUNT: AccountId =
     AccountId(uuid::uuid!("f1a70c4e-0000-4000-8000-000000000001"));
 
 pub(crate) async fn open(
-    url: &str,
+    url: &SecretUrl,
 ) -> Result<(Arc<dyn TokenAdminStore>, Option<PostgresTokenStore>), String> {
     open_with_database(url, PostgresOptions::default())
         .await
@@ -48,24 +52,26 @@ type Opened = (
     Option<MockDatabase>,
 );
 
-async fn open_with_database(url: &str, postgres: PostgresOptions) -> Result<Opened, String> {
-    if url == "memory" {
+/// Errors name `url` as it may be shown (its password masked).
+async fn open_with_database(url: &SecretUrl, postgres: PostgresOptions) -> Result<Opened, String> {
+    let raw = url.expose();
+    if raw == "memory" {
         Ok((Arc::new(MemoryTokenStore::new()), None, None))
-    } else if url.starts_with("sqlite:") {
-        let store = SqliteTokenStore::connect(url)
+    } else if raw.starts_with("sqlite:") {
+        let store = SqliteTokenStore::connect(raw)
             .await
             .map_err(|e| format!("cannot open {url}: {e}"))?;
         let db = MockDatabase::Sqlite(store.pool().clone());
         Ok((Arc::new(store), None, Some(db)))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = PostgresTokenStore::connect_with(url, postgres)
+    } else if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        let store = PostgresTokenStore::connect_with(raw, postgres)
             .await
             .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
         let db = MockDatabase::Postgres(store.pool().clone());
         Ok((Arc::new(store.clone()), Some(store), Some(db)))
     } else {
         Err(format!(
-            "--store {url:?}: expected sqlite://PATH, memory or postgres://..."
+            "--store \"{url}\": expected sqlite://PATH, memory or postgres://..."
         ))
     }
 }
@@ -77,7 +83,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (store, postgres, db) = open_with_database(&args.store, postgres_options).await?;
     let shared = match &args.redis {
         Some(url) => Some(Shared::new(
-            RedisShared::new(url)
+            RedisShared::new(url.expose())
                 .map_err(|e| format!("--redis: {e}"))?
                 .prefix(args.redis_prefix.clone()),
         )),
@@ -87,8 +93,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(shared) = &shared {
         // Replicas on one database share the key; a memory store has no other replica.
         let key = match &db {
-            Some(db) => db
-                .verified_secret_key()
+            Some(db) => again_if_raced(|| db.verified_secret_key())
                 .await
                 .map_err(|e| format!("cannot read the mock's verified-secret key: {e}"))?,
             None => VerifiedSecretKey::random(),
@@ -101,7 +106,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let admin = TokenAdmin::new(store).with_authenticator(authenticator.clone());
     let _feed = match (postgres, &args.feed_store) {
         (Some(_), Some(direct)) => {
-            Some(PostgresTokenStore::listen_at(direct, [authenticator.clone()]).await?)
+            Some(PostgresTokenStore::listen_at(direct.expose(), [authenticator.clone()]).await?)
         }
         (Some(pg), None) => Some(pg.listen([authenticator.clone()]).await?),
         (None, _) => None,
@@ -125,9 +130,8 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(shared) = shared {
         mock = mock.shared(shared);
     }
-    if let Some(db) = db {
-        mock = mock
-            .database(db)
+    if let Some(db) = &db {
+        mock = again_if_raced(|| mock.clone().database(db.clone()))
             .await
             .map_err(|e| format!("cannot read the mock's saved state: {e}"))?;
     }
@@ -137,7 +141,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read the seed {}: {e}", path.display()))?;
             let seed = Seed::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-            seed.load(&admin, &SecretHasher::default())
+            seed.load_with_ledger(&admin, &SecretHasher::default(), db.as_ref())
                 .await
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             for (account, views) in seed.views() {
@@ -151,24 +155,14 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     match &created {
         Some(created) => {
-            let json = created.json(&base_url);
-            let written = args
-                .credentials_file
-                .as_ref()
-                .map(|path| {
-                    write_credentials(path, &json).map_err(|e| {
-                        format!("cannot write the credentials to {}: {e}", path.display())
-                    })
-                })
-                .transpose();
-            // On stdout only (the logs, on stderr, never carry a secret), and even when the
-            // file could not be written: the secret exists nowhere else.
-            if args.json {
-                println!("{json}");
-            } else {
-                created.print();
-            }
-            written?;
+            created
+                .hand_over(
+                    &admin,
+                    &base_url,
+                    args.credentials_file.as_deref(),
+                    args.json,
+                )
+                .await?;
         }
         None => {
             if args.credentials_file.is_some() {

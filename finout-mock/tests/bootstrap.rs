@@ -211,3 +211,67 @@ fn help_and_version_are_the_mocks_own() {
         format!("finout-mock {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// A credentials file that cannot be written (a directory where it goes) undoes the
+/// bootstrap: the start fails without showing a secret nobody could keep, and the next
+/// start, with a path it can write, bootstraps again and writes the file.
+#[test]
+fn a_credentials_file_that_cannot_be_written_undoes_the_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let file = dir.path().join("credentials.json");
+    std::fs::create_dir(&file).unwrap();
+    let file_arg = file.display().to_string();
+    let args = ["--json", "--credentials-file", &file_arg];
+    let output = run(&[
+        &["serve", "--listen", "127.0.0.1:0", "--store", &url][..],
+        &args,
+    ]
+    .concat());
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot write the credentials to"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the bootstrap was undone"), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "credentials of an undone bootstrap"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = SqliteTokenStore::connect(&url).await.unwrap();
+        let account: AccountId = MOCK_ACCOUNT.parse().unwrap();
+        assert_eq!(store.list_users(account).await.unwrap(), []);
+        assert_eq!(
+            store.list_tokens(account, TokenFilter::All).await.unwrap(),
+            []
+        );
+    });
+    let temporaries: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".tmp"))
+        .collect();
+    assert_eq!(
+        temporaries,
+        Vec::<String>::new(),
+        "its own temporary file is removed"
+    );
+
+    std::fs::remove_dir(&file).unwrap();
+    let mut child = spawn(&url, &args);
+    let (line, _) = first_line(&mut child);
+    let printed: Value = serde_json::from_str(&line).unwrap();
+    let creds = (
+        printed["clientId"].as_str().expect("new credentials"),
+        printed["secretKey"].as_str().unwrap(),
+    );
+    let written: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(written, printed);
+    let base_url = printed["baseUrl"].as_str().unwrap();
+    assert_eq!(get_status(base_url, "/admin/whoami", creds), 200);
+    stop(child);
+    assert!(runtime.block_on(bootstrapped(&url)), "one user, one token");
+}

@@ -39,8 +39,24 @@
 //! Loading hashes the secrets with argon2id and is idempotent: an account, user (same id,
 //! account and email) or token (same client id, account and user) already in the store is
 //! left as it is, with its roles, secret and expiry as they are there.
+//!
+//! A seed never resurrects what was removed on purpose. With a database of the mock's
+//! ([`Seed::load_with_ledger`], which the binary uses on SQLite and PostgreSQL), every
+//! account, user and token id of the seed that a load finds in the store or writes there is
+//! remembered (the table `finout_mock_seeded`). A later load does not re-create one of
+//! those that is gone from the store — a token revoked (or purged once expired), a user
+//! removed with their personal tokens — nor what belongs to it (a gone user's personal
+//! tokens, a gone account's users and tokens); it logs at INFO how many it skipped. An id
+//! the store never had through a seed, e.g. a token added to the seed file later, is created
+//! as usual. To bring one back, give it a new id. A memory store has no restart, so
+//! [`Seed::load`] remembers nothing.
+//!
+//! Loading is safe from several processes at once on one store (replicas starting with one
+//! seed): a load that finds its writes taken by another's is tried again, and then finds
+//! everything there.
 
 mod check;
+mod ledger;
 mod load;
 
 use std::fmt;
@@ -190,6 +206,20 @@ pub enum SeedError {
     /// The store refused or failed.
     #[error("loading the seed failed: {0}")]
     Admin(#[from] AdminError),
+    /// The mock's record of what seeds put in the store could not be read or written.
+    #[error("loading the seed failed: the record of what seeds created: {0}")]
+    Ledger(sqlx::Error),
+}
+
+/// What a load did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Loaded {
+    /// Accounts, users and tokens written.
+    pub created: usize,
+    /// Accounts, users and tokens not written: a seed put them in the store before and they
+    /// are gone (or they belong to one that is).
+    pub skipped: usize,
 }
 
 impl SeedError {

@@ -76,12 +76,17 @@ pub fn cli(args: &[&str]) -> serde_json::Value {
 /// The whole answer (status line, headers, body) to `GET base_url + path` with these
 /// credentials.
 pub fn get(base_url: &str, path: &str, creds: (&str, &str)) -> String {
+    request(base_url, "GET", path, creds)
+}
+
+/// The whole answer to a bodiless `METHOD base_url + path` with these credentials.
+pub fn request(base_url: &str, method: &str, path: &str, creds: (&str, &str)) -> String {
     let addr = base_url.strip_prefix("http://").unwrap();
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nx-finout-client-id: {}\r\n\
-         x-finout-secret-key: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nx-finout-client-id: {}\r\n\
+         x-finout-secret-key: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         creds.0, creds.1
     )
     .unwrap();
@@ -90,12 +95,16 @@ pub fn get(base_url: &str, path: &str, creds: (&str, &str)) -> String {
     response
 }
 
-/// The status of `GET base_url + path` with these credentials.
-pub fn get_status(base_url: &str, path: &str, creds: (&str, &str)) -> u16 {
-    let response = get(base_url, path, creds);
+/// The status of an answer.
+pub fn status(response: &str) -> u16 {
     response
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status in {response:?}"))
+}
+
+/// The status of `GET base_url + path` with these credentials.
+pub fn get_status(base_url: &str, path: &str, creds: (&str, &str)) -> u16 {
+    status(&get(base_url, path, creds))
 }
