@@ -13,7 +13,9 @@
 //! - `finout_mock_request_duration_seconds`, a histogram by API (`v1`, `v2`, `admin`,
 //!   `other`) and status;
 //! - `finout_mock_rows_set_aside`: rows of the mock's table it could not read when it
-//!   started (skipped, each logged at WARN).
+//!   started (skipped, each logged at WARN);
+//! - `finout_mock_query_bytes`: what the V2 cost-and-usage queries of every account hold
+//!   (each account within its budget).
 //!
 //! Only a user holding `Admin` may read them (403 otherwise, 401 without credentials): the
 //! store-lookup and cache counts tell which client ids are tokens in use.
@@ -44,6 +46,7 @@ use crate::{
 const DURATION: &str = "finout_mock_request_duration_seconds";
 const IN_FLIGHT: &str = "finout_mock_requests_in_flight";
 const SET_ASIDE: &str = "finout_mock_rows_set_aside";
+const QUERY_BYTES: &str = "finout_mock_query_bytes";
 /// Buckets of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
     0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -137,6 +140,11 @@ impl Prometheus {
             None,
             SharedString::from("Rows of the mock's table it could not read at start (skipped)."),
         );
+        recorder.describe_gauge(
+            KeyName::from(QUERY_BYTES),
+            Some(Unit::Bytes),
+            SharedString::from("Bytes the V2 cost-and-usage queries of every account hold."),
+        );
         recorder.describe_histogram(
             KeyName::from(DURATION),
             Some(Unit::Seconds),
@@ -156,7 +164,7 @@ impl Prometheus {
     }
 
     /// The text, with the authenticator's counters as they are now and the rows set aside.
-    fn render(&self, metrics: &Metrics, set_aside: u64) -> String {
+    fn render(&self, metrics: &Metrics, set_aside: u64, query_bytes: usize) -> String {
         let m = metrics.snapshot();
         let outcome = |v: &'static str| vec![Label::new("outcome", v)];
         self.counter(COUNTERS[0].0, outcome("ok"), m.authenticated);
@@ -187,6 +195,9 @@ impl Prometheus {
         self.recorder
             .register_gauge(&Key::from_name(SET_ASIDE), &METADATA)
             .set(set_aside as f64);
+        self.recorder
+            .register_gauge(&Key::from_name(QUERY_BYTES), &METADATA)
+            .set(query_bytes as f64);
         self.handle.render()
     }
 }
@@ -232,6 +243,10 @@ pub(crate) async fn prometheus(
         ));
     }
     let set_aside = mock.inner.state.rows_set_aside();
-    let text = mock.inner.prometheus.render(mock.metrics(), set_aside);
+    let query_bytes = mock.inner.queries.held_by_all();
+    let text = mock
+        .inner
+        .prometheus
+        .render(mock.metrics(), set_aside, query_bytes);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }

@@ -292,8 +292,9 @@ async fn attack_queries(s: &MockServer, attacker: &Creds) {
         assert_eq!(status, 200, "{body}");
     }
     println!(
-        "  1,000 queries of one tag version: RSS {before:.1} -> {:.1} MiB",
-        rss_mib()
+        "  1,000 queries of one tag version: RSS {before:.1} -> {:.1} MiB; queries hold {:.1} MiB",
+        rss_mib(),
+        query_mib(s).await
     );
     let before = rss_mib();
     for i in 0..1_000 {
@@ -312,8 +313,10 @@ async fn attack_queries(s: &MockServer, attacker: &Creds) {
         assert_eq!(status, 200, "{body}");
     }
     println!(
-        "  1,000 queries, each of a new tag version: RSS {before:.1} -> {:.1} MiB (budget 64 MiB)",
-        rss_mib()
+        "  1,000 queries, each of a new tag version: RSS {before:.1} -> {:.1} MiB; queries hold \
+         {:.1} MiB (budget 64 MiB)",
+        rss_mib(),
+        query_mib(s).await
     );
 }
 
@@ -395,6 +398,37 @@ async fn attack_slow(s: &MockServer, attacker: &Creds, n: usize) {
     }
 }
 
+/// What the mock's V2 queries hold, from its `/metrics` (the bootstrap Admin reads them).
+async fn query_mib(s: &MockServer) -> f64 {
+    let admin = (s.client_id().to_owned(), s.secret_key().to_owned());
+    let stream = TcpStream::connect(s.address()).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let request = Request::builder()
+        .uri("/metrics")
+        .header("host", "mock")
+        .header("x-finout-client-id", &admin.0)
+        .header("x-finout-secret-key", &admin.1)
+        .body(Full::<Bytes>::default())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("metrics");
+    let text = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find(|l| l.starts_with("finout_mock_query_bytes "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(f64::NAN)
+        / (1024.0 * 1024.0)
+}
+
 /// The process's limit on open files, which the slow connections must fit in.
 fn file_limit() -> String {
     std::fs::read_to_string("/proc/self/limits")
@@ -420,22 +454,23 @@ async fn main() {
         .start()
         .await;
     let victim_creds = account(&s, 1).await.remove(0);
-    let attackers = account(&s, 20).await;
     let run = |name: &str| attack == "all" || attack == name;
     for name in ["query", "queries", "unread", "slow"] {
         if !run(name) {
             continue;
         }
         println!("{name}:");
+        // Each attack from an account of its own, with 20 tokens.
+        let attackers = account(&s, 20).await;
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = victim(s.address(), victim_creds.clone(), stop.clone());
         match name {
             "query" => attack_query(&s, &attackers[0]).await,
-            "queries" => attack_queries(&s, &attackers[1]).await,
+            "queries" => attack_queries(&s, &attackers[0]).await,
             "unread" => attack_unread(&s, &attackers, env("UNREAD", 100)).await,
             _ => {
                 println!("  {}", file_limit());
-                attack_slow(&s, &attackers[2], env("SLOW_CONNECTIONS", 1_100)).await
+                attack_slow(&s, &attackers[0], env("SLOW_CONNECTIONS", 1_100)).await
             }
         }
         stop.store(true, Ordering::Relaxed);

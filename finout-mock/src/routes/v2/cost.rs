@@ -199,6 +199,14 @@ impl Queries {
         }
     }
 
+    /// Bytes every account's queries hold.
+    pub(crate) fn held_by_all(&self) -> usize {
+        self.lock()
+            .values()
+            .map(AccountQueries::held)
+            .fold(0, usize::saturating_add)
+    }
+
     /// Bytes `account`'s queries hold, and how many it keeps.
     #[cfg(test)]
     fn held(&self, account: AccountId) -> (usize, usize) {
