@@ -292,7 +292,9 @@ impl Mock {
             .layer(self.in_flight_limit())
             .layer(self.rate_limit("admin", vec![Quota::per_minute(ADMIN_PER_MINUTE)]));
         // V1 writes (Finout documents no limit for them) share one rate per account.
-        let write = || self.rate_limit("v1-write", vec![Quota::per_minute(V1_WRITES_PER_MINUTE)]);
+        // One layer cloned onto each write route: its clones share one count.
+        let writes = self.rate_limit("v1-write", vec![Quota::per_minute(V1_WRITES_PER_MINUTE)]);
+        let write = || writes.clone();
         let v1 = Router::new()
             .route("/v1/view", get(routes::views::views))
             .route("/v1/cost/query-by-view", post(routes::views::query_by_view))

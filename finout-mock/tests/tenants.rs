@@ -273,3 +273,100 @@ async fn one_accounts_slow_bodies_never_keep_another_account_waiting() {
     }
     assert_eq!((refused, cut), (12, 4));
 }
+
+#[tokio::test]
+async fn admin_and_v1_writes_are_rate_limited_per_account() {
+    // A clock that stands still: the minute's allowance is all there is.
+    let clock = ManualClock::new(datetime!(2026-12-07 12:00 UTC));
+    let s = MockServer::builder().clock(clock).start().await;
+    let mut connection = Connection::open(s.address()).await;
+    for i in 0..finout_mock::ADMIN_PER_MINUTE {
+        let (status, _, body) = connection
+            .call(Method::GET, "/admin/whoami", creds(&s), None)
+            .await;
+        assert_eq!(status, 200, "request {i}: {body}");
+    }
+    let (status, headers, body) = connection
+        .call(Method::GET, "/admin/whoami", creds(&s), None)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("too_many_requests")),
+        "{body}"
+    );
+    assert!(headers.contains_key("retry-after"));
+
+    let tag = json!({"name": "team", "rules": [], "defaultValue": "none"});
+    let (status, _, tag) = connection
+        .call(Method::POST, "/v1/virtual-tags", creds(&s), Some(&tag))
+        .await;
+    assert_eq!(status, 201, "{tag}");
+    let path = format!("/v1/virtual-tags/{}/metadata", tag["id"].as_str().unwrap());
+    let meta = json!({"payments": {"customMetadata": {"owner": "Dave"}}});
+    // The create was the first write of the minute.
+    for i in 1..finout_mock::V1_WRITES_PER_MINUTE {
+        let (status, _, body) = connection
+            .call(Method::PUT, &path, creds(&s), Some(&meta))
+            .await;
+        assert_eq!(status, 200, "write {i}: {body}");
+    }
+    let (status, _, body) = connection
+        .call(Method::PUT, &path, creds(&s), Some(&meta))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("too_many_requests")),
+        "{body}"
+    );
+    // Reads are not writes.
+    let (status, _, _) = connection.call(Method::GET, &path, creds(&s), None).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn tag_lists_are_written_as_they_are_read_and_parse_whole() {
+    let s = MockServer::start().await;
+    for i in 0..3 {
+        let rules = vec![json!({"to": format!("{i}{}", "v".repeat(200_000)), "filters": {}})];
+        let body = json!({"name": format!("big{i}"), "defaultValue": "z", "rules": rules});
+        let (status, _) = call(
+            s.address(),
+            Method::POST,
+            "/v1/virtual-tags",
+            creds(&s),
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    let (status, v1) = call(
+        s.address(),
+        Method::GET,
+        "/v1/virtual-tags",
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(v1["virtualTags"].as_array().map(Vec::len), Some(3));
+    assert_eq!(v1["accountId"], s.account_id().to_string());
+    assert!(v1["requestId"].is_string());
+    let names: Vec<&str> = v1["virtualTags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 3);
+    let (status, v2) = call(
+        s.address(),
+        Method::GET,
+        "/v2/virtual-tags",
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(v2["data"]["virtualTags"].as_array().map(Vec::len), Some(3));
+    assert!(v2["requestId"].is_string());
+}

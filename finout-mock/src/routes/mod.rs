@@ -4,6 +4,7 @@ pub(crate) mod admin;
 pub(crate) mod costguard;
 pub(crate) mod endpoints;
 pub(crate) mod keys;
+pub(crate) mod listing;
 pub(crate) mod tags;
 pub(crate) mod v2;
 pub(crate) mod views;

@@ -1,7 +1,14 @@
 //! `/v1/virtual-tags`: the account's virtual tags (`state::tags`) in V1's shape: the tag's
 //! fields at the top level with `accountId`, timestamps as JavaScript `Date` strings.
 
-use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use std::sync::Arc;
+
+use axum::{
+    Extension, Json,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
 use finout_auth::{ErrorCode, Principal};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -9,9 +16,11 @@ use time::OffsetDateTime;
 use crate::{
     Mock,
     error::{Answer, Body, MockError, Path},
+    routes::listing::JsonList,
+    server::tenants::{self, Connection},
     state::{
         Change,
-        tags::{StoredTag, client_fields, is_value_or_key, metadata_body},
+        tags::{AccountTags, StoredTag, client_fields, is_value_or_key, metadata_body},
     },
 };
 
@@ -72,18 +81,32 @@ fn answer(tag: &StoredTag, principal: &Principal) -> Json<Value> {
     Json(Value::Object(fields))
 }
 
-pub(crate) async fn list(State(mock): State<Mock>, principal: Principal) -> Json<Value> {
-    let account = principal.account_id().to_string();
-    let tags: Vec<Value> = mock.inner.state.tags(principal.account_id(), |tags| {
-        tags.values()
-            .map(|t| Value::Object(v1(t, &account)))
-            .collect()
-    });
-    Json(serde_json::json!({
-        "accountId": account,
-        "requestId": uuid::Uuid::new_v4(),
-        "virtualTags": tags,
-    }))
+/// Every tag, written out one by one as the client reads (`routes::listing`).
+pub(crate) async fn list(
+    State(mock): State<Mock>,
+    principal: Principal,
+    connection: Option<Extension<Arc<Connection>>>,
+) -> Response {
+    let account = principal.account_id();
+    let (tags, bytes) = mock.inner.state.tags(account, AccountTags::shared);
+    let reserved = match tenants::reserve(connection.as_deref(), account, bytes) {
+        Ok(reserved) => reserved,
+        Err(refused) => return refused,
+    };
+    // The keys in the order `serde_json` writes a map: accountId, requestId, virtualTags.
+    let prefix = format!(
+        "{{\"accountId\":\"{account}\",\"requestId\":\"{}\",\"virtualTags\":[",
+        uuid::Uuid::new_v4()
+    );
+    let render = |tag: &StoredTag, account: &str| Value::Object(v1(tag, account));
+    JsonList::answer(
+        prefix,
+        tags,
+        render,
+        account.to_string(),
+        "]}".into(),
+        reserved,
+    )
 }
 
 /// Finout's v1 documents `defaultValue` as a string (e.g. "Untagged"); a MegaBill key

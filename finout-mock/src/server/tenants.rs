@@ -105,6 +105,32 @@ impl Connection {
     }
 }
 
+/// Reserve `bytes` of `account`'s budget of unread answers for an answer about to be built
+/// on `connection` (none when the router is served some other way: nothing to reserve);
+/// 429 (the connection closing) past the budget.
+pub(crate) fn reserve(
+    connection: Option<&Arc<Connection>>,
+    account: AccountId,
+    bytes: usize,
+) -> Result<Option<Reserved>, Response> {
+    let Some(connection) = connection else {
+        return Ok(None);
+    };
+    Reserved::take(&connection.tenants, account, bytes)
+        .map(Some)
+        .ok_or_else(|| over_budget(&connection.tenants.limits))
+}
+
+fn over_budget(limits: &ServerLimits) -> Response {
+    closing(MockError::auth_with(
+        ErrorCode::TooManyRequests,
+        format!(
+            "this account's clients have {} bytes of answers unread; read them first",
+            limits.answer_bytes_per_account
+        ),
+    ))
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         let account = *self.account.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -119,7 +145,7 @@ impl Drop for Connection {
 
 /// Bytes of an answer held for its account until the answer is sent or dropped.
 #[derive(Debug)]
-struct Reserved {
+pub(crate) struct Reserved {
     tenants: Arc<Tenants>,
     account: AccountId,
     bytes: usize,
@@ -277,13 +303,7 @@ pub(crate) async fn per_account(request: Request, next: Next) -> Response {
                 _reserved: reserved,
             })
         }),
-        None => closing(MockError::auth_with(
-            ErrorCode::TooManyRequests,
-            format!(
-                "this account's clients have {} bytes of answers unread; read them first",
-                limits.answer_bytes_per_account
-            ),
-        )),
+        None => over_budget(&limits),
     }
 }
 
@@ -327,7 +347,7 @@ mod tests {
             };
             admin.store().insert_account(account).await.unwrap();
             let token = admin
-                .issue_api_token(id, None, NewToken::new(name, Role::ReadOnly))
+                .issue_api_token(id, None, NewToken::new(name, Role::Admin))
                 .await
                 .unwrap();
             let secret = token.secret_key.expose_secret().to_owned();
@@ -341,9 +361,20 @@ mod tests {
     }
 
     fn request(creds: &(String, String), on: &Arc<Connection>, body: Body) -> Request {
+        send(creds, on, Method::GET, "/v1/view", body)
+    }
+
+    fn send(
+        creds: &(String, String),
+        on: &Arc<Connection>,
+        method: Method,
+        path: &str,
+        body: Body,
+    ) -> Request {
         let mut request = Request::builder()
-            .method(Method::GET)
-            .uri("/v1/view")
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
             .header("x-finout-client-id", &creds.0)
             .header("x-finout-secret-key", &creds.1)
             .body(body)
@@ -431,6 +462,49 @@ mod tests {
         );
         unread.pop().unwrap().into_body().collect().await.unwrap();
         assert_eq!(get(&s, 0, &on).await.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_tag_list_holds_what_its_tags_take_until_it_is_sent() {
+        let s = setup(ServerLimits::default().answer_bytes_per_account(1_500_000)).await;
+        let on = Connection::new(s.tenants.clone());
+        // Two tags of ~250 KB of fields, ~500 KB each as kept (with their first version).
+        for i in 0..2 {
+            let value = format!("{i}{}", "v".repeat(250_000));
+            let tag = serde_json::json!({"name": "big", "defaultValue": "z",
+                "rules": [{"to": value, "filters": {}}]});
+            let post = send(
+                &s.creds[0],
+                &on,
+                Method::POST,
+                "/v1/virtual-tags",
+                Body::from(tag.to_string()),
+            );
+            assert_eq!(s.router.clone().oneshot(post).await.unwrap().status(), 201);
+        }
+        let list = || {
+            send(
+                &s.creds[0],
+                &on,
+                Method::GET,
+                "/v1/virtual-tags",
+                Body::empty(),
+            )
+        };
+        let unread = s.router.clone().oneshot(list()).await.unwrap();
+        assert_eq!(unread.status(), 200);
+        let second = s.router.clone().oneshot(list()).await.unwrap();
+        assert_eq!(
+            second.status(),
+            429,
+            "one list of ~1 MB pending, 1.5 MB budget"
+        );
+        let sent = unread.into_body().collect().await.unwrap().to_bytes();
+        assert!(sent.len() > 500_000);
+        assert_eq!(
+            s.router.clone().oneshot(list()).await.unwrap().status(),
+            200
+        );
     }
 
     /// A body that sends one byte, then nothing.

@@ -165,6 +165,13 @@ impl AccountTags {
         self.tags.get(id).map(|(tag, _)| &**tag)
     }
 
+    /// Every tag, shared (a list answer writes them out one by one), and the bytes they take
+    /// as JSON with their versions: the most a list answer holds in memory.
+    pub(crate) fn shared(&self) -> (Vec<Arc<StoredTag>>, usize) {
+        let tags = self.tags.values().map(|(tag, _)| tag.clone()).collect();
+        (tags, self.bytes)
+    }
+
     /// Make `tag` (new, or replacing the tag of its id) fit the caps, dropping its oldest
     /// staged versions if it takes that (as Finout deletes the oldest automatically), and
     /// answer it as JSON; refuse it if it cannot fit.

@@ -2,9 +2,9 @@
 //! V2's shape (`{"requestId","data": ...}`, no `accountId`, ISO-8601 timestamps), with their
 //! versions (`setAsLive=false` stages one) and their metadata (`mergeValuesAndMetadata`).
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::Arc};
 
-use axum::{Json, extract::State};
+use axum::{Extension, Json, extract::State, response::Response};
 use finout_auth::Principal;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -13,12 +13,16 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use crate::{
     Mock,
     error::{Answer, Body, MockError, Params, Path},
-    routes::tags::{author, require_write},
+    routes::{
+        listing::JsonList,
+        tags::{author, require_write},
+    },
+    server::tenants::{self, Connection},
     state::{
         Change,
         tags::{
-            MAX_IDS, MAX_METADATA_VALUES, StoredTag, Version, client_fields, is_value_or_key,
-            metadata_body,
+            AccountTags, MAX_IDS, MAX_METADATA_VALUES, StoredTag, Version, client_fields,
+            is_value_or_key, metadata_body,
         },
     },
 };
@@ -131,11 +135,23 @@ impl V2Body {
     }
 }
 
-pub(crate) async fn list(State(mock): State<Mock>, principal: Principal) -> Json<Value> {
-    let tags: Vec<Value> = mock.inner.state.tags(principal.account_id(), |tags| {
-        tags.values().map(v2).collect()
-    });
-    ok(json!({ "virtualTags": tags }))
+/// Every tag, written out one by one as the client reads (`routes::listing`).
+pub(crate) async fn list(
+    State(mock): State<Mock>,
+    principal: Principal,
+    connection: Option<Extension<Arc<Connection>>>,
+) -> Response {
+    let account = principal.account_id();
+    let (tags, bytes) = mock.inner.state.tags(account, AccountTags::shared);
+    let reserved = match tenants::reserve(connection.as_deref(), account, bytes) {
+        Ok(reserved) => reserved,
+        Err(refused) => return refused,
+    };
+    // The keys in the order `serde_json` writes a map: data, requestId.
+    let suffix = format!("]}},\"requestId\":\"{}\"}}", uuid::Uuid::new_v4());
+    let render = |tag: &StoredTag, _: &str| v2(tag);
+    let prefix = "{\"data\":{\"virtualTags\":[".to_owned();
+    JsonList::answer(prefix, tags, render, String::new(), suffix, reserved)
 }
 
 pub(crate) async fn get(
