@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo run --release -p finout-auth-tools --bin mock_tenants
-//! # knobs: ATTACK=all|query|queries|unread|slow  SLOW_CONNECTIONS=1100  UNREAD=100
+//! # knobs: ATTACK=all|query|queries|unread|writes|slow  SLOW_CONNECTIONS=1100  UNREAD=100
 //! ```
 //!
 //! - `query`: the costliest V2 queries the work cap accepts (most rows; longest values):
@@ -14,6 +14,7 @@
 //!   values, first one version of the tag, then a new version before each query: RSS growth.
 //! - `unread`: 100 connections of 20 tokens ask for a 7.6 MB tag list and never read it: RSS
 //!   growth while they stay open.
+//! - `writes`: four tasks of one account rewrite a tag of 2 x 100 KB values for 10 s.
 //! - `slow`: `SLOW_CONNECTIONS` connections send complete headers and 1 byte of a 100-byte
 //!   body (run it where `ulimit -n` is above that, and the server's 1,024): how they end,
 //!   and how long the victim waited.
@@ -461,6 +462,43 @@ async fn query_mib(s: &MockServer) -> f64 {
         / (1024.0 * 1024.0)
 }
 
+/// Four tasks of one account rewrite one tag of 2 x 100 KB values for 10 s (each write adds
+/// a version, up to the account's 16 MiB, all serialized on every write): the write lock
+/// and the CPU it takes are the account's own.
+async fn attack_writes(s: &MockServer, attacker: &Creds) {
+    let a = s.address();
+    let long = |c: char| c.to_string().repeat(100_000);
+    let id = tag(a, attacker, vec![long('a'), long('b')]).await;
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let (creds, id) = (attacker.clone(), id.clone());
+        let body = json!({"name": "t", "defaultValue": format!("z{t}"),
+            "rules": [{"to": long('a'), "filters": {}}, {"to": long('b'), "filters": {}}]});
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut other) = (0, 0);
+            while Instant::now() < until {
+                let path = format!("/v2/virtual-tags/{id}");
+                match call(a, Method::PUT, &path, &creds, Some(body.clone()))
+                    .await
+                    .0
+                {
+                    200 => ok += 1,
+                    _ => other += 1,
+                }
+            }
+            (ok, other)
+        }));
+    }
+    let (mut ok, mut other) = (0, 0);
+    for t in tasks {
+        let (o, x) = t.await.expect("writer");
+        ok += o;
+        other += x;
+    }
+    println!("  {ok} tag writes of ~16 MiB with versions answered 200, {other} otherwise");
+}
+
 /// The process's limit on open files, which the slow connections must fit in.
 fn file_limit() -> String {
     std::fs::read_to_string("/proc/self/limits")
@@ -487,7 +525,7 @@ async fn main() {
         .await;
     let victim_creds = account(&s, 1).await.remove(0);
     let run = |name: &str| attack == "all" || attack == name;
-    for name in ["query", "queries", "unread", "slow"] {
+    for name in ["query", "queries", "unread", "writes", "slow"] {
         if !run(name) {
             continue;
         }
@@ -500,6 +538,7 @@ async fn main() {
             "query" => attack_query(&s, &attackers[0]).await,
             "queries" => attack_queries(&s, &attackers[0]).await,
             "unread" => attack_unread(&s, &attackers, env("UNREAD", 100)).await,
+            "writes" => attack_writes(&s, &attackers[0]).await,
             _ => {
                 println!("  {}", file_limit());
                 attack_slow(&s, &attackers[0], env("SLOW_CONNECTIONS", 1_100)).await
