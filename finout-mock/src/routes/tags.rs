@@ -91,7 +91,7 @@ pub(crate) async fn list(
     let (tags, bytes) = mock.inner.state.tags(account, AccountTags::shared);
     let reserved = match tenants::reserve(connection.as_deref(), account, bytes) {
         Ok(reserved) => reserved,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     // The keys in the order `serde_json` writes a map: accountId, requestId, virtualTags.
     let prefix = format!(

@@ -112,13 +112,13 @@ pub(crate) fn reserve(
     connection: Option<&Arc<Connection>>,
     account: AccountId,
     bytes: usize,
-) -> Result<Option<Reserved>, Response> {
+) -> Result<Option<Reserved>, Box<Response>> {
     let Some(connection) = connection else {
         return Ok(None);
     };
     Reserved::take(&connection.tenants, account, bytes)
         .map(Some)
-        .ok_or_else(|| over_budget(&connection.tenants.limits))
+        .ok_or_else(|| Box::new(over_budget(&connection.tenants.limits)))
 }
 
 fn over_budget(limits: &ServerLimits) -> Response {
