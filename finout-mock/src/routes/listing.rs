@@ -17,7 +17,45 @@ use axum::{
 };
 use serde_json::Value;
 
-use crate::server::tenants::Reserved;
+use finout_auth::AccountId;
+
+use crate::{
+    Mock,
+    server::tenants::{self, Connection, Reserved},
+    state::tags::{AccountTags, StoredTag},
+};
+
+/// The parts of a tag list answer besides the tags.
+pub(crate) struct TagList {
+    /// The document up to the array's `[`, included.
+    pub(crate) prefix: String,
+    /// How one tag is answered, given the account id.
+    pub(crate) render: fn(&StoredTag, &str) -> Value,
+    /// The document from the array's `]` on.
+    pub(crate) suffix: String,
+}
+
+/// `account`'s tags as `list` says, written as they are read; 429 if what they take does not
+/// fit the account's budget of unread answers.
+pub(crate) fn tags(
+    mock: &Mock,
+    account: AccountId,
+    connection: Option<&Arc<Connection>>,
+    list: TagList,
+) -> Response {
+    let (tags, bytes) = mock.inner.state.tags(account, AccountTags::shared);
+    match tenants::reserve(connection, account, bytes) {
+        Ok(reserved) => JsonList::answer(
+            list.prefix,
+            tags,
+            list.render,
+            account.to_string(),
+            list.suffix,
+            reserved,
+        ),
+        Err(refused) => *refused,
+    }
+}
 
 /// `prefix`, then `items` rendered by `render` and separated by commas, then `suffix`.
 pub(crate) struct JsonList<T> {

@@ -16,11 +16,11 @@ use time::OffsetDateTime;
 use crate::{
     Mock,
     error::{Answer, Body, MockError, Path},
-    routes::listing::JsonList,
-    server::tenants::{self, Connection},
+    routes::listing::{self, TagList},
+    server::tenants::Connection,
     state::{
         Change,
-        tags::{AccountTags, StoredTag, client_fields, is_value_or_key, metadata_body},
+        tags::{StoredTag, client_fields, is_value_or_key, metadata_body},
     },
 };
 
@@ -88,25 +88,18 @@ pub(crate) async fn list(
     connection: Option<Extension<Arc<Connection>>>,
 ) -> Response {
     let account = principal.account_id();
-    let (tags, bytes) = mock.inner.state.tags(account, AccountTags::shared);
-    let reserved = match tenants::reserve(connection.as_deref(), account, bytes) {
-        Ok(reserved) => reserved,
-        Err(refused) => return *refused,
-    };
     // The keys in the order `serde_json` writes a map: accountId, requestId, virtualTags.
     let prefix = format!(
         "{{\"accountId\":\"{account}\",\"requestId\":\"{}\",\"virtualTags\":[",
         uuid::Uuid::new_v4()
     );
     let render = |tag: &StoredTag, account: &str| Value::Object(v1(tag, account));
-    JsonList::answer(
+    let list = TagList {
         prefix,
-        tags,
         render,
-        account.to_string(),
-        "]}".into(),
-        reserved,
-    )
+        suffix: "]}".into(),
+    };
+    listing::tags(&mock, account, connection.as_deref(), list)
 }
 
 /// Finout's v1 documents `defaultValue` as a string (e.g. "Untagged"); a MegaBill key

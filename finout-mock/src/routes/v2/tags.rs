@@ -14,15 +14,15 @@ use crate::{
     Mock,
     error::{Answer, Body, MockError, Params, Path},
     routes::{
-        listing::JsonList,
+        listing::{self, TagList},
         tags::{author, require_write},
     },
-    server::tenants::{self, Connection},
+    server::tenants::Connection,
     state::{
         Change,
         tags::{
-            AccountTags, MAX_IDS, MAX_METADATA_VALUES, StoredTag, Version, client_fields,
-            is_value_or_key, metadata_body,
+            MAX_IDS, MAX_METADATA_VALUES, StoredTag, Version, client_fields, is_value_or_key,
+            metadata_body,
         },
     },
 };
@@ -141,17 +141,13 @@ pub(crate) async fn list(
     principal: Principal,
     connection: Option<Extension<Arc<Connection>>>,
 ) -> Response {
-    let account = principal.account_id();
-    let (tags, bytes) = mock.inner.state.tags(account, AccountTags::shared);
-    let reserved = match tenants::reserve(connection.as_deref(), account, bytes) {
-        Ok(reserved) => reserved,
-        Err(refused) => return *refused,
-    };
     // The keys in the order `serde_json` writes a map: data, requestId.
-    let suffix = format!("]}},\"requestId\":\"{}\"}}", uuid::Uuid::new_v4());
-    let render = |tag: &StoredTag, _: &str| v2(tag);
-    let prefix = "{\"data\":{\"virtualTags\":[".to_owned();
-    JsonList::answer(prefix, tags, render, String::new(), suffix, reserved)
+    let list = TagList {
+        prefix: "{\"data\":{\"virtualTags\":[".to_owned(),
+        render: |tag, _| v2(tag),
+        suffix: format!("]}},\"requestId\":\"{}\"}}", uuid::Uuid::new_v4()),
+    };
+    listing::tags(&mock, principal.account_id(), connection.as_deref(), list)
 }
 
 pub(crate) async fn get(
