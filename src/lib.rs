@@ -18,7 +18,9 @@
 //! - [`store`]: the pluggable async [`TokenStore`](store::TokenStore): in memory, SQLite or
 //!   PostgreSQL (features `sqlite`, `postgres`).
 //! - [`middleware`]: [`RequireLayer`](middleware::RequireLayer) (403 `forbidden` unless a
-//!   role or permission is held), a per-token concurrency limit, and the rejection responses.
+//!   role or permission is held), [`TokenConcurrencyLimitLayer`](middleware::TokenConcurrencyLimitLayer)
+//!   (N in flight per token), [`RateLimitLayer`](middleware::RateLimitLayer) (quotas per
+//!   account or token), and the rejection responses.
 //! - [`shared`]: for many replicas, the limits, failure windows and verified secrets kept in
 //!   one shared state (Redis with the `redis` feature), each falling back to the process's own
 //!   when it does not answer.
@@ -107,7 +109,9 @@
 //! | `postgres` | [`store::PostgresTokenStore`], shared by replicas, with a change feed |
 //! | `testing` | [`testing`]: the store conformance suite, for your own stores |
 //! | `metrics` | counters through the [`metrics`](https://docs.rs/metrics) facade |
+//! | `tonic` | `middleware::GrpcRejection` (gRPC statuses for rejections), `From<&AuthError> for tonic::Status` |
 //! | `thread-priority` | argon2 threads at the lowest OS priority ([`AuthenticatorBuilder::low_priority_verification`]) |
+//! | `redis` | `shared::RedisShared`: rate limits, in-flight slots, failure windows and verified secrets shared by replicas |
 //!
 //! # Public dependencies
 //!
@@ -178,3 +182,8 @@ pub use tonic;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The guide's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+pub struct GuideDoctests;
