@@ -138,3 +138,44 @@ async fn usage_recording_can_be_turned_off() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(counting.calls.load(Ordering::SeqCst), 0);
 }
+
+#[test]
+fn an_authenticator_built_outside_a_runtime_records_usage_all_the_same() {
+    let store = Arc::new(MemoryTokenStore::new());
+    let counting = Arc::new(Counting {
+        inner: store.clone(),
+        calls: AtomicUsize::new(0),
+        recorded: Mutex::new(Vec::new()),
+    });
+    // Built on a plain thread, no runtime at hand.
+    let authenticator = finout_auth::Authenticator::builder(counting.clone())
+        .hasher(finout_auth::crypto::SecretHasher::insecure_for_tests_only())
+        .build();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let admin = finout_auth::TokenAdmin::new(store)
+            .with_hasher(finout_auth::crypto::SecretHasher::insecure_for_tests_only())
+            .with_authenticator(authenticator.clone());
+        let account = admin.create_account("Acme").await.unwrap();
+        let token = admin
+            .issue_api_token(
+                account.id,
+                None,
+                finout_auth::NewToken::new("t", Role::Basic),
+            )
+            .await
+            .unwrap();
+        let credentials = finout_auth::Credentials::new(
+            token.client_id.as_str(),
+            token.secret_key.expose_secret(),
+        )
+        .unwrap();
+        authenticator.authenticate(credentials).await.unwrap();
+        wait_for(|| counting.recorded.lock().unwrap().len() == 1).await;
+        assert_eq!(counting.recorded.lock().unwrap()[0], token.client_id);
+    });
+}

@@ -301,7 +301,7 @@ impl AuthenticatorBuilder {
     pub fn build(self) -> Authenticator {
         let usage = self
             .usage_interval
-            .and_then(|every| UsageRecorder::start(self.store.clone(), self.clock.clone(), every));
+            .map(|every| UsageRecorder::start(self.store.clone(), self.clock.clone(), every));
         let fingerprints = Arc::new(Fingerprints::random());
         let admission = Admission::new(
             "finout-auth-verify",

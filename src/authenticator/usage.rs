@@ -1,6 +1,8 @@
 //! `last_used_at`, recorded off the hot path: an admission costs one atomic load unless the
 //! token's report is due; due reports go through a bounded channel to a task that writes
-//! them to the store in batches, once a second.
+//! them to the store in batches, once a second. An authenticator built outside a tokio
+//! runtime starts that task with the first report made inside one, so it records all the
+//! same.
 
 use std::{
     collections::HashMap,
@@ -23,6 +25,15 @@ pub(crate) struct UsageRecorder {
     /// The authenticator's clock in whole seconds, refreshed by the flush task every second.
     now_secs: Arc<AtomicU64>,
     reports: mpsc::Sender<ClientId>,
+    /// The flush task, until it is started (built outside a runtime).
+    pending: std::sync::Mutex<Option<Flush>>,
+}
+
+/// What the flush task needs.
+struct Flush {
+    queue: mpsc::Receiver<ClientId>,
+    store: Arc<dyn TokenStore>,
+    clock: Arc<dyn Clock>,
 }
 
 fn secs(t: OffsetDateTime) -> u64 {
@@ -30,24 +41,44 @@ fn secs(t: OffsetDateTime) -> u64 {
 }
 
 impl UsageRecorder {
-    /// Start the flush task on the current tokio runtime; `None` outside of one.
+    /// The recorder, its flush task started on the current tokio runtime, or outside of one
+    /// with the first report made inside one.
     pub(crate) fn start(
         store: Arc<dyn TokenStore>,
         clock: Arc<dyn Clock>,
         interval: Duration,
-    ) -> Option<Self> {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(target: "finout_auth", "no tokio runtime while building the authenticator: last_used_at is not recorded");
-            return None;
-        };
+    ) -> Self {
         let (reports, queue) = mpsc::channel(4 * BATCH);
         let now_secs = Arc::new(AtomicU64::new(secs(clock.now())));
-        runtime.spawn(flush(queue, store, clock, now_secs.clone()));
-        Some(UsageRecorder {
+        let recorder = UsageRecorder {
             interval_secs: interval.as_secs().max(1),
             now_secs,
             reports,
-        })
+            pending: std::sync::Mutex::new(Some(Flush {
+                queue,
+                store,
+                clock,
+            })),
+        };
+        recorder.start_flush();
+        recorder
+    }
+
+    /// Spawn the flush task if it is not running yet and a runtime is at hand.
+    #[cold]
+    fn start_flush(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(Flush {
+            queue,
+            store,
+            clock,
+        }) = pending.take()
+        {
+            runtime.spawn(flush(queue, store, clock, self.now_secs.clone()));
+        }
     }
 
     /// A token was admitted; report it if its last report is older than the interval.
@@ -61,9 +92,22 @@ impl UsageRecorder {
             .compare_exchange(last, now, Relaxed, Relaxed)
             .is_ok()
         {
+            if self.flush_pending() {
+                self.start_flush();
+            }
             // A full queue skips this report; the next use after the interval makes another.
             let _ = self.reports.try_send(client_id.clone());
         }
+    }
+}
+
+impl UsageRecorder {
+    /// Whether the flush task is not running yet: one uncontended lock, on a due report only
+    /// (at most once per token per interval).
+    fn flush_pending(&self) -> bool {
+        self.pending
+            .lock()
+            .map_or(true, |pending| pending.is_some())
     }
 }
 
