@@ -149,7 +149,7 @@ pub mod store;
 pub mod testing;
 
 pub use admin::{TokenAdmin, error::AdminError, session::AdminSession, validate::InvalidRequest};
-pub use authenticator::{Authenticator, builder::AuthenticatorBuilder};
+pub use authenticator::{Authenticator, builder::AuthenticatorBuilder, wiring::Wiring};
 pub use credentials::{CLIENT_ID_HEADER, Credentials, MAX_CREDENTIAL_LEN, SECRET_KEY_HEADER};
 pub use error::{AuthError, ErrorCode, MalformedReason, StoreError};
 pub use middleware::auth::AuthLayer;

@@ -297,6 +297,12 @@ impl AuthenticatorBuilder {
         self
     }
 
+    /// The hasher new secrets are hashed with ([`hasher`](Self::hasher)), for an admin that
+    /// issues for this authenticator.
+    pub fn secret_hasher(&self) -> &SecretHasher {
+        &self.hasher
+    }
+
     /// Build the authenticator.
     pub fn build(self) -> Authenticator {
         let usage = self

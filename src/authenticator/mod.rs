@@ -31,6 +31,7 @@ mod report;
 mod throttle;
 mod usage;
 mod verify;
+pub(crate) mod wiring;
 
 use std::{fmt, sync::Arc, time::Duration};
 
