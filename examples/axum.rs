@@ -14,7 +14,7 @@ use axum::{
     routing::{get, post},
 };
 use finout_auth::{
-    AdminError, AuthError, AuthLayer, Authenticator, NewToken, Principal, Role, TokenAdmin,
+    AdminError, AuthLayer, Authenticator, NewToken, Principal, Role, TokenAdmin,
     middleware::{RequireLayer, TokenConcurrencyLimitLayer},
     store::MemoryTokenStore,
 };
@@ -105,15 +105,13 @@ async fn whoami(principal: Principal) -> Json<Value> {
 async fn issue_api_token(
     axum::extract::State(admin): axum::extract::State<TokenAdmin>,
     principal: Principal,
-) -> Result<Json<Value>, AuthError> {
+) -> Result<Json<Value>, AdminError> {
+    // An `AdminError` is a response: 403 `forbidden`, 409 `limit_reached`, 503 `auth_busy`
+    // with `Retry-After`... in the same JSON shape as the layer's rejections.
     let issued = admin
         .acting_as(&principal)
         .issue_api_token(NewToken::new("issued from the example", Role::ReadOnly))
-        .await
-        .map_err(|e| match e {
-            AdminError::Forbidden(_) => AuthError::Forbidden,
-            other => AuthError::AuthUnavailable(finout_auth::StoreError::backend(other)),
-        })?;
+        .await?;
     Ok(Json(json!({
         "clientId": issued.client_id,
         "secretKey": issued.secret_key.expose_secret(),

@@ -104,7 +104,7 @@
 //!
 //! | feature | adds |
 //! | --- | --- |
-//! | `axum` | `Principal` / `Option<Principal>` extractors, `AuthError: IntoResponse` |
+//! | `axum` | `Principal` / `Option<Principal>` extractors, `AuthError` and `AdminError: IntoResponse` |
 //! | `sqlite` | [`store::SqliteTokenStore`], an embedded SQLite file |
 //! | `postgres` | [`store::PostgresTokenStore`], shared by replicas, with a change feed |
 //! | `testing` | [`testing`]: the store conformance suite, for your own stores |
@@ -126,7 +126,7 @@
 //! | `http-body` 1, `tower-layer` / `tower-service` 0.3 | [`AuthBody`](middleware::AuthBody) is a `Body`; the layers and services | — |
 //! | `async-trait` 0.1, `time` 0.3, `uuid` 1, `serde` 1 | implementing a [`TokenStore`](store::TokenStore); [`clock::Clock`] and token times; the ids; the model's serde impls | — |
 //! | `axum-core` 0.5 (`axum`) | the extractors | — |
-//! | `tonic` 0.14 (`tonic`) | `GrpcRejection`'s answers, `From<&AuthError> for tonic::Status` | `tonic` |
+//! | `tonic` 0.14 (`tonic`) | `GrpcRejection`'s answers, `AuthError` and `AdminError` as `tonic::Status` | `tonic` |
 
 #![forbid(unsafe_code)]
 #![deny(unreachable_pub)]
@@ -173,7 +173,7 @@ pub use http_body_util;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use sqlx;
 /// The `tonic` crate, for [`GrpcRejection`](middleware::GrpcRejection) and the
-/// `From<&AuthError> for tonic::Status` conversion.
+/// `AuthError` and `AdminError` conversions to `tonic::Status`.
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub use tonic;

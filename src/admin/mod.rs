@@ -97,6 +97,7 @@
 //! # Ok(()) }
 //! ```
 
+mod answer;
 pub(crate) mod error;
 mod issue;
 mod purge;

@@ -128,7 +128,7 @@ pub struct InvalidParams(#[source] argon2::Error);
 /// Hashing a secret failed: argon2 refused, or the thread it ran on failed.
 #[derive(Debug, thiserror::Error)]
 #[error("argon2 hashing failed")]
-pub struct HashError(#[source] BoxError);
+pub struct HashError(#[source] pub(crate) BoxError);
 
 /// A stored hash was not checked: it is not an argon2id PHC string, or its cost parameters
 /// exceed the [`CostCaps`]. The token cannot authenticate; the reason is for logs.

@@ -1,5 +1,5 @@
 //! axum integration (feature `axum`): [`Principal`] and `Option<Principal>` extractors, and
-//! [`AuthError`] as a response.
+//! [`AuthError`] and [`AdminError`] as responses.
 //!
 //! ```
 //! use axum::{Router, routing::get};
@@ -29,8 +29,11 @@ use axum_core::{
 };
 use http::request::Parts;
 
-use super::{auth::Anonymous, rejection::json_error_response};
-use crate::{error::AuthError, model::Principal};
+use super::{
+    auth::Anonymous,
+    rejection::{error_body_response, json_error_response},
+};
+use crate::{admin::error::AdminError, error::AuthError, model::Principal};
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = AuthError;
@@ -65,5 +68,21 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         json_error_response(&self).map(Body::new)
+    }
+}
+
+/// Handlers can return `Result<_, AdminError>`: the status, `Retry-After` where meaningful,
+/// and the JSON [`ErrorBody`](super::ErrorBody) with [`AdminError::code`] and
+/// [`AdminError::message`] (see the table in [`AdminError`]'s docs).
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        self.log_failure();
+        error_body_response(
+            self.status(),
+            self.code(),
+            &self.message(),
+            self.retry_after(),
+        )
+        .map(Body::new)
     }
 }

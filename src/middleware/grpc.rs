@@ -1,14 +1,19 @@
 //! gRPC rejections (feature `tonic`): see [`GrpcRejection`].
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::{HeaderValue, Response, header};
 use http_body_util::Full;
 
 use super::{
-    rejection::RejectionResponse,
+    rejection::{RejectionResponse, retry_after_secs},
     request_id::{REQUEST_ID_HEADER, RequestId},
 };
-use crate::error::{AuthError, ErrorCode};
+use crate::{
+    admin::error::AdminError,
+    error::{AuthError, ErrorCode, StoreError},
+};
 
 /// gRPC rejections (feature `tonic`): a rejected call answered as gRPC
 /// clients expect — a trailers-only response (HTTP 200, `content-type: application/grpc`,
@@ -53,15 +58,74 @@ pub fn grpc_code(code: ErrorCode) -> tonic::Code {
 }
 
 /// The `Status` a rejection is: its gRPC code and the code's fixed message, prefixed with
-/// the code (`invalid_credentials: The client id or ...`).
+/// the code (`invalid_credentials: The client id or ...`), and `retry-after` (whole seconds)
+/// in its metadata where the error has one, as [`GrpcRejection`] answers it.
 impl From<&AuthError> for tonic::Status {
     fn from(error: &AuthError) -> Self {
         let code = error.code();
-        tonic::Status::new(
+        status(
             grpc_code(code),
-            format!("{}: {}", code.as_str(), code.message()),
+            code.as_str(),
+            code.message(),
+            error.retry_after(),
         )
     }
+}
+
+/// So a tonic handler can `?` an [`AuthError`] (e.g. from
+/// [`Principal::require`](crate::Principal::require)): the same `Status` as from `&AuthError`.
+impl From<AuthError> for tonic::Status {
+    fn from(error: AuthError) -> Self {
+        tonic::Status::from(&error)
+    }
+}
+
+/// The `Status` an admin error is: its gRPC code (see the table in [`AdminError`]'s docs),
+/// `<code>: <message>`, and `retry-after` in the metadata where meaningful.
+impl From<&AdminError> for tonic::Status {
+    fn from(error: &AdminError) -> Self {
+        use tonic::Code;
+        error.log_failure();
+        let grpc = match error {
+            AdminError::Forbidden(_) => Code::PermissionDenied,
+            AdminError::NotFound(_) | AdminError::Store(StoreError::NotFound(_)) => Code::NotFound,
+            AdminError::Invalid(_) => Code::InvalidArgument,
+            // Not RESOURCE_EXHAUSTED (the rate limits'): waiting does not lift a cap.
+            AdminError::LimitReached(_) | AdminError::Store(StoreError::LimitReached(_)) => {
+                Code::FailedPrecondition
+            }
+            AdminError::Store(StoreError::Conflict(_)) => Code::AlreadyExists,
+            AdminError::Busy { .. } | AdminError::Store(StoreError::Backend(_)) => {
+                Code::Unavailable
+            }
+            AdminError::Hash(_) => Code::Internal,
+        };
+        status(grpc, error.code(), &error.message(), error.retry_after())
+    }
+}
+
+/// So a tonic handler can `?` an [`AdminError`]: the same `Status` as from `&AdminError`.
+impl From<AdminError> for tonic::Status {
+    fn from(error: AdminError) -> Self {
+        tonic::Status::from(&error)
+    }
+}
+
+/// A `Status` in the crate's shape: `<code>: <message>`, and `retry-after` in the metadata.
+fn status(
+    grpc: tonic::Code,
+    code: &str,
+    message: &str,
+    retry_after: Option<Duration>,
+) -> tonic::Status {
+    let mut status = tonic::Status::new(grpc, format!("{code}: {message}"));
+    if let Some(after) = retry_after {
+        status.metadata_mut().insert(
+            "retry-after",
+            tonic::metadata::MetadataValue::from(retry_after_secs(after)),
+        );
+    }
+    status
 }
 
 impl RejectionResponse for GrpcRejection {
@@ -79,9 +143,12 @@ impl RejectionResponse for GrpcRejection {
         // `grpc-status` and a percent-encoded `grpc-message`, as tonic writes them.
         let _ = tonic::Status::from(error).add_header(headers);
         headers.insert(REQUEST_ID_HEADER, request_id.header_value());
+        // Already copied from the status's metadata; `insert` keeps a single value.
         if let Some(after) = error.retry_after() {
-            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(after)),
+            );
         }
         response
     }
@@ -89,8 +156,6 @@ impl RejectionResponse for GrpcRejection {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]

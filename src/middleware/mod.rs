@@ -10,7 +10,7 @@
 //! Each answers a rejection through a [`RejectionResponse`] (by default [`JsonRejection`]:
 //! the [`ErrorBody`]), its responses carry an [`AuthBody`], and its futures are in
 //! [`future`]. With the `axum` feature, `Principal` and `Option<Principal>` are extractors
-//! and [`AuthError`](crate::AuthError) is a response.
+//! and [`AuthError`](crate::AuthError) and [`AdminError`](crate::AdminError) are responses.
 
 /// `get_ref`, `get_mut` and `into_inner` for a service whose inner service is `self.inner`.
 macro_rules! define_inner_service_accessors {

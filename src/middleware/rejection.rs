@@ -5,7 +5,7 @@
 use std::{borrow::Cow, sync::OnceLock, time::Duration};
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, header};
+use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use serde::Serialize;
 use uuid::Uuid;
@@ -137,23 +137,62 @@ pub fn json_error_response_with_id(
     // A request id is only ever `A-Z a-z 0-9 . _ : -`: nothing to escape.
     body.extend_from_slice(id.as_bytes());
     body.extend_from_slice(b"\"}");
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = code.status();
+    json_answer(
+        Bytes::from(body),
+        code.status(),
+        request_id,
+        error.retry_after(),
+    )
+}
+
+#[cfg(feature = "axum")]
+/// An [`ErrorBody`] answer for any code and message (the admin's errors, whose messages vary
+/// and so cannot be serialized ahead as the rejections' are).
+pub(crate) fn error_body_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    retry_after: Option<Duration>,
+) -> Response<Full<Bytes>> {
+    let request_id = RequestId::fresh();
+    let body = ErrorBody::with_request_id(code, message, &request_id);
+    // Serializing strs into a Vec cannot fail; an empty body would still carry the status.
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    json_answer(Bytes::from(json), status, &request_id, retry_after)
+}
+
+/// The status, `content-type`, `x-request-id` and `Retry-After` of every JSON error answer.
+fn json_answer(
+    body: Bytes,
+    status: StatusCode,
+    request_id: &RequestId,
+    retry_after: Option<Duration>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     headers.insert(REQUEST_ID_HEADER, request_id.header_value());
-    if let Some(after) = error.retry_after() {
+    if let Some(after) = retry_after {
         headers.insert(header::RETRY_AFTER, retry_after_value(after));
     }
     response
 }
 
 fn retry_after_value(after: Duration) -> HeaderValue {
-    let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-    HeaderValue::from(secs.max(1))
+    HeaderValue::from(retry_after_secs(after))
+}
+
+/// `Retry-After` in whole seconds, rounded up and at least 1: a client told 0 would retry
+/// at once, before the wait it was given.
+pub(crate) fn retry_after_secs(after: Duration) -> u64 {
+    let secs = after
+        .as_secs()
+        .saturating_add(u64::from(after.subsec_nanos() > 0));
+    secs.max(1)
 }
 
 /// A rejection ready to be answered, as the middleware's response futures hold it until
