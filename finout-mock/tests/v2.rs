@@ -360,6 +360,12 @@ async fn each_route_is_rate_limited_per_account_with_retry_after() {
     );
     // One every 1.2 s from now on.
     assert_eq!(headers["retry-after"], "2");
+    // The draft's fields: the tighter quota (a minute's, none left), `t` as `Retry-After`.
+    assert_eq!(headers["ratelimit"], "\"per-minute\";r=0;t=2");
+    assert_eq!(
+        headers["ratelimit-policy"],
+        "\"per-minute\";q=50;w=60, \"per-day\";q=10000;w=86400"
+    );
     // Per account: the other token is refused too...
     let (status, _) = call(
         s.address(),

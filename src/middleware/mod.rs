@@ -49,7 +49,12 @@ pub use body::AuthBody;
 #[cfg(feature = "tonic")]
 pub use grpc::{GrpcRejection, grpc_code};
 pub use limit::{TokenConcurrencyLimit, TokenConcurrencyLimitLayer};
-pub use rate::{DEFAULT_MAX_KEYS, MAX_PERIOD, Quota, RateKey, RateLimit, RateLimitLayer};
+// For `MemoryShared`, which decides as this module does.
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use rate::headers::{standing as rate_standing, tightest as rate_tightest};
+pub use rate::{
+    DEFAULT_MAX_KEYS, MAX_PERIOD, Quota, RateKey, RateLimit, RateLimitHeaders, RateLimitLayer,
+};
 pub use rejection::{
     ErrorBody, JsonRejection, RejectionResponse, json_error_response, json_error_response_with_id,
 };

@@ -25,6 +25,12 @@
 //! still uses nothing up), timed by the shared state's clock. If it does not answer, the
 //! process's own counts decide (see [`shared`](crate::shared)).
 //!
+//! With [`headers`](RateLimitLayer::headers), every answer of the route says where its key
+//! stands: `RateLimit-Policy` and `RateLimit` of draft-ietf-httpapi-ratelimit-headers-10, or
+//! the `x-ratelimit-*` trio ([`RateLimitHeaders`]), from the state the decision left, of the
+//! quota with the least remaining; `reset` is the seconds until its remaining grows
+//! ([`RateLimitHeaders`] defines each value).
+//!
 //! ```
 //! use finout_auth::middleware::{Quota, RateKey, RateLimitLayer};
 //! // Finout's `POST /v2/data/cost-usage/generate-query`: 50 a minute and 10,000 a day,
@@ -36,13 +42,12 @@
 
 use std::{
     fmt,
-    num::NonZeroU32,
     sync::{Arc, Mutex},
     task::{Context, Poll},
     time::Duration,
 };
 
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -59,63 +64,15 @@ use crate::{
     shared::Shared,
 };
 
+pub(super) mod headers;
+mod quota;
+
+pub use headers::RateLimitHeaders;
+use headers::{Report, Standing};
+pub use quota::{MAX_PERIOD, Quota};
+
 /// How many keys a [`RateLimitLayer`] remembers by default.
 pub const DEFAULT_MAX_KEYS: u64 = 100_000;
-
-/// The longest period a [`Quota`] counts over: 100 years.
-pub const MAX_PERIOD: Duration = Duration::from_secs(100 * 365 * 86_400);
-
-/// `limit` requests per `period`: a burst of `limit` at once, then one every `period /
-/// limit` (so at most `2 * limit - 1` in any one period, and `limit` per period sustained).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quota {
-    limit: NonZeroU32,
-    period: Duration,
-}
-
-impl Quota {
-    /// `limit` (at least 1) requests per `period` (at least a nanosecond, at most
-    /// [`MAX_PERIOD`]).
-    pub fn new(limit: u32, period: Duration) -> Self {
-        Quota {
-            limit: NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN),
-            period: period.clamp(Duration::from_nanos(1), MAX_PERIOD),
-        }
-    }
-
-    /// `limit` requests a second.
-    pub fn per_second(limit: u32) -> Self {
-        Quota::new(limit, Duration::from_secs(1))
-    }
-
-    /// `limit` requests a minute.
-    pub fn per_minute(limit: u32) -> Self {
-        Quota::new(limit, Duration::from_secs(60))
-    }
-
-    /// `limit` requests a day.
-    pub fn per_day(limit: u32) -> Self {
-        Quota::new(limit, Duration::from_secs(86_400))
-    }
-
-    /// The requests allowed per period.
-    pub fn limit(&self) -> u32 {
-        self.limit.get()
-    }
-
-    /// The period.
-    pub fn period(&self) -> Duration {
-        self.period
-    }
-
-    /// The quota in "scaled" time, nanoseconds times `limit`, where everything is an exact
-    /// integer: (scale = `limit`, the interval between two requests = `period`, the
-    /// tolerance = `period * (limit - 1)`).
-    fn scaled(&self) -> (i128, i128, i128) {
-        let (period, limit) = (self.period.as_nanos() as i128, i128::from(self.limit.get()));
-        (limit, period, period * (limit - 1))
-    }
-}
 
 /// What a [`RateLimitLayer`] counts requests of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -153,6 +110,8 @@ pub struct RateLimitLayer<R = JsonRejection> {
     shared: Option<(Shared, Arc<str>)>,
     rejection: R,
     metrics: Option<Metrics>,
+    /// The header fields to add, when asked for.
+    report: Option<Arc<Report>>,
 }
 
 impl<R> fmt::Debug for RateLimitLayer<R> {
@@ -162,6 +121,7 @@ impl<R> fmt::Debug for RateLimitLayer<R> {
             .field("key", &self.key)
             .field("max_keys", &self.max_keys)
             .field("shared", &self.shared.as_ref().map(|(_, name)| name))
+            .field("report", &self.report)
             .finish_non_exhaustive()
     }
 }
@@ -200,6 +160,7 @@ impl RateLimitLayer {
             shared: None,
             rejection: JsonRejection,
             metrics: None,
+            report: None,
         }
     }
 }
@@ -248,7 +209,16 @@ impl<R> RateLimitLayer<R> {
             shared: self.shared,
             rejection,
             metrics: self.metrics,
+            report: self.report,
         }
+    }
+
+    /// Add rate-limit header fields to every answer of the route, admitted or refused
+    /// ([`RateLimitHeaders`] has the formats and what they say).
+    /// Off by default: then nothing is computed or allocated for them.
+    pub fn headers(mut self, headers: RateLimitHeaders) -> Self {
+        self.report = Report::new(headers, &self.quotas).map(Arc::new);
+        self
     }
 
     /// Count every rejection it answers into `metrics`.
@@ -270,8 +240,8 @@ impl<R> RateLimitLayer<R> {
     }
 
     /// Take a request for `key` if every quota allows it; otherwise how long until they all
-    /// would.
-    fn admit(&self, key: Key) -> Result<(), Duration> {
+    /// would. With headers asked for, where the key stands after it.
+    fn admit(&self, key: Key) -> (Result<(), Duration>, Option<Standing>) {
         let bucket = self.buckets.get_with(key, || {
             Arc::new(Mutex::new(vec![i128::MIN; self.quotas.len()]))
         });
@@ -288,27 +258,61 @@ impl<R> RateLimitLayer<R> {
             // Back to nanoseconds, rounded up.
             wait = wait.max((over + scale - 1) / scale);
         }
-        if wait > 0 {
-            let nanos = u64::try_from(wait).unwrap_or(u64::MAX);
-            return Err(Duration::from_nanos(nanos));
-        }
-        for (quota, arrival) in self.quotas.iter().zip(arrivals.iter_mut()) {
-            let (scale, interval, _) = quota.scaled();
-            *arrival = (*arrival)
-                .max(now.saturating_mul(scale))
-                .saturating_add(interval);
-        }
-        Ok(())
+        let admitted = if wait > 0 {
+            Err(Duration::from_nanos(
+                u64::try_from(wait).unwrap_or(u64::MAX),
+            ))
+        } else {
+            for (quota, arrival) in self.quotas.iter().zip(arrivals.iter_mut()) {
+                let (scale, interval, _) = quota.scaled();
+                *arrival = (*arrival)
+                    .max(now.saturating_mul(scale))
+                    .saturating_add(interval);
+            }
+            Ok(())
+        };
+        // Only when asked for: a route without headers does no more than it did.
+        let standing =
+            self.report.as_ref().and_then(|_| {
+                headers::tightest(self.quotas.iter().zip(arrivals.iter()).map(
+                    |(quota, &arrival)| {
+                        let (scale, interval, tolerance) = quota.scaled();
+                        let now = now.saturating_mul(scale);
+                        let x = now
+                            .saturating_add(tolerance)
+                            .saturating_sub(arrival.max(now));
+                        headers::standing(x, interval, scale)
+                    },
+                ))
+            });
+        (admitted, standing)
+    }
+
+    /// The header fields of `standing`, if asked for.
+    fn rendered(&self, standing: Option<Standing>) -> Option<Box<HeaderMap>> {
+        let (report, standing) = (self.report.as_ref()?, standing?);
+        let mut headers = HeaderMap::new();
+        report.write(standing, &mut headers);
+        Some(Box::new(headers))
     }
 }
 
 impl<R: RejectionResponse> RateLimitLayer<R> {
-    fn rejection_response(&self, retry_after: Duration, request_id: &RequestId) -> Ready {
+    fn rejection_response(
+        &self,
+        retry_after: Duration,
+        standing: Option<Standing>,
+        request_id: &RequestId,
+    ) -> Ready {
         let error = AuthError::TooManyRequests { retry_after };
         if let Some(metrics) = &self.metrics {
             metrics.record_rejection(error.code());
         }
-        Ready::new(self.rejection.response_with_id(&error, request_id))
+        let mut response = self.rejection.response_with_id(&error, request_id);
+        if let (Some(report), Some(standing)) = (&self.report, standing) {
+            report.write(standing, response.headers_mut());
+        }
+        Ready::new(response)
     }
 
     /// The decision for `key` through the shared state (the process's own counts when it
@@ -331,15 +335,25 @@ impl<R: RejectionResponse> RateLimitLayer<R> {
             let decision = shared
                 .call(state.rate(&shared_key, &limit.quotas, now))
                 .await;
-            let admitted = match decision {
-                Some(decision) if decision.admitted => Ok(()),
-                Some(decision) => Err(decision.retry_after),
+            let (admitted, standing) = match decision {
+                Some(decision) => {
+                    let standing = limit.report.as_ref().map(|_| Standing {
+                        quota: decision.quota,
+                        remaining: decision.remaining,
+                        reset: decision.reset,
+                    });
+                    let admitted = decision.admitted.then_some(());
+                    (admitted.ok_or(decision.retry_after), standing)
+                }
                 None => limit.admit(key),
             };
             match admitted {
-                Ok(()) => Decided::Pass(None),
+                Ok(()) => match limit.rendered(standing) {
+                    None => Decided::Pass(None),
+                    Some(headers) => Decided::PassWith(headers),
+                },
                 Err(retry_after) => {
-                    Decided::Reject(limit.rejection_response(retry_after, &request_id))
+                    Decided::Reject(limit.rejection_response(retry_after, standing, &request_id))
                 }
             }
         })
@@ -409,11 +423,16 @@ where
             return LimitFuture::deciding(decision, inner, request);
         }
         match self.limit.admit(key) {
-            Ok(()) => LimitFuture::pass(self.inner.call(request), None),
-            Err(retry_after) => LimitFuture::rejected(
-                self.limit
-                    .rejection_response(retry_after, &RequestId::of(request.headers())),
-            ),
+            (Ok(()), None) => LimitFuture::pass(self.inner.call(request), None),
+            (Ok(()), standing) => {
+                let headers = self.limit.rendered(standing);
+                LimitFuture::pass_with(self.inner.call(request), headers)
+            }
+            (Err(retry_after), standing) => LimitFuture::rejected(self.limit.rejection_response(
+                retry_after,
+                standing,
+                &RequestId::of(request.headers()),
+            )),
         }
     }
 }

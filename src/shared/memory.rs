@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use super::{RateDecision, SharedError, SharedState, WindowDecision, random_id};
 use crate::{
     clock::{Clock, SystemClock},
-    middleware::Quota,
+    middleware::{Quota, rate_standing, rate_tightest},
 };
 
 #[derive(Default)]
@@ -84,30 +84,36 @@ fn nanos(duration: Duration) -> i128 {
 /// script does it in microseconds.
 pub(super) fn gcra(arrivals: &mut Vec<i128>, quotas: &[Quota], now: i128) -> RateDecision {
     arrivals.resize(quotas.len(), i128::MIN);
-    let (mut wait, mut remaining) = (0i128, u32::MAX);
+    let shape = |quota: &Quota| {
+        let interval = nanos(quota.period()) / i128::from(quota.limit());
+        (interval, interval * (i128::from(quota.limit()) - 1))
+    };
+    let mut wait = 0i128;
     let mut next = Vec::with_capacity(quotas.len());
     for (quota, &arrival) in quotas.iter().zip(arrivals.iter()) {
-        let interval = nanos(quota.period()) / i128::from(quota.limit());
-        let tolerance = interval * (i128::from(quota.limit()) - 1);
+        let (interval, tolerance) = shape(quota);
         let tat = arrival.max(now);
         wait = wait.max(tat - now - tolerance);
-        let new = tat + interval;
-        let left = (now + tolerance - new).div_euclid(interval.max(1)) + 1;
-        remaining = remaining.min(u32::try_from(left.max(0)).unwrap_or(u32::MAX));
-        next.push(new);
+        next.push(tat + interval);
     }
-    if wait > 0 {
-        return RateDecision {
-            admitted: false,
-            remaining: 0,
-            retry_after: Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX)),
-        };
+    let admitted = wait <= 0;
+    if admitted {
+        *arrivals = next;
     }
-    *arrivals = next;
+    // Where the key stands after the decision, by each quota (as the Redis script).
+    let standing = rate_tightest(quotas.iter().zip(arrivals.iter()).map(|(quota, &arrival)| {
+        let (interval, tolerance) = shape(quota);
+        rate_standing(now + tolerance - arrival.max(now), interval, 1)
+    }));
+    let (quota, remaining, reset) = standing.map_or((0, u32::MAX, Duration::ZERO), |s| {
+        (s.quota, s.remaining, s.reset)
+    });
     RateDecision {
-        admitted: true,
+        admitted,
         remaining,
-        retry_after: Duration::ZERO,
+        retry_after: Duration::from_nanos(u64::try_from(wait.max(0)).unwrap_or(u64::MAX)),
+        quota,
+        reset,
     }
 }
 

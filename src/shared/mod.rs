@@ -101,6 +101,12 @@ pub struct RateDecision {
     pub remaining: u32,
     /// When the next request will be admitted (zero if it would be now).
     pub retry_after: Duration,
+    /// The index of the quota reported in rate-limit header fields: the least remaining
+    /// (`remaining` is its), of several the one with the longest `reset`.
+    pub quota: usize,
+    /// Until that quota's remaining grows by one (with nothing remaining, until the next
+    /// request will be admitted).
+    pub reset: Duration,
 }
 
 /// A failure window's decision on an attempt.

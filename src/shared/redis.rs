@@ -45,8 +45,8 @@ local n = (#ARGV - 2) / 2
 local fields = {}
 for i = 1, n do fields[i] = tostring(i) end
 local tats = redis.call('HMGET', KEYS[1], unpack(fields))
-local wait, remaining = 0, -1
-local new = {}
+local wait = 0
+local old, new = {}, {}
 for i = 1, n do
   local interval = tonumber(ARGV[1 + 2 * i])
   local tolerance = tonumber(ARGV[2 + 2 * i])
@@ -54,12 +54,24 @@ for i = 1, n do
   if tat < now then tat = now end
   local over = tat - now - tolerance
   if over > wait then wait = over end
+  old[i] = tat
   new[i] = tat + interval
-  local left = math.floor((now + tolerance - new[i]) / interval) + 1
-  if left < 0 then left = 0 end
-  if remaining < 0 or left < remaining then remaining = left end
 end
-if wait > 0 then return {0, 0, math.ceil(wait)} end
+-- Where the key stands after the decision: the quota with the least remaining, of several
+-- the one whose remaining grows last; `reset` is until it grows by one (µs).
+local best, remaining, reset = 1, -1, 0
+for i = 1, n do
+  local interval = tonumber(ARGV[1 + 2 * i])
+  local x = now + tonumber(ARGV[2 + 2 * i]) - (wait > 0 and old[i] or new[i])
+  local left = math.floor(x / interval) + 1
+  if left < 0 then left = 0 end
+  local grows = interval - x % interval
+  if x < 0 then grows = -x end
+  if remaining < 0 or left < remaining or (left == remaining and grows > reset) then
+    best, remaining, reset = i, left, grows
+  end
+end
+if wait > 0 then return {0, 0, math.ceil(wait), best - 1, math.ceil(reset)} end
 local args = {}
 for i = 1, n do
   args[2 * i - 1] = tostring(i)
@@ -67,7 +79,7 @@ for i = 1, n do
 end
 redis.call('HSET', KEYS[1], unpack(args))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {1, remaining, 0}
+return {1, remaining, 0, best - 1, math.ceil(reset)}
 "#;
 
 const ACQUIRE: &str = r#"
@@ -234,7 +246,7 @@ impl SharedState for RedisShared {
                 .arg(format!("{interval}"))
                 .arg(format!("{tolerance}"));
         }
-        let (admitted, remaining, wait): (i64, i64, i64) = invocation
+        let (admitted, remaining, wait, quota, reset): (i64, i64, i64, i64, i64) = invocation
             .invoke_async(&mut self.connection())
             .await
             .map_err(failed)?;
@@ -242,6 +254,8 @@ impl SharedState for RedisShared {
             admitted: admitted == 1,
             remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
             retry_after: Duration::from_micros(u64::try_from(wait.max(0)).unwrap_or(0)),
+            quota: usize::try_from(quota).unwrap_or(0),
+            reset: Duration::from_micros(u64::try_from(reset).unwrap_or(0)),
         })
     }
 

@@ -10,7 +10,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
@@ -23,6 +23,8 @@ use crate::middleware::{
 pub(crate) enum Decided {
     /// Call the inner service, holding the guard (a slot) until the answer is sent.
     Pass(Option<Guard>),
+    /// Call the inner service, adding these header fields to its answer (a rate limit's).
+    PassWith(Box<HeaderMap>),
     /// Answer this rejection.
     Reject(Ready),
 }
@@ -42,7 +44,7 @@ pin_project! {
 pin_project! {
     #[project = LimitProj]
     enum LimitState<F, S, B> {
-        Inner { #[pin] future: F, guard: Option<Guard> },
+        Inner { #[pin] future: F, guard: Option<Guard>, headers: Option<Box<HeaderMap>> },
         Rejected { response: Ready },
         Deciding { decision: Deciding, inner: Option<S>, request: Option<Request<B>> },
     }
@@ -52,7 +54,22 @@ impl<F, S, B> LimitFuture<F, S, B> {
     /// The inner service's future, holding `guard` for the answer.
     pub(crate) fn pass(future: F, guard: Option<Guard>) -> Self {
         LimitFuture {
-            state: LimitState::Inner { future, guard },
+            state: LimitState::Inner {
+                future,
+                guard,
+                headers: None,
+            },
+        }
+    }
+
+    /// The inner service's future, adding `headers` (if any) to its answer.
+    pub(crate) fn pass_with(future: F, headers: Option<Box<HeaderMap>>) -> Self {
+        LimitFuture {
+            state: LimitState::Inner {
+                future,
+                guard: None,
+                headers,
+            },
         }
     }
 
@@ -92,28 +109,46 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                LimitProj::Inner { future, guard } => {
+                LimitProj::Inner {
+                    future,
+                    guard,
+                    headers,
+                } => {
                     let output = ready!(future.poll(cx));
-                    let guard = guard.take();
-                    return Poll::Ready(output.map(|r| r.map(|b| AuthBody::guarded(b, guard))));
+                    let (guard, headers) = (guard.take(), headers.take());
+                    return Poll::Ready(output.map(|mut response| {
+                        if let Some(headers) = headers {
+                            // Ours replace the inner service's fields of the same names.
+                            response.headers_mut().extend(*headers);
+                        }
+                        response.map(|b| AuthBody::guarded(b, guard))
+                    }));
                 }
                 LimitProj::Rejected { response } => return Poll::Ready(Ok(response.take())),
                 LimitProj::Deciding {
                     decision,
                     inner,
                     request,
-                } => match ready!(decision.as_mut().poll(cx)) {
-                    Decided::Pass(guard) => {
-                        // Polled only once: `Deciding` is left for `Inner` right here.
-                        let (Some(mut inner), Some(request)) = (inner.take(), request.take())
-                        else {
-                            unreachable!("a decision is made once");
-                        };
-                        let future = inner.call(request);
-                        state.set(LimitState::Inner { future, guard });
-                    }
-                    Decided::Reject(response) => state.set(LimitState::Rejected { response }),
-                },
+                } => {
+                    let (guard, headers) = match ready!(decision.as_mut().poll(cx)) {
+                        Decided::Pass(guard) => (guard, None),
+                        Decided::PassWith(headers) => (None, Some(headers)),
+                        Decided::Reject(response) => {
+                            state.set(LimitState::Rejected { response });
+                            continue;
+                        }
+                    };
+                    // Polled only once: `Deciding` is left for `Inner` right here.
+                    let (Some(mut inner), Some(request)) = (inner.take(), request.take()) else {
+                        unreachable!("a decision is made once");
+                    };
+                    let future = inner.call(request);
+                    state.set(LimitState::Inner {
+                        future,
+                        guard,
+                        headers,
+                    });
+                }
             }
         }
     }

@@ -13,7 +13,7 @@ use axum::{
     handler::Handler,
     routing::{MethodRouter, get, post},
 };
-use finout_auth::middleware::{Quota, RateLimitLayer};
+use finout_auth::middleware::{Quota, RateLimitHeaders, RateLimitLayer};
 
 use crate::Mock;
 
@@ -80,7 +80,8 @@ pub(crate) fn router(mock: &Mock) -> Router<Mock> {
 
 impl Mock {
     /// A rate limit `name` of `quotas` per account on the mock's clock, counted in its
-    /// metrics and shared with the other replicas if the mock is; none when rate limits are
+    /// metrics and shared with the other replicas if the mock is, with the draft
+    /// `RateLimit-Policy` and `RateLimit` fields on every answer; none when rate limits are
     /// off.
     pub(crate) fn rate_limit(&self, name: &str, quotas: Vec<Quota>) -> RateLimitLayer {
         let quotas = if self.inner.rate_limits {
@@ -90,7 +91,8 @@ impl Mock {
         };
         let layer = RateLimitLayer::new(quotas)
             .clock(self.inner.clock.clone())
-            .metrics(self.metrics().clone());
+            .metrics(self.metrics().clone())
+            .headers(RateLimitHeaders::Draft);
         match &self.inner.shared {
             Some(shared) if self.inner.rate_limits => layer.shared(shared.clone(), name),
             _ => layer,
