@@ -269,12 +269,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|e| match e.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => MockError {
-                    status: StatusCode::PAYLOAD_TOO_LARGE,
-                    code: Code::PayloadTooLarge,
-                    message: format!("the body is larger than {} bytes", crate::MAX_BODY_BYTES),
-                    retry_after: None,
-                },
+                StatusCode::PAYLOAD_TOO_LARGE => MockError::too_large(),
                 _ => MockError::invalid(e.body_text()),
             })?;
         if too_deep(&bytes, MAX_JSON_DEPTH) {
