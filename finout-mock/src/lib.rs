@@ -273,12 +273,36 @@ impl Mock {
                 delete(routes::admin::revoke_api_token),
             )
             .route(
+                "/admin/api-tokens/{client_id}/rotate",
+                post(routes::admin::rotate_api_token),
+            )
+            .route(
+                "/admin/api-tokens/{client_id}/disable",
+                post(routes::admin::disable_api_token),
+            )
+            .route(
+                "/admin/api-tokens/{client_id}/enable",
+                post(routes::admin::enable_api_token),
+            )
+            .route(
                 "/admin/personal-tokens",
                 post(routes::admin::create_personal_token).get(routes::admin::list_personal_tokens),
             )
             .route(
                 "/admin/personal-tokens/{client_id}",
                 delete(routes::admin::revoke_personal_token),
+            )
+            .route(
+                "/admin/personal-tokens/{client_id}/rotate",
+                post(routes::admin::rotate_personal_token),
+            )
+            .route(
+                "/admin/personal-tokens/{client_id}/disable",
+                post(routes::admin::disable_personal_token),
+            )
+            .route(
+                "/admin/personal-tokens/{client_id}/enable",
+                post(routes::admin::enable_personal_token),
             )
             .route("/admin/users", post(routes::admin::add_user))
             .route(

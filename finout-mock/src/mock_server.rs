@@ -81,7 +81,8 @@ pub enum StartError {
 }
 
 impl MockServerBuilder {
-    /// The mock's clock (V2 query completion, rate limits, timestamps), e.g. a
+    /// The mock's clock (V2 query completion, rate limits, timestamps, token expiry and a
+    /// rotation's grace), e.g. a
     /// [`ManualClock`](finout_auth::clock::ManualClock).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -123,7 +124,10 @@ impl MockServerBuilder {
     /// Start it.
     pub async fn try_start(self) -> Result<MockServer, StartError> {
         let store = Arc::new(MemoryTokenStore::new());
+        // The authenticator and the admin read the mock's clock too: expiry and a
+        // rotation's grace follow a test's ManualClock.
         let authenticator = Authenticator::builder(store.clone())
+            .clock(self.clock.clone())
             .hasher(self.hasher.clone())
             // A test process's threads are all the test's: no OS priority games.
             .low_priority_verification(false)

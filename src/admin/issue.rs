@@ -14,7 +14,10 @@ use super::{
 use crate::{
     crypto::pool::Share,
     error::StoreError,
-    model::{AccountId, ClientId, IssuedToken, NewToken, TokenKind, TokenRecord, UserId},
+    model::{
+        AccountId, ClientId, IssuedToken, NewToken, SecretHash, SecretKey, TokenKind, TokenRecord,
+        UserId,
+    },
 };
 
 /// How often issuing draws a new client id after a collision before it gives up.
@@ -65,22 +68,7 @@ impl TokenAdmin {
                 expires_at = Some(expires_at.map_or(limit, |at| at.min(limit)));
             }
         }
-        let secret = self.generator.secret_key();
-        let secret_hash = {
-            let (hasher, secret) = (self.hasher.clone(), secret.clone());
-            // Fair between accounts, and between the tokens issuing within one.
-            let share = Share {
-                account,
-                client: issuer.cloned().unwrap_or_else(|| ClientId::from("")),
-            };
-            self.hashing
-                .run(share, move || hasher.hash(&secret))
-                .await
-                .map_err(|_| AdminError::Busy {
-                    retry_after: BUSY_RETRY_AFTER,
-                })?
-                .map_err(AdminError::Hash)?
-        };
+        let (secret, secret_hash) = self.new_secret(account, issuer).await?;
         // Ids are random; a collision is astronomically rare but must not overwrite a token.
         let mut attempts = 1;
         loop {
@@ -123,9 +111,35 @@ impl TokenAdmin {
     }
 }
 
+impl TokenAdmin {
+    /// A new secret and its hash, hashed on the admin's own pool, fair between accounts and
+    /// between the tokens asking within one (`asking`; `None` for the system).
+    pub(super) async fn new_secret(
+        &self,
+        account: AccountId,
+        asking: Option<&ClientId>,
+    ) -> Result<(SecretKey, SecretHash), AdminError> {
+        let secret = self.generator.secret_key();
+        let (hasher, to_hash) = (self.hasher.clone(), secret.clone());
+        let share = Share {
+            account,
+            client: asking.cloned().unwrap_or_else(|| ClientId::from("")),
+        };
+        let hash = self
+            .hashing
+            .run(share, move || hasher.hash(&to_hash))
+            .await
+            .map_err(|_| AdminError::Busy {
+                retry_after: BUSY_RETRY_AFTER,
+            })?
+            .map_err(AdminError::Hash)?;
+        Ok((secret, hash))
+    }
+}
+
 /// Stores keep microseconds (PostgreSQL's precision); truncate so that what an issue returns
 /// equals what a later listing reads back.
-fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
+pub(super) fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
         .unwrap_or(t)
 }

@@ -17,9 +17,9 @@
 //!   `fin.*.read.*`. For a personal token the token's role and one of its user's roles must
 //!   grant *the same* write permission ([`Principal::grants_action`](crate::Principal::grants_action), exact on the patterns).
 //!   Nobody issues a token above their own effective role.
-//! - **A token answers for its own lineage.** Whatever its role, a token may revoke itself
-//!   and the tokens it issued, directly or not (`issued_by` chains), and a user's token lists
-//!   those of its user's personal tokens.
+//! - **A token answers for its own lineage.** Whatever its role, a token may revoke, rotate,
+//!   disable and enable itself and the tokens it issued, directly or not (`issued_by`
+//!   chains), and a user's token lists those of its user's personal tokens.
 //! - **Everything else needs an Admin user.** Issuing, listing and revoking API tokens,
 //!   listing or revoking a user's other tokens or another user's, and managing users need a
 //!   personal token whose role and user both hold `Admin`
@@ -35,7 +35,9 @@
 //! | personal, `Read-only`, or a custom role that does not write | 403 | 403 | 403 | 403 | itself and its lineage | yes | yes | 403 | 403 | 403 |
 //! | API token, any role (`Admin` too) | 403 | 403 | 403 | 403 | 403 | yes | yes | — (no user) | 403 | 403 |
 //!
-//! "Revoke API" is revoking an API token outside the caller's lineage. An Admin user holding
+//! Rotating, disabling and enabling follow the revoke columns ("revoke itself", "revoke its
+//! lineage", ...): a `Read-only` token may rotate its own secret. "Revoke API" is revoking
+//! an API token outside the caller's lineage. An Admin user holding
 //! a `Basic` token is on the second row, an `Admin` token whose user was demoted to
 //! `Read-only` on the third. A refused revoke answers 403 whether or not the token exists,
 //! so a non-admin learns nothing about the account's other tokens; an Admin user gets 404
@@ -75,6 +77,20 @@
 //! thread, 16 waiting, 2 s wait: past it `auth_busy`), so a burst of issues neither starves
 //! verification nor grows memory (argon2 takes ~19 MiB per running hash).
 //!
+//! # Rotation, disabling
+//!
+//! [`TokenAdmin::rotate_secret`] gives a token a new secret (shown once) and keeps its client
+//! id, role, expiry and lineage; the replaced secret keeps working for a grace of at most
+//! [`MAX_ROTATION_GRACE`](crate::model::MAX_ROTATION_GRACE) (7 days; zero: it stops at
+//! once). The grace is the store's state, so every replica applies it; rotating again ends
+//! an earlier grace (at most two secrets are valid). [`TokenAdmin::disable_token`] refuses a
+//! token (`invalid_credentials`) and keeps it listed with its `disabled_at` until
+//! [`TokenAdmin::enable_token`]; the tokens it issued stay enabled (revoke it to delete
+//! them). On the replica that made the change both take effect at once; on others with the
+//! PostgreSQL change feed within its latency (tested under a second), and without it within
+//! their cache TTL: a cached entry is trusted no longer than the record it was made from.
+//! A replaced secret is checked against its grace's end on every cached hit.
+//!
 //! Every change that affects authentication (a purge included) invalidates the caches
 //! registered with [`TokenAdmin::with_authenticator`] (any [`Invalidate`]) before the method
 //! returns.
@@ -101,6 +117,7 @@ mod answer;
 pub(crate) mod error;
 mod issue;
 mod purge;
+mod rotate;
 mod rules;
 pub(crate) mod session;
 mod users;

@@ -19,8 +19,9 @@ use crate::{
 ///
 /// - issuing is a write: a token whose effective role grants no `write` permission
 ///   ([`Principal::grants_action`]) issues nothing, and nobody issues above their own role;
-/// - a token revokes itself and the tokens it issued, directly or not, whatever its role,
-///   and a user's token lists those of its user's tokens;
+/// - a token revokes, rotates, disables and enables itself and the tokens it issued,
+///   directly or not, whatever its role, and a user's token lists those of its user's
+///   tokens;
 /// - everything else needs a user whose token and roles both hold `Admin`
 ///   ([`Principal::is_admin_user`]): issuing, listing and revoking API tokens, listing or
 ///   revoking a user's other tokens or another user's, managing users.
@@ -140,9 +141,18 @@ impl AdminSession<'_> {
         self.revoke(client_id, TokenKind::Personal).await
     }
 
-    /// Revoke a token of `kind`, under the lineage rule. A caller that may not touch the
-    /// token is refused before anything about it is told (it exists, its kind).
+    /// Revoke a token of `kind`, under the lineage rule.
     async fn revoke(&self, client_id: &ClientId, kind: TokenKind) -> Result<(), AdminError> {
+        self.may_change(client_id, kind).await?;
+        self.admin.revoke_token(self.account(), client_id).await?;
+        Ok(())
+    }
+
+    /// Whether the caller may revoke, rotate, disable or enable the token: its own lineage,
+    /// or any token for an Admin user. A caller that may not touch the token is refused
+    /// before anything about it is told (it exists, its kind); an Admin user gets
+    /// `NotFound` for a token of another account, of the other kind, or unknown.
+    async fn may_change(&self, client_id: &ClientId, kind: TokenKind) -> Result<(), AdminError> {
         let found = self
             .admin
             .store
@@ -166,8 +176,50 @@ impl AdminSession<'_> {
         if found.is_none_or(|t| t.kind != kind) {
             return Err(AdminError::NotFound("token"));
         }
-        self.admin.revoke_token(self.account(), client_id).await?;
         Ok(())
+    }
+
+    /// Rotate the secret of a token of `kind` (an API or a personal token), under the
+    /// revoke rules: the caller's own token or one it issued (directly or not), whatever its
+    /// role (a `Read-only` token may rotate its own secret); any other only for an Admin
+    /// user. The new secret is in the answer, once; the replaced one works for `grace` more
+    /// (see [`TokenAdmin::rotate_secret`]).
+    pub async fn rotate_token(
+        &self,
+        kind: TokenKind,
+        client_id: &ClientId,
+        grace: std::time::Duration,
+    ) -> Result<IssuedToken, AdminError> {
+        self.may_change(client_id, kind).await?;
+        self.admin
+            .rotate(
+                self.account(),
+                client_id,
+                grace,
+                Some(self.actor.client_id()),
+            )
+            .await
+    }
+
+    /// Disable a token of `kind`, under the revoke rules (see
+    /// [`TokenAdmin::disable_token`]). A token that disables itself cannot enable itself.
+    pub async fn disable_token(
+        &self,
+        kind: TokenKind,
+        client_id: &ClientId,
+    ) -> Result<TokenInfo, AdminError> {
+        self.may_change(client_id, kind).await?;
+        self.admin.disable_token(self.account(), client_id).await
+    }
+
+    /// Enable a token of `kind`, under the revoke rules (see [`TokenAdmin::enable_token`]).
+    pub async fn enable_token(
+        &self,
+        kind: TokenKind,
+        client_id: &ClientId,
+    ) -> Result<TokenInfo, AdminError> {
+        self.may_change(client_id, kind).await?;
+        self.admin.enable_token(self.account(), client_id).await
     }
 
     /// Add a user to the caller's account. Admin users only.

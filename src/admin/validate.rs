@@ -5,7 +5,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::model::{
     DataAccess, MAX_ACCOUNT_NAME_LEN, MAX_DESCRIPTION_LEN, MAX_PERMISSION_LEN, MAX_ROLE_NAME_LEN,
-    MAX_ROLE_PERMISSIONS, MAX_ROLES_PER_USER, Permission, Role, User,
+    MAX_ROLE_PERMISSIONS, MAX_ROLES_PER_USER, MAX_ROTATION_GRACE, Permission, Role, User,
 };
 use crate::store::UserUpdate;
 
@@ -74,6 +74,27 @@ pub enum InvalidRequest {
     /// An account name that is empty or too long.
     #[error("an account name must be 1-{MAX_ACCOUNT_NAME_LEN} bytes, not only spaces")]
     AccountName,
+    /// A rotation's grace longer than [`MAX_ROTATION_GRACE`] (7 days).
+    #[error("a rotation's grace is at most 7 days (604800 seconds)")]
+    RotationGrace,
+}
+
+/// When a rotation's replaced secret stops working: `None` for no grace, else `now + grace`,
+/// if the grace is at most [`MAX_ROTATION_GRACE`].
+pub(super) fn grace_end(
+    now: OffsetDateTime,
+    grace: std::time::Duration,
+) -> Result<Option<OffsetDateTime>, InvalidRequest> {
+    if grace.is_zero() {
+        return Ok(None);
+    }
+    let grace = Duration::try_from(grace).map_err(|_| InvalidRequest::RotationGrace)?;
+    if grace > MAX_ROTATION_GRACE {
+        return Err(InvalidRequest::RotationGrace);
+    }
+    now.checked_add(grace)
+        .map(Some)
+        .ok_or(InvalidRequest::RotationGrace)
 }
 
 pub(super) fn check_description(description: &str) -> Result<(), InvalidRequest> {

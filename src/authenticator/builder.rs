@@ -318,10 +318,14 @@ impl AuthenticatorBuilder {
         );
         Authenticator {
             inner: Arc::new(Inner {
+                // A refusal is decided on a record read from the store: it is trusted no
+                // longer than the record (a rotation seen late must not refuse the new
+                // secret past the cache TTL); the verdict behind it is kept longer, bound
+                // to the hashes it was made against.
                 cache: TokenCache::new(
                     self.cache_capacity,
                     self.cache_ttl,
-                    self.verdict_ttl,
+                    self.verdict_ttl.min(self.cache_ttl),
                     self.stale_if_unavailable,
                 ),
                 records: Records::new(

@@ -3,7 +3,10 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use super::epoch::{Epoch, Epochs};
+use super::{
+    cache::Stamp,
+    epoch::{Epoch, Epochs},
+};
 use crate::{
     error::{AuthError, StoreError},
     metrics::Metrics,
@@ -14,9 +17,19 @@ use crate::{
 /// What the store said about a client id, and the epoch it said it in.
 pub(crate) struct Fetched {
     pub(crate) token: Option<ResolvedToken>,
-    /// `None` when the record cannot authenticate (e.g. a personal token without its user).
+    /// `None` when the record cannot authenticate (disabled, or a personal token without its
+    /// user).
     pub(crate) principal: Option<Principal>,
     pub(crate) epoch: Epoch,
+    /// When it was read: what is decided on it is trusted no longer than it is.
+    pub(crate) read_at: coarsetime::Instant,
+}
+
+impl Fetched {
+    /// The stamp of what is cached on this answer.
+    pub(crate) fn stamp(&self) -> Stamp {
+        Stamp::read(self.epoch, self.read_at)
+    }
 }
 
 /// The store, behind a coalescing cache of its answers.
@@ -56,6 +69,7 @@ impl Records {
     ) -> Result<Arc<Fetched>, AuthError> {
         let load = async {
             let epoch = epochs.current(client_id.as_str().as_bytes());
+            let read_at = coarsetime::Instant::now_without_cache_update();
             self.metrics.counters().store_lookup();
             let token = self.store.find_token(client_id).await?;
             let principal = token.as_ref().and_then(|t| principal_for(client_id, t));
@@ -63,6 +77,7 @@ impl Records {
                 token,
                 principal,
                 epoch,
+                read_at,
             }))
         };
         self.cache
@@ -123,10 +138,11 @@ fn shared(e: Arc<StoreError>) -> StoreError {
     }
 }
 
-/// The principal a resolved token authenticates as; `None` if the record is inconsistent.
+/// The principal a resolved token authenticates as; `None` if the record is inconsistent
+/// or disabled.
 fn principal_for(client_id: &ClientId, token: &ResolvedToken) -> Option<Principal> {
     let record = &token.record;
-    if record.client_id != *client_id {
+    if record.client_id != *client_id || record.is_disabled() {
         return None;
     }
     match (record.kind, record.user_id, &token.user) {

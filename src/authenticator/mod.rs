@@ -23,6 +23,8 @@
 
 pub(crate) mod builder;
 mod cache;
+mod check;
+mod cold;
 mod epoch;
 mod known;
 mod lookup;
@@ -36,28 +38,24 @@ pub(crate) mod wiring;
 use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
-use tokio::{sync::Semaphore, time::Instant};
+use tokio::sync::Semaphore;
 
 use cache::{Lookup, TokenCache, VerifiedEntry};
+use check::Matched;
 use lookup::Records;
 use report::{Source, report, store_failed};
 use usage::UsageRecorder;
-use verify::{Check, Verifier};
+use verify::Verifier;
 
 use crate::{
     clock::Clock,
     credentials::Credentials,
-    crypto::digest::{Fingerprints, SecretDigest},
+    crypto::digest::Fingerprints,
     error::AuthError,
     metrics::{Metrics, MetricsSnapshot},
     model::{ClientId, Principal, SecretKey},
     store::Invalidate,
 };
-
-/// How often the cold path starts over when the token changed while it looked at it; a
-/// client id invalidated on every attempt is as good as gone.
-const TOKEN_CHANGE_RETRIES: usize = 3;
 
 /// How many background refreshes may run at once; a token due when all are busy is
 /// refreshed on a later request (or re-validated on the cold path once its entry expires).
@@ -156,8 +154,8 @@ impl Authenticator {
         let started = report::start();
         let secret = inner.cache.digest(credentials.secret_bytes());
         let outcome = match inner.cache.lookup(credentials.client_id_bytes(), &secret) {
-            Lookup::Verified(entry, refresh_due) => {
-                let outcome = inner.admit(&entry);
+            Lookup::Verified(entry, matched, refresh_due) => {
+                let outcome = inner.admit(&entry, matched);
                 if refresh_due
                     && outcome.is_ok()
                     && inner.refreshes.available_permits() > 0
@@ -292,159 +290,33 @@ impl Invalidate for Authenticator {
 }
 
 impl Inner {
-    /// A verified token's answer: its principal, or `token_expired` once past its expiry
-    /// (checked on every hit).
+    /// A verified token's answer for its `matched` secret: its principal, `token_expired`
+    /// once past its expiry, or `invalid_credentials` for a replaced secret once its grace
+    /// is over (both checked on every hit).
     #[inline]
-    fn admit(&self, entry: &VerifiedEntry) -> Result<Principal, AuthError> {
-        if let Some(at) = entry.expires_at
-            && self.clock.now_unix_nanos() >= at
-        {
-            // Past its expiry a cached token admits nobody: drop it now rather than at
-            // the TTL (a per-entry moka expiry would cost every hit a clock read).
-            self.cache.remove_verified(entry.client_id_bytes());
-            return Err(AuthError::TokenExpired);
+    fn admit(&self, entry: &VerifiedEntry, matched: Matched) -> Result<Principal, AuthError> {
+        let grace_ends = match matched {
+            Matched::Current => None,
+            Matched::Previous => Some(entry.grace_ends.unwrap_or(i128::MIN)),
+        };
+        if entry.expires_at.is_some() || grace_ends.is_some() {
+            let now = self.clock.now_unix_nanos();
+            if entry.expires_at.is_some_and(|at| now >= at) {
+                // Past its expiry a cached token admits nobody: drop it now rather than at
+                // the TTL (a per-entry moka expiry would cost every hit a clock read).
+                self.cache.remove_verified(entry.client_id_bytes());
+                return Err(AuthError::TokenExpired);
+            }
+            if grace_ends.is_some_and(|end| now >= end) {
+                // The replaced secret's grace is over: the entry goes, the current secret
+                // is re-validated (no argon2) on its next request.
+                self.cache.remove_verified(entry.client_id_bytes());
+                return Err(AuthError::InvalidCredentials);
+            }
         }
         if let Some(usage) = &self.usage {
             usage.used(&entry.client_id, &entry.last_reported);
         }
         Ok(entry.principal.clone())
-    }
-
-    /// The cold path (the failure throttle applies inside verification: see [`verify`]),
-    /// answered by its deadline.
-    async fn cold(&self, client_id: &ClientId, secret: &SecretKey) -> Result<Principal, AuthError> {
-        let deadline = Instant::now() + self.verification_wait;
-        let digest = self.cache.digest(secret.expose_secret().as_bytes());
-        self.verify_and_cache(client_id, secret, digest, deadline)
-            .await
-    }
-
-    /// Look the token up, verify the secret, cache what was found.
-    async fn verify_and_cache(
-        &self,
-        client_id: &ClientId,
-        secret: &SecretKey,
-        digest: SecretDigest,
-        deadline: Instant,
-    ) -> Result<Principal, AuthError> {
-        let epochs = self.cache.epochs();
-        for _ in 0..TOKEN_CHANGE_RETRIES {
-            // Boxed, as the check is (see `Verifier::verdict`): a held refusal keeps neither.
-            let fetched = match Box::pin(self.records.fetch(client_id, epochs)).await {
-                Ok(fetched) => fetched,
-                // The store cannot be reached: a token verified lately is still admitted,
-                // stale (its expiry checked), for a bounded window past its TTL.
-                Err(AuthError::AuthUnavailable(e)) => match self.cache.stale(client_id, &digest) {
-                    Some(entry) => {
-                        self.metrics.counters().stale_answer();
-                        return self.admit(&entry);
-                    }
-                    None => return Err(AuthError::AuthUnavailable(e)),
-                },
-                Err(error) => return Err(error),
-            };
-            if !epochs.is_current(fetched.epoch) {
-                self.records.invalidate(client_id).await;
-                continue;
-            }
-            let (Some(token), Some(principal)) = (&fetched.token, &fetched.principal) else {
-                self.verifier.forget(client_id);
-                // Unknown id (or an owner-less personal token): checked, and answered, as a
-                // wrong secret would be, so that nothing tells which ids exist.
-                if self.verifier.uniform_refusals() {
-                    self.verifier
-                        .verdict(client_id, digest, Check::Unknown, secret, deadline)
-                        .await?;
-                }
-                self.cache.insert_refusal(client_id, &digest, fetched.epoch);
-                return Err(AuthError::InvalidCredentials);
-            };
-            let check = Check::Stored {
-                hash: &token.record.secret_hash,
-                account: token.record.account_id,
-            };
-            if !self
-                .verifier
-                .verdict(client_id, digest, check, secret, deadline)
-                .await?
-            {
-                self.cache.insert_refusal(client_id, &digest, fetched.epoch);
-                return Err(AuthError::InvalidCredentials);
-            }
-            if !epochs.is_current(fetched.epoch) {
-                // Revoked or changed while argon2 ran: look again; the verdict is reused if
-                // the hash did not change.
-                continue;
-            }
-            // Expiry is checked only now, so only the holder of the secret learns it.
-            if token.record.is_expired_at(self.clock.now()) {
-                return Err(AuthError::TokenExpired);
-            }
-            let expires_at = token
-                .record
-                .expires_at
-                .map(OffsetDateTime::unix_timestamp_nanos);
-            let entry = VerifiedEntry::new(
-                client_id.clone(),
-                fetched.epoch,
-                digest,
-                token.record.secret_hash.clone(),
-                principal.clone(),
-                expires_at,
-            );
-            if let Some(usage) = &self.usage {
-                usage.used(client_id, &entry.last_reported);
-            }
-            self.cache.insert_verified(entry);
-            return Ok(principal.clone());
-        }
-        self.verifier.hold(deadline).await;
-        Err(AuthError::InvalidCredentials)
-    }
-
-    /// See [`Authenticator::refresh`].
-    async fn refresh(&self, entry: &VerifiedEntry) {
-        let client_id = &entry.client_id;
-        let epochs = self.cache.epochs();
-        let Ok(fetched) = self.records.refetch(client_id, epochs).await else {
-            return; // the store failed: the entry lives out its TTL, then the cold path asks
-        };
-        if !epochs.is_current(fetched.epoch) {
-            return; // invalidated meanwhile: the cold path decides afresh
-        }
-        let unchanged = match (&fetched.token, &fetched.principal) {
-            // The same hash (so the same secret is right), the same principal, not expired.
-            (Some(token), Some(principal))
-                if token.record.secret_hash == entry.hash
-                    && *principal == entry.principal
-                    && !token.record.is_expired_at(self.clock.now()) =>
-            {
-                Some(token)
-            }
-            _ => None,
-        };
-        let Some(token) = unchanged else {
-            // Gone, reissued, changed, expired or owner-less, and no invalidation said so
-            // (another process without a change feed): forget it everywhere, fronts
-            // included; the next request goes to the cold path.
-            self.cache.invalidate(client_id);
-            return;
-        };
-        let fresh = VerifiedEntry::new(
-            client_id.clone(),
-            fetched.epoch,
-            entry.digest,
-            entry.hash.clone(),
-            entry.principal.clone(),
-            token
-                .record
-                .expires_at
-                .map(OffsetDateTime::unix_timestamp_nanos),
-        );
-        fresh.inherit_usage(entry);
-        self.cache.insert_verified(fresh);
-        // A token in use keeps its secret known (the memory forgets what goes unused).
-        self.verifier.remember(client_id, entry.digest, &entry.hash);
-        self.metrics.counters().refresh();
     }
 }

@@ -32,6 +32,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 use super::{
+    check::{Against, Check, Matched},
     known::KnownSecrets,
     pending::{Pending, PendingChecks},
     report,
@@ -39,13 +40,13 @@ use super::{
 };
 use crate::{
     crypto::{
-        SecretHasher,
+        RefusedHash, SecretHasher,
         digest::{Fingerprints, SecretDigest},
         pool::{Admission, Busy, Share},
     },
     error::AuthError,
     metrics::Metrics,
-    model::{AccountId, ClientId, SecretHash, SecretKey},
+    model::{ClientId, SecretHash, SecretKey},
     shared::VerifiedSecrets,
 };
 
@@ -56,27 +57,6 @@ const HASH_CHANGE_RETRIES: usize = 2;
 /// When `auth_busy` tells the client to retry.
 const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// What a secret is checked against.
-#[derive(Clone, Copy)]
-pub(crate) enum Check<'a> {
-    /// A real token's stored hash, and the account whose share of the line it uses.
-    Stored {
-        hash: &'a SecretHash,
-        account: AccountId,
-    },
-    /// Nothing: the id is unknown.
-    Unknown,
-}
-
-impl Check<'_> {
-    fn hash(self) -> Option<SecretHash> {
-        match self {
-            Check::Stored { hash, .. } => Some(hash.clone()),
-            Check::Unknown => None,
-        }
-    }
-}
-
 /// Why a check did not decide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refused {
@@ -86,10 +66,10 @@ enum Refused {
     Busy,
 }
 
-/// The outcome of one check, for the hash it was made against (`None`: an unknown id).
+/// The outcome of one check, for the hashes it was made against (`None`: an unknown id).
 struct Verdict {
-    against: Option<SecretHash>,
-    ok: bool,
+    against: Against,
+    matched: Option<Matched>,
 }
 
 /// How the verifier is configured.
@@ -156,6 +136,16 @@ impl Verifier {
         }
     }
 
+    /// The digest of the secret argon2 accepted for `client_id` against `hash`, if known
+    /// here.
+    pub(crate) fn known_digest(
+        &self,
+        client_id: &ClientId,
+        hash: &SecretHash,
+    ) -> Option<SecretDigest> {
+        self.known.digest_for(client_id, hash)
+    }
+
     /// The token is gone from the store: forget its secret here.
     pub(crate) fn forget(&self, client_id: &ClientId) {
         self.known.forget(client_id);
@@ -177,8 +167,8 @@ impl Verifier {
         }
     }
 
-    /// Whether `secret` passes `check`, for a request whose answer is due by `deadline`. A
-    /// secret known for the stored hash passes at once, never throttled; otherwise one check
+    /// Which of the token's secrets `secret` is (`None`: none), for a request whose answer is
+    /// due by `deadline`. A secret known for a stored hash passes at once, never throttled; otherwise one check
     /// serves every concurrent caller with the same id and secret (see the module docs), and
     /// its outcome is remembered for the verdict TTL (and, if accepted, as known). A wrong
     /// secret, an unknown id and `auth_busy` are answered at `deadline` when refusals are
@@ -190,20 +180,26 @@ impl Verifier {
         check: Check<'_>,
         secret: &SecretKey,
         deadline: Instant,
-    ) -> Result<bool, AuthError> {
-        if let Check::Stored { hash, .. } = check {
-            if self.known.accepts(client_id, &digest, hash) {
+    ) -> Result<Option<Matched>, AuthError> {
+        if let Check::Stored { hash, previous, .. } = check {
+            if let Some(matched) = self.known.accepts(client_id, &digest, hash, previous) {
                 self.metrics.counters().revalidation();
-                return Ok(true);
+                return Ok(Some(matched));
             }
-            if let Some(verified) = &self.verified
-                && verified
-                    .accepts(client_id, hash, secret.expose_secret().as_bytes())
-                    .await
-            {
-                self.known.remember(client_id, digest, hash);
-                self.metrics.counters().revalidation();
-                return Ok(true);
+            if let Some(verified) = &self.verified {
+                let candidates = [(hash, Matched::Current)]
+                    .into_iter()
+                    .chain(previous.map(|p| (p, Matched::Previous)));
+                for (hash, matched) in candidates {
+                    if verified
+                        .accepts(client_id, hash, secret.expose_secret().as_bytes())
+                        .await
+                    {
+                        self.known.remember(client_id, digest, hash);
+                        self.metrics.counters().revalidation();
+                        return Ok(Some(matched));
+                    }
+                }
             }
         } else if let Some(verified) = &self.verified {
             // An unknown id asks the shared state the same question (against a hash no token
@@ -215,7 +211,7 @@ impl Verifier {
                 .await;
         }
         let key = (client_id.clone(), digest);
-        let against = check.hash();
+        let against = check.against();
         for _ in 0..HASH_CHANGE_RETRIES {
             // Boxed: a refusal waits out its deadline after this, and a request held that
             // long should hold only a small future, not this one's frames.
@@ -226,12 +222,18 @@ impl Verifier {
             .await;
             match outcome {
                 Ok(verdict) if verdict.against == against => {
-                    if let (true, Some(hash)) = (verdict.ok, &against) {
+                    if let (Some(matched), Check::Stored { hash, previous, .. }) =
+                        (verdict.matched, check)
+                    {
+                        let hash = match matched {
+                            Matched::Current => hash,
+                            Matched::Previous => previous.unwrap_or(hash),
+                        };
                         self.known.remember(client_id, digest, hash);
-                        return Ok(true);
+                        return Ok(Some(matched));
                     }
                     self.hold(deadline).await;
-                    return Ok(false);
+                    return Ok(None);
                 }
                 // Remembered for another hash (the id was reissued): decide afresh.
                 Ok(_) => self.verdicts.invalidate(&key).await,
@@ -242,7 +244,7 @@ impl Verifier {
             }
         }
         self.hold(deadline).await;
-        Ok(false)
+        Ok(None)
     }
 
     async fn refused(
@@ -251,7 +253,7 @@ impl Verifier {
         real_token: bool,
         refused: Refused,
         deadline: Instant,
-    ) -> Result<bool, AuthError> {
+    ) -> Result<Option<Matched>, AuthError> {
         match refused {
             Refused::Throttled(full) => {
                 if full.first {
@@ -300,25 +302,29 @@ impl Verifier {
             None => Err(Busy),
             Some(place) => {
                 let verdict = match check {
-                    Check::Stored { hash, account } => {
+                    Check::Stored { account, .. } => {
                         let share = Share {
                             account,
                             client: client_id.clone(),
                         };
-                        let run = self.run(client_id, share, hash.clone(), secret, deadline);
+                        let run = self.run(client_id, share, check.against(), secret, deadline);
                         tokio::time::timeout_at(deadline, run)
                             .await
                             .unwrap_or(Err(Busy))
                     }
                     Check::Unknown => self.unknown(deadline),
                 };
-                if let (Ok(v), Some(verified), Check::Stored { hash, .. }) =
+                if let (Ok(v), Some(verified), Check::Stored { hash, previous, .. }) =
                     (&verdict, &self.verified, check)
-                    && v.ok
+                    && let Some(matched) = v.matched
                 {
+                    let hash = match matched {
+                        Matched::Current => hash,
+                        Matched::Previous => previous.unwrap_or(hash),
+                    };
                     verified.remember(client_id, hash, secret.expose_secret().as_bytes());
                 }
-                if matches!(&verdict, Ok(v) if v.ok) {
+                if matches!(&verdict, Ok(v) if v.matched.is_some()) {
                     drop(place);
                 } else {
                     self.release_at(place, deadline);
@@ -327,7 +333,7 @@ impl Verifier {
             }
         };
         if let (Ok(v), Some(attempt)) = (&verdict, attempt)
-            && v.ok
+            && v.matched.is_some()
         {
             attempt.succeeded();
         }
@@ -359,39 +365,60 @@ impl Verifier {
         match self.admission.new_account_done_within() {
             Some(within) if Instant::now() + within <= deadline => Ok(Arc::new(Verdict {
                 against: None,
-                ok: false,
+                matched: None,
             })),
             _ => Err(Busy),
         }
     }
 
-    /// argon2 against `stored` in `share`'s place in the fair line.
+    /// argon2 against the stored hashes in `share`'s place in the fair line: the current
+    /// one, then (in a rotation's grace, if the current one refused) the replaced one, in
+    /// one turn.
     async fn run(
         &self,
         client_id: &ClientId,
         share: Share,
-        stored: SecretHash,
+        against: Against,
         secret: &SecretKey,
         deadline: Instant,
     ) -> Result<Arc<Verdict>, Busy> {
+        let Some((current, previous)) = against.clone() else {
+            return Ok(Arc::new(Verdict {
+                against,
+                matched: None,
+            }));
+        };
         let hasher = self.hasher.clone();
         let metrics = self.metrics.clone();
-        let (secret, hash) = (secret.clone(), stored.clone());
-        let verification = self
+        let secret = secret.clone();
+        let verifications = self
             .admission
             .run_by(share, deadline, move || {
                 let _running = metrics.counters().secret_verification();
-                hasher.verify(secret.expose_secret().as_bytes(), &hash)
+                let secret = secret.expose_secret().as_bytes();
+                let first = hasher.verify(secret, &current);
+                if matches!(first, Ok(true)) {
+                    return (first, None);
+                }
+                let second = previous.map(|previous| hasher.verify(secret, &previous));
+                (first, second)
             })
             .await?;
-        let ok = verification.unwrap_or_else(|refused| {
-            let client_fingerprint = self.fingerprints.of(client_id.as_str().as_bytes());
-            tracing::warn!(target: "finout_auth", %client_fingerprint, reason = refused.0, "stored secret hash refused");
-            false
-        });
-        Ok(Arc::new(Verdict {
-            against: Some(stored),
-            ok,
-        }))
+        let ok = |verification: Result<bool, RefusedHash>| {
+            verification.unwrap_or_else(|refused| {
+                let client_fingerprint = self.fingerprints.of(client_id.as_str().as_bytes());
+                tracing::warn!(target: "finout_auth", %client_fingerprint, reason = refused.0, "stored secret hash refused");
+                false
+            })
+        };
+        let (first, second) = verifications;
+        let matched = if ok(first) {
+            Some(Matched::Current)
+        } else if second.is_some_and(ok) {
+            Some(Matched::Previous)
+        } else {
+            None
+        };
+        Ok(Arc::new(Verdict { against, matched }))
     }
 }

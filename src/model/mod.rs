@@ -21,7 +21,9 @@ pub use principal::{AccountPrincipal, UserPrincipal};
 pub use requirement::Requirement;
 pub use role::{CustomRole, MAX_ROLE_NAME_LEN, MAX_ROLE_PERMISSIONS, UnknownRole};
 pub use secret::SecretHash;
-pub use token::{MAX_DESCRIPTION_LEN, TokenInfo, TokenKind, TokenRecord};
+pub use token::{
+    MAX_DESCRIPTION_LEN, MAX_ROTATION_GRACE, PreviousSecret, TokenInfo, TokenKind, TokenRecord,
+};
 
 // At the crate root for users; here for the crate's own imports.
 pub(crate) use id::{AccountId, ClientId, UserId};

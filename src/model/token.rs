@@ -61,6 +61,21 @@ pub struct TokenRecord {
     pub issued_by: Option<ClientId>,
     /// When it was last used, to the resolution of the authenticator's usage interval.
     pub last_used_at: Option<OffsetDateTime>,
+    /// The secret replaced by the last rotation, still accepted until its grace ends
+    /// (`None`: rotated without a grace, or never rotated).
+    pub previous_secret: Option<PreviousSecret>,
+    /// When the token was disabled; `None` while it is enabled. A disabled token is kept,
+    /// listed and refused (`invalid_credentials`) until it is enabled again.
+    pub disabled_at: Option<OffsetDateTime>,
+}
+
+/// The secret a rotation replaced: its hash, accepted until `valid_until` (exclusive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousSecret {
+    /// The argon2id hash of the replaced secret.
+    pub hash: SecretHash,
+    /// When the grace ends: accepted strictly before.
+    pub valid_until: OffsetDateTime,
 }
 
 impl TokenRecord {
@@ -91,6 +106,8 @@ impl TokenRecord {
             created_by,
             issued_by: None,
             last_used_at: None,
+            previous_secret: None,
+            disabled_at: None,
         }
     }
 
@@ -104,6 +121,19 @@ impl TokenRecord {
     /// Whether the token is expired at `now` (expiry is exclusive: valid strictly before).
     pub fn is_expired_at(&self, now: OffsetDateTime) -> bool {
         self.expires_at.is_some_and(|at| now >= at)
+    }
+
+    /// The replaced secret's hash while its grace lasts at `now`, else `None`.
+    pub fn previous_hash_at(&self, now: OffsetDateTime) -> Option<&SecretHash> {
+        self.previous_secret
+            .as_ref()
+            .filter(|p| now < p.valid_until)
+            .map(|p| &p.hash)
+    }
+
+    /// Whether the token is disabled.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled_at.is_some()
     }
 
     /// The listing view of this record (no hash).
@@ -120,6 +150,8 @@ impl TokenRecord {
             created_by: self.created_by,
             issued_by: self.issued_by.clone(),
             last_used_at: self.last_used_at,
+            previous_secret_valid_until: self.previous_secret.as_ref().map(|p| p.valid_until),
+            disabled_at: self.disabled_at,
         }
     }
 }
@@ -158,7 +190,25 @@ pub struct TokenInfo {
     /// When it was last used (`null` = never), recorded at most once per usage interval.
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub last_used_at: Option<OffsetDateTime>,
+    /// Until when the secret replaced by the last rotation is still accepted (absent when
+    /// there is none; a time in the past once the grace is over).
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub previous_secret_valid_until: Option<OffsetDateTime>,
+    /// When the token was disabled (absent while it is enabled).
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disabled_at: Option<OffsetDateTime>,
 }
+
+/// The longest grace a rotation gives the replaced secret: 7 days.
+pub const MAX_ROTATION_GRACE: Duration = Duration::days(7);
 
 /// The longest description accepted, in bytes.
 pub const MAX_DESCRIPTION_LEN: usize = 1024;

@@ -35,6 +35,6 @@ pub use sql::{
     postgres::{CHANGE_CHANNEL, DEFAULT_MAX_CONNECTIONS, PostgresOptions, PostgresTokenStore},
 };
 pub use traits::{
-    Invalidate, PurgedTokens, ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter,
-    TokenStore, UserUpdate,
+    Invalidate, PurgedTokens, ResolvedToken, RevokedToken, TokenAdminStore, TokenChange,
+    TokenFilter, TokenStore, UserUpdate,
 };

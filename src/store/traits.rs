@@ -13,7 +13,10 @@ use super::{
 use crate::{
     clock::Clock,
     error::StoreError,
-    model::{Account, AccountId, ClientId, DataAccess, Role, TokenInfo, TokenRecord, User, UserId},
+    model::{
+        Account, AccountId, ClientId, DataAccess, PreviousSecret, Role, SecretHash, TokenInfo,
+        TokenRecord, User, UserId,
+    },
 };
 
 /// A token as found by its client id, with its owner's *current* state.
@@ -181,6 +184,51 @@ impl PurgedTokens {
     }
 }
 
+/// What [`TokenAdminStore::update_token`] changes in a token, keeping its client id, role,
+/// expiry, lineage and listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenChange {
+    /// Replace the secret's hash with `hash`. The replaced secret stays valid until
+    /// `previous_valid_until` (`None`: not at all); a secret replaced before and still in its
+    /// grace is no longer valid, so that at most two secrets ever are.
+    Rotate {
+        /// The new secret's hash.
+        hash: SecretHash,
+        /// When the replaced secret stops working; `None` = at once.
+        previous_valid_until: Option<OffsetDateTime>,
+    },
+    /// Refuse the token from now on; a token already disabled keeps its first time.
+    Disable {
+        /// When it was disabled.
+        at: OffsetDateTime,
+    },
+    /// Admit the token again.
+    Enable,
+}
+
+impl TokenChange {
+    /// Apply to a record (what every store does, atomically, under its own lock).
+    pub fn apply_to(&self, record: &mut TokenRecord) {
+        match self {
+            TokenChange::Rotate {
+                hash,
+                previous_valid_until,
+            } => {
+                let replaced = std::mem::replace(&mut record.secret_hash, hash.clone());
+                record.previous_secret = previous_valid_until.map(|valid_until| PreviousSecret {
+                    hash: replaced,
+                    valid_until,
+                });
+            }
+            TokenChange::Disable { at } => {
+                record.disabled_at.get_or_insert(*at);
+            }
+            TokenChange::Enable => record.disabled_at = None,
+        }
+    }
+}
+
 /// Which tokens a listing returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -319,6 +367,16 @@ pub trait TokenAdminStore: TokenStore {
         account: AccountId,
         client_id: &ClientId,
     ) -> Result<Option<RevokedToken>, StoreError>;
+
+    /// Change a token of the account ([`TokenChange`]: rotate its secret, disable or enable
+    /// it), atomically, and announce the change to other replicas as a revoke is. Returns
+    /// the token as changed, or `None` if the account has no such token.
+    async fn update_token(
+        &self,
+        account: AccountId,
+        client_id: &ClientId,
+        change: TokenChange,
+    ) -> Result<Option<TokenRecord>, StoreError>;
 
     /// List an account's tokens (never a hash), oldest first. Expired tokens not yet purged
     /// are listed too (their `expires_at` tells).

@@ -19,6 +19,7 @@ mod batch;
 mod expiry;
 mod lineage;
 mod preset;
+mod rotation;
 mod tokens;
 
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub use lineage::{
     revoke_deletes_what_the_token_issued, user_removal_deletes_what_their_tokens_issued,
 };
 pub use preset::insecure_test_preset;
+pub use rotation::{disable_and_enable_on_every_replica, rotation_has_a_grace_on_every_replica};
 pub use tokens::{
     concurrent_inserts, listing, remove_user_deletes_exactly_their_tokens, revoke_is_atomic,
     revoke_is_idempotent_and_scoped, usage,
@@ -411,6 +413,8 @@ macro_rules! token_store_conformance {
             check!(purge_takes_the_longest_expired_first);
             check!(insert_makes_room_among_expired_tokens);
             check!(users_per_account_are_capped);
+            check!(rotation_has_a_grace_on_every_replica);
+            check!(disable_and_enable_on_every_replica);
         }
     };
 }

@@ -68,7 +68,7 @@ impl CreateToken {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct CreatedToken {
+pub(crate) struct CreatedToken {
     client_id: ClientId,
     secret_key: String,
     #[serde(rename = "type")]
@@ -190,6 +190,112 @@ pub(crate) async fn revoke_personal_token(
         .revoke_personal_token(&ClientId::from(client_id))
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /admin/{api,personal}-tokens/{clientId}/rotate`: `{"graceSeconds": N}`, how long
+/// the replaced secret keeps working (absent: 0, at once; at most 604,800, 7 days).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct Rotate {
+    #[serde(default)]
+    grace_seconds: u64,
+}
+
+/// A rotated token: the new secret (shown once) and until when the replaced one works.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RotatedToken {
+    #[serde(flatten)]
+    token: CreatedToken,
+    #[serde(with = "time::serde::rfc3339::option")]
+    previous_secret_valid_until: Option<OffsetDateTime>,
+}
+
+async fn rotate(
+    mock: &Mock,
+    principal: &Principal,
+    kind: TokenKind,
+    client_id: String,
+    body: Rotate,
+) -> Answer<Json<RotatedToken>> {
+    let grace = std::time::Duration::from_secs(body.grace_seconds);
+    let session = mock.inner.admin.acting_as(principal);
+    let rotated = session
+        .rotate_token(kind, &ClientId::from(client_id), grace)
+        .await?;
+    let previous_secret_valid_until = rotated.info.previous_secret_valid_until;
+    let (_, Json(token)) = created(rotated);
+    Ok(Json(RotatedToken {
+        token,
+        previous_secret_valid_until,
+    }))
+}
+
+pub(crate) async fn rotate_api_token(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(client_id): Path<String>,
+    Body(body): Body<Rotate>,
+) -> Answer<Json<RotatedToken>> {
+    rotate(&mock, &principal, TokenKind::Api, client_id, body).await
+}
+
+pub(crate) async fn rotate_personal_token(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(client_id): Path<String>,
+    Body(body): Body<Rotate>,
+) -> Answer<Json<RotatedToken>> {
+    rotate(&mock, &principal, TokenKind::Personal, client_id, body).await
+}
+
+async fn set_enabled(
+    mock: &Mock,
+    principal: &Principal,
+    kind: TokenKind,
+    client_id: String,
+    enabled: bool,
+) -> Answer<StatusCode> {
+    let session = mock.inner.admin.acting_as(principal);
+    let client_id = ClientId::from(client_id);
+    if enabled {
+        session.enable_token(kind, &client_id).await?;
+    } else {
+        session.disable_token(kind, &client_id).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn disable_api_token(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(client_id): Path<String>,
+) -> Answer<StatusCode> {
+    set_enabled(&mock, &principal, TokenKind::Api, client_id, false).await
+}
+
+pub(crate) async fn enable_api_token(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(client_id): Path<String>,
+) -> Answer<StatusCode> {
+    set_enabled(&mock, &principal, TokenKind::Api, client_id, true).await
+}
+
+pub(crate) async fn disable_personal_token(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(client_id): Path<String>,
+) -> Answer<StatusCode> {
+    set_enabled(&mock, &principal, TokenKind::Personal, client_id, false).await
+}
+
+pub(crate) async fn enable_personal_token(
+    State(mock): State<Mock>,
+    principal: Principal,
+    Path(client_id): Path<String>,
+) -> Answer<StatusCode> {
+    set_enabled(&mock, &principal, TokenKind::Personal, client_id, true).await
 }
 
 #[derive(Deserialize)]

@@ -111,6 +111,19 @@ impl Front {
             .flatten()
     }
 
+    /// Whether an entry (found in the shared cache) is young enough to be served: moka
+    /// counts its TTL from the insert, this from when its record was read.
+    #[inline]
+    pub(crate) fn is_fresh(&self, entry: &VerifiedEntry) -> bool {
+        is_younger(entry.stamp.cached_at, self.entry_ticks)
+    }
+
+    /// Whether a refusal (found in the shared cache) is young enough to be served.
+    #[inline]
+    pub(crate) fn is_fresh_refusal(&self, refusal: &Refusal) -> bool {
+        is_younger(refusal.stamp.cached_at, self.refusal_ticks)
+    }
+
     /// Whether an entry (found in the shared cache) is old enough to be refreshed.
     #[inline]
     pub(crate) fn refresh_due(&self, entry: &VerifiedEntry) -> bool {
@@ -262,7 +275,7 @@ mod tests {
             entry.client_id.clone(),
             entry.stamp.epoch,
             entry.digest,
-            entry.hash.clone(),
+            entry.secrets.current.clone(),
             entry.principal.clone(),
             None,
         );

@@ -14,13 +14,14 @@ mod front;
 
 use std::{sync::Arc, time::Duration};
 
-pub(crate) use entry::VerifiedEntry;
-use entry::{Refusal, Stamp};
+use entry::Refusal;
+pub(crate) use entry::Stamp;
+pub(crate) use entry::{Secrets, VerifiedEntry};
 use front::Front;
 
-use super::epoch::{Epoch, Epochs};
+use super::{check::Matched, epoch::Epochs};
 use crate::{
-    crypto::digest::{DigestKey, SecretDigest, digests_equal},
+    crypto::digest::{DigestKey, SecretDigest},
     model::ClientId,
 };
 
@@ -31,9 +32,9 @@ type FastHash = foldhash::fast::RandomState;
 
 /// What the cache says about presented credentials.
 pub(crate) enum Lookup {
-    /// A current verified token, and the secret is the one argon2 accepted; `true` when the
-    /// entry is old enough to be refreshed from the store.
-    Verified(Arc<VerifiedEntry>, bool),
+    /// A current verified token, and the secret is one argon2 accepted (which one); `true`
+    /// when the entry is old enough to be refreshed from the store.
+    Verified(Arc<VerifiedEntry>, Matched, bool),
     /// The same id and secret failed before, and the token has not changed since.
     Refused,
     /// The cache cannot tell: the cold path must.
@@ -58,6 +59,9 @@ pub(crate) struct TokenCache {
     stale: Option<moka::sync::Cache<ClientId, Arc<VerifiedEntry>, FastHash>>,
     front: Front,
     epochs: Epochs,
+    /// How much longer a record is trusted than a refusal decided on it (the cache TTL less
+    /// the refusal TTL).
+    record_slack: coarsetime::Duration,
 }
 
 impl TokenCache {
@@ -87,6 +91,7 @@ impl TokenCache {
             }),
             front: Front::new(ttl, refusal_ttl),
             epochs: Epochs::new(),
+            record_slack: ttl.saturating_sub(refusal_ttl).into(),
         }
     }
 
@@ -107,18 +112,17 @@ impl TokenCache {
     /// shared cache), so that timing does not tell which ids belong to tokens in use.
     #[inline]
     pub(crate) fn lookup(&self, client_id: &[u8], secret: &SecretDigest) -> Lookup {
-        match self.verified(client_id) {
-            Some((entry, found, due)) if digests_equal(secret, &entry.digest) => {
+        if let Some((entry, found, due)) = self.verified(client_id) {
+            if let Some(matched) = entry.accepts(secret) {
                 let due = match found {
                     Found::Front => due,
                     Found::Shared => self.front.refresh_due(&entry),
                 };
-                return Lookup::Verified(entry, due);
+                return Lookup::Verified(entry, matched, due);
             }
-            Some((_, Found::Front, _)) => {
+            if found == Found::Front {
                 let _ = self.verified.contains_key(client_id);
             }
-            _ => {}
         }
         if self.is_refused(client_id, secret) {
             Lookup::Refused
@@ -138,7 +142,7 @@ impl TokenCache {
             return Some((entry, Found::Front, due));
         }
         let entry = self.verified.get(client_id)?;
-        if !self.epochs.is_current(entry.stamp.epoch) {
+        if !self.epochs.is_current(entry.stamp.epoch) || !self.front.is_fresh(&entry) {
             return None;
         }
         self.front.put(&entry);
@@ -151,7 +155,11 @@ impl TokenCache {
         let refusal = match self.front.refusal(client_id, secret) {
             Some(refusal) => refusal,
             None => {
-                let Some(refusal) = self.refused.get(&self.attempt_key(client_id, secret)) else {
+                let Some(refusal) = self
+                    .refused
+                    .get(&self.attempt_key(client_id, secret))
+                    .filter(|r| self.front.is_fresh_refusal(r))
+                else {
                     return false;
                 };
                 self.front.put_refusal(client_id, secret, refusal);
@@ -178,22 +186,29 @@ impl TokenCache {
         &self,
         client_id: &ClientId,
         secret: &SecretDigest,
-    ) -> Option<Arc<VerifiedEntry>> {
+    ) -> Option<(Arc<VerifiedEntry>, Matched)> {
         let entry = self.stale.as_ref()?.get(client_id)?;
-        (digests_equal(secret, &entry.digest) && self.epochs.is_current(entry.stamp.epoch))
-            .then_some(entry)
+        let matched = entry.accepts(secret)?;
+        self.epochs
+            .is_current(entry.stamp.epoch)
+            .then_some((entry, matched))
     }
 
     /// Remember that `client_id` with a secret of this digest failed, for a token read in
-    /// `epoch`.
-    pub(crate) fn insert_refusal(&self, client_id: &ClientId, secret: &SecretDigest, epoch: Epoch) {
+    /// `stamp`'s epoch and time (a refusal is trusted for the refusal TTL, and never longer
+    /// than the record it was decided on).
+    pub(crate) fn insert_refusal(
+        &self,
+        client_id: &ClientId,
+        secret: &SecretDigest,
+        stamp: impl Into<Stamp>,
+    ) {
         let attempt = self.attempt_key(client_id.as_str().as_bytes(), secret);
-        self.refused.insert(
-            attempt,
-            Refusal {
-                stamp: Stamp::now(epoch),
-            },
-        );
+        let mut stamp = stamp.into();
+        // Served for the refusal TTL from now, but never past the record's own TTL.
+        let now = coarsetime::Instant::now_without_cache_update();
+        stamp.cached_at = (stamp.cached_at + self.record_slack).min(now);
+        self.refused.insert(attempt, Refusal { stamp });
     }
 
     /// Drop a verified token now (e.g. past its expiry) rather than at its TTL.

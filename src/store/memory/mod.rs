@@ -11,8 +11,8 @@ use super::{
     batch::Batch,
     limits::{TokenLimits, UserLimits},
     traits::{
-        PurgedTokens, ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter, TokenStore,
-        UserUpdate,
+        PurgedTokens, ResolvedToken, RevokedToken, TokenAdminStore, TokenChange, TokenFilter,
+        TokenStore, UserUpdate,
     },
 };
 use crate::{
@@ -226,6 +226,24 @@ impl TokenAdminStore for MemoryTokenStore {
             record,
             issued: removed.map(|t| t.client_id).collect(),
         }))
+    }
+
+    async fn update_token(
+        &self,
+        account: AccountId,
+        client_id: &ClientId,
+        change: TokenChange,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let mut state = self.write();
+        let Some(record) = state
+            .tokens
+            .get_mut(client_id)
+            .filter(|t| t.account_id == account)
+        else {
+            return Ok(None);
+        };
+        change.apply_to(record);
+        Ok(Some(record.clone()))
     }
 
     async fn list_tokens(

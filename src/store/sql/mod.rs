@@ -38,12 +38,12 @@ use crate::{
 
 const TOKEN_COLUMNS: &str = "t.client_id, t.kind, t.account_id, t.user_id, \
      t.description, t.role, t.secret_hash, t.created_at, t.expires_at, t.created_by, \
-     t.last_used_at, t.issued_by";
+     t.last_used_at, t.issued_by, t.previous_secret_hash, t.previous_valid_until, t.disabled_at";
 
 /// The same, unqualified: SQLite's RETURNING takes no table names.
 const RETURNED_COLUMNS: &str = "client_id, kind, account_id, user_id, \
      description, role, secret_hash, created_at, expires_at, created_by, last_used_at, \
-     issued_by";
+     issued_by, previous_secret_hash, previous_valid_until, disabled_at";
 
 const USER_COLUMNS: &str = "id, account_id, email, roles, data_access";
 

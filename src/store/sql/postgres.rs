@@ -25,8 +25,8 @@ use crate::{
         batch::Batch,
         limits::{TokenLimits, UserLimits},
         traits::{
-            PurgedTokens, ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter, TokenStore,
-            UserUpdate,
+            PurgedTokens, ResolvedToken, RevokedToken, TokenAdminStore, TokenChange, TokenFilter,
+            TokenStore, UserUpdate,
         },
     },
 };
@@ -310,6 +310,15 @@ impl TokenAdminStore for PostgresTokenStore {
         client_id: &ClientId,
     ) -> Result<Option<RevokedToken>, StoreError> {
         self.sql.delete_token(account, client_id).await
+    }
+
+    async fn update_token(
+        &self,
+        account: AccountId,
+        client_id: &ClientId,
+        change: TokenChange,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.sql.update_token(account, client_id, change).await
     }
 
     async fn list_tokens(

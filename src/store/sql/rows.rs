@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use super::backend::{Backend, Query};
 use crate::{
     error::StoreError,
-    model::{ClientId, DataAccess, SecretHash, TokenKind, TokenRecord, User},
+    model::{ClientId, DataAccess, PreviousSecret, SecretHash, TokenKind, TokenRecord, User},
 };
 
 pub(super) fn backend_error(e: sqlx::Error) -> StoreError {
@@ -115,6 +115,17 @@ pub(super) fn record<B: Backend>(row: &B::Row) -> Result<TokenRecord, StoreError
     );
     record.last_used_at = opt_time::<B>(row, "last_used_at")?;
     record.issued_by = opt_text::<B>(row, "issued_by")?.map(ClientId::from);
+    let previous = opt_text::<B>(row, "previous_secret_hash")?;
+    let valid_until = opt_time::<B>(row, "previous_valid_until")?;
+    record.previous_secret = match (previous, valid_until) {
+        (Some(hash), Some(valid_until)) => Some(PreviousSecret {
+            hash: SecretHash::from_phc(hash),
+            valid_until,
+        }),
+        (None, None) => None,
+        _ => return Err(corrupt("previous_valid_until")),
+    };
+    record.disabled_at = opt_time::<B>(row, "disabled_at")?;
     Ok(record)
 }
 

@@ -23,8 +23,8 @@ use crate::{
         batch::Batch,
         limits::{TokenLimits, UserLimits},
         traits::{
-            PurgedTokens, ResolvedToken, RevokedToken, TokenAdminStore, TokenFilter, TokenStore,
-            UserUpdate,
+            PurgedTokens, ResolvedToken, RevokedToken, TokenAdminStore, TokenChange, TokenFilter,
+            TokenStore, UserUpdate,
         },
     },
 };
@@ -251,6 +251,15 @@ impl TokenAdminStore for SqliteTokenStore {
         client_id: &ClientId,
     ) -> Result<Option<RevokedToken>, StoreError> {
         self.sql.delete_token(account, client_id).await
+    }
+
+    async fn update_token(
+        &self,
+        account: AccountId,
+        client_id: &ClientId,
+        change: TokenChange,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.sql.update_token(account, client_id, change).await
     }
 
     async fn list_tokens(

@@ -15,7 +15,7 @@ use crate::{
     model::{AccountId, ClientId, TokenKind, TokenRecord, UserId},
     store::{
         limits::TokenLimits,
-        traits::{PurgedTokens, RevokedToken},
+        traits::{PurgedTokens, RevokedToken, TokenChange},
     },
 };
 
@@ -127,7 +127,8 @@ impl<B: Backend> SqlStore<B> {
         let query = sqlx::query(
             "INSERT INTO finout_auth_tokens (client_id, kind, account_id, user_id, \
              description, role, secret_hash, created_at, expires_at, created_by, \
-             last_used_at, issued_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             last_used_at, issued_by, previous_secret_hash, previous_valid_until, disabled_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         );
         let query = bind_str(query, &record.client_id);
         let query = bind_str(query, record.kind.as_str());
@@ -141,6 +142,10 @@ impl<B: Backend> SqlStore<B> {
         let query = B::bind_text(query, record.created_by.map(|u| u.to_string()));
         let query = B::bind_time(query, record.last_used_at.map(utc));
         let query = B::bind_text(query, record.issued_by.as_ref().map(ToString::to_string));
+        let previous = record.previous_secret.as_ref();
+        let query = B::bind_text(query, previous.map(|p| p.hash.as_phc().to_owned()));
+        let query = B::bind_time(query, previous.map(|p| utc(p.valid_until)));
+        let query = B::bind_time(query, record.disabled_at.map(utc));
         B::execute(On::Tx(tx), query)
             .await
             .map_err(|e| write_error(e, "client id", "account"))?;
@@ -184,6 +189,49 @@ impl<B: Backend> SqlStore<B> {
         B::notify(&mut tx, &issued).await?;
         tx.commit().await.map_err(backend_error)?;
         Ok(Some(RevokedToken { record, issued }))
+    }
+
+    /// Rotate, disable or enable a token, under its account's lock, announcing it.
+    pub(super) async fn update_token(
+        &self,
+        account: AccountId,
+        client_id: &ClientId,
+        change: TokenChange,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let mut tx = self.write().await?;
+        if !Self::lock_account(&mut tx, account).await? {
+            return Ok(None);
+        }
+        // Read under the lock, changed as every store changes it, written back whole.
+        let sql = format!(
+            "SELECT {RETURNED_COLUMNS} FROM finout_auth_tokens \
+             WHERE client_id = $1 AND account_id = $2"
+        );
+        let query = bind_str(bind_str(sqlx::query(&sql), client_id), account);
+        let Some(row) = B::fetch_optional(On::Tx(&mut tx), query)
+            .await
+            .map_err(backend_error)?
+        else {
+            return Ok(None);
+        };
+        let mut record = record::<B>(&row)?;
+        change.apply_to(&mut record);
+        let query = sqlx::query(
+            "UPDATE finout_auth_tokens SET secret_hash = $1, previous_secret_hash = $2, \
+             previous_valid_until = $3, disabled_at = $4 WHERE client_id = $5 AND account_id = $6",
+        );
+        let previous = record.previous_secret.as_ref();
+        let query = bind_str(query, record.secret_hash.as_phc());
+        let query = B::bind_text(query, previous.map(|p| p.hash.as_phc().to_owned()));
+        let query = B::bind_time(query, previous.map(|p| utc(p.valid_until)));
+        let query = B::bind_time(query, record.disabled_at.map(utc));
+        let query = bind_str(bind_str(query, client_id), account);
+        B::execute(On::Tx(&mut tx), query)
+            .await
+            .map_err(backend_error)?;
+        B::notify(&mut tx, std::slice::from_ref(client_id)).await?;
+        tx.commit().await.map_err(backend_error)?;
+        Ok(Some(record))
     }
 
     pub(super) async fn remove_user(
