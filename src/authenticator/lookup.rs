@@ -58,7 +58,10 @@ impl Records {
             let epoch = epochs.current(client_id.as_str().as_bytes());
             self.metrics.counters().store_lookup();
             let token = self.store.find_token(client_id).await?;
-            let principal = token.as_ref().and_then(|t| principal_for(client_id, t));
+            let principal = token
+                .as_ref()
+                .and_then(|t| principal_for(client_id, t))
+                .map(|p| p.counted_by(self.metrics.clone()));
             Ok::<_, StoreError>(Arc::new(Fetched {
                 token,
                 principal,
