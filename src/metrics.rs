@@ -1,10 +1,12 @@
 //! Counters of every answer: [`Metrics`], a cloneable handle that the
-//! [`Authenticator`](crate::Authenticator) (and so the [`AuthLayer`](crate::AuthLayer)),
-//! [`RequireLayer`](crate::middleware::RequireLayer) and
-//! [`TokenConcurrencyLimitLayer`](crate::middleware::TokenConcurrencyLimitLayer) record
-//! into, so that every rejection is counted once, by whoever answered it. Readable as a
-//! [`MetricsSnapshot`] and, with the `metrics` feature, reported through the `metrics`
-//! facade as:
+//! [`Authenticator`](crate::Authenticator) (and so the [`AuthLayer`](crate::AuthLayer))
+//! records into, and so do the layers after it
+//! ([`RequireLayer`](crate::middleware::RequireLayer),
+//! [`TokenConcurrencyLimitLayer`](crate::middleware::TokenConcurrencyLimitLayer),
+//! [`RateLimitLayer`](crate::middleware::RateLimitLayer)), finding it through the request,
+//! unless one was given a handle of its own: every rejection is counted once, by whoever
+//! answered it. Readable as a [`MetricsSnapshot`] and, with the `metrics` feature, reported
+//! through the `metrics` facade as:
 //!
 //! | name | labels |
 //! | --- | --- |
@@ -25,18 +27,27 @@ use std::sync::{
 
 use crate::error::ErrorCode;
 
-/// A handle on one set of counters; clones count into the same ones.
+/// A handle on one set of counters; clones count into the same ones. Every
+/// [`Authenticator`](crate::Authenticator) has one; a layer given one with `.metrics(..)`
+/// counts its rejections there instead of into its authenticator's.
 ///
 /// ```
-/// use finout_auth::{ErrorCode, metrics::Metrics, middleware::RequireLayer, Role};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::convert::Infallible;
+/// use finout_auth::{AccountId, ClientId, ErrorCode, Principal, Role, metrics::Metrics, middleware::RequireLayer};
+/// use http::{Request, Response};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
 ///
-/// let metrics = Metrics::default();
-/// // Share it with every layer that answers: here, a 403 is counted where the
-/// // authenticator's answers are.
-/// let require = RequireLayer::role(Role::Admin).metrics(metrics.clone());
-/// metrics.record_rejection(ErrorCode::Forbidden);
+/// let metrics = Metrics::new();
+/// let service = ServiceBuilder::new()
+///     .layer(RequireLayer::role(Role::Admin).metrics(metrics.clone()))
+///     .service(service_fn(|_: Request<String>| async { Ok::<_, Infallible>(Response::new(String::new())) }));
+/// let mut request = Request::new(String::new());
+/// request.extensions_mut().insert(Principal::account(AccountId::new_v4(), Role::ReadOnly, ClientId::from("id")));
+/// service.oneshot(request).await.unwrap();
 /// assert_eq!(metrics.snapshot().rejections_of(ErrorCode::Forbidden), 1);
-/// # let _ = require;
+/// # }
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {

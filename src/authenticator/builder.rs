@@ -282,9 +282,8 @@ impl AuthenticatorBuilder {
         self
     }
 
-    /// Count into this handle, e.g. one shared with a
-    /// [`RequireLayer`](crate::middleware::RequireLayer) and a
-    /// [`TokenConcurrencyLimitLayer`](crate::middleware::TokenConcurrencyLimitLayer). Default:
+    /// Count into this handle (with the rejections of the layers after its
+    /// [`AuthLayer`](crate::AuthLayer)), e.g. one shared with other authenticators. Default:
     /// a handle of its own ([`Authenticator::metrics_handle`]).
     pub fn metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;

@@ -72,7 +72,10 @@ impl Records {
             let read_at = coarsetime::Instant::now_without_cache_update();
             self.metrics.counters().store_lookup();
             let token = self.store.find_token(client_id).await?;
-            let principal = token.as_ref().and_then(|t| principal_for(client_id, t));
+            let principal = token
+                .as_ref()
+                .and_then(|t| principal_for(client_id, t))
+                .map(|p| p.counted_by(self.metrics.clone()));
             Ok::<_, StoreError>(Arc::new(Fetched {
                 token,
                 principal,

@@ -117,9 +117,9 @@ impl Authenticator {
         self.inner.metrics.snapshot()
     }
 
-    /// The handle this authenticator counts into: share it with the layers that answer
-    /// after it ([`RequireLayer::metrics`](crate::middleware::RequireLayer::metrics),
-    /// [`TokenConcurrencyLimitLayer::metrics`](crate::middleware::TokenConcurrencyLimitLayer::metrics)).
+    /// The handle this authenticator counts into, and so do the layers after its `AuthLayer`
+    /// given none of their own (found through the request's [`Principal`]); a layer outside
+    /// every `AuthLayer` counts only into a handle passed to its `.metrics(..)`, e.g. this one.
     pub fn metrics_handle(&self) -> &Metrics {
         &self.inner.metrics
     }

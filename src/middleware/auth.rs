@@ -52,6 +52,7 @@ use crate::{
     authenticator::Authenticator,
     credentials::{CLIENT_ID_HEADER, Credentials, TakenSecret},
     error::AuthError,
+    metrics::Metrics,
     model::{ClientId, Principal, SecretKey},
 };
 
@@ -116,9 +117,10 @@ pub struct AuthService<S, R = JsonRejection> {
     optional: bool,
 }
 
-/// The mark of a request an optional [`AuthLayer`] let through without credentials.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Anonymous;
+/// The mark of a request an optional [`AuthLayer`] let through without credentials, with the
+/// handle its authenticator counts into (for a refusal by a layer after it).
+#[derive(Debug, Clone)]
+pub(crate) struct Anonymous(pub(crate) Metrics);
 
 /// Record who the caller is on the current span (the caller's, e.g. tower-http's
 /// `TraceLayer` span), for the fields it declared: `client_id` and `account_id`.
@@ -191,7 +193,9 @@ where
             {
                 // Optional authentication and no credentials at all: no principal, and a
                 // mark saying so (a `Principal` extractor then answers 401, not 500).
-                request.extensions_mut().insert(Anonymous);
+                request
+                    .extensions_mut()
+                    .insert(Anonymous(self.authenticator.metrics_handle().clone()));
                 return AuthFuture::calling(self.inner.call(request));
             }
             Err(error) => {

@@ -9,8 +9,13 @@
 //!
 //! Each answers a rejection through a [`RejectionResponse`] (by default [`JsonRejection`]:
 //! the [`ErrorBody`]), its responses carry an [`AuthBody`], and its futures are in
-//! [`future`]. With the `axum` feature, `Principal` and `Option<Principal>` are extractors
-//! and [`AuthError`](crate::AuthError) and [`AdminError`](crate::AdminError) are responses.
+//! [`future`]. The layers after the `AuthLayer` count their rejections into a handle given
+//! with `.metrics(..)`, else into the [`Metrics`](crate::metrics::Metrics) of the
+//! authenticator that let the request in (its [`Principal`](crate::Principal) carries it);
+//! one placed outside every `AuthLayer`, or under a `Principal` built by hand, counts only
+//! into a handle given to it. With the `axum` feature, `Principal` and `Option<Principal>`
+//! are extractors and [`AuthError`](crate::AuthError) and [`AdminError`](crate::AdminError)
+//! are responses.
 
 /// `get_ref`, `get_mut` and `into_inner` for a service whose inner service is `self.inner`.
 macro_rules! define_inner_service_accessors {

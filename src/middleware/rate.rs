@@ -53,7 +53,7 @@ use tower_service::Service;
 
 use super::{
     limit::{LimitFuture, future::Decided},
-    rejection::{JsonRejection, Ready, RejectionResponse},
+    rejection::{JsonRejection, Ready, RejectionResponse, counter},
     request_id::RequestId,
 };
 use crate::{
@@ -221,7 +221,12 @@ impl<R> RateLimitLayer<R> {
         self
     }
 
-    /// Count every rejection it answers into `metrics`.
+    /// Count every rejection it answers into `metrics` instead of the authenticator's.
+    ///
+    /// Not needed inside an [`AuthLayer`](crate::AuthLayer): without a handle of its own, it
+    /// counts into that of the authenticator that let the request in
+    /// ([`Authenticator::metrics_handle`](crate::Authenticator::metrics_handle)), found
+    /// through the request.
     pub fn metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = Some(metrics);
         self
@@ -303,16 +308,14 @@ impl<R: RejectionResponse> RateLimitLayer<R> {
         retry_after: Duration,
         standing: Option<Standing>,
         request_id: &RequestId,
+        metrics: Option<&Metrics>,
     ) -> Ready {
         let error = AuthError::TooManyRequests { retry_after };
-        if let Some(metrics) = &self.metrics {
-            metrics.record_rejection(error.code());
-        }
         let mut response = self.rejection.response_with_id(&error, request_id);
         if let (Some(report), Some(standing)) = (&self.report, standing) {
             report.write(standing, response.headers_mut());
         }
-        Ready::new(response)
+        Ready::counted(response, error.code(), metrics)
     }
 
     /// The decision for `key` through the shared state (the process's own counts when it
@@ -323,6 +326,7 @@ impl<R: RejectionResponse> RateLimitLayer<R> {
         name: Arc<str>,
         key: Key,
         request_id: RequestId,
+        metrics: Option<Metrics>,
     ) -> super::limit::future::Deciding {
         let limit = self.clone();
         Box::pin(async move {
@@ -352,9 +356,12 @@ impl<R: RejectionResponse> RateLimitLayer<R> {
                     None => Decided::Pass(None),
                     Some(headers) => Decided::PassWith(headers),
                 },
-                Err(retry_after) => {
-                    Decided::Reject(limit.rejection_response(retry_after, standing, &request_id))
-                }
+                Err(retry_after) => Decided::Reject(limit.rejection_response(
+                    retry_after,
+                    standing,
+                    &request_id,
+                    metrics.as_ref(),
+                )),
             }
         })
     }
@@ -414,9 +421,10 @@ where
         };
         if let (Some((shared, name)), false) = (&self.limit.shared, self.limit.quotas.is_empty()) {
             let request_id = RequestId::of(request.headers());
-            let decision = self
-                .limit
-                .decide_shared(shared.clone(), name.clone(), key, request_id);
+            let metrics = counter(self.limit.metrics.as_ref(), &request).cloned();
+            let decision =
+                self.limit
+                    .decide_shared(shared.clone(), name.clone(), key, request_id, metrics);
             // The service polled ready goes with the request; its clone stays for the next.
             let clone = self.inner.clone();
             let inner = std::mem::replace(&mut self.inner, clone);
@@ -432,6 +440,7 @@ where
                 retry_after,
                 standing,
                 &RequestId::of(request.headers()),
+                counter(self.limit.metrics.as_ref(), &request),
             )),
         }
     }

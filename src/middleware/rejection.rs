@@ -5,16 +5,21 @@
 use std::{borrow::Cow, sync::OnceLock, time::Duration};
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::{
+    auth::Anonymous,
     body::AuthBody,
     request_id::{REQUEST_ID_HEADER, RequestId},
 };
-use crate::error::{AuthError, ErrorCode};
+use crate::{
+    error::{AuthError, ErrorCode},
+    metrics::Metrics,
+    model::Principal,
+};
 
 /// Turns a rejection into a response. Implement it (or pass a closure
 /// `Fn(&AuthError) -> Response<Full<Bytes>>`) to answer in another shape, e.g. a gRPC
@@ -195,6 +200,23 @@ pub(crate) fn retry_after_secs(after: Duration) -> u64 {
     secs.max(1)
 }
 
+/// The handle a layer counts its rejection of `request` into: its own if it was given one,
+/// else that of the authenticator that let the request in, found through the request (its
+/// [`Principal`], or an optional `AuthLayer`'s [`Anonymous`] mark). `None` outside every
+/// `AuthLayer`: then nothing counts it.
+pub(crate) fn counter<'a, B>(
+    own: Option<&'a Metrics>,
+    request: &'a Request<B>,
+) -> Option<&'a Metrics> {
+    own.or_else(|| {
+        let extensions = request.extensions();
+        match extensions.get::<Principal>() {
+            Some(principal) => principal.metrics(),
+            None => extensions.get::<Anonymous>().map(|anonymous| &anonymous.0),
+        }
+    })
+}
+
 /// A rejection ready to be answered, as the middleware's response futures hold it until
 /// polled.
 pub(crate) struct Ready(Option<Response<Full<Bytes>>>);
@@ -202,6 +224,18 @@ pub(crate) struct Ready(Option<Response<Full<Bytes>>>);
 impl Ready {
     pub(crate) fn new(response: Response<Full<Bytes>>) -> Self {
         Ready(Some(response))
+    }
+
+    /// A layer's rejection of `code`, counted into `metrics` (see [`counter`]).
+    pub(crate) fn counted(
+        response: Response<Full<Bytes>>,
+        code: ErrorCode,
+        metrics: Option<&Metrics>,
+    ) -> Self {
+        if let Some(metrics) = metrics {
+            metrics.record_rejection(code);
+        }
+        Ready::new(response)
     }
 
     /// The response, once.

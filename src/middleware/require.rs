@@ -40,7 +40,7 @@ use tower_service::Service;
 use super::{
     auth::Anonymous,
     body::AuthBody,
-    rejection::{JsonRejection, Ready, RejectionResponse},
+    rejection::{JsonRejection, Ready, RejectionResponse, counter},
     request_id::RequestId,
 };
 use crate::{
@@ -128,8 +128,13 @@ impl<R> RequireLayer<R> {
         }
     }
 
-    /// Count every rejection it answers into `metrics` (e.g. the authenticator's,
-    /// [`Authenticator::metrics_handle`](crate::Authenticator::metrics_handle)).
+    /// Count every rejection it answers into `metrics` instead of the authenticator's.
+    ///
+    /// Not needed inside an [`AuthLayer`](crate::AuthLayer): without a handle of its own, it
+    /// counts into that of the authenticator that let the request in
+    /// ([`Authenticator::metrics_handle`](crate::Authenticator::metrics_handle)), found
+    /// through the request. Needed to count
+    /// the 500 it answers when no `AuthLayer` is outside it.
     pub fn metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = Some(metrics);
         self
@@ -197,15 +202,13 @@ where
                 AuthError::LayerMissing
             }
         };
-        if let Some(metrics) = &self.metrics {
-            metrics.record_rejection(error.code());
-        }
+        let response = self
+            .rejection
+            .response_with_id(&error, &RequestId::of(request.headers()));
+        let metrics = counter(self.metrics.as_ref(), &request);
         RequireFuture {
             state: RequireState::Rejected {
-                response: Ready::new(
-                    self.rejection
-                        .response_with_id(&error, &RequestId::of(request.headers())),
-                ),
+                response: Ready::counted(response, error.code(), metrics),
             },
         }
     }

@@ -4,7 +4,7 @@
 //! at the moment of the request: [`Principal::has_permission`] requires both the token's role
 //! and one of the user's roles to grant it, so demoting the user demotes the token.
 
-use std::sync::Arc;
+use std::{fmt, sync::Arc};
 
 use serde::Serialize;
 
@@ -15,6 +15,7 @@ use super::{
     role::Role,
     token::TokenKind,
 };
+use crate::metrics::Metrics;
 
 /// The authenticated caller, attached to each request's extensions by the layer.
 ///
@@ -51,7 +52,7 @@ pub enum Principal {
 }
 
 /// The caller behind an API token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct AccountPrincipal {
@@ -61,10 +62,12 @@ pub struct AccountPrincipal {
     pub token_role: Role,
     /// The token's client id.
     pub client_id: ClientId,
+    #[serde(skip)]
+    counted_by: CountedBy,
 }
 
 /// The caller behind a personal token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct UserPrincipal {
@@ -80,6 +83,45 @@ pub struct UserPrincipal {
     pub client_id: ClientId,
     /// The user's data access (as of the token lookup).
     pub data_access: DataAccess,
+    #[serde(skip)]
+    counted_by: CountedBy,
+}
+
+/// The metrics handle of the authenticator a principal came from: how the layers after its
+/// `AuthLayer` find where to count their rejections, through the request. Not part of who
+/// the caller is: it compares equal, and is neither printed nor serialized.
+#[derive(Clone, Default)]
+struct CountedBy(Option<Metrics>);
+
+impl PartialEq for CountedBy {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for CountedBy {}
+
+impl fmt::Debug for AccountPrincipal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountPrincipal")
+            .field("account_id", &self.account_id)
+            .field("token_role", &self.token_role)
+            .field("client_id", &self.client_id)
+            .finish()
+    }
+}
+
+impl fmt::Debug for UserPrincipal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserPrincipal")
+            .field("account_id", &self.account_id)
+            .field("user_id", &self.user_id)
+            .field("roles", &self.roles)
+            .field("token_role", &self.token_role)
+            .field("client_id", &self.client_id)
+            .field("data_access", &self.data_access)
+            .finish()
+    }
 }
 
 static ALL_DATA: DataAccess = DataAccess::All;
@@ -91,6 +133,7 @@ impl Principal {
             account_id,
             token_role,
             client_id,
+            counted_by: CountedBy::default(),
         }))
     }
 
@@ -109,6 +152,7 @@ impl Principal {
             token_role,
             client_id,
             data_access: DataAccess::All,
+            counted_by: CountedBy::default(),
         }))
     }
 
@@ -121,7 +165,27 @@ impl Principal {
             token_role,
             client_id,
             data_access: user.data_access.clone(),
+            counted_by: CountedBy::default(),
         }))
+    }
+
+    /// The same principal, counted by `metrics` (its authenticator's).
+    pub(crate) fn counted_by(mut self, metrics: Metrics) -> Self {
+        // A principal just built: its allocation is not shared, nothing is copied.
+        let counted_by = match &mut self {
+            Principal::Account(a) => &mut Arc::make_mut(a).counted_by,
+            Principal::User(u) => &mut Arc::make_mut(u).counted_by,
+        };
+        *counted_by = CountedBy(Some(metrics));
+        self
+    }
+
+    /// The handle of the authenticator this principal came from, if it came from one.
+    pub(crate) fn metrics(&self) -> Option<&Metrics> {
+        match self {
+            Principal::Account(a) => a.counted_by.0.as_ref(),
+            Principal::User(u) => u.counted_by.0.as_ref(),
+        }
     }
 
     /// The account the caller acts in.
@@ -251,6 +315,19 @@ impl Principal {
 mod tests {
     use super::*;
     use crate::model::Permission;
+
+    #[test]
+    fn the_handle_it_is_counted_by_is_not_part_of_who_it_is() {
+        let plain = user(vec![Role::Basic], Role::Basic);
+        let counted = plain.clone().counted_by(Metrics::new());
+        assert!(counted.metrics().is_some() && plain.metrics().is_none());
+        assert_eq!(counted, plain);
+        assert_eq!(format!("{counted:?}"), format!("{plain:?}"));
+        assert_eq!(
+            serde_json::to_value(&counted).unwrap(),
+            serde_json::to_value(&plain).unwrap()
+        );
+    }
 
     fn user(roles: Vec<Role>, token_role: Role) -> Principal {
         Principal::user(

@@ -32,7 +32,7 @@ use tower_service::Service;
 
 use super::{
     body::{AuthBody, Guard},
-    rejection::{JsonRejection, Ready, RejectionResponse},
+    rejection::{JsonRejection, Ready, RejectionResponse, counter},
     request_id::RequestId,
 };
 use crate::{
@@ -100,8 +100,12 @@ impl<R> TokenConcurrencyLimitLayer<R> {
         }
     }
 
-    /// Count every rejection it answers into `metrics` (e.g. the authenticator's,
-    /// [`Authenticator::metrics_handle`](crate::Authenticator::metrics_handle)).
+    /// Count every rejection it answers into `metrics` instead of the authenticator's.
+    ///
+    /// Not needed inside an [`AuthLayer`](crate::AuthLayer): without a handle of its own, it
+    /// counts into that of the authenticator that let the request in
+    /// ([`Authenticator::metrics_handle`](crate::Authenticator::metrics_handle)), found
+    /// through the request.
     pub fn metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = Some(metrics);
         self
@@ -222,14 +226,13 @@ impl Drop for SharedSlot {
 }
 
 impl<R: RejectionResponse> TokenConcurrencyLimitLayer<R> {
-    fn rejection_response(&self, request_id: &RequestId) -> Ready {
+    /// The rejection, counted into `metrics` ([`counter`] of the request).
+    fn rejection_response(&self, request_id: &RequestId, metrics: Option<&Metrics>) -> Ready {
         let error = AuthError::TooManyRequests {
             retry_after: RETRY_AFTER,
         };
-        if let Some(metrics) = &self.metrics {
-            metrics.record_rejection(error.code());
-        }
-        Ready::new(self.rejection.response_with_id(&error, request_id))
+        let response = self.rejection.response_with_id(&error, request_id);
+        Ready::counted(response, error.code(), metrics)
     }
 
     /// The decision for `client_id` through the shared state (the process's own slots when
@@ -239,6 +242,7 @@ impl<R: RejectionResponse> TokenConcurrencyLimitLayer<R> {
         shared: Shared,
         client_id: ClientId,
         request_id: RequestId,
+        metrics: Option<Metrics>,
     ) -> future::Deciding {
         let limit = self.clone();
         Box::pin(async move {
@@ -262,7 +266,7 @@ impl<R: RejectionResponse> TokenConcurrencyLimitLayer<R> {
             };
             match guard {
                 Some(guard) => Decided::Pass(Some(guard)),
-                None => Decided::Reject(limit.rejection_response(&request_id)),
+                None => Decided::Reject(limit.rejection_response(&request_id, metrics.as_ref())),
             }
         })
     }
@@ -295,6 +299,7 @@ where
                 shared.clone(),
                 client_id,
                 RequestId::of(request.headers()),
+                counter(self.limit.metrics.as_ref(), &request).cloned(),
             );
             // The service polled ready goes with the request; its clone stays for the next.
             let clone = self.inner.clone();
@@ -303,10 +308,10 @@ where
         }
         match acquire(&self.limit.in_flight, &client_id, self.limit.max) {
             Some(slot) => LimitFuture::pass(self.inner.call(request), Some(Box::new(slot))),
-            None => LimitFuture::rejected(
-                self.limit
-                    .rejection_response(&RequestId::of(request.headers())),
-            ),
+            None => LimitFuture::rejected(self.limit.rejection_response(
+                &RequestId::of(request.headers()),
+                counter(self.limit.metrics.as_ref(), &request),
+            )),
         }
     }
 }
