@@ -99,7 +99,10 @@ async fn postgres_rotation_disable_and_enable_reach_the_other_replica_within_a_s
 
     // Disabled and enabled: at once here, within a second there.
     admin.disable_token(account.id, &id).await.unwrap();
-    assert!(!admits(&auth_one, &id, &last).await, "one: disabled at once");
+    assert!(
+        !admits(&auth_one, &id, &last).await,
+        "one: disabled at once"
+    );
     within_a_second(&auth_two, &id, &last, false).await;
     admin.enable_token(account.id, &id).await.unwrap();
     assert!(admits(&auth_one, &id, &last).await, "one: enabled at once");
