@@ -1,6 +1,6 @@
 //! Rotation with a grace period, and disabling and enabling, as two replicas sharing the
 //! store see them: `here`, the authenticator the admin invalidates, and `there`, another
-//! whose only news of a change is its cache TTL (800 ms here; a change feed does better).
+//! whose only news of a change is its cache TTL (500 ms here; a change feed does better).
 
 use std::time::{Duration as StdDuration, Instant};
 
@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// The other replica's cache TTL: what bounds how late it sees a change.
-const THERE_TTL: StdDuration = StdDuration::from_millis(800);
+const THERE_TTL: StdDuration = StdDuration::from_millis(500);
 /// How late the other replica may see a change.
 const WITHIN: StdDuration = StdDuration::from_secs(1);
 const HOUR: StdDuration = StdDuration::from_secs(3600);
