@@ -10,6 +10,8 @@ use finout_auth::{
     store::{TokenFilter, UserUpdate},
 };
 
+use finout_mock::seed::Seed;
+
 use crate::{MOCK_ACCOUNT, open, redact::SecretUrl};
 
 type Failure = Box<dyn std::error::Error>;
@@ -104,9 +106,12 @@ pub(crate) enum UserCommand {
         /// Comma-separated roles.
         #[arg(long, value_delimiter = ',', required = true)]
         roles: Vec<Role>,
-        /// Comma-separated view ids the user may see (default: all).
+        /// Comma-separated view ids the user may see (default: all); each must be a view
+        /// of the account, as `POST /admin/users` requires.
         #[arg(long, value_delimiter = ',')]
         data_access: Option<Vec<String>>,
+        #[command(flatten)]
+        views: ViewsArgs,
     },
     /// Remove a user and delete their personal tokens.
     Remove {
@@ -125,10 +130,48 @@ pub(crate) enum UserCommand {
         #[arg(long, value_delimiter = ',', required = true)]
         roles: Vec<Role>,
         /// Comma-separated view ids the user may see; `all` for every view (default:
-        /// unchanged).
+        /// unchanged). Each must be a view of the account.
         #[arg(long, value_delimiter = ',')]
         data_access: Option<Vec<String>>,
+        #[command(flatten)]
+        views: ViewsArgs,
     },
+}
+
+/// Where the account's views come from, for checking `--data-access`.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ViewsArgs {
+    /// The seed the server runs with, when it declares this account's `views` (they replace
+    /// the default fixture views there, so they are the ones `--data-access` may name).
+    #[arg(long)]
+    seed: Option<PathBuf>,
+}
+
+impl ViewsArgs {
+    /// Refuse `access` naming a view `account` does not have, as the HTTP API does.
+    fn check(&self, account: AccountId, access: &DataAccess) -> Result<(), Failure> {
+        let mut views = finout_mock::fixtures::default_views(account);
+        if let Some(path) = &self.seed {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--seed {}: {e}", path.display()))?;
+            let seed = Seed::parse(&text).map_err(|e| format!("--seed {}: {e}", path.display()))?;
+            if let Some((_, declared)) = seed.views().into_iter().find(|(a, _)| *a == account) {
+                views = declared;
+            }
+        }
+        match finout_mock::unknown_view(&views, access) {
+            None => Ok(()),
+            Some(id) => {
+                let known: Vec<&str> = views.iter().map(|v| v.id.as_str()).collect();
+                Err(format!(
+                    "--data-access: no view with id {id:?} in account {account} (its views: {}; \
+                     a server started with --seed has that seed's: pass the same --seed)",
+                    known.join(", ")
+                )
+                .into())
+            }
+        }
+    }
 }
 
 async fn admin_at(at: &StoreArgs) -> Result<TokenAdmin, Failure> {
@@ -220,8 +263,10 @@ pub(crate) async fn user(command: UserCommand) -> Result<serde_json::Value, Fail
             email,
             roles,
             data_access,
+            views,
         } => {
             let access = data_access.map_or(DataAccess::All, access_from);
+            views.check(at.account, &access)?;
             let admin = admin_at(&at).await?;
             ensure_account(&admin, at.account).await?;
             let user = admin
@@ -238,11 +283,14 @@ pub(crate) async fn user(command: UserCommand) -> Result<serde_json::Value, Fail
             user,
             roles,
             data_access,
+            views,
         } => {
             let admin = admin_at(&at).await?;
             let mut update = UserUpdate::default().roles(roles);
             if let Some(ids) = data_access {
-                update = update.data_access(access_from(ids));
+                let access = access_from(ids);
+                views.check(at.account, &access)?;
+                update = update.data_access(access);
             }
             admin.update_user(at.account, user, update).await?;
             let user = admin
@@ -343,8 +391,9 @@ pub(crate) struct ServeArgs {
     pub(crate) answer_bytes_per_account: usize,
     /// On the first start, also write the bootstrap credentials to this file, as JSON
     /// `{"accountId","userId","clientId","secretKey","baseUrl"}` (mode 0600; replaced
-    /// whole; if it cannot be written, the bootstrap is undone and the start fails). A later
-    /// start, which creates no credentials, leaves it as it is.
+    /// whole; if it cannot be written, the bootstrap is undone and the start fails). On a
+    /// store bootstrapped before, which creates no credentials, the start fails at once
+    /// (saying how to get a token) and the file is left as it is.
     #[arg(long, conflicts_with = "seed")]
     pub(crate) credentials_file: Option<PathBuf>,
     /// Print one JSON line on stdout, once listening, instead of the prose: the bootstrap

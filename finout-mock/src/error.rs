@@ -5,12 +5,15 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{FromRequest, FromRequestParts, Query, Request, State, rejection::JsonRejection},
+    extract::{FromRequest, FromRequestParts, Request, State, rejection::PathRejection},
     http::StatusCode,
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use finout_auth::{AdminError, ErrorCode, StoreError, middleware::ErrorBody};
+use finout_auth::{
+    AdminError, ErrorCode, StoreError,
+    middleware::{ErrorBody, REQUEST_ID_HEADER},
+};
 use serde::de::DeserializeOwned;
 
 use crate::Mock;
@@ -123,9 +126,15 @@ impl MockError {
 
 impl IntoResponse for MockError {
     fn into_response(self) -> Response {
+        let id = crate::request_id::current();
         let mut response = (
             self.status,
-            Json(ErrorBody::new(self.code.as_str(), &self.message)),
+            [(REQUEST_ID_HEADER, id.header_value())],
+            Json(ErrorBody::with_request_id(
+                self.code.as_str(),
+                &self.message,
+                &id,
+            )),
         )
             .into_response();
         if let Some(seconds) = self.retry_after {
@@ -277,9 +286,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 "the body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep"
             )));
         }
-        Json::<T>::from_bytes(&bytes)
-            .map(|Json(t)| Body(t))
-            .map_err(|e: JsonRejection| MockError::invalid(e.body_text()))
+        crate::field_error::from_json(&bytes)
+            .map(Body)
+            .map_err(MockError::invalid)
     }
 }
 
@@ -297,7 +306,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(t)| Path(t))
-            .map_err(|e| MockError::invalid(e.body_text()))
+            .map_err(|e| MockError::invalid(path_refused(&e)))
     }
 }
 
@@ -309,11 +318,36 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        state: &S,
+        _: &S,
     ) -> Result<Self, Self::Rejection> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(t)| Params(t))
-            .map_err(|e| MockError::invalid(e.body_text()))
+        crate::field_error::from_query(parts.uri.query().unwrap_or_default())
+            .map(Params)
+            .map_err(MockError::invalid)
+    }
+}
+
+/// A path parameter axum could not read, named (`id: not valid UTF-8`).
+fn path_refused(e: &PathRejection) -> String {
+    use axum::extract::path::ErrorKind;
+    let PathRejection::FailedToDeserializePathParams(e) = e else {
+        return "the path: cannot be read".to_owned();
+    };
+    // The routes' names (`client_id`) as Finout's docs spell them (`clientId`).
+    let camel = |key: &str| {
+        let mut parts = key.split('_');
+        let first = parts.next().unwrap_or_default().to_owned();
+        parts.fold(first, |mut name, part| {
+            let mut chars = part.chars();
+            name.extend(chars.next().map(|c| c.to_ascii_uppercase()));
+            name.push_str(chars.as_str());
+            name
+        })
+    };
+    match e.kind() {
+        ErrorKind::InvalidUtf8InPathParam { key } => format!("{}: not valid UTF-8", camel(key)),
+        ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::DeserializeError { key, .. } => {
+            format!("{}: not an accepted value", camel(key))
+        }
+        _ => "the path: cannot be read".to_owned(),
     }
 }

@@ -29,7 +29,9 @@
 //! (`/v2/query-language`, the asynchronous `/v2/data/cost-usage` query, `/v2/virtual-tags`
 //! with versions and metadata, each route rate-limited per account as Finout documents).
 //! Any other path or method answers 404 / 405 in Finout's error shape (after
-//! authentication), a body over [`MAX_BODY_BYTES`] 413. [`serve`] runs the router with a
+//! authentication), a body over [`MAX_BODY_BYTES`] 413, a body or parameter that cannot be
+//! read 400 naming the field's JSON path and what it expects. Every answer carries
+//! `x-request-id` (an error's `requestId`). [`serve`] runs the router with a
 //! connection cap and a header-read timeout. Writes need a role other than `Read-only` (403
 //! otherwise); another account's resources answer 404. A personal token sees only the views
 //! of its user's data access ([`DataAccess`]), and no account-wide cost (V2 cost and usage,
@@ -44,9 +46,11 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod error;
+mod field_error;
 pub mod fixtures;
 mod metrics;
 mod mock_server;
+mod request_id;
 mod routes;
 pub mod seed;
 mod server;
@@ -248,16 +252,11 @@ impl Mock {
 
     /// Refuse data access naming a view the account does not have.
     fn check_views(&self, account: AccountId, access: &DataAccess) -> Answer<()> {
-        let views: std::collections::HashSet<String> =
-            self.views_of(account).into_iter().map(|v| v.id).collect();
-        for id in access.ids().unwrap_or_default() {
-            if !views.contains(id) {
-                return Err(MockError::invalid(format!(
-                    "dataAccess: no view with id {id:?} in this account"
-                )));
-            }
-        }
-        Ok(())
+        unknown_view(&self.views_of(account), access).map_or(Ok(()), |id| {
+            Err(MockError::invalid(format!(
+                "dataAccess: no view with id {id:?} in this account"
+            )))
+        })
     }
 
     /// The axum router: every route of the crate docs.
@@ -383,8 +382,20 @@ impl Mock {
                 metrics::observe,
             ))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(middleware::from_fn(request_id::name))
             .with_state(self.clone())
     }
+}
+
+/// The first view id of `access` that is not one of `views`, if any: the check of
+/// `POST /admin/users`, `PUT /admin/users/{id}/roles` and `finout-mock user add|roles`.
+pub fn unknown_view<'a>(views: &[View], access: &'a DataAccess) -> Option<&'a str> {
+    let known: std::collections::HashSet<&str> = views.iter().map(|v| v.id.as_str()).collect();
+    access
+        .ids()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|id| !known.contains(id))
 }
 
 async fn delay(State(mock): State<Mock>, request: Request, next: Next) -> Response {

@@ -165,11 +165,9 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 .await?;
         }
         None => {
-            if args.credentials_file.is_some() {
-                tracing::info!(
-                    "the store has the mock's account already: no new credentials, \
-                     --credentials-file left as it is"
-                );
+            if let Some(path) = &args.credentials_file {
+                // A script waiting for the file would wait for ever: stop, and say how on.
+                return Err(already_bootstrapped(path, &args.store).into());
             }
             if args.json {
                 println!("{}", serde_json::json!({ "baseUrl": base_url }));
@@ -194,6 +192,21 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     finout_mock::serve(listener, app, limits, stop).await?;
     tracing::info!("finout-mock stopped");
     Ok(())
+}
+
+/// Why `--credentials-file` cannot be honoured on a store bootstrapped before, and the ways
+/// on.
+fn already_bootstrapped(path: &std::path::Path, store: &SecretUrl) -> String {
+    format!(
+        "--credentials-file {}: the store {store} was bootstrapped before, and its credentials \
+         are never shown again, so none are written. Either give its Admin user a new token \
+         (`finout-mock user list --store {store}` shows them, then `finout-mock token create \
+         --store {store} --user <their id> --role Admin --description local`), or start on a \
+         fresh store (`--store memory`, or another `--store sqlite://PATH`); if {} still holds \
+         the first start's credentials, start without --credentials-file",
+        path.display(),
+        path.display()
+    )
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
@@ -234,8 +247,9 @@ async fn main() {
     let outcome = match cli.command {
         Some(Command::Serve(args)) => serve(args).await,
         None => serve(cli.serve).await,
-        Some(Command::Token(command)) => cli::token(command).await.map(|v| println!("{v:#}")),
-        Some(Command::User(command)) => cli::user(command).await.map(|v| println!("{v:#}")),
+        // One line of JSON, as scripts (and the README's `field`) read it.
+        Some(Command::Token(command)) => cli::token(command).await.map(|v| println!("{v}")),
+        Some(Command::User(command)) => cli::user(command).await.map(|v| println!("{v}")),
     };
     if let Err(e) = outcome {
         // The whole chain: what failed, then why.

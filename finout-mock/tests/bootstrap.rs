@@ -126,8 +126,40 @@ fn the_first_start_hands_its_credentials_to_scripts_and_never_to_the_logs() {
     assert_eq!(more, "", "--json prints one line and nothing else");
     assert!(!logs.contains(&secret), "the secret is in the logs");
 
-    // A later start creates no credentials: it says where it listens, and keeps the file.
-    let mut child = spawn(&url, &["--json", "--credentials-file", &file_arg]);
+    // A later start creates no credentials. Asked to write them, it stops at once and says
+    // how to get a token, leaving the file as it is.
+    let started = Instant::now();
+    let output = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        &url,
+        "--json",
+        "--credentials-file",
+        &file_arg,
+    ]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("was bootstrapped before"), "{stderr}");
+    assert!(stderr.contains("finout-mock token create"), "{stderr}");
+    assert!(stderr.contains("--store memory"), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&std::fs::read(&file).unwrap()).unwrap(),
+        written
+    );
+    // Without the file, it says where it listens, and the first credentials still work.
+    let mut child = spawn(&url, &["--json"]);
     let (line, _) = first_line(&mut child);
     let later: Value = serde_json::from_str(&line).unwrap();
     assert!(
@@ -137,10 +169,6 @@ fn the_first_start_hands_its_credentials_to_scripts_and_never_to_the_logs() {
             .starts_with("http://127.0.0.1:")
     );
     assert_eq!(later.as_object().unwrap().len(), 1, "{later}");
-    assert_eq!(
-        serde_json::from_slice::<Value>(&std::fs::read(&file).unwrap()).unwrap(),
-        written
-    );
     assert_eq!(
         get_status(later["baseUrl"].as_str().unwrap(), "/admin/whoami", creds),
         200

@@ -4,6 +4,15 @@
 
 mod binary;
 
+use std::{
+    io::{Read, Write},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
 use binary::{MOCK_ACCOUNT, cli, first_line, get_status, run, spawn, sqlite_url, stop};
 use serde_json::Value;
 
@@ -187,19 +196,22 @@ fn the_help_says_what_lists_cover() {
     assert!(help.contains("list"), "{help}");
 }
 
-/// The README's walkthrough, as written, run by `sh` (dash here: POSIX only): the binary
-/// built for these tests instead of `cargo run`, and a free port instead of 8080 so that it
-/// runs beside other servers; every answer's status is the one its comment names.
-#[test]
-fn the_readme_walkthrough_runs_in_a_posix_shell_with_the_statuses_it_names() {
-    if std::process::Command::new("curl")
+/// Whether curl, which the README's walkthrough calls, is installed.
+fn curl_installed() -> bool {
+    let found = std::process::Command::new("curl")
         .arg("--version")
         .output()
-        .is_err()
-    {
+        .is_ok();
+    if !found {
         eprintln!("skipped: the README walkthrough needs curl, which is not installed");
-        return;
     }
+    found
+}
+
+/// The README's walkthrough, as written, run by `sh` (dash here: POSIX only) in `dir`: the
+/// binary built for these tests instead of `cargo run`, and `port` instead of 8080 so that it
+/// runs beside other servers. Its output, and how long it took.
+fn walkthrough(dir: &std::path::Path, port: u16) -> (std::process::Output, Duration) {
     let readme = include_str!("../README.md");
     let start = readme
         .find("A walkthrough in any POSIX")
@@ -207,11 +219,6 @@ fn the_readme_walkthrough_runs_in_a_posix_shell_with_the_statuses_it_names() {
     let block = &readme[start..];
     let block = &block[block.find("```sh\n").expect("a sh block") + 6..];
     let script = &block[..block.find("```").expect("the block ends")];
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let launch = "cargo run --release -p finout-mock -- ";
     assert!(
         script.contains(launch),
@@ -228,22 +235,53 @@ fn the_readme_walkthrough_runs_in_a_posix_shell_with_the_statuses_it_names() {
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
     // Whatever happens, the mock does not outlive the script.
     let script = format!("trap 'kill $MOCK 2>/dev/null' EXIT\n{script}");
-    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
     let output = std::process::Command::new("timeout")
         .args(["60", "sh", "-c", &script])
-        .current_dir(dir.path())
+        .current_dir(dir)
         .output()
         .expect("timeout and sh run");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    (output, started.elapsed())
+}
+
+/// A free port (free when this returns).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The walkthrough's answers: the statuses its lines end with.
+fn statuses(stdout: &str) -> Vec<&str> {
     // Each answer ends with its status; the mock's own bootstrap lines (also on this stdout)
     // end otherwise.
-    let statuses: Vec<&str> = stdout
+    stdout
         .lines()
         .filter_map(|l| l.rsplit(' ').next())
         .filter(|last| last.len() == 3 && last.bytes().all(|b| b.is_ascii_digit()))
-        .collect();
+        .collect()
+}
+
+/// The walkthrough ran to its end by itself, within seconds (not stopped by `timeout`).
+fn ended_within_seconds(output: &std::process::Output, took: Duration) {
+    assert_ne!(output.status.code(), Some(124), "stopped by timeout");
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
+/// Every answer's status is the one its comment names.
+#[test]
+fn the_readme_walkthrough_runs_in_a_posix_shell_with_the_statuses_it_names() {
+    if !curl_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (output, took) = walkthrough(dir.path(), free_port());
+    ended_within_seconds(&output, took);
+    let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
-        statuses,
+        statuses(&stdout),
         ["200", "200", "200", "403", "200", "200", "204", "401"],
         "whoami, views, query-by-view, a Read-only write, V2 status and results, revoke, \
          the revoked token:\n{stdout}\n{}",
@@ -256,4 +294,218 @@ fn the_readme_walkthrough_runs_in_a_posix_shell_with_the_statuses_it_names() {
         !String::from_utf8_lossy(&output.stderr).contains(secret),
         "the bootstrap secret is in the mock's log"
     );
+}
+
+/// `./finout-mock.db` from an earlier start (the top README's first command makes one): the
+/// mock stops at once with the way on, and the walkthrough's loop stops with it.
+#[test]
+fn the_readme_walkthrough_ends_within_seconds_on_a_store_bootstrapped_before() {
+    if !curl_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("finout-mock.db").display());
+    let mut server = spawn(&db, &["--json"]);
+    first_line(&mut server);
+    stop(server);
+    let (output, took) = walkthrough(dir.path(), free_port());
+    ended_within_seconds(&output, took);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("was bootstrapped before"), "{stderr}");
+    assert!(stderr.contains("finout-mock token create"), "{stderr}");
+    assert!(stderr.contains("finout-mock exited"), "{stderr}");
+    assert!(!dir.path().join("creds.json").exists());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !statuses(&stdout).contains(&"200"),
+        "nothing answered without credentials: {stdout}"
+    );
+}
+
+/// Another server holds the port: the mock stops naming `--listen`, and the walkthrough's
+/// loop stops with it (its requests reach the other server, which answers them).
+#[test]
+fn the_readme_walkthrough_ends_within_seconds_on_a_port_that_is_taken() {
+    if !curl_installed() {
+        return;
+    }
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    taken.set_nonblocking(true).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let other = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                match taken.accept() {
+                    Ok((mut stream, _)) => {
+                        let _ = stream.set_nonblocking(false);
+                        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+                        let _ = stream.read(&mut [0u8; 4096]);
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (output, took) = walkthrough(dir.path(), port);
+    done.store(true, Ordering::Relaxed);
+    other.join().unwrap();
+    ended_within_seconds(&output, took);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    assert!(stderr.contains("--listen"), "{stderr}");
+    assert!(stderr.contains("finout-mock exited"), "{stderr}");
+    assert!(!dir.path().join("creds.json").exists());
+}
+
+/// `user add|roles --data-access` accept only views of the account, as `POST /admin/users`
+/// does: the fixtures' by default, or those a seed declares for it (`--seed`).
+#[test]
+fn data_access_naming_a_view_the_account_lacks_is_refused_as_the_http_api_refuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir);
+    let add = |extra: &[&str]| {
+        let args = [
+            &[
+                "user",
+                "add",
+                "--store",
+                &db,
+                "--email",
+                "dev@acme.test",
+                "--roles",
+                "Basic",
+            ][..],
+            extra,
+        ]
+        .concat();
+        run(&args)
+    };
+    let output = add(&["--data-access", "v-1,v-2"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--data-access: no view with id \"v-1\""),
+        "{stderr}"
+    );
+    let listed = cli(&["user", "list", "--store", &db]);
+    assert_eq!(listed["users"], serde_json::json!([]), "nothing written");
+
+    // The account's own views are accepted.
+    let account = MOCK_ACCOUNT.parse().unwrap();
+    let view = finout_mock::fixtures::default_views(account)[1].id.clone();
+    let dev = cli(&[
+        "user",
+        "add",
+        "--store",
+        &db,
+        "--email",
+        "dev@acme.test",
+        "--roles",
+        "Basic",
+        "--data-access",
+        &view,
+    ]);
+    assert_eq!(dev["dataAccess"], serde_json::json!([view]), "{dev}");
+    let id = dev["id"].as_str().unwrap();
+    let output = run(&[
+        "user",
+        "roles",
+        "--store",
+        &db,
+        id,
+        "--roles",
+        "Basic",
+        "--data-access",
+        "nope",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no view with id \"nope\""));
+    let listed = cli(&["user", "list", "--store", &db]);
+    assert_eq!(
+        listed["users"][0]["dataAccess"],
+        serde_json::json!([view]),
+        "unchanged"
+    );
+
+    // A seed's views replace the fixtures for its account.
+    let seed = dir.path().join("seed.json");
+    std::fs::write(
+        &seed,
+        serde_json::json!({"accounts": [{"id": MOCK_ACCOUNT, "name": "mock",
+            "views": [{"id": "v-1", "name": "One"}, {"id": "v-2", "name": "Two"}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let seed = seed.display().to_string();
+    let output = add(&["--data-access", &view, "--seed", &seed]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a fixture view is not one of the seed's"
+    );
+    let ops = cli(&[
+        "user",
+        "add",
+        "--store",
+        &db,
+        "--email",
+        "ops@acme.test",
+        "--roles",
+        "Basic",
+        "--data-access",
+        "v-1,v-2",
+        "--seed",
+        &seed,
+    ]);
+    assert_eq!(
+        ops["dataAccess"],
+        serde_json::json!(["v-1", "v-2"]),
+        "{ops}"
+    );
+}
+
+/// Every command prints one line of JSON, as the README's scripts read it.
+#[test]
+fn the_commands_print_one_line_of_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir);
+    for args in [
+        &[
+            "token",
+            "create",
+            "--store",
+            &db,
+            "--description",
+            "ci",
+            "--role",
+            "Read-only",
+        ][..],
+        &[
+            "user",
+            "add",
+            "--store",
+            &db,
+            "--email",
+            "dev@acme.test",
+            "--roles",
+            "Basic",
+        ],
+        &["user", "list", "--store", &db],
+        &["token", "list", "--store", &db],
+    ] {
+        let output = run(args);
+        assert!(output.status.success(), "{args:?}");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {stdout}");
+        assert!(stdout.ends_with('\n'));
+        let json: Value = serde_json::from_str(lines[0]).unwrap();
+        assert!(json.is_object(), "{args:?}: {json}");
+    }
 }

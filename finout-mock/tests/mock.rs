@@ -782,7 +782,8 @@ async fn virtual_tags_need_a_writer_and_never_cross_accounts() {
     );
     assert_eq!(replaced["createdBy"], "admin@acme.test");
     assert_eq!(replaced["createdAt"], created_at.as_str());
-    assert_eq!(replaced["updatedBy"], writer_id);
+    // An API token signs with the email of the user who created it.
+    assert_eq!(replaced["updatedBy"], "admin@acme.test");
     assert_eq!(replaced["rules"], json!([]));
     let (status, keys) = call(
         addr,
@@ -1002,6 +1003,15 @@ async fn the_cli_manages_users_and_tokens_for_scripts() {
         &db,
         api["clientId"].as_str().unwrap(),
     ]);
+    // Two of the mock account's views (the CLI refuses others, as the HTTP API does).
+    let account = "f1a70c4e-0000-4000-8000-000000000001".parse().unwrap();
+    let mut views: Vec<String> = finout_mock::fixtures::default_views(account)
+        .into_iter()
+        .take(2)
+        .map(|v| v.id)
+        .collect();
+    let listed = format!("{},{}", views[1], views[0]);
+    views.sort();
     let narrowed = cli(&[
         "user",
         "roles",
@@ -1011,15 +1021,15 @@ async fn the_cli_manages_users_and_tokens_for_scripts() {
         "--roles",
         "Basic",
         "--data-access",
-        "v-b,v-a",
+        &listed,
     ]);
-    assert_eq!(narrowed["dataAccess"], json!(["v-a", "v-b"]));
+    assert_eq!(narrowed["dataAccess"], json!(views));
     let kept = cli(&[
         "user", "roles", "--store", &db, &user_id, "--roles", "Basic",
     ]);
     assert_eq!(
         kept["dataAccess"],
-        json!(["v-a", "v-b"]),
+        json!(views),
         "unchanged without the flag"
     );
     let opened = cli(&[

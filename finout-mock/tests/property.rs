@@ -340,6 +340,84 @@ fn cost_usage_body() -> impl Strategy<Value = Value> {
         )
 }
 
+/// Whether a 400's message shows the deserializer rather than the API: its framing, a
+/// position in the text, or a Rust type name.
+fn parser_text(message: &str) -> bool {
+    const RUST: [&str; 18] = [
+        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+        "f32", "f64", "String", "Vec", "Option", "HashMap",
+    ];
+    let words = || message.split(|c: char| !c.is_ascii_alphanumeric());
+    message.contains("Failed to deserialize")
+        || message.contains("line 1 column")
+        || message.contains(" at line ")
+        || message.contains("struct ")
+        || message.contains("enum ")
+        || message.contains("::")
+        || words().any(|w| RUST.contains(&w))
+}
+
+/// The names a 400 may name: every key of the body sent (at any depth), the query's and the
+/// path's parameters, and the API's own fields (a missing one is named too).
+fn names_a_field(message: &str, path: &str, sent: Option<&Value>) -> bool {
+    const API_FIELDS: [&str; 22] = [
+        "viewId",
+        "date",
+        "costType",
+        "groupBy",
+        "name",
+        "rules",
+        "defaultValue",
+        "timeInterval",
+        "measurements",
+        "dimensions",
+        "filters",
+        "rowLimit",
+        "versionMetadata",
+        "metadata",
+        "description",
+        "role",
+        "roles",
+        "email",
+        "dataAccess",
+        "expiresInMinutes",
+        "type",
+        "configuration",
+    ];
+    fn keys(value: &Value, into: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    into.push(k.clone());
+                    keys(v, into);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| keys(v, into)),
+            _ => {}
+        }
+    }
+    let mut names: Vec<String> = API_FIELDS.iter().map(|s| s.to_string()).collect();
+    if let Some(sent) = sent {
+        keys(sent, &mut names);
+    }
+    if let Some((_, query)) = path.split_once('?') {
+        names.extend(
+            query
+                .split('&')
+                .filter_map(|p| p.split('=').next())
+                .map(str::to_owned),
+        );
+    }
+    // The route's parameters, by the names the routes give them.
+    names.extend(["id", "clientId", "costCenter", "key", "queryId", "version"].map(String::from));
+    message.starts_with("the body")
+        || names.iter().filter(|n| !n.is_empty()).any(|n| {
+            message
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|w| w == n)
+        })
+}
+
 /// A request: method, path and body (`None`: no body).
 fn request() -> impl Strategy<Value = (Method, String, Option<String>)> {
     let body = prop_oneof![
@@ -415,6 +493,7 @@ proptest! {
                 .uri(path.as_str())
                 .header("x-finout-client-id", token.client_id.as_str())
                 .header("x-finout-secret-key", token.secret_key.expose_secret());
+            let sent = body.clone();
             let body = match body {
                 Some(text) => {
                     request = request.header("content-type", "application/json");
@@ -427,11 +506,24 @@ proptest! {
             };
             let response = app.clone().oneshot(request).await.unwrap();
             let status = response.status();
+            let request_id = response.headers().get("x-request-id").map(|v| v.to_str().unwrap().to_owned());
             let bytes = response.into_body().collect().await.unwrap().to_bytes();
             prop_assert!(!status.is_server_error(), "{method} {path}: {status} {bytes:?}");
+            prop_assert!(request_id.is_some(), "{method} {path}: {status} without x-request-id");
             if status.is_client_error() {
                 let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 prop_assert!(body["error"].is_string() && body["requestId"].is_string(), "{method} {path}: {status} {bytes:?}");
+                prop_assert_eq!(body["requestId"].as_str(), request_id.as_deref(), "{} {}: the header and the body name one id", method, path);
+            }
+            if status == 400 {
+                let body: Value = serde_json::from_slice(&bytes).unwrap();
+                let message = body["message"].as_str().unwrap_or_default();
+                let sent: Option<Value> = sent.as_deref().and_then(|t| serde_json::from_str(t).ok());
+                prop_assert!(!parser_text(message), "{method} {path}: parser text in {message:?}");
+                prop_assert!(
+                    names_a_field(message, &path, sent.as_ref()),
+                    "{method} {path}: {message:?} names no field of {sent:?}"
+                );
             }
             Ok(())
         })?;

@@ -77,7 +77,7 @@ pub(crate) async fn create(
         "name": new.name,
         "configuration": {"to": to},
         "to": to,
-        "createdBy": author(&mock, &principal).await,
+        "createdBy": author(&mock, &principal).await?,
         "createdAt": now,
         "updatedAt": now,
     });

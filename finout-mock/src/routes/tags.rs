@@ -9,7 +9,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use finout_auth::{ErrorCode, Principal};
+use finout_auth::{AccountId, ErrorCode, Principal};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
@@ -34,19 +34,37 @@ pub(crate) fn require_write(principal: &Principal) -> Answer<()> {
     }
 }
 
-/// Who wrote a tag, as Finout records it: the user's email, or an API token's client id.
-pub(crate) async fn author(mock: &Mock, principal: &Principal) -> String {
-    if let Some(user) = principal.user_id()
-        && let Ok(Some(user)) = mock
-            .inner
-            .admin
-            .store()
-            .get_user(principal.account_id(), user)
+/// Who wrote a document (`createdBy`, `updatedBy`), as Finout records it: an email. A
+/// personal token's user's; for an API token, that of the user who created it (its
+/// lineage), or [`api_token_email`] when no user did (a seed, the CLI) or that user is gone.
+pub(crate) async fn author(mock: &Mock, principal: &Principal) -> Answer<String> {
+    let store = mock.inner.admin.store();
+    let account = principal.account_id();
+    let user = match principal.user_id() {
+        Some(user) => Some(user),
+        None => store
+            .find_token(principal.client_id())
             .await
+            .map_err(unavailable)?
+            .and_then(|found| found.record.created_by),
+    };
+    if let Some(user) = user
+        && let Some(user) = store.get_user(account, user).await.map_err(unavailable)?
     {
-        return user.email;
+        return Ok(user.email);
     }
-    principal.client_id().to_string()
+    Ok(api_token_email(account))
+}
+
+/// The stand-in author of an API token no user created: `api-token@<account>.finout-mock.local`
+/// (a valid address, so that clients validating `createdBy` as an email accept it).
+pub(crate) fn api_token_email(account: AccountId) -> String {
+    format!("api-token@{account}.finout-mock.local")
+}
+
+fn unavailable(e: finout_auth::StoreError) -> MockError {
+    tracing::warn!(target: "finout_mock", error = %e, "cannot read who wrote a document");
+    MockError::auth(ErrorCode::AuthUnavailable)
 }
 
 /// Finout's timestamp format for virtual tags (a JavaScript `Date` string, in UTC).
@@ -121,7 +139,7 @@ pub(crate) async fn create(
 ) -> Answer<impl IntoResponse> {
     require_write(&principal)?;
     let fields = v1_fields(body)?;
-    let tag = StoredTag::new(fields, &author(&mock, &principal).await, mock.now(), None);
+    let tag = StoredTag::new(fields, &author(&mock, &principal).await?, mock.now(), None);
     let tag = mock
         .inner
         .state
@@ -149,7 +167,7 @@ pub(crate) async fn replace(
 ) -> Answer<Json<Value>> {
     require_write(&principal)?;
     let fields = v1_fields(body)?;
-    let author = author(&mock, &principal).await;
+    let author = author(&mock, &principal).await?;
     let now = mock.now();
     let tag = mock
         .inner

@@ -84,12 +84,12 @@ fn range(date: Option<&DateRange>, now: time::OffsetDateTime) -> Answer<(i64, i6
     };
     let span = end
         .checked_sub(start)
-        .ok_or_else(|| MockError::invalid("the range is out of bounds"))?;
+        .ok_or_else(|| MockError::invalid("date: the range is out of bounds"))?;
     if span < 0 {
-        return Err(MockError::invalid("the range ends before it starts"));
+        return Err(MockError::invalid("date: the range ends before it starts"));
     }
     if span > MAX_RANGE_MS {
-        return Err(MockError::invalid("the range may not exceed 90 days"));
+        return Err(MockError::invalid("date: the range may not exceed 90 days"));
     }
     Ok((start, end))
 }

@@ -248,9 +248,7 @@ async fn read_body(request: Request, limits: &ServerLimits) -> Result<Request, R
             Err(_) => return Err(too_slow()),
             Ok(None) => break,
             Ok(Some(Err(_))) => {
-                return Err(closing(MockError::invalid(
-                    "the request body could not be read",
-                )));
+                return Err(closing(MockError::invalid("the body could not be read")));
             }
             Ok(Some(Ok(frame))) => frame,
         };

@@ -279,7 +279,9 @@ pub(crate) fn client_fields(
     default_rule: &str,
 ) -> Answer<Map<String, Value>> {
     let Value::Object(mut fields) = body else {
-        return Err(MockError::invalid("a virtual tag is a JSON object"));
+        return Err(MockError::invalid(
+            "the body: a virtual tag is a JSON object",
+        ));
     };
     for set_by_mock in [
         "requestId",

@@ -174,7 +174,7 @@ pub(crate) async fn create(
     body.fits(None)?;
     let tag = StoredTag::new(
         body.fields,
-        &author(&mock, &principal).await,
+        &author(&mock, &principal).await?,
         mock.now(),
         body.description,
     );
@@ -196,7 +196,7 @@ pub(crate) async fn update(
 ) -> Answer<Json<Value>> {
     require_write(&principal)?;
     let body = V2Body::parse(body)?;
-    let author = author(&mock, &principal).await;
+    let author = author(&mock, &principal).await?;
     let now = mock.now();
     let live = live.set_as_live.unwrap_or(true);
     let tag = mock
