@@ -260,7 +260,8 @@ fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
 
 /// A JSON body whose rejection is answered in Finout's shape rather than axum's plain text:
 /// 415 without a JSON content type, 413 past [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES), 400
-/// nested deeper than [`MAX_JSON_DEPTH`] (checked before it is parsed) or for anything else.
+/// nested deeper than [`MAX_JSON_DEPTH`] (checked before it is parsed) or, naming the field
+/// and what it expects ([`field_error`](crate::field_error)), for anything else.
 pub(crate) struct Body<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
