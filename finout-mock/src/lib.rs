@@ -75,7 +75,11 @@ use time::OffsetDateTime;
 use error::Answer;
 pub use error::MockError;
 use fixtures::View;
-pub use mock_server::{DEFAULT_ACCOUNT, MockServer, MockServerBuilder, StartError};
+pub use mock_server::{
+    DEFAULT_ACCOUNT, DEFAULT_JOURNAL_BODY_BYTES, DEFAULT_JOURNAL_REQUESTS,
+    DEFAULT_JOURNAL_TOTAL_BYTES, Fault, FaultHandle, JournalLimits, MockServer, MockServerBuilder,
+    ReceivedPrincipal, ReceivedRequest, StartError,
+};
 pub use server::{ServerLimits, serve};
 pub use state::MockDatabase;
 
@@ -376,6 +380,8 @@ impl Mock {
                 error::count_answered,
             ))
             .layer(middleware::from_fn(server::tenants::per_account))
+            // Who the request was authenticated as, for a MockServer's journal.
+            .layer(middleware::from_fn(mock_server::note_principal))
             .layer(AuthLayer::new(self.inner.authenticator.clone()))
             .merge(open)
             .layer(middleware::from_fn_with_state(
