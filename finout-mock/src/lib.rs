@@ -81,6 +81,7 @@ pub use mock_server::{
     ReceivedPrincipal, ReceivedRequest, StartError,
 };
 pub use server::{ServerLimits, serve};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use state::MockDatabase;
 
 /// The largest request body accepted, in bytes; past it, 413 `payload_too_large`.
@@ -115,6 +116,7 @@ struct MockInner {
     /// Views replacing the fixtures, per account (from a seed).
     views: HashMap<AccountId, Vec<View>>,
     /// What `/metrics` answers.
+    #[cfg(feature = "prometheus")]
     prometheus: metrics::Prometheus,
 }
 
@@ -141,6 +143,7 @@ impl Mock {
                 state: Arc::default(),
                 queries: Arc::default(),
                 views: HashMap::new(),
+                #[cfg(feature = "prometheus")]
                 prometheus: metrics::Prometheus::new(),
             }),
         }
@@ -155,7 +158,9 @@ impl Mock {
     }
 
     /// Keep virtual tags, their metadata and endpoints in `db` (the mock's own table,
-    /// created if needed), loading what it holds: they survive a restart.
+    /// created if needed), loading what it holds: they survive a restart (features `sqlite`,
+    /// `postgres`).
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub async fn database(self, db: MockDatabase) -> Result<Self, sqlx::Error> {
         let state = Arc::new(state::State::load(db).await?);
         Ok(self.with(|m| m.state = state))

@@ -16,37 +16,7 @@
 //! # }
 //! ```
 //!
-//! For a test suite, as wiremock's `MockServer` is:
-//!
-//! - **seeded** with the accounts, users and tokens (with secrets the test chooses) of a
-//!   [`Seed`]: [`MockServerBuilder::seed`], or [`MockServerBuilder::api_token`] for one more
-//!   token in [`DEFAULT_ACCOUNT`];
-//! - **inspected**: every request it received is in its journal,
-//!   [`MockServer::received_requests`] (bounded: see [`JournalLimits`]; the secret header is
-//!   never recorded);
-//! - **broken** on purpose: [`MockServer::inject`] a [`Fault`] (500, 503 or 429 with
-//!   `Retry-After`, or latency, for the next N calls or a seeded share of them), answered
-//!   before authentication.
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! use finout_auth::Role;
-//! use finout_mock::{Fault, MockServer};
-//! use http::{Method, StatusCode};
-//!
-//! let server = MockServer::builder()
-//!     .api_token("ci-reader", "a-secret-the-test-knows", Role::ReadOnly)
-//!     .start()
-//!     .await;
-//! let outage = server.inject(
-//!     Fault::on(Method::GET, "/v1/view").status(StatusCode::SERVICE_UNAVAILABLE).times(2),
-//! );
-//! // ... run the client under test against server.uri() ...
-//! assert_eq!(outage.fired(), 0);
-//! assert!(server.received_requests_to(&Method::GET, "/v1/view").is_empty());
-//! # }
-//! ```
+//! For a test suite: seeded, inspected and broken on purpose (see [`MockServer`]).
 
 mod fault;
 mod journal;
@@ -89,6 +59,38 @@ pub const DEFAULT_ACCOUNT: AccountId =
 /// A running mock with a memory store, an account ([`DEFAULT_ACCOUNT`]), an Admin user and
 /// that user's personal Admin token. Stops when dropped. Secrets are hashed for tests only
 /// unless [`MockServerBuilder::hasher`] says otherwise.
+///
+/// For a test suite, like wiremock's `MockServer`, it can be:
+///
+/// - **seeded** with the accounts, users and tokens (with secrets the test chooses) of a
+///   [`Seed`]: [`MockServerBuilder::seed`], or [`MockServerBuilder::api_token`] for one more
+///   token in [`DEFAULT_ACCOUNT`];
+/// - **inspected**: every request it received is in its journal,
+///   [`MockServer::received_requests`] (bounded: see [`JournalLimits`]; the secret header is
+///   never recorded);
+/// - **broken** on purpose: [`MockServer::inject`] a [`Fault`] (500, 503 or 429 with
+///   `Retry-After`, or latency, for the next N calls or a seeded share of them), answered
+///   before authentication.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use finout_auth::Role;
+/// use finout_mock::{Fault, MockServer};
+/// use http::{Method, StatusCode};
+///
+/// let server = MockServer::builder()
+///     .api_token("ci-reader", "a-secret-the-test-knows", Role::ReadOnly)
+///     .start()
+///     .await;
+/// let outage = server.inject(
+///     Fault::on(Method::GET, "/v1/view").status(StatusCode::SERVICE_UNAVAILABLE).times(2),
+/// );
+/// // ... run the client under test against server.uri() ...
+/// assert_eq!(outage.fired(), 0);
+/// assert!(server.received_requests_to(&Method::GET, "/v1/view").is_empty());
+/// # }
+/// ```
 pub struct MockServer {
     addr: SocketAddr,
     account: AccountId,

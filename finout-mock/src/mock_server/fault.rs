@@ -1,25 +1,4 @@
-//! Fault injection for a [`MockServer`](super::MockServer): make a route answer 500, 503 or
-//! 429 (with `Retry-After`), or answer slowly, for the next N calls or for a share of calls
-//! drawn from a seeded generator — the failures a client's retries must be tested against.
-//!
-//! A fault is matched by method (or any method) and path (exact, or a prefix) against every
-//! request the server receives, **before authentication**: like wiremock, whose mocks
-//! answer whatever the credentials, a faulted answer needs no valid token, checks none, and
-//! takes none of the rate or in-flight limits; a retry test sees its fault even with a
-//! placeholder secret. A latency-only fault delays the request and then lets it through to
-//! authentication and its route as usual.
-//!
-//! Faults are consulted in the order they were injected: the first that matches the
-//! request, is not used up and fires (always for [`Fault::times`] or no schedule; by a
-//! draw for [`Fault::share`]) applies; one that matches but does not fire lets the next be
-//! consulted. A faulted answer is in Finout's error shape (`{"error","message","requestId"}`,
-//! as the mock's own errors), carries `x-request-id` (the request's own, when acceptable, or
-//! a fresh one, also in the body), `Retry-After` when the fault has one, and is journaled
-//! like any answer ([`ReceivedRequest::faulted`](super::ReceivedRequest::faulted)).
-//!
-//! A share is drawn from SplitMix64 seeded with the fault's seed, one draw per matching
-//! call while the fault is not used up: the same seed gives the same sequence of faulted
-//! and passed calls, for calls made one after the other.
+//! Fault injection for a `MockServer`: see [`Fault`].
 
 use std::{
     sync::{
@@ -44,7 +23,30 @@ enum PathMatch {
 }
 
 /// A fault to inject into a [`MockServer`](super::MockServer) with
-/// [`inject`](super::MockServer::inject) (see the [module docs](self) for the rules).
+/// [`inject`](super::MockServer::inject).
+///
+/// It makes a route answer 500, 503 or 429 (with `Retry-After`), or answer slowly, for the
+/// next N calls or for a share of calls drawn from a seeded generator: the failures a
+/// client's retries must be tested against.
+///
+/// A fault is matched by method (or any method) and path (exact, or a prefix) against every
+/// request the server receives, **before authentication**: like wiremock, whose mocks
+/// answer whatever the credentials, a faulted answer needs no valid token, checks none, and
+/// takes none of the rate or in-flight limits; a retry test sees its fault even with a
+/// placeholder secret. A latency-only fault delays the request and then lets it through to
+/// authentication and its route as usual.
+///
+/// Faults are consulted in the order they were injected: the first that matches the
+/// request, is not used up and fires (always for [`Fault::times`] or no schedule; by a
+/// draw for [`Fault::share`]) applies; one that matches but does not fire lets the next be
+/// consulted. A faulted answer is in Finout's error shape (`{"error","message","requestId"}`,
+/// as the mock's own errors), carries `x-request-id` (the request's own, when acceptable, or
+/// a fresh one, also in the body), `Retry-After` when the fault has one, and is journaled
+/// like any answer ([`ReceivedRequest::faulted`](super::ReceivedRequest::faulted)).
+///
+/// A share is drawn from SplitMix64 seeded with the fault's seed, one draw per matching
+/// call while the fault is not used up: the same seed gives the same sequence of faulted
+/// and passed calls, for calls made one after the other.
 ///
 /// ```
 /// use std::time::Duration;

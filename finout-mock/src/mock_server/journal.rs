@@ -1,16 +1,4 @@
-//! The journal of a [`MockServer`](super::MockServer): the requests it received, bounded.
-//!
-//! Every request that reaches the server is recorded once its answer's head is produced (or
-//! when the client goes away first), whatever answered it: a route, a refusal (401, 404,
-//! 413, 429...) or an injected [`Fault`](super::Fault). The `x-finout-secret-key` header is
-//! never recorded, not even hashed.
-//!
-//! Bounds: the last [`JournalLimits::max_requests`] requests (10,000 by default), at most
-//! [`JournalLimits::max_body_bytes`] of each body (64 KiB by default; past it the body is cut
-//! and [`ReceivedRequest::body_truncated`] says so), and at most
-//! [`JournalLimits::max_total_bytes`] in all (64 MiB by default: bodies, header names and
-//! values, paths and queries). Past either bound the oldest requests are dropped, and
-//! [`MockServer::dropped_requests`](super::MockServer::dropped_requests) counts them.
+//! The journal of a `MockServer`: see [`ReceivedRequest`] and [`JournalLimits`].
 
 use std::{
     collections::VecDeque,
@@ -38,8 +26,21 @@ pub const DEFAULT_JOURNAL_BODY_BYTES: usize = 64 * 1024;
 /// The bytes a journal keeps in all by default.
 pub const DEFAULT_JOURNAL_TOTAL_BYTES: usize = 64 * 1024 * 1024;
 
-/// How much a [`MockServer`](super::MockServer)'s journal keeps (see the
+/// How much a [`MockServer`](super::MockServer)'s journal of the requests it received
+/// keeps (see
 /// [`MockServerBuilder::journal_limits`](super::MockServerBuilder::journal_limits)).
+///
+/// Every request that reaches the server is recorded once its answer's head is produced (or
+/// when the client goes away first), whatever answered it: a route, a refusal (401, 404,
+/// 413, 429...) or an injected [`Fault`](super::Fault). The `x-finout-secret-key` header is
+/// never recorded, not even hashed.
+///
+/// Bounds: the last [`JournalLimits::max_requests`] requests (10,000 by default), at most
+/// [`JournalLimits::max_body_bytes`] of each body (64 KiB by default; past it the body is cut
+/// and [`ReceivedRequest::body_truncated`] says so), and at most
+/// [`JournalLimits::max_total_bytes`] in all (64 MiB by default: bodies, header names and
+/// values, paths and queries). Past either bound the oldest requests are dropped, and
+/// [`MockServer::dropped_requests`](super::MockServer::dropped_requests) counts them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct JournalLimits {
