@@ -59,7 +59,7 @@ impl Seed {
     /// seed, compare it with the store, then write what is new in one transaction.
     /// Idempotent: loading the same seed again writes nothing. Without a database of the
     /// mock's, nothing is remembered: a revoked token is re-created by the next load (see
-    /// [`load_with_ledger`](Self::load_with_ledger)).
+    /// `load_with_ledger`, with the feature `sqlite` or `postgres`).
     pub async fn load(&self, admin: &TokenAdmin, hasher: &SecretHasher) -> Result<(), SeedError> {
         self.load_in(admin, hasher, None).await.map(|_| ())
     }
