@@ -45,6 +45,10 @@
 
 mod error;
 pub mod fixtures;
+#[cfg(feature = "prometheus")]
+mod metrics;
+#[cfg(not(feature = "prometheus"))]
+#[path = "metrics_disabled.rs"]
 mod metrics;
 mod mock_server;
 mod routes;
