@@ -48,6 +48,10 @@
 mod error;
 mod field_error;
 pub mod fixtures;
+#[cfg(feature = "prometheus")]
+mod metrics;
+#[cfg(not(feature = "prometheus"))]
+#[path = "metrics_disabled.rs"]
 mod metrics;
 mod mock_server;
 mod request_id;
@@ -79,8 +83,13 @@ use time::OffsetDateTime;
 use error::Answer;
 pub use error::MockError;
 use fixtures::View;
-pub use mock_server::{DEFAULT_ACCOUNT, MockServer, MockServerBuilder, StartError};
+pub use mock_server::{
+    DEFAULT_ACCOUNT, DEFAULT_JOURNAL_BODY_BYTES, DEFAULT_JOURNAL_REQUESTS,
+    DEFAULT_JOURNAL_TOTAL_BYTES, Fault, FaultHandle, JournalLimits, MockServer, MockServerBuilder,
+    ReceivedPrincipal, ReceivedRequest, StartError,
+};
 pub use server::{ServerLimits, serve};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use state::MockDatabase;
 
 /// The largest request body accepted, in bytes; past it, 413 `payload_too_large`.
@@ -115,6 +124,7 @@ struct MockInner {
     /// Views replacing the fixtures, per account (from a seed).
     views: HashMap<AccountId, Vec<View>>,
     /// What `/metrics` answers.
+    #[cfg(feature = "prometheus")]
     prometheus: metrics::Prometheus,
 }
 
@@ -141,6 +151,7 @@ impl Mock {
                 state: Arc::default(),
                 queries: Arc::default(),
                 views: HashMap::new(),
+                #[cfg(feature = "prometheus")]
                 prometheus: metrics::Prometheus::new(),
             }),
         }
@@ -155,7 +166,9 @@ impl Mock {
     }
 
     /// Keep virtual tags, their metadata and endpoints in `db` (the mock's own table,
-    /// created if needed), loading what it holds: they survive a restart.
+    /// created if needed), loading what it holds: they survive a restart (features `sqlite`,
+    /// `postgres`).
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub async fn database(self, db: MockDatabase) -> Result<Self, sqlx::Error> {
         let state = Arc::new(state::State::load(db).await?);
         Ok(self.with(|m| m.state = state))
@@ -375,6 +388,8 @@ impl Mock {
                 error::count_answered,
             ))
             .layer(middleware::from_fn(server::tenants::per_account))
+            // Who the request was authenticated as, for a MockServer's journal.
+            .layer(middleware::from_fn(mock_server::note_principal))
             .layer(AuthLayer::new(self.inner.authenticator.clone()))
             .merge(open)
             .layer(middleware::from_fn_with_state(

@@ -19,6 +19,8 @@
 //!
 //! Only a user holding `Admin` may read them (403 otherwise, 401 without credentials): the
 //! store-lookup and cache counts tell which client ids are tokens in use.
+//!
+//! With the `prometheus` feature only; without it, `metrics_disabled.rs` stands in.
 
 use std::{
     sync::{

@@ -15,19 +15,42 @@
 //! # let _ = (client_id, secret_key);
 //! # }
 //! ```
+//!
+//! For a test suite: seeded, inspected and broken on purpose (see [`MockServer`]).
+
+mod fault;
+mod journal;
 
 use std::{fmt, net::SocketAddr, sync::Arc, time::Duration};
 
+use axum::{
+    extract::{Request, State},
+    http::Method,
+    middleware::{self, Next},
+    response::Response,
+};
 use finout_auth::{
     AccountId, AdminError, Authenticator, NewToken, Role, TokenAdmin, UserId,
     clock::{Clock, SystemClock},
     crypto::SecretHasher,
-    model::Account,
+    middleware::RequestId,
+    model::{Account, TokenKind},
     store::MemoryTokenStore,
 };
+use http_body::Body as _;
 use tokio::sync::oneshot;
 
-use crate::{DEFAULT_QUERY_DELAY, Mock, ServerLimits};
+pub use fault::{Fault, FaultHandle};
+pub(crate) use journal::note_principal;
+pub use journal::{
+    DEFAULT_JOURNAL_BODY_BYTES, DEFAULT_JOURNAL_REQUESTS, DEFAULT_JOURNAL_TOTAL_BYTES,
+    JournalLimits, ReceivedPrincipal, ReceivedRequest,
+};
+
+use crate::{
+    DEFAULT_QUERY_DELAY, MAX_BODY_BYTES, Mock, ServerLimits,
+    seed::{Seed, SeedAccount, SeedError, SeedToken},
+};
 
 /// The account a [`MockServer`] creates (and the `finout-mock` binary's on a fresh store).
 pub const DEFAULT_ACCOUNT: AccountId =
@@ -36,6 +59,38 @@ pub const DEFAULT_ACCOUNT: AccountId =
 /// A running mock with a memory store, an account ([`DEFAULT_ACCOUNT`]), an Admin user and
 /// that user's personal Admin token. Stops when dropped. Secrets are hashed for tests only
 /// unless [`MockServerBuilder::hasher`] says otherwise.
+///
+/// For a test suite, like wiremock's `MockServer`, it can be:
+///
+/// - **seeded** with the accounts, users and tokens (with secrets the test chooses) of a
+///   [`Seed`]: [`MockServerBuilder::seed`], or [`MockServerBuilder::api_token`] for one more
+///   token in [`DEFAULT_ACCOUNT`];
+/// - **inspected**: every request it received is in its journal,
+///   [`MockServer::received_requests`] (bounded: see [`JournalLimits`]; the secret header is
+///   never recorded);
+/// - **broken** on purpose: [`MockServer::inject`] a [`Fault`] (500, 503 or 429 with
+///   `Retry-After`, or latency, for the next N calls or a seeded share of them), answered
+///   before authentication.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use finout_auth::Role;
+/// use finout_mock::{Fault, MockServer};
+/// use http::{Method, StatusCode};
+///
+/// let server = MockServer::builder()
+///     .api_token("ci-reader", "a-secret-the-test-knows", Role::ReadOnly)
+///     .start()
+///     .await;
+/// let outage = server.inject(
+///     Fault::on(Method::GET, "/v1/view").status(StatusCode::SERVICE_UNAVAILABLE).times(2),
+/// );
+/// // ... run the client under test against server.uri() ...
+/// assert_eq!(outage.fired(), 0);
+/// assert!(server.received_requests_to(&Method::GET, "/v1/view").is_empty());
+/// # }
+/// ```
 pub struct MockServer {
     addr: SocketAddr,
     account: AccountId,
@@ -43,7 +98,15 @@ pub struct MockServer {
     client_id: String,
     secret_key: String,
     mock: Mock,
+    double: Arc<Double>,
     stop: Option<oneshot::Sender<()>>,
+}
+
+/// What makes a [`MockServer`] a test double: its journal and its faults.
+#[derive(Debug)]
+struct Double {
+    journal: Arc<journal::Journal>,
+    faults: fault::Faults,
 }
 
 impl fmt::Debug for MockServer {
@@ -67,10 +130,14 @@ pub struct MockServerBuilder {
     latency: Duration,
     hasher: SecretHasher,
     limits: ServerLimits,
+    seeds: Vec<Seed>,
+    journal: JournalLimits,
+    faults: Vec<Fault>,
 }
 
 /// Why a [`MockServer`] did not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// No loopback port could be bound.
     #[error("cannot listen on 127.0.0.1: {0}")]
@@ -78,6 +145,10 @@ pub enum StartError {
     /// Creating the account, user or token failed.
     #[error("cannot create the bootstrap token: {0}")]
     Bootstrap(#[from] AdminError),
+    /// A seed given to [`MockServerBuilder::seed`] (or a token of
+    /// [`MockServerBuilder::api_token`]) was refused; nothing of it was loaded.
+    #[error("{0}")]
+    Seed(#[from] SeedError),
 }
 
 impl MockServerBuilder {
@@ -121,6 +192,68 @@ impl MockServerBuilder {
         self
     }
 
+    /// Load `seed` (accounts, users, tokens with their known secrets, views) into the
+    /// server's store before it starts, besides [`DEFAULT_ACCOUNT`] and its Admin token; its
+    /// accounts' views replace their fixture views. May be called more than once: the seeds
+    /// load in order. A seed naming [`DEFAULT_ACCOUNT`] adds users and tokens to it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use finout_mock::{MockServer, seed::Seed};
+    ///
+    /// let seed = Seed::parse(r#"{"accounts": [{
+    ///     "id": "2d3f9a4e-6b1c-4f0e-9d2a-7c5b8e1f0a3d", "name": "Acme",
+    ///     "tokens": [{"clientId": "acme-ci", "secretKey": "acme-s3cret", "type": "api",
+    ///                 "role": "Read-only"}]
+    /// }]}"#).unwrap();
+    /// let server = MockServer::builder().seed(seed).start().await;
+    /// // x-finout-client-id: acme-ci, x-finout-secret-key: acme-s3cret
+    /// # let _ = server;
+    /// # }
+    /// ```
+    pub fn seed(mut self, seed: Seed) -> Self {
+        self.seeds.push(seed);
+        self
+    }
+
+    /// One more API token in [`DEFAULT_ACCOUNT`], with the client id and secret the test
+    /// chooses (loaded as a [`Seed`], by its rules: a client id unique, a role that API
+    /// tokens may hold).
+    pub fn api_token(self, client_id: &str, secret_key: &str, role: Role) -> Self {
+        self.seed(Seed {
+            accounts: vec![SeedAccount {
+                id: DEFAULT_ACCOUNT,
+                name: DEFAULT_ACCOUNT_NAME.to_owned(),
+                views: None,
+                users: Vec::new(),
+                tokens: vec![SeedToken {
+                    client_id: client_id.to_owned(),
+                    secret_key: secret_key.to_owned(),
+                    kind: TokenKind::Api,
+                    user: None,
+                    role,
+                    description: "MockServerBuilder::api_token".to_owned(),
+                    expires_at: None,
+                }],
+            }],
+        })
+    }
+
+    /// Bound the journal of received requests differently (default
+    /// [`JournalLimits::default`]: the last 10,000 requests, 64 KiB of each body, 64 MiB in
+    /// all).
+    pub fn journal_limits(mut self, limits: JournalLimits) -> Self {
+        self.journal = limits;
+        self
+    }
+
+    /// Start with `fault` injected (as [`MockServer::inject`] would, before any request).
+    pub fn fault(mut self, fault: Fault) -> Self {
+        self.faults.push(fault);
+        self
+    }
+
     /// Start it.
     pub async fn try_start(self) -> Result<MockServer, StartError> {
         let store = Arc::new(MemoryTokenStore::new());
@@ -142,7 +275,7 @@ impl MockServerBuilder {
             .store()
             .insert_account(Account {
                 id: DEFAULT_ACCOUNT,
-                name: "finout-mock".into(),
+                name: DEFAULT_ACCOUNT_NAME.into(),
             })
             .await
             .map_err(AdminError::from)?;
@@ -160,15 +293,31 @@ impl MockServerBuilder {
                 NewToken::new("finout-mock", Role::Admin),
             )
             .await?;
-        let mock = Mock::new(admin, authenticator)
+        let mut mock = Mock::new(admin.clone(), authenticator)
             .clock(self.clock)
             .query_delay(self.query_delay)
             .rate_limits(self.rate_limits)
             .latency(self.latency);
+        for seed in &self.seeds {
+            seed.load(&admin, &self.hasher).await?;
+            for (account, views) in seed.views() {
+                mock = mock.views(account, views);
+            }
+        }
+        let double = Arc::new(Double {
+            journal: Arc::new(journal::Journal::new(self.journal)),
+            faults: fault::Faults::default(),
+        });
+        for fault in self.faults {
+            double.faults.inject(fault);
+        }
+        let router = mock
+            .router()
+            .layer(middleware::from_fn_with_state(double.clone(), observe));
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel();
-        tokio::spawn(crate::serve(listener, mock.router(), self.limits, async {
+        tokio::spawn(crate::serve(listener, router, self.limits, async {
             let _ = stopped.await;
         }));
         Ok(MockServer {
@@ -178,6 +327,7 @@ impl MockServerBuilder {
             client_id: token.client_id.to_string(),
             secret_key: token.secret_key.expose_secret().to_owned(),
             mock,
+            double,
             stop: Some(stop),
         })
     }
@@ -206,6 +356,9 @@ impl MockServer {
             latency: Duration::ZERO,
             hasher: SecretHasher::insecure_for_tests_only(),
             limits: ServerLimits::default(),
+            seeds: Vec::new(),
+            journal: JournalLimits::default(),
+            faults: Vec::new(),
         }
     }
 
@@ -243,6 +396,84 @@ impl MockServer {
     pub fn admin(&self) -> &TokenAdmin {
         self.mock.admin()
     }
+
+    /// The requests it received and kept (see [`JournalLimits`]), in the order they
+    /// arrived. A request is there once its answer's head was produced (or its client went
+    /// away): after a client call returns, its request is there.
+    pub fn received_requests(&self) -> Vec<ReceivedRequest> {
+        self.double.journal.requests()
+    }
+
+    /// The requests it received of `method` to exactly `path`, in the order they arrived.
+    pub fn received_requests_to(&self, method: &Method, path: &str) -> Vec<ReceivedRequest> {
+        let mut requests = self.received_requests();
+        requests.retain(|r| r.is(method, path));
+        requests
+    }
+
+    /// How many requests the journal dropped (the oldest first) to stay within its
+    /// [`JournalLimits`]; [`clear_received_requests`](Self::clear_received_requests) does
+    /// not count.
+    pub fn dropped_requests(&self) -> u64 {
+        self.double.journal.dropped()
+    }
+
+    /// Forget the requests received so far.
+    pub fn clear_received_requests(&self) {
+        self.double.journal.clear();
+    }
+
+    /// Inject `fault` (after those injected before it, which are consulted first: see
+    /// [`Fault`]); the handle tells how many times it fired.
+    pub fn inject(&self, fault: Fault) -> FaultHandle {
+        self.double.faults.inject(fault)
+    }
+
+    /// Remove every fault injected.
+    pub fn clear_faults(&self) {
+        self.double.faults.clear();
+    }
+}
+
+/// The name of [`DEFAULT_ACCOUNT`].
+const DEFAULT_ACCOUNT_NAME: &str = "finout-mock";
+
+/// How long a faulted answer waits at most for the request's body, to journal it.
+const FAULT_BODY_WAIT: Duration = Duration::from_secs(5);
+
+/// The outermost layer of a [`MockServer`]: journal the request, apply a fault.
+async fn observe(State(double): State<Arc<Double>>, request: Request, next: Next) -> Response {
+    let (mut pending, request) = journal::Pending::start(&double.journal, request);
+    let decision = double.faults.decide(request.method(), request.uri().path());
+    if decision.applies() {
+        pending.faulted();
+    }
+    if !decision.latency.is_zero() {
+        tokio::time::sleep(decision.latency).await;
+    }
+    let response = match decision.answer {
+        Some(answer) => {
+            let id = RequestId::of(request.headers());
+            // Read the body (bounded, briefly), so that the journal has it.
+            let mut body = request.into_body();
+            let _ = tokio::time::timeout(FAULT_BODY_WAIT, async {
+                let mut read = 0usize;
+                while let Some(Ok(frame)) =
+                    std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+                {
+                    read += frame.data_ref().map_or(0, |d| d.len());
+                    if read > MAX_BODY_BYTES {
+                        break;
+                    }
+                }
+            })
+            .await;
+            answer.render(&id)
+        }
+        None => next.run(request).await,
+    };
+    pending.finish(response.status());
+    response
 }
 
 impl Drop for MockServer {

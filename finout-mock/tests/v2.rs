@@ -711,6 +711,7 @@ async fn v2_paths_need_credentials_and_unknown_ones_answer_json_404() {
     );
 }
 
+#[cfg(feature = "prometheus")]
 #[tokio::test]
 async fn metrics_count_the_rate_limits_429_with_help_a_histogram_and_gauges() {
     let clock = clock();

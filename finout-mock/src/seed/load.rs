@@ -15,8 +15,9 @@ use finout_auth::{
 
 use super::{
     Loaded, Problem, Seed, SeedAccount, SeedError, SeedToken,
-    ledger::{Kind, Ledger},
+    ledger::{self, Kind, Ledger},
 };
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use crate::MockDatabase;
 
 /// How many times a load is tried when the store refuses a write because another process
@@ -48,7 +49,7 @@ async fn seeded_before(
     id: &str,
 ) -> Result<bool, SeedError> {
     match ledger {
-        Some(ledger) => ledger.seeded(kind, id).await.map_err(SeedError::Ledger),
+        Some(ledger) => ledger.seeded(kind, id).await.map_err(ledger::failed),
         None => Ok(false),
     }
 }
@@ -58,15 +59,16 @@ impl Seed {
     /// seed, compare it with the store, then write what is new in one transaction.
     /// Idempotent: loading the same seed again writes nothing. Without a database of the
     /// mock's, nothing is remembered: a revoked token is re-created by the next load (see
-    /// [`load_with_ledger`](Self::load_with_ledger)).
+    /// `load_with_ledger`, with the feature `sqlite` or `postgres`).
     pub async fn load(&self, admin: &TokenAdmin, hasher: &SecretHasher) -> Result<(), SeedError> {
-        self.load_with_ledger(admin, hasher, None).await.map(|_| ())
+        self.load_in(admin, hasher, None).await.map(|_| ())
     }
 
     /// Load as [`load`](Self::load) does and, with `db`, remember there what the seed put in
     /// the store, so that an account, user or token a seed put there before and that is gone
     /// now (revoked, removed) is not re-created. Safe to run from several processes at once
     /// on one store.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub async fn load_with_ledger(
         &self,
         admin: &TokenAdmin,
@@ -78,9 +80,19 @@ impl Seed {
             Some(db) => Some(Ledger::open(db).await.map_err(SeedError::Ledger)?),
             None => None,
         };
+        self.load_in(admin, hasher, ledger.as_ref()).await
+    }
+
+    async fn load_in(
+        &self,
+        admin: &TokenAdmin,
+        hasher: &SecretHasher,
+        ledger: Option<&Ledger<'_>>,
+    ) -> Result<Loaded, SeedError> {
+        self.check()?;
         let mut attempt = 1;
         let loaded = loop {
-            match self.load_once(admin, hasher, ledger.as_ref()).await {
+            match self.load_once(admin, hasher, ledger).await {
                 Err(SeedError::Admin(AdminError::Store(StoreError::Conflict(_))))
                     if attempt < ATTEMPTS =>
                 {
@@ -142,10 +154,7 @@ impl Seed {
         // After the batch: a crash in between leaves ids unremembered, which the next load
         // (finding them in the store) remembers; the other order could lose them for good.
         if let Some(ledger) = ledger {
-            ledger
-                .record(&plan.present)
-                .await
-                .map_err(SeedError::Ledger)?;
+            ledger.record(&plan.present).await.map_err(ledger::failed)?;
         }
         Ok(Loaded {
             created,

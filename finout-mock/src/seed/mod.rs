@@ -41,7 +41,7 @@
 //! left as it is, with its roles, secret and expiry as they are there.
 //!
 //! A seed never resurrects what was removed on purpose. With a database of the mock's
-//! ([`Seed::load_with_ledger`], which the binary uses on SQLite and PostgreSQL), every
+//! (`Seed::load_with_ledger`, features `sqlite` or `postgres`, which the binary uses), every
 //! account, user and token id of the seed that a load finds in the store or writes there is
 //! remembered (the table `finout_mock_seeded`). A later load does not re-create one of
 //! those that is gone from the store — a token revoked (or purged once expired), a user
@@ -56,6 +56,11 @@
 //! everything there.
 
 mod check;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod ledger;
+// Without a database there is nothing to remember what seeds created in.
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+#[path = "no_ledger.rs"]
 mod ledger;
 mod load;
 
@@ -207,6 +212,7 @@ pub enum SeedError {
     #[error("loading the seed failed: {0}")]
     Admin(#[from] AdminError),
     /// The mock's record of what seeds put in the store could not be read or written.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     #[error("loading the seed failed: the record of what seeds created: {0}")]
     Ledger(sqlx::Error),
 }

@@ -7,7 +7,11 @@ use std::{borrow::Cow, sync::Arc};
 
 use finout_auth::AccountId;
 use serde_json::Value;
-use sqlx::{PgPool, Row, SqlitePool};
+#[cfg(feature = "postgres")]
+use sqlx::PgPool;
+use sqlx::Row;
+#[cfg(feature = "sqlite")]
+use sqlx::SqlitePool;
 
 use super::{Change, tags::StoredTag};
 
@@ -20,12 +24,16 @@ const CREATE: &str = "CREATE TABLE IF NOT EXISTS finout_mock_documents (
 )";
 const SELECT: &str =
     "SELECT account_id, kind, id, body FROM finout_mock_documents ORDER BY kind, id";
+#[cfg(feature = "sqlite")]
 const SQLITE_UPSERT: &str = "INSERT INTO finout_mock_documents (account_id, kind, id, body) \
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account_id, kind, id) DO UPDATE SET body = excluded.body";
+#[cfg(feature = "sqlite")]
 const SQLITE_DELETE: &str =
     "DELETE FROM finout_mock_documents WHERE account_id = ?1 AND kind = ?2 AND id = ?3";
+#[cfg(feature = "postgres")]
 const PG_UPSERT: &str = "INSERT INTO finout_mock_documents (account_id, kind, id, body) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, kind, id) DO UPDATE SET body = excluded.body";
+#[cfg(feature = "postgres")]
 const PG_DELETE: &str =
     "DELETE FROM finout_mock_documents WHERE account_id = $1 AND kind = $2 AND id = $3";
 
@@ -36,21 +44,28 @@ const ENDPOINT: &str = "endpoint";
 const SETTING: &str = "setting";
 const VERIFIED_SECRET_KEY: &str = "verified_secret_key";
 const NIL_ACCOUNT: &str = "00000000-0000-0000-0000-000000000000";
+#[cfg(feature = "sqlite")]
 const SQLITE_INSERT_NEW: &str = "INSERT INTO finout_mock_documents (account_id, kind, id, body) \
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account_id, kind, id) DO NOTHING";
+#[cfg(feature = "sqlite")]
 const SQLITE_SELECT_ONE: &str = "SELECT body FROM finout_mock_documents \
      WHERE account_id = ?1 AND kind = ?2 AND id = ?3";
+#[cfg(feature = "postgres")]
 const PG_INSERT_NEW: &str = "INSERT INTO finout_mock_documents (account_id, kind, id, body) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, kind, id) DO NOTHING";
+#[cfg(feature = "postgres")]
 const PG_SELECT_ONE: &str = "SELECT body FROM finout_mock_documents \
      WHERE account_id = $1 AND kind = $2 AND id = $3";
 
-/// Where the mock keeps what clients write: the database of its token store.
+/// Where the mock keeps what clients write: the database of its token store (features
+/// `sqlite` and `postgres`, one variant each).
 #[derive(Debug, Clone)]
 pub enum MockDatabase {
     /// A SQLite database (e.g. [`SqliteTokenStore::pool`](finout_auth::store::SqliteTokenStore::pool)).
+    #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
     /// A PostgreSQL database (e.g. [`PostgresTokenStore::pool`](finout_auth::store::PostgresTokenStore::pool)).
+    #[cfg(feature = "postgres")]
     Postgres(PgPool),
 }
 
@@ -128,6 +143,7 @@ impl MockDatabase {
     /// mock, and every other account, from starting.
     pub(crate) async fn load(&self) -> Result<Loaded, sqlx::Error> {
         let rows: Vec<[Option<String>; 4]> = match self {
+            #[cfg(feature = "sqlite")]
             MockDatabase::Sqlite(pool) => {
                 sqlx::query(CREATE).execute(pool).await?;
                 let rows = sqlx::query(SELECT).fetch_all(pool).await?;
@@ -135,6 +151,7 @@ impl MockDatabase {
                     .map(|r| [0, 1, 2, 3].map(|i| text(r, i)))
                     .collect()
             }
+            #[cfg(feature = "postgres")]
             MockDatabase::Postgres(pool) => {
                 sqlx::query(CREATE).execute(pool).await?;
                 let rows = sqlx::query(SELECT).fetch_all(pool).await?;
@@ -182,6 +199,7 @@ impl MockDatabase {
         let fresh = finout_auth::shared::VerifiedSecretKey::random().to_hex();
         let args = (NIL_ACCOUNT, SETTING, VERIFIED_SECRET_KEY);
         let stored: String = match self {
+            #[cfg(feature = "sqlite")]
             MockDatabase::Sqlite(pool) => {
                 sqlx::query(CREATE).execute(pool).await?;
                 sqlx::query(SQLITE_INSERT_NEW)
@@ -198,6 +216,7 @@ impl MockDatabase {
                     .fetch_one(pool)
                     .await?
             }
+            #[cfg(feature = "postgres")]
             MockDatabase::Postgres(pool) => {
                 sqlx::query(CREATE).execute(pool).await?;
                 sqlx::query(PG_INSERT_NEW)
@@ -235,13 +254,17 @@ impl MockDatabase {
             };
         }
         match (self, body) {
+            #[cfg(feature = "sqlite")]
             (MockDatabase::Sqlite(pool), Some(body)) => {
                 execute!(pool, SQLITE_UPSERT, account, kind, id, body)
             }
+            #[cfg(feature = "sqlite")]
             (MockDatabase::Sqlite(pool), None) => execute!(pool, SQLITE_DELETE, account, kind, id),
+            #[cfg(feature = "postgres")]
             (MockDatabase::Postgres(pool), Some(body)) => {
                 execute!(pool, PG_UPSERT, account, kind, id, body)
             }
+            #[cfg(feature = "postgres")]
             (MockDatabase::Postgres(pool), None) => execute!(pool, PG_DELETE, account, kind, id),
         };
         Ok(())

@@ -76,19 +76,19 @@ impl AccountLocks {
     }
 
     /// How many accounts have an entry.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "sqlite", feature = "postgres"))]
     pub(super) fn len(&self) -> usize {
         self.entries().len()
     }
 
     /// How many writers hold or await `account`'s lock.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "sqlite", feature = "postgres"))]
     pub(super) fn users(&self, account: AccountId) -> usize {
         self.entries().get(&account).map_or(0, |(_, users)| *users)
     }
 
     /// Whether a writer holds `account`'s lock.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "sqlite", feature = "postgres"))]
     pub(super) fn is_held(&self, account: AccountId) -> bool {
         self.entries()
             .get(&account)

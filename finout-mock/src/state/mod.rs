@@ -13,10 +13,11 @@
 //! One mock per database: a mock reads the table once, when it starts. Several mocks on one
 //! PostgreSQL database share tokens (the change feed) but not what clients write.
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod db;
 mod locks;
 pub(crate) mod tags;
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite", feature = "postgres"))]
 mod tests;
 
 use std::{
@@ -27,7 +28,37 @@ use std::{
 use finout_auth::{AccountId, ErrorCode};
 use serde_json::Value;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use db::MockDatabase;
+/// Why a save failed.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+type SaveError = sqlx::Error;
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+use no_db::{MockDatabase, SaveError};
+
+/// Without the `sqlite` and `postgres` features: memory only, no database to save to.
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+mod no_db {
+    use finout_auth::AccountId;
+
+    use super::Change;
+
+    /// No database: uninhabited.
+    #[derive(Debug)]
+    pub(crate) enum MockDatabase {}
+
+    pub(crate) type SaveError = std::convert::Infallible;
+
+    impl MockDatabase {
+        pub(crate) async fn save(
+            &self,
+            _account: AccountId,
+            _change: &Change,
+        ) -> Result<(), SaveError> {
+            match *self {}
+        }
+    }
+}
 use tags::{AccountTags, StoredTag};
 
 use crate::error::{Answer, MockError};
@@ -81,6 +112,7 @@ pub(crate) struct State {
     db: Option<MockDatabase>,
     locks: Arc<locks::AccountLocks>,
     /// Rows of the database that could not be read at start.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     set_aside: u64,
 }
 
@@ -88,6 +120,7 @@ static NO_TAGS: std::sync::LazyLock<AccountTags> = std::sync::LazyLock::new(Acco
 
 impl State {
     /// The state kept in `db`, loaded (rows that cannot be read set aside).
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) async fn load(db: MockDatabase) -> Result<Self, sqlx::Error> {
         let loaded = db.load().await?;
         let mut memory = Memory::default();
@@ -103,6 +136,7 @@ impl State {
     }
 
     /// How many rows of the database could not be read at start (and were skipped).
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn rows_set_aside(&self) -> u64 {
         self.set_aside
     }
@@ -172,7 +206,7 @@ impl State {
             }
             let replaced = state.memory_mut().apply(account, change);
             drop(replaced);
-            Ok::<_, sqlx::Error>(())
+            Ok::<_, SaveError>(())
         })
         .await;
         match saved {

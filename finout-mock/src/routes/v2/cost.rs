@@ -200,6 +200,7 @@ impl Queries {
     }
 
     /// Bytes every account's queries hold.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn held_by_all(&self) -> usize {
         self.lock()
             .values()
