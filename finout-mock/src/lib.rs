@@ -45,6 +45,7 @@
 
 mod error;
 pub mod fixtures;
+mod ledger;
 mod metrics;
 mod mock_server;
 mod routes;
