@@ -1,4 +1,5 @@
-//! Deterministic fixture data: the same account always gets the same views and costs.
+//! Deterministic fixture data: the same account always gets the same views, dimensions and
+//! costs (the costs are the account's cost ledger, see the README's "The cost ledger").
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -14,10 +15,12 @@ pub struct View {
     pub id: String,
 }
 
-const VIEW_NAMES: [&str; 3] = [
-    "All cloud costs",
-    "AWS by service",
-    "Kubernetes by namespace",
+/// The fixture views: name, the vendor its costs are limited to (if any), and the key of the
+/// dimension its costs are grouped by when a query names none.
+const VIEWS: [(&str, Option<&str>, &str); 3] = [
+    ("All cloud costs", None, "vendor"),
+    ("AWS by service", Some("AWS"), "service"),
+    ("Kubernetes by namespace", Some("Kubernetes"), "namespace"),
 ];
 /// A dimension the fixtures know: what `/v1/megabill/query-language/keys` lists, what
 /// `/values/{costCenter}/{key}` answers, and what `query-by-view` accepts in `groupBy`.
@@ -111,13 +114,41 @@ pub(crate) fn stable_id(account: AccountId, name: &str) -> Uuid {
 
 /// The default views of an account: stable ids derived from the account id.
 pub fn default_views(account: AccountId) -> Vec<View> {
-    VIEW_NAMES
+    VIEWS
         .iter()
-        .map(|name| View {
+        .map(|(name, _, _)| View {
             name: (*name).to_owned(),
             id: stable_id(account, name).to_string(),
         })
         .collect()
+}
+
+/// What a view holds of the account's costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ViewDefinition {
+    /// The vendor its costs are limited to (`None`: all of the account's costs).
+    pub(crate) vendor: Option<&'static str>,
+    /// The dimension (an index of [`DIMENSIONS`]) its costs are grouped by by default.
+    pub(crate) group: usize,
+}
+
+/// The definition of `account`'s view `view_id`: a fixture view's own, else (a seed's view)
+/// all of the account's costs grouped by vendor.
+pub(crate) fn view_definition(account: AccountId, view_id: &str) -> ViewDefinition {
+    let key = |k: &str| DIMENSIONS.iter().position(|d| d.key == k).unwrap_or(0);
+    VIEWS
+        .iter()
+        .find(|(name, _, _)| stable_id(account, name).to_string() == view_id)
+        .map_or(
+            ViewDefinition {
+                vendor: None,
+                group: key("vendor"),
+            },
+            |(_, vendor, group)| ViewDefinition {
+                vendor: *vendor,
+                group: key(group),
+            },
+        )
 }
 
 /// One point of a cost series.
@@ -138,65 +169,6 @@ pub struct CostSeries {
     pub data: Vec<CostPoint>,
 }
 
-const DAY_MS: i64 = 86_400_000;
-
-/// The most days one answer covers (a 90-day range touches at most 91 days).
-const MAX_DAYS: i64 = 92;
-
-/// Daily costs of a view between two instants (ms), one series per value of `group` plus a
-/// `Total` series, scaled by `factor` (see [`COST_TYPES`]): a pure function of (view id,
-/// value, day), so every call answers the same. Empty when the range is reversed or longer
-/// than `MAX_DAYS` (callers validate ranges; this never overflows nor allocates without
-/// bound whatever it is given).
-pub fn costs(
-    view_id: &str,
-    start_ms: i64,
-    end_ms: i64,
-    group: &Dimension,
-    factor: f64,
-) -> Vec<CostSeries> {
-    let first_day = start_ms.div_euclid(DAY_MS);
-    let last_day = end_ms.div_euclid(DAY_MS);
-    let days: Vec<(i64, i64)> = match last_day.checked_sub(first_day) {
-        Some(n) if (0..MAX_DAYS).contains(&n) => (first_day..=last_day)
-            .filter_map(|day| Some((day, day.checked_mul(DAY_MS)?)))
-            .collect(),
-        _ => Vec::new(),
-    };
-    let cost = |value: &str, day: i64| {
-        let h = blake3::hash(format!("{view_id}/{}/{value}/{day}", group.key).as_bytes());
-        let cents = u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or_default()) % 50_000;
-        (cents as f64 * factor).round() / 100.0
-    };
-    let mut series: Vec<CostSeries> = group
-        .values
-        .iter()
-        .map(|value| CostSeries {
-            name: (*value).to_owned(),
-            data: days
-                .iter()
-                .map(|&(day, time)| CostPoint {
-                    time,
-                    cost: cost(value, day),
-                })
-                .collect(),
-        })
-        .collect();
-    let total = CostSeries {
-        name: "Total".to_owned(),
-        data: days
-            .iter()
-            .enumerate()
-            .map(|(i, &(_, time))| CostPoint {
-                time,
-                cost: (series.iter().map(|s| s.data[i].cost).sum::<f64>() * 100.0).round() / 100.0,
-            })
-            .collect(),
-    };
-    series.push(total);
-    series
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,23 +180,5 @@ mod tests {
         assert_eq!(views[0].id, "8f99c32e-b56d-498b-8f33-66f28aab2d5b");
         assert_eq!(views, default_views(account), "stable");
         assert_ne!(views[0].id, default_views(AccountId::new_v4())[0].id);
-    }
-
-    #[test]
-    fn costs_are_total_on_any_range() {
-        let group = &DIMENSIONS[0];
-        for (start, end) in [
-            (i64::MIN, 0),
-            (i64::MIN, i64::MIN + 1),
-            (i64::MAX - 1, i64::MAX),
-            (0, i64::MAX),
-            (10 * DAY_MS, 0),
-        ] {
-            let series = costs("v", start, end, group, 1.0);
-            assert!(series.iter().all(|s| s.data.len() <= 2), "{start}..{end}");
-        }
-        let day = costs("v", 0, DAY_MS - 1, group, 1.0);
-        assert_eq!(day.len(), group.values.len() + 1);
-        assert_eq!(day[0].data.len(), 1);
     }
 }

@@ -48,6 +48,7 @@
 mod error;
 mod field_error;
 pub mod fixtures;
+mod ledger;
 #[cfg(feature = "prometheus")]
 mod metrics;
 #[cfg(not(feature = "prometheus"))]

@@ -187,8 +187,9 @@ async fn a_cost_and_usage_query_is_queued_runs_completes_pages_and_expires() {
     advance(&clock, DELAY / 2);
     let done = status_now().await;
     assert_eq!(done["status"], "completed");
-    // Two days (both ends inclusive: 1 June and 2 June 2024) x four services.
-    assert_eq!(done["totalRows"], 8);
+    // Two days (both ends inclusive: 1 June and 2 June 2024) x five values of `service`: the
+    // four AWS services, and "N/A" for the line items without one (GCP's, Kubernetes's).
+    assert_eq!(done["totalRows"], 10);
     let completed = OffsetDateTime::parse(done["completedAt"].as_str().unwrap(), &Rfc3339).unwrap();
     let expires = OffsetDateTime::parse(done["expiredAt"].as_str().unwrap(), &Rfc3339).unwrap();
     assert_eq!(expires - completed, time::Duration::hours(24));
@@ -203,7 +204,7 @@ async fn a_cost_and_usage_query_is_queued_runs_completes_pages_and_expires() {
         };
         let (code, page) = call(s.address(), Method::GET, &path, creds(&s), None).await;
         assert_eq!(code, 200, "{page}");
-        assert_eq!(page["pagination"]["totalRows"], 8);
+        assert_eq!(page["pagination"]["totalRows"], 10);
         let data = page["data"].as_array().unwrap();
         assert!(data.len() <= 3);
         rows.extend(data.iter().cloned());
@@ -218,7 +219,7 @@ async fn a_cost_and_usage_query_is_queued_runs_completes_pages_and_expires() {
                 .to_owned(),
         );
     }
-    assert_eq!(rows.len(), 8);
+    assert_eq!(rows.len(), 10);
     for row in &rows {
         // The columns the connector reads.
         assert!(row["_billing_dimension_service"].is_string(), "{row}");
@@ -756,9 +757,14 @@ async fn queries_are_bounded_and_virtual_tags_are_dimensions() {
     let clock = clock();
     let s = server(&clock).await;
     let a = s.address();
-    // A virtual tag whose values are a dimension of the query.
+    // A virtual tag whose values are a dimension of the query: 1,000 rules, of which the
+    // first two match line items (EC2's and S3's), and a default for the rest.
     let rules: Vec<Value> = (0..1_000)
-        .map(|i| json!({"to": format!("team-{i:04}"), "filters": {}}))
+        .map(|i| {
+            let service = ["EC2", "S3"].get(i).copied().unwrap_or("no such service");
+            json!({"to": format!("team-{i:04}"), "filters": {"costCenter": "AWS",
+                   "key": "service", "operator": "is", "value": [service]}})
+        })
         .collect();
     let tag = json!({"name": "Team", "defaultValue": "none", "rules": rules});
     let (status, created) = call(a, Method::POST, "/v2/virtual-tags", creds(&s), Some(tag)).await;
@@ -786,7 +792,8 @@ async fn queries_are_bounded_and_virtual_tags_are_dimensions() {
             "rowLimit": 100_000
         })
     };
-    // Every fixture dimension over 60 days: 432 combinations x 61 days = 26,352 rows.
+    // Every fixture dimension over 60 days: 432 combinations x 61 days = 26,352 candidate
+    // rows, of which 31 combinations x 61 days = 1,891 have line items (the ledger's).
     let (status, body) = call(
         a,
         Method::POST,
@@ -797,6 +804,19 @@ async fn queries_are_bounded_and_virtual_tags_are_dimensions() {
     .await;
     assert_eq!(status, 200, "{body}");
     let big = body["data"]["queryId"].as_str().unwrap().to_owned();
+    // The same without `rowLimit`: the default, 1,000 rows.
+    let mut limited = query(every_fixture_dimension.clone(), 60);
+    limited.as_object_mut().unwrap().remove("rowLimit");
+    let (status, body) = call(
+        a,
+        Method::POST,
+        "/v2/data/cost-usage/generate-query",
+        creds(&s),
+        Some(limited),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let limited = body["data"]["queryId"].as_str().unwrap().to_owned();
     // With the tag too, 26 million: refused before any work.
     let mut with_tag = every_fixture_dimension.clone();
     with_tag.push(json!({"costCenter": "Virtual Tags", "key": id, "type": "virtual_tag"}));
@@ -817,7 +837,8 @@ async fn queries_are_bounded_and_virtual_tags_are_dimensions() {
         body["message"].as_str().unwrap().contains("200000"),
         "{body}"
     );
-    // The tag alone: its 1,001 values ("none" and 1,000 teams) for one day, by value.
+    // The tag alone for one day, by value: its 1,001 values ("none" and 1,000 teams) count
+    // towards the caps; the rows are the values its rules assign.
     let tag_only = json!({
         "date": {"unixTimeMillisecondsStart": 1_717_200_000_000_i64, "unixTimeMillisecondsEnd": 1_717_200_000_000_i64},
         "timeInterval": {"interval": "day"},
@@ -844,8 +865,17 @@ async fn queries_are_bounded_and_virtual_tags_are_dimensions() {
         None,
     )
     .await;
-    assert_eq!(status_body["data"]["totalRows"], 26_352);
-    let path = format!("/v2/data/cost-usage/{big}/results?pageSize=2&cursor=26350");
+    assert_eq!(status_body["data"]["totalRows"], 1_891);
+    let (_, status_body) = call(
+        a,
+        Method::GET,
+        &format!("/v2/data/cost-usage/{limited}/status"),
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!(status_body["data"]["totalRows"], 1_000);
+    let path = format!("/v2/data/cost-usage/{big}/results?pageSize=2&cursor=1889");
     let (status, page) = call(a, Method::GET, &path, creds(&s), None).await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["data"].as_array().unwrap().len(), 2);
@@ -871,8 +901,8 @@ async fn queries_are_bounded_and_virtual_tags_are_dimensions() {
     let path = format!("/v2/data/cost-usage/{small}/results?pageSize=3");
     let (status, page) = call(a, Method::GET, &path, creds(&s), None).await;
     assert_eq!(status, 200, "{page}");
-    // 1,001 values, one day, within the default rowLimit of 1,000.
-    assert_eq!(page["pagination"]["totalRows"], 1_000);
+    // One day: EC2's, S3's and the rest.
+    assert_eq!(page["pagination"]["totalRows"], 3);
     let values: Vec<&str> = page["data"]
         .as_array()
         .unwrap()

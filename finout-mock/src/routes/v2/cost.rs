@@ -26,7 +26,7 @@ use super::{
 use crate::{
     Mock,
     error::{Answer, Body, MockError, Params, Path},
-    state::tags::StoredTag,
+    ledger,
 };
 
 /// How long results are kept after completing.
@@ -260,15 +260,15 @@ pub(crate) async fn generate(
 ) -> Answer<Json<Value>> {
     crate::routes::require_all_data(&principal)?;
     let account = principal.account_id();
-    let queries = &mock.inner.queries;
-    let query = spec.check(|id| {
-        let values = mock
-            .inner
-            .state
-            .tags(account, |tags| tags.get(id).map(StoredTag::assigned_values))?;
-        Some(queries.intern(account, id, values))
-    })?;
     let now = mock.now();
+    let today = ledger::day_of(now);
+    let queries = mock.inner.queries.clone();
+    let intern = move |id: &str, values: Vec<String>| queries.intern(account, id, values);
+    let query = ledger::with_tags(&mock.inner.state, account, move |tags, budget| {
+        spec.clone().check(today, tags, budget, &intern)
+    })
+    .await?;
+    let queries = &mock.inner.queries;
     // Queries created before this are expired since a day: forgotten.
     let forget_before = now
         .checked_sub(delay(&mock))
@@ -314,7 +314,7 @@ pub(crate) async fn query_status(
 ) -> Answer<Json<Value>> {
     crate::routes::require_all_data(&principal)?;
     let account = principal.account_id();
-    let (created, query, _) = find(&mock, account, &id)?;
+    let (created, query, ranked) = find(&mock, account, &id)?;
     let data = match status(created, delay(&mock), mock.now()) {
         Status::Queued => json!({"status": "queued"}),
         Status::Running => json!({"status": "running"}),
@@ -322,7 +322,10 @@ pub(crate) async fn query_status(
             "status": "completed",
             "completedAt": iso(at),
             "expiredAt": iso(expires),
-            "totalRows": query.total_rows(),
+            "totalRows": ranked.map_or_else(
+                || rows::count(&query, &account.to_string()),
+                |ranked| ranked.len(),
+            ),
         }),
         Status::Expired => json!({"status": "expired"}),
     };
@@ -376,10 +379,6 @@ pub(crate) async fn results(
             "results are kept 24 hours; generate the query again",
         )),
         Status::Completed { .. } => {
-            let total = usize::try_from(query.total_rows()).unwrap_or(usize::MAX);
-            if offset > total {
-                return Err(MockError::invalid("cursor: past the last row"));
-            }
             // A page holds at most `MAX_PAGE_BYTES` of rows, about.
             let fit = usize::try_from(MAX_PAGE_BYTES / query.row_bytes().max(1)).unwrap_or(1);
             let size = size.min(fit.max(1));
@@ -388,11 +387,20 @@ pub(crate) async fn results(
             let build = move || {
                 let fresh = ranked.is_none();
                 let ranked: Arc<[u32]> = ranked.unwrap_or_else(|| rows::rank(&query, &seed).into());
-                let end = offset.saturating_add(size).min(ranked.len());
-                let rows = rows::page(&query, &seed, ranked.get(offset..end).unwrap_or_default());
-                (fresh.then_some(ranked), rows)
+                let total = ranked.len();
+                let rows = if offset > total {
+                    None
+                } else {
+                    let end = offset.saturating_add(size).min(total);
+                    Some(rows::page(
+                        &query,
+                        &seed,
+                        ranked.get(offset..end).unwrap_or_default(),
+                    ))
+                };
+                (fresh.then_some(ranked), rows, total)
             };
-            let (fresh, rows) = if costly {
+            let (fresh, rows, total) = if costly {
                 tokio::task::spawn_blocking(build).await.map_err(|e| {
                     tracing::error!(target: "finout_mock", error = %e, "ranking a query failed");
                     MockError::auth(finout_auth::ErrorCode::AuthUnavailable)
@@ -403,6 +411,7 @@ pub(crate) async fn results(
             if let Some(ranked) = fresh {
                 mock.inner.queries.keep_ranking(account, &id, ranked);
             }
+            let rows = rows.ok_or_else(|| MockError::invalid("cursor: past the last row"))?;
             let end = offset.saturating_add(rows.len());
             let has_more = end < total;
             let mut pagination = json!({"hasMore": has_more, "totalRows": total});
@@ -433,10 +442,25 @@ mod tests {
         .unwrap()
     }
 
+    /// An account's tags: one, of id `team`.
+    fn team() -> crate::state::tags::AccountTags {
+        let fields = json!({"name": "Team", "rules": [], "defaultValue": "x"});
+        let Value::Object(fields) = fields else {
+            unreachable!()
+        };
+        let mut tag =
+            crate::state::tags::StoredTag::new(fields, "ci", OffsetDateTime::UNIX_EPOCH, None);
+        tag.id = "team".into();
+        let mut tags = crate::state::tags::AccountTags::default();
+        tags.put(Arc::new(tag), 100);
+        tags
+    }
+
     /// Generate one query naming tag `team` whose values are `values`.
     fn generate(queries: &Queries, account: AccountId, values: &[String]) -> String {
+        let intern = |id: &str, _: Vec<String>| queries.intern(account, id, values.to_vec());
         let query = spec()
-            .check(|id| Some(queries.intern(account, id, values.to_vec())))
+            .check(0, &team(), ledger::MAX_EVALUATION_WORK, &intern)
             .unwrap();
         queries.insert(account, query, OffsetDateTime::UNIX_EPOCH, None)
     }

@@ -1,31 +1,37 @@
-//! The rows of a V2 cost-and-usage query: a pure function of the account and the query.
-//! Ranking every candidate row is the costly part (one hash per row); it is done once per
-//! query ([`rank`]) and each page is cut from that ranking ([`page`]), building only its own
-//! rows.
+//! The rows of a V2 cost-and-usage query: the account's cost ledger (`crate::ledger`) over the
+//! query's range, kept by its filters and summed per period and value of each dimension.
+//! Only groups that have line items are rows. Summing is cheap (at most 61 days x 31 line
+//! items, whatever the dimensions); it is done once per query to rank the rows ([`rank`]),
+//! and again for each page ([`page`]), which builds only its own rows.
+
+use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 use time::{Date, Duration, OffsetDateTime};
 
-use super::spec::Query;
-use crate::fixtures::COST_TYPES;
+use super::spec::{Query, Source};
+use crate::ledger::{self, Ledger, Measure};
 
 fn date(ms: i64) -> Date {
     OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).map_or(Date::MIN, OffsetDateTime::date)
 }
 
-/// The start of each day, week (Monday) or month the range touches.
-pub(super) fn periods(start_ms: i64, end_ms: i64, interval: &str) -> Vec<Date> {
-    let (first, last) = (date(start_ms), date(end_ms));
-    let start_of = |d: Date| match interval {
+fn start_of(d: Date, interval: &str) -> Date {
+    match interval {
         "week" => d - Duration::days(i64::from(d.weekday().number_days_from_monday())),
         "month" => d.replace_day(1).unwrap_or(d),
         _ => d,
-    };
+    }
+}
+
+/// The start of each day, week (Monday) or month the range touches.
+pub(super) fn periods(start_ms: i64, end_ms: i64, interval: &str) -> Vec<Date> {
+    let (first, last) = (date(start_ms), date(end_ms));
     let mut out = Vec::new();
     let mut day = first;
     // At most 61 days: the range is checked.
     while day <= last {
-        let period = start_of(day);
+        let period = start_of(day, interval);
         if out.last() != Some(&period) {
             out.push(period);
         }
@@ -37,104 +43,129 @@ pub(super) fn periods(start_ms: i64, end_ms: i64, interval: &str) -> Vec<Date> {
     out
 }
 
-/// The rows' shared parts: periods and the number of value combinations.
-struct Grid {
-    periods: Vec<Date>,
-    /// Each period's first hashed bytes: the seed and the period.
-    prefixes: Vec<Vec<u8>>,
-    combos: usize,
+/// One measurement of a row: over its line items.
+#[derive(Debug, Clone, Copy)]
+struct Amounts {
+    sum: i64,
+    min: i64,
+    max: i64,
+    count: i64,
 }
 
-impl Grid {
-    fn new(query: &Query, seed: &str) -> Self {
-        let periods = periods(query.start_ms, query.end_ms, query.interval);
-        let prefixes = periods
-            .iter()
-            .map(|p| [seed.as_bytes(), p.to_string().as_bytes()].concat())
-            .collect();
-        let combos = query
-            .dimensions
-            .iter()
-            .fold(1usize, |n, d| n.saturating_mul(d.values.list.len()))
-            .max(1);
-        Grid {
-            periods,
-            prefixes,
-            combos,
+impl Amounts {
+    fn add(&mut self, amount: i64) {
+        if self.count == 0 {
+            (self.min, self.max) = (amount, amount);
+        } else {
+            self.min = self.min.min(amount);
+            self.max = self.max.max(amount);
+        }
+        self.sum += amount;
+        self.count += 1;
+    }
+
+    /// The amount of operator `op`, in ten-thousandths.
+    fn of(&self, op: &str) -> i64 {
+        match op {
+            "avg" if self.count > 0 => (self.sum as f64 / self.count as f64).round() as i64,
+            "avg" => 0,
+            "min" => self.min,
+            "max" => self.max,
+            _ => self.sum,
         }
     }
+}
 
-    fn total(&self) -> usize {
-        self.periods.len().saturating_mul(self.combos)
-    }
+/// A row: its period, each dimension's value (an index of its labels) and its amounts.
+struct Row {
+    period: usize,
+    labels: Vec<u32>,
+    amounts: Vec<Amounts>,
+}
 
-    /// The amount of `kind`/`op` in row `row`: a hash of the seed, the period, the row's
-    /// values and the measurement, written into `buffer` (reused from row to row) and hashed
-    /// at once, which is faster for short rows than a hasher fed piece by piece.
-    fn amount(
-        &self,
-        query: &Query,
-        row: usize,
-        (kind, op): (&str, &str),
-        buffer: &mut Vec<u8>,
-    ) -> f64 {
-        let (p, c) = (row / self.combos, row % self.combos);
-        buffer.clear();
-        buffer.extend_from_slice(&self.prefixes[p]);
-        for_each_value(query, c, |_, v| {
-            buffer.push(b'/');
-            buffer.extend_from_slice(v.as_bytes());
-        });
-        buffer.push(b'/');
-        buffer.extend_from_slice(kind.as_bytes());
-        buffer.extend_from_slice(op.as_bytes());
-        let bytes = blake3::hash(buffer);
-        let cents =
-            u64::from_le_bytes(bytes.as_bytes()[..8].try_into().unwrap_or_default()) % 50_000;
-        let factor = COST_TYPES
-            .iter()
-            .find(|(t, _)| t == &kind)
-            .map_or(0.1, |f| f.1);
-        (cents as f64 * factor).round() / 100.0
+/// The label of value `i` of the query's dimension `d`.
+fn label(query: &Query, d: usize, i: u32) -> &str {
+    let dim = &query.dimensions[d];
+    match dim.source {
+        Source::Fixture(f) => ledger::label(f, i as usize),
+        Source::Tag(_) => dim.values.list.get(i as usize).map_or("", String::as_str),
     }
 }
 
-/// Call `f` with each dimension's index and value in combination `c` (mixed radix, the last
-/// dimension fastest), in dimension order.
-fn for_each_value<'q>(query: &'q Query, c: usize, mut f: impl FnMut(usize, &'q str)) {
-    let mut divisor = query
-        .dimensions
+/// Every row, in a stable order (by period, then by the first line item of each group).
+fn rows(query: &Query, seed: &str) -> (Vec<Date>, Vec<Row>) {
+    let periods = periods(query.start_ms, query.end_ms, query.interval);
+    let ledger = Ledger::at(seed.to_owned(), query.today);
+    let measures: Vec<Measure> = query
+        .measurements
         .iter()
-        .fold(1usize, |n, d| n.saturating_mul(d.values.list.len().max(1)));
-    for (i, d) in query.dimensions.iter().enumerate() {
-        let n = d.values.list.len().max(1);
-        divisor /= n;
-        let index = (c / divisor.max(1)) % n;
-        f(i, d.values.list.get(index).map_or("", String::as_str));
-    }
-}
-
-/// The index of dimension `d`'s value in combination `c`.
-fn value_index(query: &Query, c: usize, d: usize) -> usize {
-    let mut index = 0;
-    let mut divisor = query
-        .dimensions
-        .iter()
-        .fold(1usize, |n, d| n.saturating_mul(d.values.list.len().max(1)));
-    for (i, dim) in query.dimensions.iter().enumerate() {
-        let n = dim.values.list.len().max(1);
-        divisor /= n;
-        if i == d {
-            index = (c / divisor.max(1)) % n;
+        .map(|(kind, _)| Measure::named(kind).unwrap_or(Measure::Usage))
+        .collect();
+    let days = query.days;
+    let kinds = ledger::kinds();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut index: HashMap<(usize, Vec<u32>), usize> = HashMap::new();
+    let mut period = 0;
+    for i in 0..days.until(ledger.today()) {
+        let day = days.day(i);
+        let start = start_of(date(day.saturating_mul(ledger::DAY_MS)), query.interval);
+        while periods.get(period + 1).is_some_and(|p| *p <= start) {
+            period += 1;
+        }
+        for kind in 0..kinds {
+            let cell = i * kinds + kind;
+            if query.filter.as_ref().is_some_and(|f| !f.contains(cell)) {
+                continue;
+            }
+            let Some(item) = ledger.item(kind, day) else {
+                continue;
+            };
+            let labels: Vec<u32> = query
+                .dimensions
+                .iter()
+                .map(|d| match &d.source {
+                    Source::Fixture(f) => ledger::value_index(kind, *f) as u32,
+                    Source::Tag(cells) => cells.get(cell).copied().unwrap_or(0),
+                })
+                .collect();
+            let at = *index
+                .entry((period, labels))
+                .or_insert_with_key(|(p, labels)| {
+                    rows.push(Row {
+                        period: *p,
+                        labels: labels.clone(),
+                        amounts: vec![
+                            Amounts {
+                                sum: 0,
+                                min: 0,
+                                max: 0,
+                                count: 0
+                            };
+                            measures.len()
+                        ],
+                    });
+                    rows.len() - 1
+                });
+            for (amounts, measure) in rows[at].amounts.iter_mut().zip(&measures) {
+                amounts.add(item.amount(*measure));
+            }
         }
     }
-    index
+    (periods, rows)
 }
 
-/// The results' rows in order (sorted, within `rowLimit`), by row index: the one costly
-/// step, taken once per query.
+/// How many rows the results hold: every group with line items, at most `rowLimit`.
+pub(crate) fn count(query: &Query, seed: &str) -> usize {
+    rows(query, seed)
+        .1
+        .len()
+        .min(usize::try_from(query.row_limit).unwrap_or(usize::MAX))
+}
+
+/// The results' rows in order (sorted, within `rowLimit`), by row index: taken once per
+/// query.
 pub(crate) fn rank(query: &Query, seed: &str) -> Vec<u32> {
-    let grid = Grid::new(query, seed);
+    let (_, rows) = rows(query, seed);
     let (by, desc) = query.sort.clone().unwrap_or_else(|| {
         let (kind, op) = query.measurements[0];
         (format!("{kind}_{op}"), true)
@@ -142,63 +173,45 @@ pub(crate) fn rank(query: &Query, seed: &str) -> Vec<u32> {
     let measurement = query
         .measurements
         .iter()
-        .find(|(kind, op)| by == format!("{kind}_{op}"));
-    // For a sort by a dimension: each of its values' rank in alphabetical order.
-    let dimension = query
-        .dimensions
-        .iter()
-        .position(|d| d.column == by)
-        .map(|d| {
-            let values = &query.dimensions[d].values.list;
-            let mut order: Vec<usize> = (0..values.len()).collect();
-            order.sort_by(|&a, &b| values[a].cmp(&values[b]));
-            let mut rank = vec![0usize; values.len()];
-            for (r, i) in order.into_iter().enumerate() {
-                rank[i] = r;
-            }
-            (d, rank)
-        });
-    // At most `MAX_CANDIDATE_ROWS` rows: an index fits in a u32.
-    let total = grid.total().min(u32::MAX as usize);
-    // (key, row index): the key ranks rows; ties keep the natural order.
-    let mut buffer = Vec::new();
-    let mut ranked: Vec<(f64, u32)> = (0..total)
-        .map(|row| {
-            let key = match (measurement, &dimension) {
-                (Some((kind, op)), _) => grid.amount(query, row, (kind, op), &mut buffer),
-                (None, Some((d, rank))) => rank
-                    .get(value_index(query, row % grid.combos, *d))
-                    .copied()
-                    .unwrap_or(0) as f64,
-                (None, None) => (row / grid.combos) as f64,
-            };
-            (key, row as u32)
-        })
+        .position(|(kind, op)| by == format!("{kind}_{op}"));
+    let dimension = query.dimensions.iter().position(|d| d.column == by);
+    let mut order: Vec<u32> = (0..rows.len())
+        .filter_map(|r| u32::try_from(r).ok())
         .collect();
-    ranked.sort_by(|a, b| {
-        let order = a.0.total_cmp(&b.0);
-        (if desc { order.reverse() } else { order }).then(a.1.cmp(&b.1))
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&rows[a as usize], &rows[b as usize]);
+        let order = match (measurement, dimension) {
+            (Some(m), _) => {
+                let op = query.measurements[m].1;
+                x.amounts[m].of(op).cmp(&y.amounts[m].of(op))
+            }
+            (None, Some(d)) => label(query, d, x.labels[d]).cmp(label(query, d, y.labels[d])),
+            (None, None) => x.period.cmp(&y.period),
+        };
+        (if desc { order.reverse() } else { order }).then(a.cmp(&b))
     });
-    ranked.truncate(usize::try_from(query.row_limit).unwrap_or(usize::MAX));
-    ranked.into_iter().map(|(_, row)| row).collect()
+    order.truncate(usize::try_from(query.row_limit).unwrap_or(usize::MAX));
+    order
 }
 
 /// The rows at `ranked` (a slice of [`rank`]'s answer), built.
 pub(crate) fn page(query: &Query, seed: &str, ranked: &[u32]) -> Vec<Map<String, Value>> {
-    let grid = Grid::new(query, seed);
-    let mut buffer = Vec::new();
+    let (periods, rows) = rows(query, seed);
     ranked
         .iter()
-        .map(|&row| {
-            let row = row as usize;
-            let (p, c) = (row / grid.combos, row % grid.combos);
+        .filter_map(|&r| rows.get(r as usize))
+        .map(|row| {
             let mut out = Map::new();
-            for_each_value(query, c, |d, v| {
-                out.insert(query.dimensions[d].column.clone(), json!(v));
-            });
-            out.insert(query.interval.into(), json!(grid.periods[p].to_string()));
-            for (kind, op) in &query.measurements {
-                let amount = grid.amount(query, row, (kind, op), &mut buffer);
+            for (d, dim) in query.dimensions.iter().enumerate() {
+                out.insert(dim.column.clone(), json!(label(query, d, row.labels[d])));
+            }
+            let period = periods
+                .get(row.period)
+                .map(Date::to_string)
+                .unwrap_or_default();
+            out.insert(query.interval.into(), json!(period));
+            for ((kind, op), amounts) in query.measurements.iter().zip(&row.amounts) {
+                let amount = amounts.of(op) as f64 / ledger::UNITS;
                 let value = if matches!(*kind, "usageAmount" | "normalizedUsageAmount") {
                     json!({"amount": amount, "unit": "hours"})
                 } else {

@@ -1,6 +1,7 @@
 //! The body of `POST /v2/data/cost-usage/generate-query`, checked as Finout documents it,
 //! and what the checked query costs: its candidate rows and its work units (`rows` makes
-//! the rows).
+//! the rows). Checking also takes the query's snapshot of the account: its virtual tags and
+//! filters evaluated over the range's cells (`crate::ledger`), and the mock's today.
 
 use std::sync::{
     Arc,
@@ -14,6 +15,8 @@ use super::keys::VIRTUAL_TAGS;
 use crate::{
     error::{Answer, MockError},
     fixtures,
+    ledger::{CellSet, Days, Evaluator, Stop},
+    state::tags::AccountTags,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -115,12 +118,29 @@ pub(crate) struct Query {
     /// Sort by (column, descending); `None`: the first measurement, descending.
     pub(super) sort: Option<(String, bool)>,
     pub(super) row_limit: u64,
+    /// The days the range touches.
+    pub(super) days: Days,
+    /// The last day with costs: the mock's today when the query was generated.
+    pub(super) today: i64,
+    /// The cells (day x kind of line item) the filters keep; `None`: every cell.
+    pub(super) filter: Option<CellSet>,
 }
 
 #[derive(Debug, Clone)]
 pub(super) struct Dim {
     pub(super) column: String,
     pub(super) values: Arc<Values>,
+    pub(super) source: Source,
+}
+
+/// Where a dimension's value of a line item comes from.
+#[derive(Debug, Clone)]
+pub(super) enum Source {
+    /// A fixture dimension (an index of `fixtures::DIMENSIONS`).
+    Fixture(usize),
+    /// A virtual tag: per cell of the range, the index of its value in the dimension's
+    /// values.
+    Tag(Arc<[u32]>),
 }
 
 /// The values of a dimension. A virtual tag's are shared by every query of the account that
@@ -169,11 +189,13 @@ impl Drop for Values {
 /// The most rows a query may range over before `rowLimit` (periods x combinations of its
 /// dimensions' values): past it, 400.
 pub(crate) const MAX_CANDIDATE_ROWS: u64 = 200_000;
-/// What hashing one row costs besides its dimensions' values, in work units (bytes).
+/// What one row costs besides its dimensions' values, in work units (bytes).
 const ROW_WORK: u64 = 64;
 /// The most work units a query may take to rank: candidate rows x (`ROW_WORK` + the
-/// longest value of each dimension). Past it, 400. Ranking the costliest accepted query
-/// takes tens of milliseconds of one core in a release build (SECURITY.md has the figure).
+/// longest value of each dimension). Past it, 400. An upper bound: the rows are sums of the
+/// ledger's line items (at most 61 days x 31), so a query has at most that many rows
+/// whatever its candidates, and ranking the costliest accepted query takes less than the
+/// tens of milliseconds of one core SECURITY.md gives for it.
 pub(crate) const MAX_WORK_UNITS: u64 = 32_000_000;
 
 fn one_of(value: &str, allowed: &[&'static str], field: &str) -> Answer<&'static str> {
@@ -235,9 +257,18 @@ fn conditions(filter: &Value, path: &str, depth: usize) -> Answer<usize> {
 }
 
 impl Spec {
-    /// Check every field; the first problem answers 400 naming it. `virtual_tag` answers
-    /// the values of the account's virtual tag of an id (cost center `Virtual Tags`).
-    pub(crate) fn check(self, virtual_tag: impl Fn(&str) -> Option<Arc<Values>>) -> Answer<Query> {
+    /// Check every field; the first problem answers 400 naming it. Virtual tags (cost
+    /// center `Virtual Tags`, key the tag's id) and filters are evaluated over the range
+    /// with `tags`, the account's, within `budget` work units; `intern` answers the values
+    /// of a tag as the query holds them (shared with other queries, see `cost::Queries`).
+    /// Nothing after `today` has costs.
+    pub(crate) fn check(
+        self,
+        today: i64,
+        tags: &AccountTags,
+        budget: u64,
+        intern: &dyn Fn(&str, Vec<String>) -> Arc<Values>,
+    ) -> Result<Query, Stop> {
         let (start, end) = (
             self.date.unix_time_milliseconds_start,
             self.date.unix_time_milliseconds_end,
@@ -245,11 +276,17 @@ impl Spec {
         if !(0..=MAX_MS).contains(&start) || !(0..=MAX_MS).contains(&end) || end < start {
             return Err(MockError::invalid(
                 "date: start and end are Unix milliseconds in 1970-9999, start before end",
-            ));
+            )
+            .into());
         }
         if end - start > MAX_RANGE_MS {
-            return Err(MockError::invalid("date: the range is at most 60 days"));
+            return Err(MockError::invalid("date: the range is at most 60 days").into());
         }
+        // At most 61 days.
+        let days = Days::touched(start, end, 62).ok_or_else(|| {
+            MockError::invalid("date: start and end are Unix milliseconds, start before end")
+        })?;
+        let mut evaluator = Evaluator::new(tags, days, budget);
         let interval = one_of(
             &self.time_interval.interval,
             &["day", "week", "month"],
@@ -263,9 +300,9 @@ impl Spec {
             None => None,
         };
         if !(1..=MAX_MEASUREMENTS).contains(&self.measurements.len()) {
-            return Err(MockError::invalid(format!(
-                "measurements: 1 to {MAX_MEASUREMENTS}"
-            )));
+            return Err(
+                MockError::invalid(format!("measurements: 1 to {MAX_MEASUREMENTS}")).into(),
+            );
         }
         let mut measurements = Vec::new();
         for (i, m) in self.measurements.iter().enumerate() {
@@ -275,7 +312,7 @@ impl Spec {
                 None => "sum",
             };
             if measurements.contains(&(kind, op)) {
-                return Err(MockError::invalid(format!("measurements[{i}]: repeated")));
+                return Err(MockError::invalid(format!("measurements[{i}]: repeated")).into());
             }
             if let (None, Some(d)) = (&sort, &m.sort_direction) {
                 let field = format!("measurements[{i}].sortDirection");
@@ -284,34 +321,42 @@ impl Spec {
             measurements.push((kind, op));
         }
         if self.dimensions.len() > MAX_DIMENSIONS {
-            return Err(MockError::invalid(format!(
-                "dimensions: at most {MAX_DIMENSIONS}"
-            )));
+            return Err(MockError::invalid(format!("dimensions: at most {MAX_DIMENSIONS}")).into());
         }
         let mut dimensions: Vec<Dim> = Vec::new();
         // Each dimension as Finout names it: cost center and key case folded, the cost
         // center the one found (a client's "" is the fixture's), with its type.
         let mut named: Vec<String> = Vec::new();
         for (i, d) in self.dimensions.iter().enumerate() {
-            let (cost_center, key, types, values) =
+            let (cost_center, key, types, values, source) =
                 if d.cost_center.eq_ignore_ascii_case(VIRTUAL_TAGS) {
-                    let values = virtual_tag(&d.key).ok_or_else(|| unknown_key(i, d))?;
-                    (VIRTUAL_TAGS, d.key.as_str(), &["virtual_tag"][..], values)
+                    let tag = evaluator.tag(&d.key)?.ok_or_else(|| unknown_key(i, d))?;
+                    let values = intern(&d.key, tag.values.clone());
+                    let source = Source::Tag(tag.labels().into());
+                    (
+                        VIRTUAL_TAGS,
+                        d.key.as_str(),
+                        &["virtual_tag"][..],
+                        values,
+                        source,
+                    )
                 } else {
                     let found = fixtures::DIMENSIONS
                         .iter()
-                        .find(|f| {
+                        .position(|f| {
                             f.key == d.key
                                 && (d.cost_center.is_empty()
                                     || f.cost_center.eq_ignore_ascii_case(&d.cost_center))
                         })
                         .ok_or_else(|| unknown_key(i, d))?;
-                    let values = found.values.iter().map(|v| (*v).to_owned()).collect();
+                    let f = &fixtures::DIMENSIONS[found];
+                    let values = f.values.iter().map(|v| (*v).to_owned()).collect();
                     (
-                        found.cost_center,
-                        found.key,
-                        found.types,
+                        f.cost_center,
+                        f.key,
+                        f.types,
                         Arc::new(Values::new(values, None)),
+                        Source::Fixture(found),
                     )
                 };
             let kind = match &d.kind {
@@ -322,7 +367,8 @@ impl Spec {
             if named.contains(&name) {
                 return Err(MockError::invalid(format!(
                     "dimensions[{i}]: repeated (cost center and key compare case-insensitively)"
-                )));
+                ))
+                .into());
             }
             named.push(name);
             let column = column(&d.cost_center, kind, key);
@@ -330,16 +376,22 @@ impl Spec {
                 let field = format!("dimensions[{i}].sortDirection");
                 sort = Some((column.clone(), descending(s, &field)?));
             }
-            dimensions.push(Dim { column, values });
+            dimensions.push(Dim {
+                column,
+                values,
+                source,
+            });
         }
-        if let Some(filters) = &self.filters {
-            conditions(filters, "filters", 0)?;
-        }
+        let filter = match &self.filters {
+            Some(filters) => {
+                conditions(filters, "filters", 0)?;
+                Some(evaluator.filter(filters)?)
+            }
+            None => None,
+        };
         let row_limit = self.row_limit.unwrap_or(DEFAULT_ROW_LIMIT);
         if !(1..=MAX_ROW_LIMIT).contains(&row_limit) {
-            return Err(MockError::invalid(format!(
-                "rowLimit: 1 to {MAX_ROW_LIMIT}"
-            )));
+            return Err(MockError::invalid(format!("rowLimit: 1 to {MAX_ROW_LIMIT}")).into());
         }
         let query = Query {
             start_ms: start,
@@ -349,12 +401,16 @@ impl Spec {
             dimensions,
             sort,
             row_limit,
+            days,
+            today,
+            filter,
         };
         if query.candidates() > MAX_CANDIDATE_ROWS {
             return Err(MockError::invalid(format!(
                 "dimensions: the query ranges over more than {MAX_CANDIDATE_ROWS} rows \
                  (periods x values of every dimension); use fewer dimensions or a shorter range"
-            )));
+            ))
+            .into());
         }
         let work = query.work_units();
         if work > MAX_WORK_UNITS {
@@ -362,7 +418,8 @@ impl Spec {
                 "dimensions: the query takes {work} work units, more than {MAX_WORK_UNITS} \
                  (rows x ({ROW_WORK} + the longest value of each dimension)); use fewer \
                  dimensions, shorter values or a shorter range"
-            )));
+            ))
+            .into());
         }
         Ok(query)
     }
@@ -409,22 +466,25 @@ impl Query {
         values.saturating_add(64 * (self.measurements.len() as u64 + 1))
     }
 
-    /// The bytes the query holds besides its dimensions' values, about.
+    /// The bytes the query holds besides its dimensions' values, about: its columns, its
+    /// virtual tags' value of each cell and its filter's cells.
     pub(crate) fn weight(&self) -> usize {
         let columns = self
             .dimensions
             .iter()
-            .map(|d| d.column.len().saturating_add(64))
-            .fold(0usize, usize::saturating_add);
+            .map(|d| {
+                let cells = match &d.source {
+                    Source::Tag(labels) => labels.len().saturating_mul(4),
+                    Source::Fixture(_) => 0,
+                };
+                d.column.len().saturating_add(64).saturating_add(cells)
+            })
+            .fold(0usize, usize::saturating_add)
+            .saturating_add(self.filter.as_ref().map_or(0, CellSet::bytes));
         let sort = self.sort.as_ref().map_or(0, |(by, _)| by.len());
         std::mem::size_of::<Self>()
             .saturating_add(256)
             .saturating_add(columns)
             .saturating_add(sort)
-    }
-
-    /// How many rows the results hold: every candidate, at most `rowLimit`.
-    pub(crate) fn total_rows(&self) -> u64 {
-        self.candidates().min(self.row_limit)
     }
 }
