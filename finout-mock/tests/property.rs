@@ -360,7 +360,19 @@ fn parser_text(message: &str) -> bool {
 /// The names a 400 may name: every key of the body sent (at any depth), the query's and the
 /// path's parameters, and the API's own fields (a missing one is named too).
 fn names_a_field(message: &str, path: &str, sent: Option<&Value>) -> bool {
-    const API_FIELDS: [&str; 22] = [
+    const API_FIELDS: [&str; 34] = [
+        "scanId",
+        "costCenter",
+        "cursor",
+        "from",
+        "to",
+        "interval",
+        "key",
+        "operator",
+        "pageSize",
+        "setAsLive",
+        "sortDirection",
+        "graceSeconds",
         "viewId",
         "date",
         "costType",
