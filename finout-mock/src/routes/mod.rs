@@ -14,8 +14,9 @@ use finout_auth::Principal;
 use crate::error::{Answer, MockError};
 
 /// A personal token limited by data access to some views gets 403 on what spans the whole
-/// account (V2 cost and usage, CostGuard): the mock's views carry no filter to cut those
-/// answers down to, and the account's whole cost is what the user's data access withholds.
+/// account (V2 cost and usage, CostGuard): those answers are not cut down to the user's
+/// views (V2 takes any filter, not a view), and the account's whole cost is what the user's
+/// data access withholds.
 pub(crate) fn require_all_data(principal: &Principal) -> Answer<()> {
     if principal.data_access().ids().is_some() {
         return Err(MockError::auth_with(
