@@ -30,7 +30,7 @@ use std::{
 
 use bytes::Bytes;
 use finout_auth::{AccountId, NewToken, Role, model::Account};
-use finout_mock::MockServer;
+use finout_mock::{JournalLimits, MockServer};
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -518,7 +518,9 @@ async fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
+    // As the `serve` binary runs: no journal of received requests (a test double's).
     let s = MockServer::builder()
+        .journal_limits(JournalLimits::default().max_requests(0))
         .query_delay(Duration::from_secs(2))
         .rate_limits(false)
         .start()
