@@ -47,7 +47,7 @@ fn scans_of(principal: &Principal) -> Vec<Value> {
 pub(crate) async fn scans(principal: Principal) -> Answer<Json<Value>> {
     super::require_all_data(&principal)?;
     Ok(Json(json!({
-        "requestId": uuid::Uuid::new_v4(),
+        "requestId": crate::request_id::current().as_str(),
         "scans": scans_of(&principal),
     })))
 }
@@ -128,7 +128,7 @@ pub(crate) async fn recommendations(
         .collect();
     let round = |x: f64| (x * 100.0).round() / 100.0;
     Ok(Json(json!({
-        "requestId": uuid::Uuid::new_v4(),
+        "requestId": crate::request_id::current().as_str(),
         "scanId": query.scan_id,
         "scanName": name,
         "scanLastRunTime": LAST_RUN_MS,

@@ -21,7 +21,7 @@ const WRITE_ENDPOINTS: &str = "fin.endpoints.write.endpoints";
 
 pub(crate) async fn list(State(mock): State<Mock>, principal: Principal) -> Json<Value> {
     let endpoints = mock.inner.state.endpoints(principal.account_id());
-    Json(json!({"endpoints": endpoints, "requestId": uuid::Uuid::new_v4()}))
+    Json(json!({"endpoints": endpoints, "requestId": crate::request_id::current().as_str()}))
 }
 
 #[derive(Deserialize)]
@@ -89,6 +89,6 @@ pub(crate) async fn create(
             Ok((Change::AddEndpoint(endpoint.clone()), endpoint))
         })
         .await?;
-    answer["requestId"] = json!(uuid::Uuid::new_v4());
+    answer["requestId"] = json!(crate::request_id::current().as_str());
     Ok(Json(answer))
 }

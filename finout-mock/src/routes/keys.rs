@@ -19,7 +19,7 @@ pub(crate) async fn keys(principal: Principal) -> Json<Value> {
         .collect();
     Json(serde_json::json!({
         "keys": keys,
-        "requestId": uuid::Uuid::new_v4(),
+        "requestId": crate::request_id::current().as_str(),
         "accountId": principal.account_id().to_string(),
     }))
 }
@@ -36,7 +36,7 @@ pub(crate) async fn values(
         .ok_or_else(|| MockError::not_found("key"))?;
     Ok(Json(serde_json::json!({
         "values": dimension.values,
-        "requestId": uuid::Uuid::new_v4(),
+        "requestId": crate::request_id::current().as_str(),
         "accountId": principal.account_id().to_string(),
     })))
 }

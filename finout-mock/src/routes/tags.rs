@@ -94,7 +94,7 @@ fn answer(tag: &StoredTag, principal: &Principal) -> Json<Value> {
     let mut fields = v1(tag, &principal.account_id().to_string());
     fields.insert(
         "requestId".into(),
-        Value::String(uuid::Uuid::new_v4().to_string()),
+        Value::String(crate::request_id::current().to_string()),
     );
     Json(Value::Object(fields))
 }
@@ -109,7 +109,7 @@ pub(crate) async fn list(
     // The keys in the order `serde_json` writes a map: accountId, requestId, virtualTags.
     let prefix = format!(
         "{{\"accountId\":\"{account}\",\"requestId\":\"{}\",\"virtualTags\":[",
-        uuid::Uuid::new_v4()
+        crate::request_id::current()
     );
     let render = |tag: &StoredTag, account: &str| Value::Object(v1(tag, account));
     let list = TagList {
@@ -205,7 +205,7 @@ pub(crate) async fn get_metadata(
         .state
         .tag(principal.account_id(), &id, |t| t.metadata.clone())?;
     Ok(Json(serde_json::json!({
-        "requestId": uuid::Uuid::new_v4(),
+        "requestId": crate::request_id::current().as_str(),
         "metadata": metadata,
     })))
 }
@@ -228,7 +228,7 @@ pub(crate) async fn put_metadata(
         })
         .await?;
     Ok(Json(serde_json::json!({
-        "requestId": uuid::Uuid::new_v4(),
+        "requestId": crate::request_id::current().as_str(),
         "metadata": tag.metadata,
     })))
 }

@@ -17,7 +17,7 @@ use crate::{
 pub(crate) async fn views(State(mock): State<Mock>, principal: Principal) -> Json<Value> {
     Json(serde_json::json!({
         "data": mock.visible_views(&principal),
-        "requestId": uuid::Uuid::new_v4(),
+        "requestId": crate::request_id::current().as_str(),
     }))
 }
 
@@ -166,7 +166,7 @@ pub(crate) async fn query_by_view(
     Ok(Json(serde_json::json!({
         "data": data,
         "request": { "viewId": query.view_id },
-        "requestId": uuid::Uuid::new_v4(),
+        "requestId": crate::request_id::current().as_str(),
     })))
 }
 

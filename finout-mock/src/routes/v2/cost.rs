@@ -275,7 +275,7 @@ pub(crate) async fn generate(
         .and_then(|t| t.checked_sub(KEPT + KEPT));
     let id = queries.insert(account, query, now, forget_before);
     Ok(Json(
-        json!({"requestId": uuid::Uuid::new_v4(), "data": {"queryId": id}}),
+        json!({"requestId": crate::request_id::current().as_str(), "data": {"queryId": id}}),
     ))
 }
 
@@ -330,7 +330,7 @@ pub(crate) async fn query_status(
         Status::Expired => json!({"status": "expired"}),
     };
     Ok(Json(
-        json!({"requestId": uuid::Uuid::new_v4(), "data": data}),
+        json!({"requestId": crate::request_id::current().as_str(), "data": data}),
     ))
 }
 
@@ -419,7 +419,7 @@ pub(crate) async fn results(
                 pagination["nextCursor"] = json!(end.to_string());
             }
             Ok(Json(json!({
-                "requestId": uuid::Uuid::new_v4(),
+                "requestId": crate::request_id::current().as_str(),
                 "pagination": pagination,
                 "data": rows,
             })))

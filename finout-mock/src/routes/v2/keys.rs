@@ -32,7 +32,7 @@ pub(crate) async fn keys(State(mock): State<Mock>, principal: Principal) -> Json
                    "types": ["virtual_tag"]})
         }));
     });
-    Json(json!({"requestId": uuid::Uuid::new_v4(), "data": {"keys": keys}}))
+    Json(json!({"requestId": crate::request_id::current().as_str(), "data": {"keys": keys}}))
 }
 
 #[derive(Deserialize)]
@@ -76,6 +76,6 @@ pub(crate) async fn values(
         )));
     }
     Ok(Json(
-        json!({"requestId": uuid::Uuid::new_v4(), "data": {"values": values}}),
+        json!({"requestId": crate::request_id::current().as_str(), "data": {"values": values}}),
     ))
 }

@@ -32,7 +32,7 @@ fn iso(t: OffsetDateTime) -> String {
 }
 
 fn ok(data: Value) -> Json<Value> {
-    Json(json!({"requestId": uuid::Uuid::new_v4(), "data": data}))
+    Json(json!({"requestId": crate::request_id::current().as_str(), "data": data}))
 }
 
 /// A tag in V2's shape.
@@ -145,7 +145,7 @@ pub(crate) async fn list(
     let list = TagList {
         prefix: "{\"data\":{\"virtualTags\":[".to_owned(),
         render: |tag, _| v2(tag),
-        suffix: format!("]}},\"requestId\":\"{}\"}}", uuid::Uuid::new_v4()),
+        suffix: format!("]}},\"requestId\":\"{}\"}}", crate::request_id::current().as_str()),
     };
     listing::tags(&mock, principal.account_id(), connection.as_deref(), list)
 }
@@ -307,7 +307,7 @@ pub(crate) async fn versions(
         .then(|| data.last().map(|v| v["id"].clone()))
         .flatten();
     Ok(Json(json!({
-        "requestId": uuid::Uuid::new_v4(),
+        "requestId": crate::request_id::current().as_str(),
         "pagination": {"nextCursor": next, "hasMore": has_more},
         "data": data,
     })))
