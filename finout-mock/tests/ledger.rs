@@ -472,3 +472,83 @@ async fn service_total(
         .map(|p| units(&p["cost"]))
         .sum()
 }
+
+/// A virtual tag's values (`/v2/query-language/values/Virtual Tags/{id}`) are exactly what
+/// grouping by it answers: strings, the values of a MegaBill key it assigns, and those of
+/// another virtual tag it assigns.
+#[tokio::test]
+async fn a_virtual_tags_values_are_what_grouping_by_it_answers() {
+    let clock = ManualClock::new(datetime!(2024-07-15 12:00 UTC));
+    let s = MockServer::builder()
+        .clock(clock.clone())
+        .rate_limits(false)
+        .start()
+        .await;
+    let team = create_tag(
+        &s,
+        "/v2/virtual-tags",
+        json!({"name": "Team", "defaultValue": "search", "rules": [
+            {"to": "payments", "filters": condition("Kubernetes", "cluster", "oneOf", &["prod-eu"])}
+        ]}),
+    )
+    .await;
+    let owner = create_tag(
+        &s,
+        "/v2/virtual-tags",
+        json!({"name": "Owner", "defaultValue": "other", "rules": [
+            {"to": {"costCenter": "AWS", "key": "region"},
+             "filters": condition("Global", "vendor", "is", &["AWS"])},
+            {"to": {"costCenter": "Virtual Tags", "key": team},
+             "filters": condition("Global", "vendor", "is", &["Kubernetes"])}
+        ]}),
+    )
+    .await;
+    let values = |key: String| {
+        let s = &s;
+        async move {
+            let path = format!("/v2/query-language/values/{key}");
+            let (status, answer) = call(s.address(), Method::GET, &path, creds(s), None).await;
+            assert_eq!(status, 200, "{answer}");
+            let mut values: Vec<String> = answer["data"]["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect();
+            values.sort();
+            values
+        }
+    };
+    let regions = values("AWS/region".into()).await;
+    assert!(regions.len() > 1, "{regions:?}");
+    let (status, views) = call(s.address(), Method::GET, "/v1/view", creds(&s), None).await;
+    assert_eq!(status, 200);
+    let all = views["data"][0]["id"].as_str().unwrap().to_owned();
+    for (tag, expected) in [
+        (&team, vec!["payments", "search"]),
+        (
+            &owner,
+            regions
+                .iter()
+                .map(String::as_str)
+                .chain(["other", "payments", "search"])
+                .collect(),
+        ),
+    ] {
+        let listed = values(format!("Virtual%20Tags/{tag}")).await;
+        let mut expected: Vec<String> = expected.into_iter().map(str::to_owned).collect();
+        expected.sort();
+        assert_eq!(listed, expected, "tag {tag}");
+        let mut grouped = v1(
+            &s,
+            &all,
+            (TODAY - 9 * DAY, TODAY),
+            "netAmortizedCost",
+            Some(tag),
+        )
+        .await
+        .names;
+        grouped.sort();
+        assert_eq!(grouped, listed, "grouping by {tag} answers its values");
+    }
+}

@@ -1,18 +1,23 @@
 //! `/v2/query-language/keys` and `/values/{costCenter}/{key}` (also served under
 //! `/v2/megabill/query-language/`, the path Finout's rate-limit table names): the fixtures'
 //! dimensions (`fixtures::DIMENSIONS`) and the account's virtual tags (cost center `Virtual
-//! Tags`, type `virtual_tag`, key the tag's id, values what its rules and default assign).
+//! Tags`, type `virtual_tag`, key the tag's id, values what its rules and default may assign:
+//! their strings, every value of a MegaBill key they assign (`{"key", "costCenter"}`), and
+//! the values of a virtual tag they assign, as the [ledger](crate::ledger) evaluates them).
 
 use axum::{Json, extract::State};
 use finout_auth::Principal;
 use serde::Deserialize;
+use std::collections::{BTreeSet, HashSet};
+
 use serde_json::{Value, json};
 
 use crate::{
     Mock,
     error::{Answer, MockError, Params, Path},
     fixtures::DIMENSIONS,
-    state::tags::StoredTag,
+    ledger,
+    state::tags::AccountTags,
 };
 
 /// The cost center virtual tags are listed under.
@@ -53,7 +58,7 @@ pub(crate) async fn values(
             .inner
             .state
             .tags(principal.account_id(), |tags| {
-                tags.get(&key).map(StoredTag::assigned_values)
+                tags.get(&key).map(|_| may_assign(tags, &key))
             })
             .ok_or_else(|| MockError::not_found("key"))?;
         (vec!["virtual_tag"], values)
@@ -78,4 +83,43 @@ pub(crate) async fn values(
     Ok(Json(
         json!({"requestId": crate::request_id::current().as_str(), "data": {"values": values}}),
     ))
+}
+
+/// Every value the tag `id` may assign (sorted): its rules' and default's strings, every
+/// value of a MegaBill key they assign, and what a virtual tag they assign may assign. Each
+/// tag is visited once (a tag reached again adds nothing, as the ledger reads it absent), so
+/// the work is bounded by the account's tags, which are capped.
+fn may_assign(tags: &AccountTags, id: &str) -> Vec<String> {
+    let mut values = BTreeSet::new();
+    let mut visited = HashSet::new();
+    let mut pending = vec![id.to_owned()];
+    while let Some(id) = pending.pop() {
+        let Some(tag) = tags.get(&id) else { continue };
+        if !visited.insert(id) {
+            continue;
+        }
+        let rules = tag.fields.get("rules").and_then(Value::as_array);
+        let targets = rules
+            .into_iter()
+            .flatten()
+            .filter_map(|rule| rule.get("to"))
+            .chain(tag.fields.get("defaultValue"));
+        for to in targets {
+            match to {
+                Value::String(s) => {
+                    values.insert(s.clone());
+                }
+                Value::Object(key) => {
+                    let text = |field: &str| key.get(field).and_then(Value::as_str).unwrap_or("");
+                    if text("costCenter").eq_ignore_ascii_case(VIRTUAL_TAGS) {
+                        pending.push(text("key").to_owned());
+                    } else if let Some(dim) = ledger::dimension(text("costCenter"), text("key")) {
+                        values.extend(DIMENSIONS[dim].values.iter().map(|v| (*v).to_owned()));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    values.into_iter().collect()
 }
