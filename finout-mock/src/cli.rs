@@ -30,7 +30,8 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Serve the mock API (the default).
     Serve(ServeArgs),
-    /// Create, list or revoke tokens directly in --store (prints JSON).
+    /// Create, list, revoke, rotate, disable or enable tokens directly in --store (prints
+    /// JSON).
     #[command(subcommand)]
     Token(TokenCommand),
     /// List, add, remove or re-role users directly in --store (prints JSON).
@@ -81,6 +82,31 @@ pub(crate) enum TokenCommand {
     },
     /// Revoke a token.
     Revoke {
+        #[command(flatten)]
+        at: StoreArgs,
+        /// The token's client id.
+        client_id: String,
+    },
+    /// Give a token a new secret, printed once; the replaced one keeps working for
+    /// --grace-seconds (at most 604800, 7 days).
+    Rotate {
+        #[command(flatten)]
+        at: StoreArgs,
+        /// The token's client id.
+        client_id: String,
+        /// How long the replaced secret keeps working (default 0: it stops at once).
+        #[arg(long, default_value_t = 0)]
+        grace_seconds: u64,
+    },
+    /// Disable a token: it is refused like a wrong secret until enabled, and kept.
+    Disable {
+        #[command(flatten)]
+        at: StoreArgs,
+        /// The token's client id.
+        client_id: String,
+    },
+    /// Enable a disabled token.
+    Enable {
         #[command(flatten)]
         at: StoreArgs,
         /// The token's client id.
@@ -226,6 +252,36 @@ pub(crate) async fn token(command: TokenCommand) -> Result<serde_json::Value, Fa
                 .revoke_token(at.account, &ClientId::from(client_id))
                 .await?;
             serde_json::json!({ "revoked": revoked.client_id })
+        }
+        TokenCommand::Rotate {
+            at,
+            client_id,
+            grace_seconds,
+        } => {
+            let admin = admin_at(&at).await?;
+            let grace = std::time::Duration::from_secs(grace_seconds);
+            let rotated = admin
+                .rotate_secret(at.account, &ClientId::from(client_id), grace)
+                .await?;
+            serde_json::json!({
+                "clientId": rotated.client_id,
+                "secretKey": rotated.secret_key.expose_secret(),
+                "token": rotated.info,
+            })
+        }
+        TokenCommand::Disable { at, client_id } => {
+            let admin = admin_at(&at).await?;
+            let info = admin
+                .disable_token(at.account, &ClientId::from(client_id))
+                .await?;
+            serde_json::json!({ "token": info })
+        }
+        TokenCommand::Enable { at, client_id } => {
+            let admin = admin_at(&at).await?;
+            let info = admin
+                .enable_token(at.account, &ClientId::from(client_id))
+                .await?;
+            serde_json::json!({ "token": info })
         }
     })
 }

@@ -509,3 +509,87 @@ fn the_commands_print_one_line_of_json() {
         assert!(json.is_object(), "{args:?}: {json}");
     }
 }
+
+/// `token rotate|disable|enable` act on the store as the HTTP routes do: a rotated token's
+/// replaced secret works through its grace (and stops at once without one), a disabled token
+/// is refused and an enabled one admitted again, and a grace past 7 days is refused.
+#[test]
+fn token_rotate_disable_and_enable_act_on_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_url(&dir);
+    let create = |description: &str| {
+        cli(&[
+            "token",
+            "create",
+            "--store",
+            &db,
+            "--description",
+            description,
+            "--role",
+            "Read-only",
+        ])
+    };
+    let (graced, stopped, disabled, enabled) = (
+        create("graced"),
+        create("stopped"),
+        create("disabled"),
+        create("enabled"),
+    );
+    let id = |token: &Value| token["clientId"].as_str().unwrap().to_owned();
+    let graced_new = cli(&[
+        "token",
+        "rotate",
+        "--store",
+        &db,
+        &id(&graced),
+        "--grace-seconds",
+        "3600",
+    ]);
+    assert_eq!(graced_new["clientId"], graced["clientId"]);
+    assert!(
+        graced_new["token"]["previousSecretValidUntil"].is_string(),
+        "{graced_new}"
+    );
+    let stopped_new = cli(&["token", "rotate", "--store", &db, &id(&stopped)]);
+    assert_ne!(stopped_new["secretKey"], stopped["secretKey"]);
+    let off = cli(&["token", "disable", "--store", &db, &id(&disabled)]);
+    assert!(off["token"]["disabledAt"].is_string(), "{off}");
+    cli(&["token", "disable", "--store", &db, &id(&enabled)]);
+    let on = cli(&["token", "enable", "--store", &db, &id(&enabled)]);
+    assert!(on["token"].get("disabledAt").is_none(), "{on}");
+    let refused = run(&[
+        "token",
+        "rotate",
+        "--store",
+        &db,
+        &id(&enabled),
+        "--grace-seconds",
+        "604801",
+    ]);
+    assert!(!refused.status.success());
+    let told = String::from_utf8_lossy(&refused.stderr);
+    assert!(told.contains("grace"), "{told}");
+
+    let mut server = spawn(&db, &["--json"]);
+    let (line, _) = first_line(&mut server);
+    let started: Value = serde_json::from_str(&line).unwrap();
+    let base = started["baseUrl"].as_str().unwrap();
+    for (token, expected) in [
+        (&graced, 200),
+        (&graced_new, 200),
+        (&stopped, 401),
+        (&stopped_new, 200),
+        (&disabled, 401),
+        (&enabled, 200),
+    ] {
+        let (id, secret) = creds(token);
+        assert_eq!(
+            get_status(base, "/v1/view", (&id, &secret)),
+            expected,
+            "{}",
+            token["token"]["description"]
+        );
+    }
+    let logs = stop(server);
+    assert!(!logs.contains(graced_new["secretKey"].as_str().unwrap()));
+}
