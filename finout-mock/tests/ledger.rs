@@ -552,3 +552,115 @@ async fn a_virtual_tags_values_are_what_grouping_by_it_answers() {
         assert_eq!(grouped, listed, "grouping by {tag} answers its values");
     }
 }
+
+/// CostGuard's scans are made of the ledger's line items: the EC2 rightsizing scan's total
+/// cost is the V2 net amortized cost of AWS EC2 over its three analysis days, filters keep
+/// what a V2 filter keeps, and groups add up to the totals.
+#[tokio::test]
+async fn costguard_scans_add_up_to_the_ledger() {
+    let clock = ManualClock::new(datetime!(2024-07-15 12:00 UTC));
+    let s = MockServer::builder()
+        .clock(clock.clone())
+        .query_delay(Duration::ZERO)
+        .rate_limits(false)
+        .start()
+        .await;
+    let (status, scans) = call(
+        s.address(),
+        Method::GET,
+        "/v1/cost-guard/scans",
+        creds(&s),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{scans}");
+    let scans = scans["scans"].as_array().unwrap().clone();
+    assert!(scans.iter().all(|scan| scan["scanLastRunTime"] == TODAY), "{scans:?}");
+    let ec2 = scans
+        .iter()
+        .find(|scan| scan["scanName"] == "EC2 - Rightsizing")
+        .unwrap()["scanId"]
+        .clone();
+    let gcp = scans
+        .iter()
+        .find(|scan| scan["scanName"] == "VM - Rightsizing")
+        .unwrap()["scanId"]
+        .clone();
+    let recommend = |body: Value| {
+        let s = &s;
+        async move {
+            let (status, answer) = call(
+                s.address(),
+                Method::POST,
+                "/v1/cost-guard/scans-recommendations",
+                creds(s),
+                Some(body),
+            )
+            .await;
+            assert_eq!(status, 200, "{answer}");
+            answer
+        }
+    };
+    let analysis = (TODAY - 3 * DAY, TODAY - 1);
+    let ec2_only = condition("AWS", "service", "is", &["EC2"]);
+    let in_region = |region: &str| condition("AWS", "region", "is", &[region]);
+    let cents = |v: &Value| (v.as_f64().unwrap() * 100.0).round() as i64;
+    for (filter, v2_filter) in [
+        (None, ec2_only.clone()),
+        (
+            Some(
+                json!({"costCenter": "AWS", "key": "region", "operator": "is", "value": "eu-west-1"}),
+            ),
+            json!({"AND": [ec2_only.clone(), in_region("eu-west-1")]}),
+        ),
+    ] {
+        let mut body = json!({"scanId": ec2, "groupBy": {"costCenter": "AWS", "key": "region"}});
+        if let Some(f) = &filter {
+            body["filters"] = f.clone();
+        }
+        let answer = recommend(body).await;
+        let rows = v2(
+            &s,
+            analysis,
+            "day",
+            "netAmortizedCost",
+            json!([]),
+            Some(v2_filter),
+        )
+        .await;
+        let v2_cents = v2_sum(&rows, "netAmortizedCost") / 100;
+        assert!(v2_cents > 0);
+        assert_eq!(cents(&answer["scanTotalCost"]), v2_cents, "{filter:?}");
+        let groups = answer["data"].as_array().unwrap();
+        assert_eq!(
+            groups.len(),
+            if filter.is_some() { 1 } else { 3 },
+            "{answer}"
+        );
+        let (mut waste, mut savings) = (0, 0);
+        for group in groups {
+            let resources = group["resources"].as_array().unwrap();
+            let group_savings: i64 = resources
+                .iter()
+                .map(|r| cents(&r["resourceYearlyPotentialSavings"]))
+                .sum();
+            assert_eq!(cents(&group["groupYearlyPotentialSavings"]), group_savings);
+            for r in resources {
+                assert_eq!(r["resourceMetadata"]["region"], group["group"]);
+                assert_eq!(r["resourceMetadata"]["service"], "EC2");
+                waste += cents(&r["resourceTotalWaste"]);
+            }
+            savings += group_savings;
+        }
+        assert_eq!(cents(&answer["scanTotalWaste"]), waste);
+        assert_eq!(cents(&answer["scanYearlyPotentialSavings"]), savings);
+        assert!(waste > 0 && waste < cents(&answer["scanTotalCost"]));
+    }
+    // GCP's costs have no region: a region filter keeps none of a GCP scan's resources.
+    let none = recommend(json!({"scanId": gcp, "filters": in_region("eu-west-1")})).await;
+    assert_eq!(none["data"], json!([]));
+    assert_eq!(cents(&none["scanTotalCost"]), 0);
+    let all = recommend(json!({"scanId": gcp})).await;
+    assert!(cents(&all["scanTotalCost"]) > 0);
+    assert_eq!(all["data"][0]["group"], "All");
+}

@@ -1580,13 +1580,19 @@ async fn costguard_endpoints_and_tag_metadata_answer_as_documented() {
             && resource["resourceYearlyPotentialSavings"].is_f64()
     );
     assert!(body["data"][0]["groupYearlyPotentialSavings"].is_f64());
-    let (status, by_region) = recommend(json!({"scanId": first, "groupBy": {"costCenter": "AWS", "key": "region"}, "filters": {"costCenter": "AWS", "key": "x", "operator": "is", "value": "y"}})).await;
+    let ec2 = scans[2]["scanId"].as_str().unwrap().to_owned();
+    assert_eq!(scans[2]["scanName"], "EC2 - Rightsizing");
+    let (status, by_region) =
+        recommend(json!({"scanId": ec2, "groupBy": {"costCenter": "AWS", "key": "region"}})).await;
     assert_eq!(status, 200);
     assert_eq!(
         by_region["data"].as_array().unwrap().len(),
         3,
         "one group per region"
     );
+    // A filter on a key no cost has keeps nothing.
+    let (status, none) = recommend(json!({"scanId": ec2, "filters": {"costCenter": "AWS", "key": "x", "operator": "is", "value": "y"}})).await;
+    assert_eq!((status, &none["data"]), (200, &json!([])));
     let (status, _) = recommend(json!({"scanId": "nope"})).await;
     assert_eq!(status, 404);
     let (status, _) = recommend(json!({"scanId": first, "groupBy": {"costCenter": "AWS"}})).await;
