@@ -48,8 +48,10 @@ pub use journal::{
 };
 
 use crate::{
-    DEFAULT_QUERY_DELAY, MAX_BODY_BYTES, Mock, ServerLimits,
+    limits::{DEFAULT_QUERY_DELAY, MAX_BODY_BYTES},
+    mock::Mock,
     seed::{Seed, SeedAccount, SeedError, SeedToken},
+    server::ServerLimits,
 };
 
 /// The account a [`MockServer`] creates (and the `finout-mock` binary's on a fresh store).
@@ -317,7 +319,7 @@ impl MockServerBuilder {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel();
-        tokio::spawn(crate::serve(listener, router, self.limits, async {
+        tokio::spawn(crate::server::serve(listener, router, self.limits, async {
             let _ = stopped.await;
         }));
         Ok(MockServer {

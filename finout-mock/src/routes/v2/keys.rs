@@ -9,9 +9,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    Mock,
     error::{Answer, MockError, Params, Path},
     fixtures::DIMENSIONS,
+    mock::Mock,
     state::tags::StoredTag,
 };
 

@@ -11,8 +11,8 @@ use serde_json::{Map, Value, json};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::{
-    Mock,
     error::{Answer, Body, MockError, Params, Path},
+    mock::Mock,
     routes::{
         listing::{self, TagList},
         tags::{author, require_write},
@@ -145,7 +145,10 @@ pub(crate) async fn list(
     let list = TagList {
         prefix: "{\"data\":{\"virtualTags\":[".to_owned(),
         render: |tag, _| v2(tag),
-        suffix: format!("]}},\"requestId\":\"{}\"}}", crate::request_id::current().as_str()),
+        suffix: format!(
+            "]}},\"requestId\":\"{}\"}}",
+            crate::request_id::current().as_str()
+        ),
     };
     listing::tags(&mock, principal.account_id(), connection.as_deref(), list)
 }
