@@ -34,12 +34,13 @@
 //! `x-request-id` (an error's `requestId`). [`serve`] runs the router with a
 //! connection cap and a header-read timeout. Writes need a role other than `Read-only` (403
 //! otherwise); another account's resources answer 404. A personal token sees only the views
-//! of its user's data access ([`DataAccess`]), and no account-wide cost (V2 cost and usage,
-//! CostGuard: 403); API tokens see the whole account. At most 5 requests per token are in
-//! flight on `/v1`, `/v2` and `/admin` (configurable), each until its answer is sent; the
-//! next gets 429 `too_many_requests`. [`ServerLimits`] bounds what one account may hold of
-//! the server (connections, slow bodies, unread answers). Virtual tags and endpoints are kept in memory, or in the store's
-//! database with [`Mock::database`].
+//! of its user's data access ([`DataAccess`](finout_auth::model::DataAccess)), and no
+//! account-wide cost (V2 cost and usage, CostGuard: 403); API tokens see the whole account.
+//! At most 5 requests per token are in flight on `/v1`, `/v2` and `/admin` (configurable),
+//! each until its answer is sent; the next gets 429 `too_many_requests`. [`ServerLimits`]
+//! bounds what one account may hold of the server (connections, slow bodies, unread
+//! answers). Virtual tags and endpoints are kept in memory, or in the store's database with
+//! [`Mock::database`].
 
 #![forbid(unsafe_code)]
 #![deny(unreachable_pub)]
