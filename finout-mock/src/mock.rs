@@ -3,7 +3,11 @@
 //! methods, and the limits it puts in front of the routes. The router (`lib.rs`) is the one
 //! place that knows the routes; this module imports none.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use axum::{
     extract::{Request, State},
@@ -221,12 +225,10 @@ impl Mock {
 /// The first view id of `access` that is not one of `views`, if any: the check of
 /// `POST /admin/users`, `PUT /admin/users/{id}/roles` and `finout-mock user add|roles`.
 pub fn unknown_view<'a>(views: &[View], access: &'a DataAccess) -> Option<&'a str> {
-    let known: std::collections::HashSet<&str> = views.iter().map(|v| v.id.as_str()).collect();
-    access
-        .ids()
-        .unwrap_or_default()
-        .into_iter()
-        .find(|id| !known.contains(id))
+    let known: HashSet<&str> = views.iter().map(|v| v.id.as_str()).collect();
+    fixtures::unknown_views(&known, access)
+        .first()
+        .map(|(_, id)| *id)
 }
 
 /// Delay the answer by the mock's latency (`Mock::latency`).
