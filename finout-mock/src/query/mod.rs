@@ -55,7 +55,7 @@ pub(crate) enum Source {
 }
 
 /// The values of a dimension. A virtual tag's are shared by every query of the account that
-/// names the same version of the tag (`cost::Queries` interns them), never copied per query.
+/// names the same version of the tag ([`Queries`] interns them), never copied per query.
 #[derive(Debug)]
 pub(crate) struct Values {
     pub(crate) list: Vec<String>,

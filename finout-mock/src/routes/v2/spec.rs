@@ -164,8 +164,8 @@ impl Spec {
     /// Check every field; the first problem answers 400 naming it. Virtual tags (cost
     /// center `Virtual Tags`, key the tag's id) and filters are evaluated over the range
     /// with `tags`, the account's, within `budget` work units; `intern` answers the values
-    /// of a tag as the query holds them (shared with other queries, see `cost::Queries`).
-    /// Nothing after `today` has costs.
+    /// of a tag as the query holds them (shared with other queries, see
+    /// `crate::query::Queries`). Nothing after `today` has costs.
     pub(crate) fn check(
         self,
         today: i64,
