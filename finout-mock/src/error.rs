@@ -12,11 +12,10 @@ use axum::{
 };
 use finout_auth::{
     AdminError, ErrorCode, StoreError,
+    metrics::Metrics,
     middleware::{ErrorBody, REQUEST_ID_HEADER},
 };
 use serde::de::DeserializeOwned;
-
-use crate::Mock;
 
 /// What a handler answers.
 pub(crate) type Answer<T> = Result<T, MockError>;
@@ -104,12 +103,15 @@ impl MockError {
         }
     }
 
-    /// 413 `payload_too_large`: a body past [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES).
+    /// 413 `payload_too_large`: a body past [`MAX_BODY_BYTES`](crate::limits::MAX_BODY_BYTES).
     pub(crate) fn too_large() -> Self {
         MockError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             code: Code::PayloadTooLarge,
-            message: format!("the body is larger than {} bytes", crate::MAX_BODY_BYTES),
+            message: format!(
+                "the body is larger than {} bytes",
+                crate::limits::MAX_BODY_BYTES
+            ),
             retry_after: None,
         }
     }
@@ -180,13 +182,13 @@ impl From<AdminError> for MockError {
 /// Count the library's codes among the handlers' error answers (a 403 for a write the
 /// token's role does not allow, say) in the authenticator's metrics.
 pub(crate) async fn count_answered(
-    State(mock): State<Mock>,
+    State(metrics): State<Metrics>,
     request: Request,
     next: Next,
 ) -> Response {
     let response = next.run(request).await;
     if let Some(code) = response.extensions().get::<ErrorCode>() {
-        mock.metrics().record_rejection(*code);
+        metrics.record_rejection(*code);
     }
     response
 }
@@ -259,7 +261,7 @@ fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
 }
 
 /// A JSON body whose rejection is answered in Finout's shape rather than axum's plain text:
-/// 415 without a JSON content type, 413 past [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES), 400
+/// 415 without a JSON content type, 413 past [`MAX_BODY_BYTES`](crate::limits::MAX_BODY_BYTES), 400
 /// nested deeper than [`MAX_JSON_DEPTH`] (checked before it is parsed) or, naming the field
 /// and what it expects ([`field_error`](crate::field_error)), for anything else.
 pub(crate) struct Body<T>(pub(crate) T);

@@ -1,10 +1,12 @@
 //! Deterministic fixture data: the same account always gets the same views, dimensions and
 //! costs (the costs are the account's cost ledger, see the README's "The cost ledger").
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 use uuid::Uuid;
 
-use finout_auth::AccountId;
+use finout_auth::{AccountId, model::DataAccess};
 
 /// A Finout view (`{"name","id"}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -130,6 +132,22 @@ pub(crate) struct ViewDefinition {
     pub(crate) vendor: Option<&'static str>,
     /// The dimension (an index of [`DIMENSIONS`]) its costs are grouped by by default.
     pub(crate) group: usize,
+}
+
+/// Each view id of `access` that is not one of `known`, with its index in `access`: the
+/// one check of a user's data access against an account's views (the admin API's and a
+/// seed's).
+pub(crate) fn unknown_views<'a>(
+    known: &HashSet<&str>,
+    access: &'a DataAccess,
+) -> Vec<(usize, &'a str)> {
+    access
+        .ids()
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter(|(_, id)| !known.contains(id))
+        .collect()
 }
 
 /// The definition of `account`'s view `view_id`: a fixture view's own, else (a seed's view)

@@ -34,12 +34,13 @@
 //! `x-request-id` (an error's `requestId`). [`serve`] runs the router with a
 //! connection cap and a header-read timeout. Writes need a role other than `Read-only` (403
 //! otherwise); another account's resources answer 404. A personal token sees only the views
-//! of its user's data access ([`DataAccess`]), and no account-wide cost (V2 cost and usage,
-//! CostGuard: 403); API tokens see the whole account. At most 5 requests per token are in
-//! flight on `/v1`, `/v2` and `/admin` (configurable), each until its answer is sent; the
-//! next gets 429 `too_many_requests`. [`ServerLimits`] bounds what one account may hold of
-//! the server (connections, slow bodies, unread answers). Virtual tags and endpoints are kept in memory, or in the store's
-//! database with [`Mock::database`].
+//! of its user's data access ([`DataAccess`](finout_auth::model::DataAccess)), and no
+//! account-wide cost (V2 cost and usage, CostGuard: 403); API tokens see the whole account.
+//! At most 5 requests per token are in flight on `/v1`, `/v2` and `/admin` (configurable),
+//! each until its answer is sent; the next gets 429 `too_many_requests`. [`ServerLimits`]
+//! bounds what one account may hold of the server (connections, slow bodies, unread
+//! answers). Virtual tags and endpoints are kept in memory, or in the store's database with
+//! [`Mock::database`].
 
 #![forbid(unsafe_code)]
 #![deny(unreachable_pub)]
@@ -49,41 +50,36 @@ mod error;
 mod field_error;
 pub mod fixtures;
 mod ledger;
+mod limits;
 #[cfg(feature = "prometheus")]
 mod metrics;
 #[cfg(not(feature = "prometheus"))]
 #[path = "metrics_disabled.rs"]
 mod metrics;
+mod mock;
 mod mock_server;
+mod query;
 mod request_id;
 mod routes;
 pub mod seed;
 mod server;
 mod state;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
-
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, Request, State},
+    extract::DefaultBodyLimit,
     handler::Handler,
-    middleware::{self, Next},
-    response::Response,
+    middleware,
     routing::{delete, get, post, put},
 };
-use finout_auth::{
-    AccountId, AuthLayer, Authenticator, Principal, TokenAdmin,
-    clock::{Clock, SystemClock},
-    metrics::Metrics,
-    middleware::{Quota, TokenConcurrencyLimitLayer},
-    model::DataAccess,
-    shared::Shared,
-};
-use time::OffsetDateTime;
+use finout_auth::{AuthLayer, middleware::Quota};
 
-use error::Answer;
 pub use error::MockError;
-use fixtures::View;
+pub use limits::{
+    ADMIN_PER_MINUTE, DEFAULT_QUERY_DELAY, MAX_BODY_BYTES, MAX_QUERY_DELAY, V1_WRITES_PER_MINUTE,
+};
+use mock::delay;
+pub use mock::{Mock, unknown_view};
 pub use mock_server::{
     DEFAULT_ACCOUNT, DEFAULT_JOURNAL_BODY_BYTES, DEFAULT_JOURNAL_REQUESTS,
     DEFAULT_JOURNAL_TOTAL_BYTES, Fault, FaultHandle, JournalLimits, MockServer, MockServerBuilder,
@@ -93,186 +89,7 @@ pub use server::{ServerLimits, serve};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use state::MockDatabase;
 
-/// The largest request body accepted, in bytes; past it, 413 `payload_too_large`.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
-/// Requests a minute per account on `/admin` and `/metrics`.
-pub const ADMIN_PER_MINUTE: u32 = 600;
-/// V1 writes (virtual tags, their metadata, endpoints) a minute per account, all together.
-pub const V1_WRITES_PER_MINUTE: u32 = 600;
-
-/// A Finout-compatible mock API over a token store.
-#[derive(Debug, Clone)]
-pub struct Mock {
-    inner: Arc<MockInner>,
-}
-
-#[derive(Debug, Clone)]
-struct MockInner {
-    admin: TokenAdmin,
-    authenticator: Authenticator,
-    latency: Duration,
-    max_in_flight: usize,
-    clock: Arc<dyn Clock>,
-    /// How long a V2 cost-and-usage query takes to complete.
-    query_delay: Duration,
-    rate_limits: bool,
-    /// Where the limits are shared with other replicas, if anywhere.
-    shared: Option<Shared>,
-    /// Virtual tags and endpoints, per account (in the database, if any).
-    state: Arc<state::State>,
-    /// V2 cost-and-usage queries, per account (in memory).
-    queries: Arc<routes::v2::Queries>,
-    /// Views replacing the fixtures, per account (from a seed).
-    views: HashMap<AccountId, Vec<View>>,
-    /// What `/metrics` answers.
-    #[cfg(feature = "prometheus")]
-    prometheus: metrics::Prometheus,
-}
-
-/// How long a V2 cost-and-usage query takes to complete by default.
-pub const DEFAULT_QUERY_DELAY: Duration = Duration::from_secs(2);
-/// The longest query delay: 100 years.
-pub const MAX_QUERY_DELAY: Duration = Duration::from_secs(100 * 365 * 86_400);
-
 impl Mock {
-    /// A mock over `admin`'s store, authenticating with `authenticator` (register it with
-    /// the admin, so revocations take effect at once). What clients write is kept in
-    /// memory until [`database`](Self::database) says where to keep it.
-    pub fn new(admin: TokenAdmin, authenticator: Authenticator) -> Self {
-        Mock {
-            inner: Arc::new(MockInner {
-                admin,
-                authenticator,
-                latency: Duration::ZERO,
-                max_in_flight: 5,
-                clock: Arc::new(SystemClock),
-                query_delay: DEFAULT_QUERY_DELAY,
-                rate_limits: true,
-                shared: None,
-                state: Arc::default(),
-                queries: Arc::default(),
-                views: HashMap::new(),
-                #[cfg(feature = "prometheus")]
-                prometheus: metrics::Prometheus::new(),
-            }),
-        }
-    }
-
-    fn with(self, f: impl FnOnce(&mut MockInner)) -> Self {
-        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| (*shared).clone());
-        f(&mut inner);
-        Mock {
-            inner: Arc::new(inner),
-        }
-    }
-
-    /// Keep virtual tags, their metadata and endpoints in `db` (the mock's own table,
-    /// created if needed), loading what it holds: they survive a restart (features `sqlite`,
-    /// `postgres`).
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    pub async fn database(self, db: MockDatabase) -> Result<Self, sqlx::Error> {
-        let state = Arc::new(state::State::load(db).await?);
-        Ok(self.with(|m| m.state = state))
-    }
-
-    /// Read the time from `clock`: V2 query completion, rate limits and timestamps (e.g. a
-    /// [`ManualClock`](finout_auth::clock::ManualClock) in tests).
-    #[must_use]
-    pub fn clock(self, clock: impl Clock) -> Self {
-        self.with(|m| m.clock = Arc::new(clock))
-    }
-
-    /// How long a V2 cost-and-usage query stays `queued`/`running` before it completes
-    /// (default [`DEFAULT_QUERY_DELAY`]; at most [`MAX_QUERY_DELAY`], which is as good as
-    /// never).
-    #[must_use]
-    pub fn query_delay(self, delay: Duration) -> Self {
-        self.with(|m| m.query_delay = delay.min(MAX_QUERY_DELAY))
-    }
-
-    /// Apply Finout's per-route V2 rate limits (the default) or not.
-    #[must_use]
-    pub fn rate_limits(self, on: bool) -> Self {
-        self.with(|m| m.rate_limits = on)
-    }
-
-    /// Share the rate and in-flight limits with the other replicas through `shared` (give
-    /// the authenticator the same, for its failure windows and verified secrets).
-    #[must_use]
-    pub fn shared(self, shared: Shared) -> Self {
-        self.with(|m| m.shared = Some(shared))
-    }
-
-    /// The in-flight limit per token, shared if the mock is.
-    fn in_flight_limit(&self) -> TokenConcurrencyLimitLayer {
-        let layer = TokenConcurrencyLimitLayer::new(self.inner.max_in_flight)
-            .metrics(self.metrics().clone());
-        match &self.inner.shared {
-            Some(shared) => layer.shared(shared.clone()),
-            None => layer,
-        }
-    }
-
-    fn now(&self) -> OffsetDateTime {
-        self.inner.clock.now()
-    }
-
-    /// Delay every `/v1` response by `latency` (to test clients against a slow API).
-    #[must_use]
-    pub fn latency(self, latency: Duration) -> Self {
-        self.with(|m| m.latency = latency)
-    }
-
-    /// Requests in flight per token on `/v1` (Finout allows 5).
-    #[must_use]
-    pub fn max_in_flight(self, n: usize) -> Self {
-        self.with(|m| m.max_in_flight = n)
-    }
-
-    /// Answer `account`'s views with `views` instead of the fixtures.
-    #[must_use]
-    pub fn views(self, account: AccountId, views: Vec<View>) -> Self {
-        self.with(|m| {
-            m.views.insert(account, views);
-        })
-    }
-
-    /// The admin behind this mock.
-    pub fn admin(&self) -> &TokenAdmin {
-        &self.inner.admin
-    }
-
-    /// The counters every answer is recorded in (the authenticator's).
-    fn metrics(&self) -> &Metrics {
-        self.inner.authenticator.metrics_handle()
-    }
-
-    fn views_of(&self, account: AccountId) -> Vec<View> {
-        self.inner
-            .views
-            .get(&account)
-            .cloned()
-            .unwrap_or_else(|| fixtures::default_views(account))
-    }
-
-    /// The views `principal` may see: all of its account's for an API token, those of the
-    /// user's data access for a personal token.
-    fn visible_views(&self, principal: &Principal) -> Vec<View> {
-        let access = principal.data_access();
-        let mut views = self.views_of(principal.account_id());
-        views.retain(|v| access.allows(&v.id));
-        views
-    }
-
-    /// Refuse data access naming a view the account does not have.
-    fn check_views(&self, account: AccountId, access: &DataAccess) -> Answer<()> {
-        unknown_view(&self.views_of(account), access).map_or(Ok(()), |id| {
-            Err(MockError::invalid(format!(
-                "dataAccess: no view with id {id:?} in this account"
-            )))
-        })
-    }
-
     /// The axum router: every route of the crate docs.
     pub fn router(&self) -> Router {
         let admin = Router::new()
@@ -385,7 +202,7 @@ impl Mock {
             .fallback(error::no_route)
             .method_not_allowed_fallback(error::no_method)
             .layer(middleware::from_fn_with_state(
-                self.clone(),
+                self.metrics().clone(),
                 error::count_answered,
             ))
             .layer(middleware::from_fn(server::tenants::per_account))
@@ -401,24 +218,6 @@ impl Mock {
             .layer(middleware::from_fn(request_id::name))
             .with_state(self.clone())
     }
-}
-
-/// The first view id of `access` that is not one of `views`, if any: the check of
-/// `POST /admin/users`, `PUT /admin/users/{id}/roles` and `finout-mock user add|roles`.
-pub fn unknown_view<'a>(views: &[View], access: &'a DataAccess) -> Option<&'a str> {
-    let known: std::collections::HashSet<&str> = views.iter().map(|v| v.id.as_str()).collect();
-    access
-        .ids()
-        .unwrap_or_default()
-        .into_iter()
-        .find(|id| !known.contains(id))
-}
-
-async fn delay(State(mock): State<Mock>, request: Request, next: Next) -> Response {
-    if !mock.inner.latency.is_zero() {
-        tokio::time::sleep(mock.inner.latency).await;
-    }
-    next.run(request).await
 }
 
 /// The README's examples, compiled and run as doctests.

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::{
-    Mock,
     error::{Answer, Body, MockError, Path},
+    mock::Mock,
 };
 
 #[derive(Serialize)]

@@ -19,10 +19,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::{
-    Mock,
     error::{Answer, Body, MockError},
     fixtures::{self, DIMENSIONS},
     ledger::{self, DAY_MS, Days, Evaluator, Ledger, Measure, Stop},
+    mock::Mock,
 };
 
 /// How many days before its last run a scan analysed.

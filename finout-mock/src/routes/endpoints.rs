@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    Mock,
     error::{Answer, Body, MockError},
+    mock::Mock,
     routes::tags::{author, js_date},
     state::{Change, check_endpoints},
 };

@@ -20,7 +20,7 @@ use serde_json::Value;
 use finout_auth::AccountId;
 
 use crate::{
-    Mock,
+    mock::Mock,
     server::tenants::{self, Connection, Reserved},
     state::tags::{AccountTags, StoredTag},
 };

@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::{
-    Mock,
     error::{Answer, Body, MockError, Path},
+    mock::Mock,
     routes::listing::{self, TagList},
     server::tenants::Connection,
     state::{

@@ -8,10 +8,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    Mock,
     error::{Answer, Body, MockError},
     fixtures::{self, CostPoint, CostSeries},
     ledger::{self, Days, Evaluator, Ledger, Measure},
+    mock::Mock,
 };
 
 pub(crate) async fn views(State(mock): State<Mock>, principal: Principal) -> Json<Value> {

@@ -77,7 +77,7 @@ impl Problems {
                 format!("the account {first} already has this id"),
             );
         }
-        let views: HashSet<String> = match &account.views {
+        let ids: HashSet<String> = match &account.views {
             Some(views) => {
                 let mut seen = Seen::new();
                 for (v, view) in views.iter().enumerate() {
@@ -96,11 +96,12 @@ impl Problems {
                 .map(|v| v.id)
                 .collect(),
         };
+        let views: HashSet<&str> = ids.iter().map(String::as_str).collect();
         self.users(&at, account, &views);
         self.tokens(&at, account);
     }
 
-    fn users(&mut self, at: &str, account: &SeedAccount, views: &HashSet<String>) {
+    fn users(&mut self, at: &str, account: &SeedAccount, views: &HashSet<&str>) {
         let mut emails = Seen::new();
         for (u, user) in account.users.iter().enumerate() {
             let at = format!("{at}.users[{u}]");
@@ -121,19 +122,11 @@ impl Problems {
                 }
                 Err(why) => self.add(format!("{at}{}", user_field(why)), why.to_string()),
             }
-            for (i, id) in user
-                .data_access
-                .ids()
-                .unwrap_or_default()
-                .iter()
-                .enumerate()
-            {
-                if !views.contains(*id) {
-                    self.add(
-                        format!("{at}.dataAccess[{i}]"),
-                        "no view of this account has that id",
-                    );
-                }
+            for (i, _) in fixtures::unknown_views(views, &user.data_access) {
+                self.add(
+                    format!("{at}.dataAccess[{i}]"),
+                    "no view of this account has that id",
+                );
             }
         }
     }

@@ -4,7 +4,7 @@
 //! and made the same way (`CREATE TABLE IF NOT EXISTS`, recorded in no migration table).
 
 use super::SeedError;
-use crate::MockDatabase;
+use crate::state::MockDatabase;
 
 /// The seed error for a failure of the record.
 pub(super) fn failed(e: sqlx::Error) -> SeedError {

@@ -18,7 +18,7 @@ use super::{
     ledger::{self, Kind, Ledger},
 };
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-use crate::MockDatabase;
+use crate::state::MockDatabase;
 
 /// How many times a load is tried when the store refuses a write because another process
 /// wrote the same ids first (replicas loading one seed at once): the next try finds them.

@@ -24,7 +24,7 @@ use finout_auth::{AccountId, ErrorCode, Principal};
 use http_body_util::BodyExt;
 
 use super::ServerLimits;
-use crate::{MAX_BODY_BYTES, error::MockError};
+use crate::{error::MockError, limits::MAX_BODY_BYTES};
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Usage {
@@ -317,7 +317,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::Mock;
+    use crate::mock::Mock;
 
     struct Setup {
         router: Router,

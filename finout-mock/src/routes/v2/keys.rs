@@ -13,10 +13,10 @@ use std::collections::{BTreeSet, HashSet};
 use serde_json::{Value, json};
 
 use crate::{
-    Mock,
     error::{Answer, MockError, Params, Path},
     fixtures::DIMENSIONS,
     ledger,
+    mock::Mock,
     state::tags::AccountTags,
 };
 

@@ -13,11 +13,12 @@ use axum::{
     handler::Handler,
     routing::{MethodRouter, get, post},
 };
-use finout_auth::middleware::{Quota, RateLimitHeaders, RateLimitLayer};
+use finout_auth::middleware::Quota;
 
-use crate::Mock;
+use crate::mock::Mock;
 
-pub(crate) use cost::Queries;
+#[cfg(test)]
+pub(crate) use spec::Spec;
 
 /// The V2 routes, each limited per account as Finout's docs say (requests per minute, and
 /// per day for `generate-query`).
@@ -76,26 +77,4 @@ pub(crate) fn router(mock: &Mock) -> Router<Mock> {
             get(tags::get_metadata.layer(limit("tag-metadata-get", 100)))
                 .put(tags::put_metadata.layer(limit("tag-metadata-put", 100))),
         )
-}
-
-impl Mock {
-    /// A rate limit `name` of `quotas` per account on the mock's clock, counted in its
-    /// metrics and shared with the other replicas if the mock is, with the draft
-    /// `RateLimit-Policy` and `RateLimit` fields on every answer; none when rate limits are
-    /// off.
-    pub(crate) fn rate_limit(&self, name: &str, quotas: Vec<Quota>) -> RateLimitLayer {
-        let quotas = if self.inner.rate_limits {
-            quotas
-        } else {
-            Vec::new()
-        };
-        let layer = RateLimitLayer::new(quotas)
-            .clock(self.inner.clock.clone())
-            .metrics(self.metrics().clone())
-            .headers(RateLimitHeaders::Draft);
-        match &self.inner.shared {
-            Some(shared) if self.inner.rate_limits => layer.shared(shared.clone(), name),
-            _ => layer,
-        }
-    }
 }

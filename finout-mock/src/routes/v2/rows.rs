@@ -7,41 +7,12 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
-use time::{Date, Duration, OffsetDateTime};
+use time::Date;
 
-use super::spec::{Query, Source};
-use crate::ledger::{self, Ledger, Measure};
-
-fn date(ms: i64) -> Date {
-    OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).map_or(Date::MIN, OffsetDateTime::date)
-}
-
-fn start_of(d: Date, interval: &str) -> Date {
-    match interval {
-        "week" => d - Duration::days(i64::from(d.weekday().number_days_from_monday())),
-        "month" => d.replace_day(1).unwrap_or(d),
-        _ => d,
-    }
-}
-
-/// The start of each day, week (Monday) or month the range touches.
-pub(super) fn periods(start_ms: i64, end_ms: i64, interval: &str) -> Vec<Date> {
-    let (first, last) = (date(start_ms), date(end_ms));
-    let mut out = Vec::new();
-    let mut day = first;
-    // At most 61 days: the range is checked.
-    while day <= last {
-        let period = start_of(day, interval);
-        if out.last() != Some(&period) {
-            out.push(period);
-        }
-        match day.next_day() {
-            Some(next) => day = next,
-            None => break,
-        }
-    }
-    out
-}
+use crate::{
+    ledger::{self, Ledger, Measure},
+    query::{Query, Source, date, periods, start_of},
+};
 
 /// One measurement of a row: over its line items.
 #[derive(Debug, Clone, Copy)]

@@ -1,12 +1,9 @@
-//! The body of `POST /v2/data/cost-usage/generate-query`, checked as Finout documents it,
-//! and what the checked query costs: its candidate rows and its work units (`rows` makes
-//! the rows). Checking also takes the query's snapshot of the account: its virtual tags and
-//! filters evaluated over the range's cells (`crate::ledger`), and the mock's today.
+//! The body of `POST /v2/data/cost-usage/generate-query`, checked as Finout documents it
+//! into a [`Query`] (`crate::query`: what it costs; `rows` makes its rows). Checking also
+//! takes the query's snapshot of the account: its virtual tags and filters evaluated over
+//! the range's cells (`crate::ledger`), and the mock's today.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
-};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -15,7 +12,8 @@ use super::keys::VIRTUAL_TAGS;
 use crate::{
     error::{Answer, MockError},
     fixtures,
-    ledger::{CellSet, Days, Evaluator, Stop},
+    ledger::{Days, Evaluator, Stop},
+    query::{Dim, MAX_CANDIDATE_ROWS, MAX_WORK_UNITS, Query, ROW_WORK, Source, Values},
     state::tags::AccountTags,
 };
 
@@ -104,100 +102,6 @@ struct DimensionSpec {
     sort_direction: Option<String>,
 }
 
-/// A checked query: what the rows are made of.
-#[derive(Debug, Clone)]
-pub(crate) struct Query {
-    pub(super) start_ms: i64,
-    pub(super) end_ms: i64,
-    pub(super) interval: &'static str,
-    pub(super) measurements: Vec<(&'static str, &'static str)>,
-    /// Each dimension: its column (`{costCenter}_{type}_{key}`, with the cost center as the
-    /// client sent it: a client sending `""` reads `_billing_dimension_service`) and its
-    /// values.
-    pub(super) dimensions: Vec<Dim>,
-    /// Sort by (column, descending); `None`: the first measurement, descending.
-    pub(super) sort: Option<(String, bool)>,
-    pub(super) row_limit: u64,
-    /// The days the range touches.
-    pub(super) days: Days,
-    /// The last day with costs: the mock's today when the query was generated.
-    pub(super) today: i64,
-    /// The cells (day x kind of line item) the filters keep; `None`: every cell.
-    pub(super) filter: Option<CellSet>,
-}
-
-#[derive(Debug, Clone)]
-pub(super) struct Dim {
-    pub(super) column: String,
-    pub(super) values: Arc<Values>,
-    pub(super) source: Source,
-}
-
-/// Where a dimension's value of a line item comes from.
-#[derive(Debug, Clone)]
-pub(super) enum Source {
-    /// A fixture dimension (an index of `fixtures::DIMENSIONS`).
-    Fixture(usize),
-    /// A virtual tag: per cell of the range, the index of its value in the dimension's
-    /// values.
-    Tag(Arc<[u32]>),
-}
-
-/// The values of a dimension. A virtual tag's are shared by every query of the account that
-/// names the same version of the tag (`cost::Queries` interns them), never copied per query.
-#[derive(Debug)]
-pub(crate) struct Values {
-    pub(super) list: Vec<String>,
-    /// The longest value, in bytes: what hashing a row costs per dimension at most.
-    longest: usize,
-    /// Bytes held, and the account's count they are charged to (given back on drop).
-    charge: Option<(usize, Arc<AtomicUsize>)>,
-}
-
-impl Values {
-    /// `list`, charged to `charged_to` (the bytes its strings hold) until dropped.
-    pub(crate) fn new(list: Vec<String>, charged_to: Option<Arc<AtomicUsize>>) -> Self {
-        let longest = list.iter().map(String::len).max().unwrap_or(0);
-        let charge = charged_to.map(|count| {
-            let bytes = Self::weight(&list);
-            count.fetch_add(bytes, Ordering::Relaxed);
-            (bytes, count)
-        });
-        Values {
-            list,
-            longest,
-            charge,
-        }
-    }
-
-    /// What `list` weighs in memory: its strings and their headers.
-    pub(crate) fn weight(list: &[String]) -> usize {
-        list.iter()
-            .map(|v| v.len().saturating_add(std::mem::size_of::<String>()))
-            .fold(0usize, usize::saturating_add)
-    }
-}
-
-impl Drop for Values {
-    fn drop(&mut self) {
-        if let Some((bytes, count)) = &self.charge {
-            count.fetch_sub(*bytes, Ordering::Relaxed);
-        }
-    }
-}
-
-/// The most rows a query may range over before `rowLimit` (periods x combinations of its
-/// dimensions' values): past it, 400.
-pub(crate) const MAX_CANDIDATE_ROWS: u64 = 200_000;
-/// What one row costs besides its dimensions' values, in work units (bytes).
-const ROW_WORK: u64 = 64;
-/// The most work units a query may take to rank: candidate rows x (`ROW_WORK` + the
-/// longest value of each dimension). Past it, 400. An upper bound: the rows are sums of the
-/// ledger's line items (at most 61 days x 31), so a query has at most that many rows
-/// whatever its candidates, and ranking the costliest accepted query takes less than the
-/// tens of milliseconds of one core SECURITY.md gives for it.
-pub(crate) const MAX_WORK_UNITS: u64 = 32_000_000;
-
 fn one_of(value: &str, allowed: &[&'static str], field: &str) -> Answer<&'static str> {
     allowed
         .iter()
@@ -260,8 +164,8 @@ impl Spec {
     /// Check every field; the first problem answers 400 naming it. Virtual tags (cost
     /// center `Virtual Tags`, key the tag's id) and filters are evaluated over the range
     /// with `tags`, the account's, within `budget` work units; `intern` answers the values
-    /// of a tag as the query holds them (shared with other queries, see `cost::Queries`).
-    /// Nothing after `today` has costs.
+    /// of a tag as the query holds them (shared with other queries, see
+    /// `crate::query::Queries`). Nothing after `today` has costs.
     pub(crate) fn check(
         self,
         today: i64,
@@ -435,56 +339,4 @@ fn unknown_key(i: usize, d: &DimensionSpec) -> MockError {
 /// A dimension's column: `{costCenter}_{type}_{key}`.
 fn column(cost_center: &str, kind: &str, key: &str) -> String {
     format!("{cost_center}_{kind}_{key}")
-}
-
-impl Query {
-    /// Rows the query ranges over before `rowLimit`, saturating.
-    pub(super) fn candidates(&self) -> u64 {
-        let periods = super::rows::periods(self.start_ms, self.end_ms, self.interval).len() as u64;
-        self.dimensions
-            .iter()
-            .fold(periods, |n, d| n.saturating_mul(d.values.list.len() as u64))
-    }
-
-    /// What ranking the rows costs: candidates x (`ROW_WORK` + the longest value of each
-    /// dimension), saturating.
-    pub(crate) fn work_units(&self) -> u64 {
-        let per_row = self
-            .dimensions
-            .iter()
-            .fold(ROW_WORK, |n, d| n.saturating_add(d.values.longest as u64));
-        self.candidates().saturating_mul(per_row)
-    }
-
-    /// The most bytes one row of the answer takes, about: its values and measurements.
-    pub(super) fn row_bytes(&self) -> u64 {
-        let values = self
-            .dimensions
-            .iter()
-            .map(|d| (d.column.len() + d.values.longest) as u64 + 8)
-            .fold(0u64, u64::saturating_add);
-        values.saturating_add(64 * (self.measurements.len() as u64 + 1))
-    }
-
-    /// The bytes the query holds besides its dimensions' values, about: its columns, its
-    /// virtual tags' value of each cell and its filter's cells.
-    pub(crate) fn weight(&self) -> usize {
-        let columns = self
-            .dimensions
-            .iter()
-            .map(|d| {
-                let cells = match &d.source {
-                    Source::Tag(labels) => labels.len().saturating_mul(4),
-                    Source::Fixture(_) => 0,
-                };
-                d.column.len().saturating_add(64).saturating_add(cells)
-            })
-            .fold(0usize, usize::saturating_add)
-            .saturating_add(self.filter.as_ref().map_or(0, CellSet::bytes));
-        let sort = self.sort.as_ref().map_or(0, |(by, _)| by.len());
-        std::mem::size_of::<Self>()
-            .saturating_add(256)
-            .saturating_add(columns)
-            .saturating_add(sort)
-    }
 }

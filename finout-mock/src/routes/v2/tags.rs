@@ -11,8 +11,8 @@ use serde_json::{Map, Value, json};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::{
-    Mock,
     error::{Answer, Body, MockError, Params, Path},
+    mock::Mock,
     routes::{
         listing::{self, TagList},
         tags::{author, require_write},
