@@ -575,7 +575,10 @@ async fn costguard_scans_add_up_to_the_ledger() {
     .await;
     assert_eq!(status, 200, "{scans}");
     let scans = scans["scans"].as_array().unwrap().clone();
-    assert!(scans.iter().all(|scan| scan["scanLastRunTime"] == TODAY), "{scans:?}");
+    assert!(
+        scans.iter().all(|scan| scan["scanLastRunTime"] == TODAY),
+        "{scans:?}"
+    );
     let ec2 = scans
         .iter()
         .find(|scan| scan["scanName"] == "EC2 - Rightsizing")
