@@ -18,6 +18,7 @@ use finout_auth::middleware::{Quota, RateLimitHeaders, RateLimitLayer};
 use crate::Mock;
 
 pub(crate) use cost::Queries;
+pub(crate) use spec::{FilterObject, check_filter};
 
 /// The V2 routes, each limited per account as Finout's docs say (requests per minute, and
 /// per day for `generate-query`).

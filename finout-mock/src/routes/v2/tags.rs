@@ -145,7 +145,10 @@ pub(crate) async fn list(
     let list = TagList {
         prefix: "{\"data\":{\"virtualTags\":[".to_owned(),
         render: |tag, _| v2(tag),
-        suffix: format!("]}},\"requestId\":\"{}\"}}", crate::request_id::current().as_str()),
+        suffix: format!(
+            "]}},\"requestId\":\"{}\"}}",
+            crate::request_id::current().as_str()
+        ),
     };
     listing::tags(&mock, principal.account_id(), connection.as_deref(), list)
 }
