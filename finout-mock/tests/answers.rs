@@ -108,7 +108,7 @@ async fn a_tag_written_with_an_api_token_is_signed_with_the_email_of_the_user_wh
     )
     .await;
     assert_eq!(status, 200, "{endpoint}");
-    assert_eq!(endpoint["createdBy"], ADMIN_EMAIL);
+    assert_eq!(endpoint["endpoint"]["createdBy"], ADMIN_EMAIL);
 }
 
 #[tokio::test]

@@ -1605,11 +1605,12 @@ async fn costguard_endpoints_and_tag_metadata_answer_as_documented() {
         json!({"type": "email", "name": "finops", "configuration": {"to": "finops@acme.test"}});
     let (status, created) = call(addr, Method::POST, "/v1/endpoints", creds, Some(email)).await;
     assert_eq!(status, 200, "{created}");
-    assert_eq!(created["configuration"]["to"], "finops@acme.test");
-    assert_eq!(created["accountId"], account.to_string());
+    let endpoint = &created["endpoint"];
+    assert_eq!(endpoint["configuration"]["to"], "finops@acme.test");
+    assert_eq!(endpoint["accountId"], account.to_string());
     assert!(
-        created["id"].is_string()
-            && created["createdAt"].is_string()
+        endpoint["id"].is_string()
+            && endpoint["createdAt"].is_string()
             && created["requestId"].is_string()
     );
     for bad in [
@@ -1658,7 +1659,7 @@ async fn costguard_endpoints_and_tag_metadata_answer_as_documented() {
     let path = format!("/v1/virtual-tags/{}/metadata", tag["id"].as_str().unwrap());
     let (status, body) = call(addr, Method::GET, &path, creds, None).await;
     assert_eq!((status, body["metadata"].clone()), (200, json!({})));
-    let metadata = json!({"App Team": {"groups": ["g1"], "customMetadata": {"owner": "Dave"}, "endpoints": [created["id"]]}});
+    let metadata = json!({"App Team": {"groups": ["g1"], "customMetadata": {"owner": "Dave"}, "endpoints": [created["endpoint"]["id"]]}});
     let (status, body) = call(addr, Method::PUT, &path, creds, Some(metadata.clone())).await;
     assert_eq!((status, body["metadata"].clone()), (200, metadata.clone()));
     let (_, body) = call(addr, Method::GET, &path, creds, None).await;

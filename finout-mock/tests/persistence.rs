@@ -31,7 +31,7 @@ async fn start(store: Arc<dyn TokenAdminStore>, db: MockDatabase) -> (SocketAddr
 /// mock then answers for them.
 async fn write_state(addr: SocketAddr, pair: (&str, &str)) -> Vec<(String, Value)> {
     let creds = Some(pair);
-    let tag = json!({"name": "Team", "rules": [{"to": "payments", "filters": {}}], "defaultValue": "none"});
+    let tag = json!({"name": "Team", "rules": [{"to": "payments", "filters": {"AND": []}}], "defaultValue": "none"});
     let (status, created) = call(addr, Method::POST, "/v1/virtual-tags", creds, Some(tag)).await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap();

@@ -1,8 +1,9 @@
 //! Whatever the API accepts survives a restart (issue 24): random JSON of random depth, up
-//! to and past the 32-level bound, in a V1 tag's fields, a V2 rule's `filters` and a tag
-//! value's `customMetadata`, is either refused with a 4xx (400 exactly when the body nests
-//! deeper than 32) or saved, loaded by a new mock on the same SQLite file, and answered as
-//! it was before.
+//! to and past the 32-level bound, in a V1 tag's fields and a V2 rule's `filters`, is either
+//! refused with a 4xx (400 exactly when the body nests deeper than 32) or saved, loaded by a
+//! new mock on the same SQLite file, and answered as it was before; in a tag value's
+//! `customMetadata`, which holds strings, it is refused unless it is a string, and kept as
+//! JSON text.
 
 use std::sync::Arc;
 
@@ -177,9 +178,18 @@ proptest! {
             let (status, body) = send(&app, creds, Method::PUT, &path, Some(&staged)).await;
             check(status, &body, &staged)?;
 
-            // Metadata: the custom metadata of value "a".
-            let meta = json!({"a": {"customMetadata": {"c": custom}}});
+            // Metadata: the custom metadata of value "a", whose values are strings: `custom`
+            // itself is refused unless it is one (400, for its type or its depth); `custom`
+            // as JSON text is kept.
             let path = format!("/v1/virtual-tags/{id}/metadata");
+            let as_is = json!({"a": {"customMetadata": {"c": custom}}});
+            let (status, body) = send(&app, creds, Method::PUT, &path, Some(&as_is)).await;
+            if custom.is_string() {
+                check(status, &body, &as_is)?;
+            } else {
+                prop_assert_eq!(status, 400, "{}", body);
+            }
+            let meta = json!({"a": {"customMetadata": {"c": custom.to_string()}}});
             let (status, body) = send(&app, creds, Method::PUT, &path, Some(&meta)).await;
             let metadata = check(status, &body, &meta)?.then(|| body["metadata"].clone());
 

@@ -348,7 +348,8 @@ async fn admin_and_v1_writes_are_rate_limited_per_account() {
 async fn tag_lists_are_written_as_they_are_read_and_parse_whole() {
     let s = MockServer::start().await;
     for i in 0..3 {
-        let rules = vec![json!({"to": format!("{i}{}", "v".repeat(200_000)), "filters": {}})];
+        let rules =
+            vec![json!({"to": format!("{i}{}", "v".repeat(200_000)), "filters": {"AND": []}})];
         let body = json!({"name": format!("big{i}"), "defaultValue": "z", "rules": rules});
         let (status, _) = call(
             s.address(),

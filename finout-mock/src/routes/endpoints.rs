@@ -37,7 +37,8 @@ struct Configuration {
     to: String,
 }
 
-/// Create an email or Slack endpoint (Finout maps MS Teams channels itself: not creatable).
+/// Create an email or Slack endpoint (Finout maps MS Teams channels itself: not creatable);
+/// answered as `{"endpoint": {...}, "requestId"}`.
 pub(crate) async fn create(
     State(mock): State<Mock>,
     principal: Principal,
@@ -81,7 +82,7 @@ pub(crate) async fn create(
         "createdAt": now,
         "updatedAt": now,
     });
-    let mut answer = mock
+    let endpoint = mock
         .inner
         .state
         .write(principal.account_id(), |_, endpoints| {
@@ -89,6 +90,10 @@ pub(crate) async fn create(
             Ok((Change::AddEndpoint(endpoint.clone()), endpoint))
         })
         .await?;
-    answer["requestId"] = json!(crate::request_id::current().as_str());
-    Ok(Json(answer))
+    // `{"endpoint": {...}, "requestId"}`: Finout's page lists the fields, not whether they
+    // are wrapped; the community OpenAPI description (and a client generated from it) has
+    // them under `endpoint`.
+    Ok(Json(
+        json!({"endpoint": endpoint, "requestId": crate::request_id::current().as_str()}),
+    ))
 }

@@ -470,7 +470,7 @@ mod tests {
         for i in 0..2 {
             let value = format!("{i}{}", "v".repeat(250_000));
             let tag = serde_json::json!({"name": "big", "defaultValue": "z",
-                "rules": [{"to": value, "filters": {}}]});
+                "rules": [{"to": value, "filters": {"AND": []}}]});
             let post = send(
                 &s.creds[0],
                 &on,

@@ -322,8 +322,9 @@ pub(crate) fn client_fields(
     }
 }
 
-/// Check one value's metadata: an object of `customMetadata` (an object), `groups` and
-/// `endpoints` (arrays of ids), and, if `merge_allowed` (V2), `mergeValuesAndMetadata`.
+/// Check one value's metadata: an object of `customMetadata` (an object of strings),
+/// `groups` and `endpoints` (arrays of ids), and, if `merge_allowed` (V2),
+/// `mergeValuesAndMetadata`.
 pub(crate) fn check_value_metadata(value: &str, entry: &Value, merge_allowed: bool) -> Answer<()> {
     let bad = |why: &str| Err(MockError::invalid(format!("metadata[{value:?}]: {why}")));
     if value.is_empty() || value.contains('.') {
@@ -333,18 +334,24 @@ pub(crate) fn check_value_metadata(value: &str, entry: &Value, merge_allowed: bo
         return bad("must be an object");
     };
     for (field, v) in fields {
-        let ok = match field.as_str() {
-            "customMetadata" => v.is_object(),
-            "groups" | "endpoints" => v
-                .as_array()
-                .is_some_and(|ids| ids.len() <= MAX_IDS && ids.iter().all(Value::is_string)),
-            "mergeValuesAndMetadata" if merge_allowed => v.is_boolean(),
+        let (ok, expected) = match field.as_str() {
+            // Text values, as Finout's examples show them (`{"owner": "Dave"}`) and the
+            // community OpenAPI descriptions of V1 and V2 type them.
+            "customMetadata" => (
+                v.as_object()
+                    .is_some_and(|m| m.values().all(Value::is_string)),
+                "an object of strings".to_owned(),
+            ),
+            "groups" | "endpoints" => (
+                v.as_array()
+                    .is_some_and(|ids| ids.len() <= MAX_IDS && ids.iter().all(Value::is_string)),
+                format!("an array of at most {MAX_IDS} string ids"),
+            ),
+            "mergeValuesAndMetadata" if merge_allowed => (v.is_boolean(), "a boolean".to_owned()),
             _ => return bad(&format!("unknown field {field:?}")),
         };
         if !ok {
-            return bad(&format!(
-                "{field} has the wrong type (groups and endpoints: at most {MAX_IDS} ids)"
-            ));
+            return bad(&format!("{field}: expected {expected}"));
         }
     }
     Ok(())

@@ -342,7 +342,7 @@ async fn attack_unread(s: &MockServer, tokens: &[Creds], n: usize) {
     // About 7.6 MB of tags: 32 of 240 KB.
     for i in 0..32 {
         let rules: Vec<Value> = (0..8)
-            .map(|r| json!({"to": format!("{i}-{r}-{}", "v".repeat(30_000)), "filters": {}}))
+            .map(|r| json!({"to": format!("{i}-{r}-{}", "v".repeat(30_000)), "filters": {"AND": []}}))
             .collect();
         let body = json!({"name": format!("big{i}"), "defaultValue": "z", "rules": rules});
         let (status, body) =

@@ -119,8 +119,29 @@ fn descending(direction: &str, field: &str) -> Answer<bool> {
     Ok(one_of(direction, &["ascending", "descending"], field)? == "descending")
 }
 
+/// Which of Finout's filter objects a filter is checked as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FilterObject {
+    /// V2's (FO2), as Cost & Usage queries take it: a condition has a string `type` and a
+    /// `value` array, and a filter at most 30 conditions.
+    V2Query,
+    /// V1's (FO1), as a V1 virtual tag's rules take it: a condition needs no `type` (V1's
+    /// has none), its `value` is a string or an array of strings, and its other fields
+    /// (`displayName`, a `type` sent anyway) are strings; an `AND`/`OR` object has no other
+    /// field. No cap on conditions (Finout documents V2's 30 for queries only).
+    V1Rule,
+}
+
+/// Check a filter (`path` names it in a 400): `AND`/`OR` of filters, nested to any depth
+/// (16 here), or a condition `{costCenter, key, operator, value}` with one of the eight
+/// operators, `value` needed unless the operator is `exists` or `notExists`.
+pub(crate) fn check_filter(filter: &Value, path: &str, object: FilterObject) -> Answer<()> {
+    conditions(filter, path, 0, object).map(|_| ())
+}
+
 /// Count a filter's conditions, checking each (`AND`/`OR` nest to any depth).
-fn conditions(filter: &Value, path: &str, depth: usize) -> Answer<usize> {
+fn conditions(filter: &Value, path: &str, depth: usize, object: FilterObject) -> Answer<usize> {
+    let v1 = object == FilterObject::V1Rule;
     let bad = |why: String| Err(MockError::invalid(format!("{path}: {why}")));
     let Value::Object(f) = filter else {
         return bad("a filter is an object".into());
@@ -133,31 +154,53 @@ fn conditions(filter: &Value, path: &str, depth: usize) -> Answer<usize> {
             let Value::Array(list) = list else {
                 return bad(format!("{group} must be an array"));
             };
+            if v1 && f.len() > 1 {
+                return bad(format!("an object with {group} has no other field"));
+            }
             let mut n = 0usize;
             for (i, c) in list.iter().enumerate() {
-                n += conditions(c, &format!("{path}.{group}[{i}]"), depth + 1)?;
-                if n > MAX_FILTER_CONDITIONS {
+                n += conditions(c, &format!("{path}.{group}[{i}]"), depth + 1, object)?;
+                if !v1 && n > MAX_FILTER_CONDITIONS {
                     return bad(format!("at most {MAX_FILTER_CONDITIONS} conditions"));
                 }
             }
             return Ok(n);
         }
     }
-    for field in ["costCenter", "key", "type", "operator"] {
-        if !f.get(field).is_some_and(Value::is_string) {
+    let required: &[&str] = if v1 {
+        &["costCenter", "key", "operator"]
+    } else {
+        &["costCenter", "key", "type", "operator"]
+    };
+    for field in required {
+        if !f.get(*field).is_some_and(Value::is_string) {
             return bad(format!("a condition needs a string {field}"));
         }
+    }
+    if v1 && let Some((field, _)) = f.iter().find(|(k, v)| *k != "value" && !v.is_string()) {
+        return bad(format!("{field} must be a string"));
     }
     let operator = one_of(
         f["operator"].as_str().unwrap_or(""),
         &FILTER_OPERATORS,
-        "operator",
+        &format!("{path}.operator"),
     )?;
     let needs_value = !matches!(operator, "exists" | "notExists");
-    if needs_value && !f.get("value").is_some_and(Value::is_array) {
-        return bad(format!("{operator} needs a value array"));
+    if !v1 {
+        if needs_value && !f.get("value").is_some_and(Value::is_array) {
+            return bad(format!("{operator} needs a value array"));
+        }
+        return Ok(1);
     }
-    Ok(1)
+    match f.get("value") {
+        None if !needs_value => Ok(1),
+        None => bad(format!(
+            "{operator} needs a value (a string or an array of strings)"
+        )),
+        Some(Value::String(_)) => Ok(1),
+        Some(Value::Array(values)) if values.iter().all(Value::is_string) => Ok(1),
+        Some(_) => bad("value must be a string or an array of strings".into()),
+    }
 }
 
 impl Spec {
@@ -288,7 +331,7 @@ impl Spec {
         }
         let filter = match &self.filters {
             Some(filters) => {
-                conditions(filters, "filters", 0)?;
+                check_filter(filters, "filters", FilterObject::V2Query)?;
                 Some(evaluator.filter(filters)?)
             }
             None => None,
