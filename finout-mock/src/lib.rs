@@ -48,6 +48,7 @@
 
 mod error;
 mod field_error;
+mod filters;
 pub mod fixtures;
 mod ledger;
 mod limits;

@@ -1593,6 +1593,16 @@ async fn costguard_endpoints_and_tag_metadata_answer_as_documented() {
     // A filter on a key no cost has keeps nothing.
     let (status, none) = recommend(json!({"scanId": ec2, "filters": {"costCenter": "AWS", "key": "x", "operator": "is", "value": "y"}})).await;
     assert_eq!((status, &none["data"]), (200, &json!([])));
+    // Filters are checked as a virtual-tag rule's are.
+    let (status, bad) = recommend(json!({"scanId": ec2, "filters": {"costCenter": "AWS", "key": "region", "operator": "near", "value": "x"}})).await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(
+        bad["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("filters.operator: \"near\" is not one of"),
+        "{bad}"
+    );
     let (status, _) = recommend(json!({"scanId": "nope"})).await;
     assert_eq!(status, 404);
     let (status, _) = recommend(json!({"scanId": first, "groupBy": {"costCenter": "AWS"}})).await;

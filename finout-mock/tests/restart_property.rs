@@ -1,5 +1,6 @@
 //! Whatever the API accepts survives a restart (issue 24): random JSON of random depth, up
-//! to and past the 32-level bound, in a V1 tag's fields and a V2 rule's `filters`, is either
+//! to and past the 32-level bound, in a V1 tag's fields (and a V2 rule's filter nested as
+//! deep, holding it as text), is either
 //! refused with a 4xx (400 exactly when the body nests deeper than 32) or saved, loaded by a
 //! new mock on the same SQLite file, and answered as it was before; in a tag value's
 //! `customMetadata`, which holds strings, it is refused unless it is a string, and kept as
@@ -172,8 +173,15 @@ proptest! {
             let (_, created) = send(&app, creds, Method::POST, "/v1/virtual-tags", Some(&base)).await;
             let id = created["id"].as_str().unwrap().to_owned();
 
-            // V2: a staged version with the filters (wrapped in an object: `filters` is one).
-            let staged = json!({"name": "S", "defaultValue": "d", "rules": [{"to": "a", "filters": {"f": filters}}]});
+            // V2: a staged version whose rule's filter nests about as deep as `filters`: `AND`
+            // of `AND` ... of a condition whose value is `filters` as JSON text (a filter is
+            // checked, so random JSON is not one).
+            let mut filter = json!({"costCenter": "AWS", "key": "service", "operator": "is",
+                                    "value": filters.to_string()});
+            for _ in 0..depth(&filters) / 2 {
+                filter = json!({"AND": [filter]});
+            }
+            let staged = json!({"name": "S", "defaultValue": "d", "rules": [{"to": "a", "filters": filter}]});
             let path = format!("/v2/virtual-tags/{id}?setAsLive=false");
             let (status, body) = send(&app, creds, Method::PUT, &path, Some(&staged)).await;
             check(status, &body, &staged)?;

@@ -1232,3 +1232,57 @@ async fn generate_query_also_has_a_daily_quota_of_10000() {
         assert_eq!(minute(&mut c, &clock, creds, &body).await.0, 50);
     }
 }
+
+/// A query names at most 3 distinct virtual tags across its dimensions and filters (the
+/// community description of V2); the same tag named twice counts once.
+#[tokio::test]
+async fn a_query_names_at_most_three_virtual_tags() {
+    let clock = clock();
+    let s = server(&clock).await;
+    let a = s.address();
+    let mut ids = Vec::new();
+    for name in ["A", "B", "C", "D"] {
+        let tag = json!({"name": name, "defaultValue": "x", "rules": []});
+        let (status, created) =
+            call(a, Method::POST, "/v2/virtual-tags", creds(&s), Some(tag)).await;
+        assert_eq!(status, 200, "{created}");
+        ids.push(created["data"]["id"].as_str().unwrap().to_owned());
+    }
+    let tag_dim = |id: &str| json!({"costCenter": "Virtual Tags", "key": id});
+    let tag_is = |id: &str| {
+        json!({"costCenter": "virtual tags", "key": id, "type": "virtual_tag",
+               "operator": "oneOf", "value": ["x"]})
+    };
+    let server = &s;
+    let generate = |dimensions: Value, filters: Value| {
+        let mut body = connector_query();
+        body["dimensions"] = dimensions;
+        body["filters"] = filters;
+        async move {
+            call(
+                a,
+                Method::POST,
+                "/v2/data/cost-usage/generate-query",
+                creds(server),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let three = generate(
+        json!([tag_dim(&ids[0]), tag_dim(&ids[1])]),
+        json!({"AND": [tag_is(&ids[2]), {"OR": [tag_is(&ids[0])]}]}),
+    )
+    .await;
+    assert_eq!(three.0, 200, "{}", three.1);
+    let four = generate(
+        json!([tag_dim(&ids[0]), tag_dim(&ids[1])]),
+        json!({"AND": [tag_is(&ids[2]), {"OR": [tag_is(&ids[3])]}]}),
+    )
+    .await;
+    assert_eq!(four.0, 400, "{}", four.1);
+    assert_eq!(
+        four.1["message"],
+        "dimensions: at most 3 virtual tags across dimensions and filters, 4 named"
+    );
+}

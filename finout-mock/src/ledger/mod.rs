@@ -28,6 +28,8 @@ mod evaluate;
 mod filter;
 mod items;
 
+use crate::filters::VIRTUAL_TAGS;
+
 pub(crate) use cells::{CellSet, TagValues};
 pub(crate) use evaluate::{Evaluator, Stop, with_tags};
 pub(crate) use items::{
@@ -41,8 +43,6 @@ pub(crate) const UNITS: f64 = 10_000.0;
 pub(crate) const NO_VALUE: &str = "N/A";
 /// How costs that no rule of a virtual tag (and no default) assigns are answered.
 pub(crate) const UNTAGGED: &str = "Untagged";
-/// The cost center of virtual tags in filters.
-const VIRTUAL_TAGS: &str = "Virtual Tags";
 /// What evaluating virtual tags for one request may take on an async worker, in work units
 /// (about one a byte compared or a cell visited); past it the evaluation starts again on the
 /// blocking pool.

@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     error::{Answer, Body, MockError},
+    filters::{FilterObject, check_filter},
     fixtures::{self, DIMENSIONS},
     ledger::{self, DAY_MS, Days, Evaluator, Ledger, Measure, Stop},
     mock::Mock,
@@ -108,7 +109,8 @@ pub(crate) async fn scans(State(mock): State<Mock>, principal: Principal) -> Ans
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Recommendations {
     scan_id: String,
-    /// V1's filter object, applied to the resources' line items.
+    /// V1's filter object (checked as a virtual-tag rule's), applied to the resources' line
+    /// items.
     #[serde(default)]
     filters: Option<Map<String, Value>>,
     /// `{"costCenter", "key", ...}`: resources are grouped by the value of `key`.
@@ -208,6 +210,7 @@ pub(crate) async fn recommendations(
     let mut resources = resources(scan, account, &query.scan_id, today);
     if let Some(filters) = query.filters {
         let filter = Value::Object(filters);
+        check_filter(&filter, "filters", FilterObject::Rule)?;
         let days = Days {
             first: today - ANALYSIS_DAYS,
             count: ANALYSIS_DAYS as usize,

@@ -16,10 +16,7 @@ use time::OffsetDateTime;
 use crate::{
     error::{Answer, Body, MockError, Path},
     mock::Mock,
-    routes::{
-        listing::{self, TagList},
-        v2::{FilterObject, check_filter},
-    },
+    routes::listing::{self, TagList},
     server::tenants::Connection,
     state::{
         Change,
@@ -125,28 +122,14 @@ pub(crate) async fn list(
 
 /// Finout's v1 documents `defaultValue` as a string (e.g. "Untagged"); a MegaBill key
 /// `{"key","costCenter"}` (what V2 also allows, so a tag written there reads and writes back
-/// here) is accepted too. Absent is allowed, `null` or any other type is not. A rule's
-/// `filters`, if any, is V1's filter object, checked as V2 checks a query's filters
-/// (`v2::check_filter`): what is kept and answered back is a filter Finout documents, never
-/// whatever was sent (`{"x": {}}`).
+/// here) is accepted too. Absent is allowed, `null` or any other type is not.
 fn v1_fields(body: Value) -> Answer<Map<String, Value>> {
-    let fields = client_fields(
+    client_fields(
         body,
         false,
         is_value_or_key,
         "a string or {\"key\", \"costCenter\"}",
-    )?;
-    let rules = fields.get("rules").and_then(Value::as_array);
-    for (i, rule) in rules.into_iter().flatten().enumerate() {
-        if let Some(filters) = rule.get("filters") {
-            check_filter(
-                filters,
-                &format!("rules[{i}].filters"),
-                FilterObject::V1Rule,
-            )?;
-        }
-    }
-    Ok(fields)
+    )
 }
 
 pub(crate) async fn create(

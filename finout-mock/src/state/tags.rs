@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::error::{Answer, MockError};
+use crate::{
+    error::{Answer, MockError},
+    filters::{FilterObject, check_filter},
+};
 
 /// The most virtual tags one account keeps.
 pub(crate) const MAX_TAGS_PER_ACCOUNT: usize = 500;
@@ -269,7 +272,9 @@ pub(crate) fn is_value_or_key(v: &Value) -> bool {
 }
 
 /// The client's fields of a tag body: a string `name`, `rules` each checked by
-/// [`check_rule`] (absent: none, unless `required`), and `defaultValue` passing
+/// [`check_rule`] and its `filters` as a rule's filter object ([`FilterObject::Rule`]: what
+/// is kept and answered back is a filter, never whatever was sent) (absent: none, unless
+/// `required`), and `defaultValue` passing
 /// `default_ok` (absent allowed unless `required`). `requestId` and the fields the mock
 /// sets are dropped (a client PUTting back a whole tag it read sends them too).
 pub(crate) fn client_fields(
@@ -309,6 +314,10 @@ pub(crate) fn client_fields(
         Some(Value::Array(rules)) => {
             for (i, rule) in rules.iter().enumerate() {
                 check_rule(rule).map_err(|why| MockError::invalid(format!("rules[{i}]: {why}")))?;
+                if let Some(filter) = rule.get("filters") {
+                    let path = format!("rules[{i}].filters");
+                    check_filter(filter, &path, FilterObject::Rule)?;
+                }
             }
         }
         Some(_) => return Err(MockError::invalid("`rules` must be an array")),

@@ -14,14 +14,12 @@ use serde_json::{Value, json};
 
 use crate::{
     error::{Answer, MockError, Params, Path},
+    filters::VIRTUAL_TAGS,
     fixtures::DIMENSIONS,
     ledger,
     mock::Mock,
     state::tags::AccountTags,
 };
-
-/// The cost center virtual tags are listed under.
-pub(crate) const VIRTUAL_TAGS: &str = "Virtual Tags";
 
 pub(crate) async fn keys(State(mock): State<Mock>, principal: Principal) -> Json<Value> {
     let mut keys: Vec<Value> = DIMENSIONS

@@ -19,7 +19,6 @@ use crate::mock::Mock;
 
 #[cfg(test)]
 pub(crate) use spec::Spec;
-pub(crate) use spec::{FilterObject, check_filter};
 
 /// The V2 routes, each limited per account as Finout's docs say (requests per minute, and
 /// per day for `generate-query`).

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::keys::VIRTUAL_TAGS;
 use crate::{
     error::{Answer, MockError},
+    filters::{FilterObject, VIRTUAL_TAGS, check_filter, one_of, virtual_tags},
     fixtures,
     ledger::{Days, Evaluator, Stop},
     query::{Dim, MAX_CANDIDATE_ROWS, MAX_WORK_UNITS, Query, ROW_WORK, Source, Values},
@@ -24,7 +24,9 @@ const MAX_RANGE_MS: i64 = 60 * DAY_MS;
 const MAX_MS: i64 = 253_402_300_799_999;
 const MAX_MEASUREMENTS: usize = 5;
 const MAX_DIMENSIONS: usize = 20;
-const MAX_FILTER_CONDITIONS: usize = 30;
+/// Finout's cap on the distinct virtual tags a query names, in dimensions and filters
+/// together (the community description of V2).
+const MAX_VIRTUAL_TAGS: usize = 3;
 const DEFAULT_ROW_LIMIT: u64 = 1_000;
 const MAX_ROW_LIMIT: u64 = 100_000;
 
@@ -39,16 +41,6 @@ const MEASUREMENTS: [&str; 8] = [
     "normalizedUsageAmount",
 ];
 const OPERATORS: [&str; 4] = ["sum", "avg", "min", "max"];
-const FILTER_OPERATORS: [&str; 8] = [
-    "oneOf",
-    "notOneOf",
-    "is",
-    "notIs",
-    "contains",
-    "notContains",
-    "exists",
-    "notExists",
-];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -102,105 +94,8 @@ struct DimensionSpec {
     sort_direction: Option<String>,
 }
 
-fn one_of(value: &str, allowed: &[&'static str], field: &str) -> Answer<&'static str> {
-    allowed
-        .iter()
-        .copied()
-        .find(|a| *a == value)
-        .ok_or_else(|| {
-            MockError::invalid(format!(
-                "{field}: {value:?} is not one of {}",
-                allowed.join(", ")
-            ))
-        })
-}
-
 fn descending(direction: &str, field: &str) -> Answer<bool> {
     Ok(one_of(direction, &["ascending", "descending"], field)? == "descending")
-}
-
-/// Which of Finout's filter objects a filter is checked as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FilterObject {
-    /// V2's (FO2), as Cost & Usage queries take it: a condition has a string `type` and a
-    /// `value` array, and a filter at most 30 conditions.
-    V2Query,
-    /// V1's (FO1), as a V1 virtual tag's rules take it: a condition needs no `type` (V1's
-    /// has none), its `value` is a string or an array of strings, and its other fields
-    /// (`displayName`, a `type` sent anyway) are strings; an `AND`/`OR` object has no other
-    /// field. No cap on conditions (Finout documents V2's 30 for queries only).
-    V1Rule,
-}
-
-/// Check a filter (`path` names it in a 400): `AND`/`OR` of filters, nested to any depth
-/// (16 here), or a condition `{costCenter, key, operator, value}` with one of the eight
-/// operators, `value` needed unless the operator is `exists` or `notExists`.
-pub(crate) fn check_filter(filter: &Value, path: &str, object: FilterObject) -> Answer<()> {
-    conditions(filter, path, 0, object).map(|_| ())
-}
-
-/// Count a filter's conditions, checking each (`AND`/`OR` nest to any depth).
-fn conditions(filter: &Value, path: &str, depth: usize, object: FilterObject) -> Answer<usize> {
-    let v1 = object == FilterObject::V1Rule;
-    let bad = |why: String| Err(MockError::invalid(format!("{path}: {why}")));
-    let Value::Object(f) = filter else {
-        return bad("a filter is an object".into());
-    };
-    if depth > 16 {
-        return bad("nested too deeply".into());
-    }
-    for group in ["AND", "OR"] {
-        if let Some(list) = f.get(group) {
-            let Value::Array(list) = list else {
-                return bad(format!("{group} must be an array"));
-            };
-            if v1 && f.len() > 1 {
-                return bad(format!("an object with {group} has no other field"));
-            }
-            let mut n = 0usize;
-            for (i, c) in list.iter().enumerate() {
-                n += conditions(c, &format!("{path}.{group}[{i}]"), depth + 1, object)?;
-                if !v1 && n > MAX_FILTER_CONDITIONS {
-                    return bad(format!("at most {MAX_FILTER_CONDITIONS} conditions"));
-                }
-            }
-            return Ok(n);
-        }
-    }
-    let required: &[&str] = if v1 {
-        &["costCenter", "key", "operator"]
-    } else {
-        &["costCenter", "key", "type", "operator"]
-    };
-    for field in required {
-        if !f.get(*field).is_some_and(Value::is_string) {
-            return bad(format!("a condition needs a string {field}"));
-        }
-    }
-    if v1 && let Some((field, _)) = f.iter().find(|(k, v)| *k != "value" && !v.is_string()) {
-        return bad(format!("{field} must be a string"));
-    }
-    let operator = one_of(
-        f["operator"].as_str().unwrap_or(""),
-        &FILTER_OPERATORS,
-        &format!("{path}.operator"),
-    )?;
-    let needs_value = !matches!(operator, "exists" | "notExists");
-    if !v1 {
-        if needs_value && !f.get("value").is_some_and(Value::is_array) {
-            return bad(format!("{operator} needs a value array"));
-        }
-        return Ok(1);
-    }
-    match f.get("value") {
-        None if !needs_value => Ok(1),
-        None => bad(format!(
-            "{operator} needs a value (a string or an array of strings)"
-        )),
-        Some(Value::String(_)) => Ok(1),
-        Some(Value::Array(values)) if values.iter().all(Value::is_string) => Ok(1),
-        Some(_) => bad("value must be a string or an array of strings".into()),
-    }
 }
 
 impl Spec {
@@ -269,6 +164,26 @@ impl Spec {
         }
         if self.dimensions.len() > MAX_DIMENSIONS {
             return Err(MockError::invalid(format!("dimensions: at most {MAX_DIMENSIONS}")).into());
+        }
+        // Counted before any is evaluated.
+        let mut named_tags: Vec<&str> = self
+            .dimensions
+            .iter()
+            .filter(|d| d.cost_center.eq_ignore_ascii_case(VIRTUAL_TAGS))
+            .map(|d| d.key.as_str())
+            .collect();
+        if let Some(filters) = &self.filters {
+            virtual_tags(filters, &mut named_tags);
+        }
+        named_tags.sort_unstable();
+        named_tags.dedup();
+        if named_tags.len() > MAX_VIRTUAL_TAGS {
+            return Err(MockError::invalid(format!(
+                "dimensions: at most {MAX_VIRTUAL_TAGS} virtual tags across dimensions and \
+                 filters, {} named",
+                named_tags.len()
+            ))
+            .into());
         }
         let mut dimensions: Vec<Dim> = Vec::new();
         // Each dimension as Finout names it: cost center and key case folded, the cost
