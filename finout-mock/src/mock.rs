@@ -145,7 +145,8 @@ impl Mock {
         self.inner.clock.now()
     }
 
-    /// Delay every `/v1` response by `latency` (to test clients against a slow API).
+    /// Delay every `/v1` and `/v2` response by `latency` (to test clients against a slow
+    /// API).
     #[must_use]
     pub fn latency(self, latency: Duration) -> Self {
         self.with(|m| m.latency = latency)

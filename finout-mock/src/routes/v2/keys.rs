@@ -51,25 +51,26 @@ pub(crate) async fn values(
     Path((cost_center, key)): Path<(String, String)>,
     Params(KeyType { kind }): Params<KeyType>,
 ) -> Answer<Json<Value>> {
-    let (types, values): (Vec<&str>, Vec<String>) = if cost_center == VIRTUAL_TAGS {
-        let values = mock
-            .inner
-            .state
-            .tags(principal.account_id(), |tags| {
-                tags.get(&key).map(|_| may_assign(tags, &key))
-            })
-            .ok_or_else(|| MockError::not_found("key"))?;
-        (vec!["virtual_tag"], values)
-    } else {
-        let d = DIMENSIONS
-            .iter()
-            .find(|d| d.cost_center.eq_ignore_ascii_case(&cost_center) && d.key == key)
-            .ok_or_else(|| MockError::not_found("key"))?;
-        (
-            d.types.to_vec(),
-            d.values.iter().map(|v| (*v).to_owned()).collect(),
-        )
-    };
+    let (types, values): (Vec<&str>, Vec<String>) =
+        if cost_center.eq_ignore_ascii_case(VIRTUAL_TAGS) {
+            let values = mock
+                .inner
+                .state
+                .tags(principal.account_id(), |tags| {
+                    tags.get(&key).map(|_| may_assign(tags, &key))
+                })
+                .ok_or_else(|| MockError::not_found("key"))?;
+            (vec!["virtual_tag"], values)
+        } else {
+            let d = DIMENSIONS
+                .iter()
+                .find(|d| d.cost_center.eq_ignore_ascii_case(&cost_center) && d.key == key)
+                .ok_or_else(|| MockError::not_found("key"))?;
+            (
+                d.types.to_vec(),
+                d.values.iter().map(|v| (*v).to_owned()).collect(),
+            )
+        };
     if let Some(kind) = kind
         && !types.contains(&kind.as_str())
     {
