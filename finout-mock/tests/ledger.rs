@@ -167,6 +167,19 @@ fn condition(cost_center: &str, key: &str, operator: &str, value: &[&str]) -> Va
            "operator": operator, "value": value})
 }
 
+/// A mock whose today is 2024-07-15 (its clock, at noon), whose V2 queries complete at once,
+/// without rate limits.
+async fn server() -> (ManualClock, MockServer) {
+    let clock = ManualClock::new(datetime!(2024-07-15 12:00 UTC));
+    let s = MockServer::builder()
+        .clock(clock.clone())
+        .query_delay(Duration::ZERO)
+        .rate_limits(false)
+        .start()
+        .await;
+    (clock, s)
+}
+
 async fn create_tag(s: &MockServer, path: &str, tag: Value) -> String {
     let (status, created) = call(s.address(), Method::POST, path, creds(s), Some(tag)).await;
     assert!(status == 200 || status == 201, "{status} {created}");
@@ -179,13 +192,7 @@ async fn create_tag(s: &MockServer, path: &str, tag: Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_view_grouping_api_version_and_filter_sums_to_one_ledger() {
-    let clock = ManualClock::new(datetime!(2024-07-15 12:00 UTC));
-    let s = MockServer::builder()
-        .clock(clock.clone())
-        .query_delay(Duration::ZERO)
-        .rate_limits(false)
-        .start()
-        .await;
+    let (clock, s) = server().await;
     // Two virtual tags: "Team" moves EC2 and EKS to "compute", Kubernetes costs to their
     // namespace, S3 to "late-storage" from three days before today; the rest is "shared".
     // "Env" (written through V1, no default) tags production, and leaves the rest untagged.
@@ -478,12 +485,7 @@ async fn service_total(
 /// another virtual tag it assigns.
 #[tokio::test]
 async fn a_virtual_tags_values_are_what_grouping_by_it_answers() {
-    let clock = ManualClock::new(datetime!(2024-07-15 12:00 UTC));
-    let s = MockServer::builder()
-        .clock(clock.clone())
-        .rate_limits(false)
-        .start()
-        .await;
+    let (_clock, s) = server().await;
     let team = create_tag(
         &s,
         "/v2/virtual-tags",
@@ -558,13 +560,7 @@ async fn a_virtual_tags_values_are_what_grouping_by_it_answers() {
 /// what a V2 filter keeps, and groups add up to the totals.
 #[tokio::test]
 async fn costguard_scans_add_up_to_the_ledger() {
-    let clock = ManualClock::new(datetime!(2024-07-15 12:00 UTC));
-    let s = MockServer::builder()
-        .clock(clock.clone())
-        .query_delay(Duration::ZERO)
-        .rate_limits(false)
-        .start()
-        .await;
+    let (_clock, s) = server().await;
     let (status, scans) = call(
         s.address(),
         Method::GET,

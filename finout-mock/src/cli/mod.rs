@@ -85,12 +85,7 @@ pub(crate) enum TokenCommand {
         at: StoreArgs,
     },
     /// Revoke a token.
-    Revoke {
-        #[command(flatten)]
-        at: StoreArgs,
-        /// The token's client id.
-        client_id: String,
-    },
+    Revoke(TokenAt),
     /// Give a token a new secret, printed once; the replaced one keeps working for
     /// --grace-seconds (at most 604800, 7 days).
     Rotate {
@@ -103,19 +98,18 @@ pub(crate) enum TokenCommand {
         grace_seconds: u64,
     },
     /// Disable a token: it is refused like a wrong secret until enabled, and kept.
-    Disable {
-        #[command(flatten)]
-        at: StoreArgs,
-        /// The token's client id.
-        client_id: String,
-    },
+    Disable(TokenAt),
     /// Enable a disabled token.
-    Enable {
-        #[command(flatten)]
-        at: StoreArgs,
-        /// The token's client id.
-        client_id: String,
-    },
+    Enable(TokenAt),
+}
+
+/// One token of a store's account.
+#[derive(Args, Debug)]
+pub(crate) struct TokenAt {
+    #[command(flatten)]
+    at: StoreArgs,
+    /// The token's client id.
+    client_id: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -250,7 +244,7 @@ pub(crate) async fn token(command: TokenCommand) -> Result<serde_json::Value, Fa
             let tokens = admin.list_tokens(at.account, TokenFilter::All).await?;
             serde_json::json!({ "tokens": tokens })
         }
-        TokenCommand::Revoke { at, client_id } => {
+        TokenCommand::Revoke(TokenAt { at, client_id }) => {
             let admin = admin_at(&at).await?;
             let revoked = admin
                 .revoke_token(at.account, &ClientId::from(client_id))
@@ -273,14 +267,14 @@ pub(crate) async fn token(command: TokenCommand) -> Result<serde_json::Value, Fa
                 "token": rotated.info,
             })
         }
-        TokenCommand::Disable { at, client_id } => {
+        TokenCommand::Disable(TokenAt { at, client_id }) => {
             let admin = admin_at(&at).await?;
             let info = admin
                 .disable_token(at.account, &ClientId::from(client_id))
                 .await?;
             serde_json::json!({ "token": info })
         }
-        TokenCommand::Enable { at, client_id } => {
+        TokenCommand::Enable(TokenAt { at, client_id }) => {
             let admin = admin_at(&at).await?;
             let info = admin
                 .enable_token(at.account, &ClientId::from(client_id))
