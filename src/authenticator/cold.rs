@@ -91,11 +91,7 @@ impl Inner {
             // the grace's end on every hit).
             let secrets = Secrets {
                 current: token.record.secret_hash.clone(),
-                previous: token
-                    .record
-                    .previous_secret
-                    .clone()
-                    .filter(|p| now < p.valid_until),
+                previous: token.record.previous_secret_at(now).cloned(),
             };
             let check = Check::Stored {
                 hash: &secrets.current,
@@ -175,12 +171,7 @@ impl Inner {
             // expired.
             (Some(token), Some(principal))
                 if token.record.secret_hash == entry.secrets.current
-                    && token
-                        .record
-                        .previous_secret
-                        .clone()
-                        .filter(|p| now < p.valid_until)
-                        == entry.secrets.previous
+                    && token.record.previous_secret_at(now) == entry.secrets.previous.as_ref()
                     && *principal == entry.principal
                     && !token.record.is_expired_at(now) =>
             {

@@ -123,12 +123,16 @@ impl TokenRecord {
         self.expires_at.is_some_and(|at| now >= at)
     }
 
-    /// The replaced secret's hash while its grace lasts at `now`, else `None`.
-    pub fn previous_hash_at(&self, now: OffsetDateTime) -> Option<&SecretHash> {
+    /// The replaced secret while its grace lasts at `now`, else `None`.
+    pub fn previous_secret_at(&self, now: OffsetDateTime) -> Option<&PreviousSecret> {
         self.previous_secret
             .as_ref()
             .filter(|p| now < p.valid_until)
-            .map(|p| &p.hash)
+    }
+
+    /// The replaced secret's hash while its grace lasts at `now`, else `None`.
+    pub fn previous_hash_at(&self, now: OffsetDateTime) -> Option<&SecretHash> {
+        self.previous_secret_at(now).map(|p| &p.hash)
     }
 
     /// Whether the token is disabled.

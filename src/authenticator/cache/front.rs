@@ -111,11 +111,13 @@ impl Front {
             .flatten()
     }
 
-    /// Whether an entry (found in the shared cache) is young enough to be served: moka
-    /// counts its TTL from the insert, this from when its record was read.
+    /// Whether an entry (found in the shared cache) is young enough to be served (moka
+    /// counts its TTL from the insert, this from when its record was read), and if so
+    /// whether it is due for a refresh: one reading of the clock.
     #[inline]
-    pub(crate) fn is_fresh(&self, entry: &VerifiedEntry) -> bool {
-        is_younger(entry.stamp.cached_at, self.entry_ticks)
+    pub(crate) fn serve(&self, entry: &VerifiedEntry) -> Option<bool> {
+        let age = age_of(entry.stamp.cached_at);
+        (age < self.entry_ticks).then_some(age >= self.refresh_ticks)
     }
 
     /// Whether a refusal (found in the shared cache) is young enough to be served.
@@ -125,7 +127,7 @@ impl Front {
     }
 
     /// Whether an entry (found in the shared cache) is old enough to be refreshed.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn refresh_due(&self, entry: &VerifiedEntry) -> bool {
         age_of(entry.stamp.cached_at) >= self.refresh_ticks
     }

@@ -114,10 +114,6 @@ impl TokenCache {
     pub(crate) fn lookup(&self, client_id: &[u8], secret: &SecretDigest) -> Lookup {
         if let Some((entry, found, due)) = self.verified(client_id) {
             if let Some(matched) = entry.accepts(secret) {
-                let due = match found {
-                    Found::Front => due,
-                    Found::Shared => self.front.refresh_due(&entry),
-                };
                 return Lookup::Verified(entry, matched, due);
             }
             if found == Found::Front {
@@ -131,8 +127,8 @@ impl TokenCache {
         }
     }
 
-    /// The current verified entry for a client id: from this thread's front when it holds a
-    /// young enough one (with whether it is due for a refresh), else from moka, refilling
+    /// The current verified entry for a client id, with whether it is due for a refresh:
+    /// from this thread's front when it holds a young enough one, else from moka, refilling
     /// the front.
     #[inline]
     fn verified(&self, client_id: &[u8]) -> Option<(Arc<VerifiedEntry>, Found, bool)> {
@@ -142,11 +138,12 @@ impl TokenCache {
             return Some((entry, Found::Front, due));
         }
         let entry = self.verified.get(client_id)?;
-        if !self.epochs.is_current(entry.stamp.epoch) || !self.front.is_fresh(&entry) {
+        if !self.epochs.is_current(entry.stamp.epoch) {
             return None;
         }
+        let due = self.front.serve(&entry)?;
         self.front.put(&entry);
-        Some((entry, Found::Shared, false))
+        Some((entry, Found::Shared, due))
     }
 
     /// Whether this attempt failed before and its token has not changed since.
@@ -207,7 +204,11 @@ impl TokenCache {
         let mut stamp = stamp.into();
         // Served for the refusal TTL from now, but never past the record's own TTL.
         let now = coarsetime::Instant::now_without_cache_update();
-        stamp.cached_at = (stamp.cached_at + self.record_slack).min(now);
+        // Checked: a slack near `u64::MAX` ticks (a TTL of centuries) means "now".
+        stamp.cached_at = stamp
+            .cached_at
+            .checked_add(self.record_slack)
+            .map_or(now, |until| until.min(now));
         self.refused.insert(attempt, Refusal { stamp });
     }
 
