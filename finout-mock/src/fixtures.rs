@@ -88,9 +88,15 @@ pub const DIMENSIONS: [Dimension; 6] = [
 
 /// The dimension named `name` (its key or display name, any case).
 pub fn dimension(name: &str) -> Option<&'static Dimension> {
+    dimension_index(name).map(|i| &DIMENSIONS[i])
+}
+
+/// The index in [`DIMENSIONS`] of the dimension named `name` (its key or display name, any
+/// case).
+pub(crate) fn dimension_index(name: &str) -> Option<usize> {
     DIMENSIONS
         .iter()
-        .find(|d| d.key.eq_ignore_ascii_case(name) || d.display_name.eq_ignore_ascii_case(name))
+        .position(|d| d.key.eq_ignore_ascii_case(name) || d.display_name.eq_ignore_ascii_case(name))
 }
 
 /// Finout's cost types, and the factor each applies to the fixtures' list costs (a mock's
@@ -153,7 +159,7 @@ pub(crate) fn unknown_views<'a>(
 /// The definition of `account`'s view `view_id`: a fixture view's own, else (a seed's view)
 /// all of the account's costs grouped by vendor.
 pub(crate) fn view_definition(account: AccountId, view_id: &str) -> ViewDefinition {
-    let key = |k: &str| DIMENSIONS.iter().position(|d| d.key == k).unwrap_or(0);
+    let key = |k: &str| dimension_index(k).unwrap_or(0);
     VIEWS
         .iter()
         .find(|(name, _, _)| stable_id(account, name).to_string() == view_id)

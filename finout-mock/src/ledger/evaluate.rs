@@ -50,12 +50,13 @@ pub(crate) async fn with_tags<T: Send + 'static>(
     account: AccountId,
     f: impl Fn(&AccountTags, u64) -> Result<T, Stop> + Send + 'static,
 ) -> Result<T, MockError> {
-    match state.tags(account, |tags| f(tags, INLINE_EVALUATION_WORK)) {
+    // One snapshot for both tries: the blocking pool's sees the same tags.
+    let tags = state.tags_now(account);
+    match f(&tags, INLINE_EVALUATION_WORK) {
         Ok(done) => return Ok(done),
         Err(Stop::Answer(e)) => return Err(e),
         Err(Stop::TooCostly) => {}
     }
-    let tags = state.tags(account, AccountTags::clone);
     let done = tokio::task::spawn_blocking(move || f(&tags, MAX_EVALUATION_WORK))
         .await
         .map_err(|e| {

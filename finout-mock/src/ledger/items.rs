@@ -18,7 +18,7 @@ struct Kind {
 }
 
 static KINDS: LazyLock<Vec<Kind>> = LazyLock::new(|| {
-    let dim = |key: &str| DIMENSIONS.iter().position(|d| d.key == key).unwrap_or(0);
+    let dim = |key: &str| crate::fixtures::dimension_index(key).unwrap_or(0);
     let (vendor, service, region, account) =
         (dim("vendor"), dim("service"), dim("region"), dim("account"));
     let (namespace, cluster) = (dim("namespace"), dim("cluster"));
@@ -133,7 +133,7 @@ pub(crate) struct Ledger {
 
 /// The UTC day (days since 1970-01-01) of an instant.
 pub(crate) fn day_of(t: OffsetDateTime) -> i64 {
-    t.unix_timestamp().div_euclid(86_400)
+    t.unix_timestamp().div_euclid(DAY_MS / 1_000)
 }
 
 impl Ledger {

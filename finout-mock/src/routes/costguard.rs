@@ -139,7 +139,7 @@ impl Resource {
 
 /// The kinds of line item whose vendor is `vendor` (and service `service`, if given).
 fn kinds_of(vendor: &str, service: Option<&str>) -> Vec<usize> {
-    let dim = |key: &str| DIMENSIONS.iter().position(|d| d.key == key);
+    let dim = |key: &str| ledger::dimension("", key);
     let (Some(vendor_dim), Some(service_dim)) = (dim("vendor"), dim("service")) else {
         return Vec::new();
     };

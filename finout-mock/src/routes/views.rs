@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::{
     error::{Answer, Body, MockError},
     fixtures::{self, CostPoint, CostSeries},
-    ledger::{self, Days, Evaluator, Ledger, Measure},
+    ledger::{self, DAY_MS, Days, Evaluator, Ledger, Measure},
     mock::Mock,
 };
 
@@ -43,7 +43,6 @@ struct DateRange {
     unix_time_mill_seconds_end: i64,
 }
 
-const DAY_MS: i64 = 86_400_000;
 /// Finout's longest range.
 const MAX_RANGE_MS: i64 = 90 * DAY_MS;
 /// The range when `date` is left out (Finout's docs do not say; a mock's choice): the last
@@ -176,10 +175,7 @@ const MAX_DAYS: usize = 92;
 /// A dimension of the fixtures (key or display name, any case), else one of the account's
 /// virtual tags (id, or name in any case).
 fn group_named(mock: &Mock, account: finout_auth::AccountId, name: &str) -> Option<Group> {
-    if let Some(d) = fixtures::DIMENSIONS
-        .iter()
-        .position(|d| d.key.eq_ignore_ascii_case(name) || d.display_name.eq_ignore_ascii_case(name))
-    {
+    if let Some(d) = fixtures::dimension_index(name) {
         return Some(Group::Dimension(d));
     }
     mock.inner.state.tags(account, |tags| {
@@ -258,7 +254,7 @@ fn series(
         sums.iter()
             .enumerate()
             .map(|(i, &units)| CostPoint {
-                time: days.day(i).saturating_mul(ledger::DAY_MS),
+                time: days.day(i).saturating_mul(DAY_MS),
                 cost: units as f64 / ledger::UNITS,
             })
             .collect()

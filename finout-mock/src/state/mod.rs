@@ -158,6 +158,11 @@ impl State {
         )
     }
 
+    /// `account`'s tags as they are now, shared (none: an empty set).
+    pub(crate) fn tags_now(&self, account: AccountId) -> Arc<AccountTags> {
+        self.snapshot(account).0.unwrap_or_default()
+    }
+
     /// Read `account`'s tags (outside the lock).
     pub(crate) fn tags<T>(&self, account: AccountId, f: impl FnOnce(&AccountTags) -> T) -> T {
         let (tags, _) = self.snapshot(account);

@@ -82,7 +82,7 @@ pub(crate) async fn generate(
     let queries = mock.inner.queries.clone();
     let intern = move |id: &str, values: Vec<String>| queries.intern(account, id, values);
     let query = ledger::with_tags(&mock.inner.state, account, move |tags, budget| {
-        spec.clone().check(today, tags, budget, &intern)
+        spec.check(today, tags, budget, &intern)
     })
     .await?;
     let queries = &mock.inner.queries;
@@ -183,7 +183,11 @@ pub(crate) async fn results(
             let costly = query.work_units() > INLINE_WORK_UNITS;
             let build = move || {
                 let fresh = ranked.is_none();
-                let ranked: Arc<[u32]> = ranked.unwrap_or_else(|| rows::rank(&query, &seed).into());
+                // Summed at most once: for the ranking (the first page only) and the page.
+                let summed = std::cell::OnceCell::new();
+                let summed = || summed.get_or_init(|| rows::sum(&query, &seed));
+                let ranked: Arc<[u32]> =
+                    ranked.unwrap_or_else(|| rows::rank(&query, summed()).into());
                 let total = ranked.len();
                 let rows = if offset > total {
                     None
@@ -191,7 +195,7 @@ pub(crate) async fn results(
                     let end = offset.saturating_add(size).min(total);
                     Some(rows::page(
                         &query,
-                        &seed,
+                        summed(),
                         ranked.get(offset..end).unwrap_or_default(),
                     ))
                 };

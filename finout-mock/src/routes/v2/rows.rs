@@ -63,6 +63,18 @@ fn label(query: &Query, d: usize, i: u32) -> &str {
     }
 }
 
+/// A query's periods and every row, summed from the ledger ([`sum`]).
+pub(crate) struct Summed {
+    periods: Vec<Date>,
+    rows: Vec<Row>,
+}
+
+/// Every row, summed once for the ranking and the page a request needs.
+pub(crate) fn sum(query: &Query, seed: &str) -> Summed {
+    let (periods, rows) = rows(query, seed);
+    Summed { periods, rows }
+}
+
 /// Every row, in a stable order (by period, then by the first line item of each group).
 fn rows(query: &Query, seed: &str) -> (Vec<Date>, Vec<Row>) {
     let periods = periods(query.start_ms, query.end_ms, query.interval);
@@ -135,8 +147,8 @@ pub(crate) fn count(query: &Query, seed: &str) -> usize {
 
 /// The results' rows in order (sorted, within `rowLimit`), by row index: taken once per
 /// query.
-pub(crate) fn rank(query: &Query, seed: &str) -> Vec<u32> {
-    let (_, rows) = rows(query, seed);
+pub(crate) fn rank(query: &Query, summed: &Summed) -> Vec<u32> {
+    let rows = &summed.rows;
     let (by, desc) = query.sort.clone().unwrap_or_else(|| {
         let (kind, op) = query.measurements[0];
         (format!("{kind}_{op}"), true)
@@ -166,8 +178,8 @@ pub(crate) fn rank(query: &Query, seed: &str) -> Vec<u32> {
 }
 
 /// The rows at `ranked` (a slice of [`rank`]'s answer), built.
-pub(crate) fn page(query: &Query, seed: &str, ranked: &[u32]) -> Vec<Map<String, Value>> {
-    let (periods, rows) = rows(query, seed);
+pub(crate) fn page(query: &Query, summed: &Summed, ranked: &[u32]) -> Vec<Map<String, Value>> {
+    let Summed { periods, rows } = summed;
     ranked
         .iter()
         .filter_map(|&r| rows.get(r as usize))

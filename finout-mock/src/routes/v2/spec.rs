@@ -12,12 +12,11 @@ use crate::{
     error::{Answer, MockError},
     filters::{FilterObject, VIRTUAL_TAGS, check_filter, one_of, virtual_tags},
     fixtures,
-    ledger::{Days, Evaluator, Stop},
+    ledger::{DAY_MS, Days, Evaluator, Stop},
     query::{Dim, MAX_CANDIDATE_ROWS, MAX_WORK_UNITS, Query, ROW_WORK, Source, Values},
     state::tags::AccountTags,
 };
 
-const DAY_MS: i64 = 86_400_000;
 /// Finout's V2 range limit: 60 days.
 const MAX_RANGE_MS: i64 = 60 * DAY_MS;
 /// 9999-12-31T23:59:59.999Z.
@@ -105,7 +104,7 @@ impl Spec {
     /// of a tag as the query holds them (shared with other queries, see
     /// `crate::query::Queries`). Nothing after `today` has costs.
     pub(crate) fn check(
-        self,
+        &self,
         today: i64,
         tags: &AccountTags,
         budget: u64,
